@@ -1,0 +1,45 @@
+#!/bin/sh
+# Install the Debian packages cowkit needs, or say which are missing.
+#
+#   scripts/deps.sh [build|test|bench|fuzz]...   (default: build test)
+#
+# Does nothing when everything is present. As root it runs apt-get; as any
+# other user it names the missing packages and exits 1.
+set -eu
+
+build="cmake make gcc g++ pkg-config liburcu-dev libxxhash-dev"
+test="python3 binutils"
+bench="liblmdb-dev gnuplot-nox"
+fuzz="clang"
+
+groups="${*:-build test}"
+want=""
+for g in $groups; do
+	case "$g" in
+	build) want="$want $build" ;;
+	test) want="$want $build $test" ;;
+	bench) want="$want $build $bench" ;;
+	fuzz) want="$want $build $fuzz" ;;
+	*) echo "deps.sh: unknown group '$g' (build, test, bench, fuzz)" >&2; exit 2 ;;
+	esac
+done
+
+missing=""
+for p in $want; do
+	case " $missing " in *" $p "*) continue ;; esac
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "cowkit needs these Debian packages:$missing" >&2
+	echo "install them with: sudo apt-get install$missing" >&2
+	exit 1
+fi
+echo "deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >&2

@@ -1,0 +1,49 @@
+/*
+ * The cow command: shared declarations for its command files. Each
+ * cmd_*.c file implements one group of commands against the public API only.
+ */
+#ifndef COW_CLI_H
+#define COW_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cow/cow.h"
+
+/* Exit codes scripts can trust (documented in docs/cow.1 and `cow help`). */
+enum {
+	EXIT_OK = 0,       /* done */
+	EXIT_NOTFOUND = 1, /* the key, object or process does not exist */
+	EXIT_USAGE = 2,    /* bad command line */
+	EXIT_FAIL = 3,     /* the operation failed (I/O, permission, busy, ...) */
+	EXIT_DAMAGED = 4,  /* the store is corrupt (fsck/scrub found damage) */
+};
+
+struct cli_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv); /* argv[0] is the command name */
+	const char *args;                  /* synopsis after the name */
+	const char *summary;               /* one line */
+	const char *help;                  /* longer text for `cow help NAME`, or NULL */
+};
+
+/* Command groups; each file defines its table. */
+extern const struct cli_cmd cli_tour_cmds[];
+extern const struct cli_cmd cli_store_cmds[];
+extern const struct cli_cmd cli_share_cmds[];
+extern const struct cli_cmd cli_mem_cmds[];
+
+/* Print "cow: CONTEXT: MESSAGE" for a cowkit error and map it to an exit code. */
+int cli_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "cow: MESSAGE" plus a usage hint; returns EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Exit code for a cowkit error. */
+int cli_exit_code(int rc);
+
+/* Sizes: "1.5 GiB" into buf. */
+const char *cli_size(char *buf, size_t len, double bytes);
+/* Parse "64M", "1G", "4096" (binary units); returns false on junk. */
+bool cli_parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * cow: the command-line face of cowkit. Dispatches to command tables, one
+ * per group of commands; `cow help` lists them all.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_cmd *const groups[] = {
+	cli_store_cmds,
+	cli_share_cmds,
+	cli_mem_cmds,
+	cli_tour_cmds,
+};
+
+static const struct cli_cmd *find(const char *name)
+{
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		for (const struct cli_cmd *c = groups[g]; c->name; c++)
+			if (strcmp(c->name, name) == 0)
+				return c;
+	return NULL;
+}
+
+static void list_commands(FILE *f)
+{
+	fprintf(f, "usage: cow [-s STORE] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		for (const struct cli_cmd *c = groups[g]; c->name; c++) {
+			char head[64];
+			snprintf(head, sizeof(head), "%s %s", c->name, c->args);
+			fprintf(f, "  %-34s %s\n", head, c->summary);
+		}
+	fprintf(f, "\nThe store is named by -s STORE or $COW_STORE.\n"
+		   "Exit codes: 0 ok, 1 not found, 2 usage, 3 failed, 4 store damaged.\n"
+		   "`cow help COMMAND` says more about one command.\n");
+}
+
+static int help(int argc, char **argv)
+{
+	if (argc < 2) {
+		list_commands(stdout);
+		return EXIT_OK;
+	}
+	const struct cli_cmd *c = find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "cow: no command '%s'; `cow help` lists them\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	printf("usage: cow %s %s\n\n%s\n", c->name, c->args, c->summary);
+	if (c->help)
+		printf("\n%s", c->help);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+			printf("cow %s\n", cow_version());
+			return EXIT_OK;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			list_commands(stdout);
+			return EXIT_OK;
+		} else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
+			setenv("COW_STORE", argv[++i], 1);
+		} else {
+			fprintf(stderr, "cow: unknown option '%s'\n", argv[i]);
+			list_commands(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		list_commands(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0)
+		return help(argc - i, argv + i);
+	const struct cli_cmd *c = find(argv[i]);
+	if (!c) {
+		fprintf(stderr, "cow: no command '%s'; `cow help` lists them\n", argv[i]);
+		return EXIT_USAGE;
+	}
+	return c->run(argc - i, argv + i);
+}
+
+int cli_exit_code(int rc)
+{
+	switch (rc) {
+	case 0:
+		return EXIT_OK;
+	case COW_ENOTFOUND:
+	case COW_ENOENT:
+	case COW_ESRCH:
+		return EXIT_NOTFOUND;
+	case COW_ECORRUPT:
+		return EXIT_DAMAGED;
+	case COW_EINVAL:
+		return EXIT_USAGE;
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+int cli_fail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cow: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", cow_strerror(rc));
+	return cli_exit_code(rc);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cow %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see `cow help %s`)\n", cmd);
+	return EXIT_USAGE;
+}
+
+const char *cli_size(char *buf, size_t len, double bytes)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	size_t u = 0;
+	while (bytes >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%.0f B", bytes);
+	else
+		snprintf(buf, len, "%.*f %s", bytes < 10 ? 2 : bytes < 100 ? 1 : 0, bytes, units[u]);
+	return buf;
+}
+
+bool cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || v < 0)
+		return false;
+	uint64_t mul = 1;
+	switch (*end) {
+	case 0:
+		break;
+	case 'k': case 'K': mul = 1ull << 10; end++; break;
+	case 'm': case 'M': mul = 1ull << 20; end++; break;
+	case 'g': case 'G': mul = 1ull << 30; end++; break;
+	case 't': case 'T': mul = 1ull << 40; end++; break;
+	default:
+		return false;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end)
+		return false;
+	*out = (uint64_t)(v * (double)mul);
+	return true;
+}
