@@ -1,0 +1,238 @@
+/*
+ * cowkit store: a crash-proof, copy-on-write key-value store in one file.
+ *
+ * A store holds named objects (maps now; volumes later) in copy-on-write
+ * B+trees. Changes happen in transactions: one writer at a time (across
+ * threads and processes), any number of readers, each reading one consistent
+ * generation without locks while the writer commits. A durable commit costs
+ * one flush. docs/FORMAT.md specifies the file and the commit protocol.
+ *
+ * Calling sequence:
+ *
+ *	cow_store *s;
+ *	cow_store_open("db.cow", &(cow_store_options){.flags = COW_STORE_CREATE}, &s);
+ *	cow_txn *t;
+ *	cow_txn_begin(s, 0, &t);
+ *	cow_map *m;
+ *	cow_map_open(t, "users", &m);          // after cow_map_create(t, "users")
+ *	cow_map_put(m, "k", 1, "v", 1);
+ *	cow_txn_commit(t);                     // durable when it returns 0
+ *	cow_store_close(s);
+ *
+ * Threading: a cow_store may be shared by any number of threads. A cow_txn,
+ * and the maps and cursors opened in it, belong to one thread at a time.
+ *
+ *	call                       may run concurrently with
+ *	cow_txn_begin(RDONLY)      anything, in any thread or process
+ *	cow_txn_begin(write)       anything; it waits while another write txn
+ *	                           is open in this or another process
+ *	cow_txn_commit/abort       anything (each txn by its own thread)
+ *	cow_store_close            nothing: every txn must be ended first
+ *
+ * Forked children may keep using a store opened before fork(): their read
+ * transactions register with their own pid, and a write transaction in the
+ * child takes the writer lock anew. A transaction must not cross fork().
+ */
+#ifndef COW_STORE_H
+#define COW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cow/visibility.h"
+#include "cow/errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cow_store cow_store;
+typedef struct cow_txn cow_txn;
+typedef struct cow_map cow_map;
+typedef struct cow_cursor cow_cursor;
+
+/* A byte string returned by the store: points into the store, see each call. */
+typedef struct cow_buf {
+	const void *data;
+	size_t len;
+} cow_buf;
+
+/* Flags for cow_store_options.flags. */
+enum {
+	COW_STORE_CREATE = 1u << 0, /* create the store if it does not exist */
+	COW_STORE_EXCL = 1u << 1,   /* with CREATE: fail with COW_EEXIST if it exists */
+	COW_STORE_NOSYNC = 1u << 2, /* commits don't flush; see cow_store_sync() */
+	COW_STORE_RDONLY = 1u << 3, /* read transactions only */
+};
+
+typedef struct cow_store_options {
+	unsigned flags;
+} cow_store_options;
+
+/* Limits. */
+#define COW_KEY_MAX 1024u          /* bytes in a key (at least 1) */
+#define COW_VALUE_MAX 0xffffffffu  /* bytes in a value */
+#define COW_NAME_MAX 255u          /* bytes in an object name */
+
+/*
+ * cow_store_open - open (or create) the store at @path.
+ *
+ * @path: the data file; the lock file is "@path.lock" beside it.
+ * @opts: flags; NULL means none (open an existing store, durable commits).
+ * @out:  receives the handle, to be closed with cow_store_close().
+ *
+ * Opening recovers from any crash: it picks the newest commit whose blocks
+ * all verify (docs/FORMAT.md section 7). Errors: COW_ENOENT (no store and no
+ * CREATE), COW_EEXIST (CREATE|EXCL and it exists), COW_EFORMAT (not a cowkit
+ * store, or a newer format), COW_ECORRUPT (no commit verifies), COW_ENOMEM,
+ * and -errno from the file system (COW_EACCES, COW_EIO, ...).
+ */
+COW_API int cow_store_open(const char *path, const cow_store_options *opts, cow_store **out);
+
+/*
+ * cow_store_close - close the handle and free it. NULL is allowed. Every
+ * transaction of this handle must have been committed or aborted. Commits
+ * made in NOSYNC mode are flushed first.
+ */
+COW_API void cow_store_close(cow_store *s);
+
+/*
+ * cow_store_sync - flush every commit made so far (for NOSYNC stores).
+ * Errors: -errno from fdatasync (the commits stay in the page cache).
+ */
+COW_API int cow_store_sync(cow_store *s);
+
+typedef struct cow_store_stats {
+	uint64_t gen;          /* newest committed generation */
+	uint64_t file_bytes;   /* size of the data file */
+	uint64_t used_bytes;   /* blocks in use by live trees and space maps */
+	uint64_t pending_bytes; /* freed blocks that some reader may still see */
+	uint64_t free_bytes;   /* blocks ready for reuse (within file_bytes) */
+	uint64_t readers;      /* registered read transactions, all processes */
+} cow_store_stats;
+
+/*
+ * cow_store_stat - figures about the store. Takes the writer lock briefly
+ * (waits for a running write transaction). Errors: COW_ELOCKED never (it
+ * waits); -errno from the lock file.
+ */
+COW_API int cow_store_stat(cow_store *s, cow_store_stats *st);
+
+/* Flags for cow_txn_begin(). */
+enum {
+	COW_TXN_RDONLY = 1u << 0, /* a read transaction: lock-free, never blocks the writer */
+	COW_TXN_NOWAIT = 1u << 1, /* write txn: fail with COW_ELOCKED instead of waiting */
+};
+
+/*
+ * cow_txn_begin - start a transaction.
+ *
+ * A read transaction sees the newest committed generation and keeps seeing it
+ * until it ends, whatever the writer commits meanwhile. A write transaction
+ * sees its own changes; nobody else sees them before commit.
+ *
+ * Errors: COW_ELOCKED (NOWAIT and another writer is active), COW_EREADONLY
+ * (write txn on an RDONLY store), COW_EBUSY (the reader table is full),
+ * COW_ENOMEM, COW_EIO.
+ */
+COW_API int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out);
+
+/*
+ * cow_txn_commit - make the transaction's changes visible (and durable,
+ * unless NOSYNC), then free @t. For a read transaction it just ends it.
+ *
+ * On error nothing of the transaction is committed, @t is freed, and the
+ * store stays usable: COW_ENOSPC, COW_EIO (the store is left at the previous
+ * commit), COW_ETXNERR (an earlier call in the transaction failed), COW_ENOMEM.
+ */
+COW_API int cow_txn_commit(cow_txn *t);
+
+/* cow_txn_abort - discard the transaction and free @t. NULL is allowed. */
+COW_API void cow_txn_abort(cow_txn *t);
+
+/* cow_txn_gen - the generation the transaction reads (write txn: the one it will commit). */
+COW_API uint64_t cow_txn_gen(const cow_txn *t);
+
+/*
+ * cow_map_create - create an empty map called @name (1..COW_NAME_MAX bytes,
+ * no '@' or '/'). Errors: COW_EEXIST, COW_EINVAL (bad name), COW_EREADONLY.
+ */
+COW_API int cow_map_create(cow_txn *t, const char *name);
+
+/*
+ * cow_map_drop - delete the map @name and every entry in it. Its blocks are
+ * reused once no reader can see them. Errors: COW_ENOTFOUND, COW_ETYPE,
+ * COW_EREADONLY.
+ */
+COW_API int cow_map_drop(cow_txn *t, const char *name);
+
+/*
+ * cow_map_open - a handle to the map @name within @t. The handle belongs to
+ * the transaction and is freed when it ends; don't free it yourself.
+ * Errors: COW_ENOTFOUND, COW_ETYPE (a volume by that name), COW_ENOMEM.
+ */
+COW_API int cow_map_open(cow_txn *t, const char *name, cow_map **out);
+
+/*
+ * cow_map_get - look up @key.
+ *
+ * @val receives a pointer into the store's read-only mapping (or into the
+ * transaction's own pages for data it wrote): it is valid until the
+ * transaction ends, or in a write transaction until the next change to this
+ * store; never write through it.
+ *
+ * Errors: COW_ENOTFOUND, COW_ECORRUPT (a block on the path failed its
+ * checksum; the store logs which), COW_EINVAL (empty or too long key).
+ */
+COW_API int cow_map_get(cow_map *m, const void *key, size_t klen, cow_buf *val);
+
+/*
+ * cow_map_put - insert or replace @key's value. The bytes are copied.
+ * Errors: COW_EREADONLY, COW_EINVAL (klen 0 or > COW_KEY_MAX), COW_ETOOBIG,
+ * COW_ENOSPC, COW_ENOMEM, COW_ECORRUPT. After an error other than EINVAL or
+ * EREADONLY the transaction can only be aborted (COW_ETXNERR).
+ */
+COW_API int cow_map_put(cow_map *m, const void *key, size_t klen, const void *val, size_t vlen);
+
+/*
+ * cow_map_del - remove @key. Errors: COW_ENOTFOUND, then as cow_map_put().
+ */
+COW_API int cow_map_del(cow_map *m, const void *key, size_t klen);
+
+/* cow_map_count - number of entries in the map, as of this transaction. */
+COW_API uint64_t cow_map_count(const cow_map *m);
+
+/*
+ * Cursors walk a map in key order, both ways. A cursor belongs to the
+ * map's transaction and is freed with cow_cursor_close() (or when the
+ * transaction ends). If the map is changed through the transaction while a
+ * cursor is open, the cursor's next move re-finds its place by key.
+ *
+ * Positioning calls return 0, COW_ENOTFOUND when there is no such entry
+ * (the cursor is then unpositioned), or COW_ECORRUPT.
+ */
+COW_API int cow_cursor_open(cow_map *m, cow_cursor **out);
+COW_API void cow_cursor_close(cow_cursor *c);
+COW_API int cow_cursor_first(cow_cursor *c);
+COW_API int cow_cursor_last(cow_cursor *c);
+/* The first entry whose key is >= @key. */
+COW_API int cow_cursor_seek(cow_cursor *c, const void *key, size_t klen);
+COW_API int cow_cursor_next(cow_cursor *c);
+COW_API int cow_cursor_prev(cow_cursor *c);
+/* The current entry; pointers valid as for cow_map_get(). COW_ENOTFOUND if unpositioned. */
+COW_API int cow_cursor_get(cow_cursor *c, cow_buf *key, cow_buf *val);
+
+/*
+ * cow_store_list - call @fn for every object in the catalog, in name order,
+ * as of @t. @type is "map" (or "volume"). A nonzero return from @fn stops
+ * the walk and is returned.
+ */
+COW_API int cow_store_list(cow_txn *t,
+			   int (*fn)(void *ctx, const char *name, const char *type, uint64_t count),
+			   void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * The data file, its read-only mapping and the superblock ring.
+ *
+ * The mapping reserves a large span of address space once (PROT_NONE, no
+ * memory committed) and maps the file into its prefix as the file grows, so
+ * there is no map size to configure and pointers handed to readers never move.
+ * If a store outgrows the reservation, a bigger one is made and the old one
+ * stays mapped until close, so existing pointers stay valid.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "base/base.h"
+#include "block/block.h"
+#include "block/space.h"
+
+uint64_t cow__csum(const void *p, size_t len)
+{
+	return XXH3_64bits(p, len);
+}
+
+/* ---- superblocks ---- */
+
+static const char sb_magic[8] = {'C', 'O', 'W', 'K', 'I', 'T', 'S', 'B'};
+
+void cow__sb_encode(const struct cow__sb *sb, uint8_t *b)
+{
+	memset(b, 0, COW_BLOCK_SIZE);
+	memcpy(b, sb_magic, 8);
+	cow__put32(b + 8, 1);
+	cow__put32(b + 12, COW_BLOCK_SIZE);
+	cow__put64(b + 16, sb->gen);
+	cow__put64(b + 24, sb->synced);
+	cow__put64(b + 32, sb->nblocks);
+	cow__bptr_store(b + 40, &sb->catalog);
+	cow__bptr_store(b + 64, &sb->space_base);
+	cow__bptr_store(b + 88, &sb->space_log);
+	cow__put64(b + 112, sb->log_blocks);
+	memcpy(b + 120, sb->uuid, 16);
+	cow__put64(b + 136, sb->next_id);
+	cow__put64(b + 4088, cow__csum(b, 4088));
+}
+
+/* 1 valid, 0 not a superblock at all (zeros), COW_EFORMAT other version, -1 damaged. */
+static int sb_decode(const uint8_t *b, struct cow__sb *sb)
+{
+	if (memcmp(b, sb_magic, 8) != 0) {
+		for (size_t i = 0; i < COW_BLOCK_SIZE; i++)
+			if (b[i])
+				return -1;
+		return 0;
+	}
+	if (cow__le64(b + 4088) != cow__csum(b, 4088))
+		return -1;
+	if (cow__le32(b + 8) != 1 || cow__le32(b + 12) != COW_BLOCK_SIZE)
+		return COW_EFORMAT;
+	sb->gen = cow__le64(b + 16);
+	sb->synced = cow__le64(b + 24);
+	sb->nblocks = cow__le64(b + 32);
+	cow__bptr_load(&sb->catalog, b + 40);
+	cow__bptr_load(&sb->space_base, b + 64);
+	cow__bptr_load(&sb->space_log, b + 88);
+	sb->log_blocks = cow__le64(b + 112);
+	memcpy(sb->uuid, b + 120, 16);
+	sb->next_id = cow__le64(b + 136);
+	if (sb->nblocks < 2 || sb->synced > sb->gen)
+		return -1;
+	return 1;
+}
+
+int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2])
+{
+	uint8_t buf[COW_BLOCK_SIZE];
+	int format_err = 0;
+	for (int i = 0; i < 2; i++) {
+		int rc = bs->io->ops->pread(bs->io, buf, COW_BLOCK_SIZE, (uint64_t)i * COW_BLOCK_SIZE);
+		if (rc)
+			return rc;
+		rc = sb_decode(buf, &sb[i]);
+		valid[i] = rc == 1;
+		if (rc == COW_EFORMAT)
+			format_err = rc;
+	}
+	if (!valid[0] && !valid[1] && format_err)
+		return format_err;
+	return 0;
+}
+
+/* ---- the mapping ---- */
+
+static int reserve(uint64_t min_blocks, uint8_t **base, uint64_t *blocks)
+{
+	/* Try a generous span first; sanitizer runtimes may refuse the largest. */
+	for (int shift = 44; shift >= 30; shift--) {
+		uint64_t bytes = 1ull << shift;
+		if ((bytes >> COW_BLOCK_SHIFT) < min_blocks)
+			break;
+		void *p = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			       -1, 0);
+		if (p != MAP_FAILED) {
+			*base = p;
+			*blocks = bytes >> COW_BLOCK_SHIFT;
+			return 0;
+		}
+	}
+	return COW_ENOMEM;
+}
+
+int cow__bs_map_ensure(struct cow__bs *bs, uint64_t nblocks)
+{
+	if (nblocks <= __atomic_load_n(&bs->map_blocks, __ATOMIC_ACQUIRE))
+		return 0;
+	int rc = 0;
+	pthread_mutex_lock(&bs->map_lock);
+	uint64_t have = bs->map_blocks;
+	if (nblocks <= have)
+		goto out;
+	uint64_t size;
+	rc = bs->io->ops->size(bs->io, &size);
+	if (rc)
+		goto out;
+	uint64_t want = size >> COW_BLOCK_SHIFT;
+	if (want < nblocks) {
+		rc = COW_CORRUPT(nblocks, "store refers past the end of its file");
+		goto out;
+	}
+	if (want > bs->map_reserved) {
+		/* Outgrown: a new, larger reservation; the old one stays until close. */
+		if (bs->nold == (int)COW_ARRAY_SIZE(bs->old_maps)) {
+			rc = COW_ENOMEM;
+			goto out;
+		}
+		uint8_t *nbase;
+		uint64_t nres;
+		rc = reserve(want * 2, &nbase, &nres);
+		if (rc)
+			goto out;
+		if (mmap(nbase, want << COW_BLOCK_SHIFT, PROT_READ, MAP_SHARED | MAP_FIXED,
+			 bs->io->fd, 0) == MAP_FAILED) {
+			rc = -errno;
+			munmap(nbase, nres << COW_BLOCK_SHIFT);
+			goto out;
+		}
+		bs->old_maps[bs->nold] = bs->map;
+		bs->old_sizes[bs->nold++] = bs->map_reserved << COW_BLOCK_SHIFT;
+		bs->map_reserved = nres;
+		__atomic_store_n(&bs->map, nbase, __ATOMIC_RELEASE);
+	} else if (mmap(bs->map + (have << COW_BLOCK_SHIFT), (want - have) << COW_BLOCK_SHIFT,
+			PROT_READ, MAP_SHARED | MAP_FIXED, bs->io->fd,
+			(off_t)(have << COW_BLOCK_SHIFT)) == MAP_FAILED) {
+		rc = -errno;
+		goto out;
+	}
+	__atomic_store_n(&bs->map_blocks, want, __ATOMIC_RELEASE);
+out:
+	pthread_mutex_unlock(&bs->map_lock);
+	return rc;
+}
+
+/* ---- open / close ---- */
+
+int cow__bs_open(const char *path, bool create, bool rdonly, bool nosync, struct cow__bs **out)
+{
+	struct cow__bs *bs = cow__calloc(1, sizeof(*bs));
+	if (!bs)
+		return COW_ENOMEM;
+	pthread_mutex_init(&bs->map_lock, NULL);
+	bs->rdonly = rdonly;
+	bs->nosync = nosync;
+	int flags = rdonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0);
+	int rc = cow__io_open_file(path, flags, 0644, &bs->io);
+	if (rc)
+		goto fail;
+	uint64_t size;
+	rc = bs->io->ops->size(bs->io, &size);
+	if (rc)
+		goto fail;
+	if (size % COW_BLOCK_SIZE) {
+		rc = COW_EFORMAT;
+		goto fail;
+	}
+	uint8_t *base;
+	uint64_t res;
+	rc = reserve(size >> COW_BLOCK_SHIFT, &base, &res);
+	if (rc)
+		goto fail;
+	bs->map = base;
+	bs->map_reserved = res;
+	if (size) {
+		rc = cow__bs_map_ensure(bs, size >> COW_BLOCK_SHIFT);
+		if (rc)
+			goto fail;
+	}
+	*out = bs;
+	return 0;
+fail:
+	cow__bs_close(bs);
+	return rc;
+}
+
+void cow__bs_close(struct cow__bs *bs)
+{
+	if (!bs)
+		return;
+	if (bs->map)
+		munmap(bs->map, bs->map_reserved << COW_BLOCK_SHIFT);
+	for (int i = 0; i < bs->nold; i++)
+		munmap(bs->old_maps[i], bs->old_sizes[i]);
+	if (bs->io)
+		bs->io->ops->close(bs->io);
+	cow__space_release(bs);
+	pthread_mutex_destroy(&bs->map_lock);
+	cow__free(bs);
+}
+
+/* ---- reads ---- */
+
+int cow__bs_read(struct cow__bs *bs, struct cow__vcache *vc, uint64_t nblocks,
+		 const struct cow__bptr *p, size_t len, const uint8_t **out)
+{
+	uint64_t nblk = (len + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
+	if (nblocks == 0) /* the writer: its own, growing address space */
+		nblocks = bs->nblocks;
+	if (p->addr < 2 || nblk == 0 || p->addr + nblk > nblocks || p->addr + nblk < p->addr)
+		return COW_CORRUPT(p->addr, "block pointer out of range");
+	if (bs->txn_gen && p->birth == bs->txn_gen) {
+		uint8_t *buf = cow__bs_dirty(bs, p->addr);
+		if (!buf)
+			return COW_CORRUPT(p->addr, "pointer to a block this transaction never wrote");
+		*out = buf;
+		return 0;
+	}
+	int rc = cow__bs_map_ensure(bs, p->addr + nblk);
+	if (rc)
+		return rc;
+	const uint8_t *b = cow__bs_mapped(bs, p->addr);
+	size_t slot = p->addr & (COW_VCACHE_SIZE - 1);
+	if (vc && vc->addr[slot] == p->addr && vc->csum[slot] == p->csum) {
+		*out = b;
+		return 0;
+	}
+	if (cow__csum(b, len) != p->csum)
+		return COW_CORRUPT(p->addr, "checksum mismatch");
+	if (vc) {
+		vc->addr[slot] = p->addr;
+		vc->csum[slot] = p->csum;
+	}
+	*out = b;
+	return 0;
+}
+
+int cow__bs_sync(struct cow__bs *bs)
+{
+	int rc = bs->io->ops->sync(bs->io);
+	if (rc == 0 && bs->loaded) {
+		bs->durable = bs->sb.gen;
+		bs->durable_slot = bs->sb_slot;
+	}
+	return rc;
+}

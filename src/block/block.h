@@ -1,0 +1,219 @@
+/*
+ * block: the store's blocks. It owns the data file, the read-only shared
+ * mapping that serves every read, the superblock ring, the space map (which
+ * blocks are free, which are pending until no reader can see them), the
+ * dirty blocks of the running write transaction, and the commit that writes
+ * them out with one flush. It knows nothing of trees; docs/FORMAT.md sections
+ * 2, 3, 6 and 7 are its specification.
+ *
+ * Concurrency: the mapping (cow__bs_map_*, cow__bs_read on committed blocks)
+ * may be used by any thread. Everything else is the writer's: the caller
+ * holds the store's writer lock.
+ */
+#ifndef COW_BLOCK_H
+#define COW_BLOCK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/io.h"
+
+#define COW_BLOCK_SIZE 4096u
+#define COW_BLOCK_SHIFT 12
+
+struct cow__bptr {
+	uint64_t addr; /* 0 = null */
+	uint64_t birth;
+	uint64_t csum;
+};
+#define COW_BPTR_SIZE 24
+
+static inline void cow__bptr_load(struct cow__bptr *p, const void *src)
+{
+	memcpy(p, src, COW_BPTR_SIZE);
+}
+static inline void cow__bptr_store(void *dst, const struct cow__bptr *p)
+{
+	memcpy(dst, p, COW_BPTR_SIZE);
+}
+
+uint64_t cow__csum(const void *p, size_t len);
+
+/* A decoded superblock. */
+struct cow__sb {
+	uint64_t gen;
+	uint64_t synced;
+	uint64_t nblocks;
+	struct cow__bptr catalog;
+	struct cow__bptr space_base;
+	struct cow__bptr space_log;
+	uint64_t log_blocks;
+	uint8_t uuid[16];
+	uint64_t next_id;
+};
+
+/* A pending extent: born at @birth, unreachable since @freed. */
+struct cow__pend {
+	uint64_t start, len, birth, freed;
+};
+
+/* One space-map event of a transaction (FORMAT.md section 6). */
+enum { COW_EV_ALLOC = 1, COW_EV_FREE = 2, COW_EV_RELEASE = 3 };
+struct cow__ev {
+	uint64_t op, start, len, birth;
+};
+
+/* A block of the space chains (base and log) that the current superblock reaches. */
+struct cow__chainblk {
+	uint64_t addr, birth;
+};
+
+struct cow__dirty {
+	uint64_t addr;   /* first block; 0 = empty slot */
+	uint64_t nblk;   /* blocks */
+	uint8_t *buf;    /* nblk * 4096 bytes */
+};
+
+/* Small per-transaction cache of blocks already verified against a pointer. */
+#define COW_VCACHE_SIZE 256
+struct cow__vcache {
+	uint64_t addr[COW_VCACHE_SIZE];
+	uint64_t csum[COW_VCACHE_SIZE];
+};
+
+struct cow__bs {
+	struct cow__io *io;
+	bool rdonly;
+	bool nosync;
+
+	/* The read-only mapping: reserved address space, mapped up to map_blocks. */
+	pthread_mutex_t map_lock;
+	uint8_t *_Atomic map;
+	uint64_t map_reserved; /* blocks of address space reserved at map */
+	_Atomic uint64_t map_blocks;
+	void *old_maps[8]; /* outgrown reservations, unmapped at close */
+	uint64_t old_sizes[8];
+	int nold;
+
+	/* ---- writer state below: valid when `loaded` ---- */
+	bool loaded;
+	struct cow__sb sb;   /* newest committed superblock */
+	int sb_slot;         /* its slot */
+	uint64_t durable;    /* D: newest durable generation */
+	int durable_slot;    /* the slot that holds D */
+	uint64_t file_blocks; /* file size in blocks */
+	uint64_t nblocks;    /* address space in use (>= sb.nblocks while writing) */
+
+	uint64_t *bits; /* allocation bitmap, one bit per block < nblocks */
+	size_t bits_words;
+	uint64_t used; /* bits set */
+	uint64_t hint; /* where the next allocation search starts */
+
+	struct cow__pend *pending; /* not yet released, in `freed` order */
+	size_t npending, cap_pending;
+	struct cow__pend *stuck; /* eligible but seen by an old reader */
+	size_t nstuck, cap_stuck;
+	uint64_t *stuck_readers; /* the reader set stuck was last checked against */
+	size_t nstuck_readers, cap_stuck_readers;
+
+	struct cow__ev *carry; /* releases not yet logged by a commit */
+	size_t ncarry, cap_carry;
+	struct cow__ev *events; /* this transaction's events */
+	size_t nevents, cap_events;
+
+	struct cow__chainblk *chain; /* base + log blocks reachable from sb */
+	size_t nchain, cap_chain;
+	uint64_t base_blocks;
+
+	/* Dirty blocks of the running transaction (open addressing on addr). */
+	struct cow__dirty *dirty;
+	size_t dirty_cap, ndirty;
+	uint64_t txn_gen; /* generation being written; 0 when no write txn */
+};
+
+/*
+ * Open the data file. @create makes a new store when the file is empty or
+ * missing. Returns COW_EFORMAT for a file that is not a store. Does not load
+ * the writer state (see cow__bs_load).
+ */
+int cow__bs_open(const char *path, bool create, bool rdonly, bool nosync, struct cow__bs **out);
+void cow__bs_close(struct cow__bs *bs);
+
+/*
+ * Read both superblock slots. @valid[i] says whether slot i checks out;
+ * @sb[i] is its content then.
+ */
+int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2]);
+
+/*
+ * Make the writer state current for superblock @sb (in slot @slot): load the
+ * space map base, replay the log, flush the file so @sb is durable. Called at
+ * the first write transaction and whenever another process committed since.
+ */
+int cow__bs_load(struct cow__bs *bs, const struct cow__sb *sb, int slot);
+
+/* Initialize a brand-new store's writer state (before its first commit). */
+int cow__bs_format(struct cow__bs *bs);
+
+/* Make sure the mapping covers @nblocks blocks. Any thread. */
+int cow__bs_map_ensure(struct cow__bs *bs, uint64_t nblocks);
+
+/* Pointer to block @addr in the mapping (which must cover it). */
+static inline const uint8_t *cow__bs_mapped(struct cow__bs *bs, uint64_t addr)
+{
+	return __atomic_load_n(&bs->map, __ATOMIC_ACQUIRE) + (addr << COW_BLOCK_SHIFT);
+}
+
+/*
+ * Read what @p points to: @len bytes (4096 for a node; a value's length for
+ * an extent). In a write transaction a block born in it comes from its dirty
+ * buffer; anything else comes from the mapping and is verified against
+ * p->csum (unless @vc remembers it verified). @nblocks bounds valid
+ * addresses (the reader's generation; 0 for the writer's own). Returns COW_ECORRUPT on mismatch.
+ */
+int cow__bs_read(struct cow__bs *bs, struct cow__vcache *vc, uint64_t nblocks,
+		 const struct cow__bptr *p, size_t len, const uint8_t **out);
+
+/* ---- write transaction (writer lock held) ---- */
+
+/*
+ * Begin writing generation @gen. @readers: the generations registered
+ * readers are pinned at, sorted ascending. Releases pending extents no reader
+ * can see.
+ */
+int cow__bs_begin(struct cow__bs *bs, uint64_t gen, const uint64_t *readers, size_t nreaders);
+
+/* Allocate @n consecutive blocks and a zeroed dirty buffer for them. */
+int cow__bs_alloc(struct cow__bs *bs, uint64_t n, uint64_t *addr, uint8_t **buf);
+
+/*
+ * Free @n blocks at @addr born at @birth. A block born in this transaction is
+ * free again at once; an older one becomes pending.
+ */
+int cow__bs_free(struct cow__bs *bs, uint64_t addr, uint64_t n, uint64_t birth);
+
+/* The dirty buffer of a block born in this transaction, or NULL. */
+uint8_t *cow__bs_dirty(struct cow__bs *bs, uint64_t addr);
+
+/*
+ * Commit: @sb carries the new catalog root and next_id; this fills in the
+ * rest, writes the space record, every dirty block and the superblock, and
+ * flushes once (unless nosync). On failure the transaction's effects on the
+ * space map are undone (as cow__bs_abort) and the store stays at the previous
+ * generation.
+ */
+int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb);
+void cow__bs_abort(struct cow__bs *bs);
+
+/* Flush the file; the newest commit becomes durable. */
+int cow__bs_sync(struct cow__bs *bs);
+
+/* Blocks in use, pending, free below nblocks. */
+void cow__bs_space(struct cow__bs *bs, uint64_t *used, uint64_t *pending, uint64_t *free_blocks);
+
+/* For checkers: is block @b allocated (in use or pending)? Is it pending? */
+bool cow__bs_allocated(struct cow__bs *bs, uint64_t b);
+bool cow__bs_is_pending(struct cow__bs *bs, uint64_t b);
+
+#endif

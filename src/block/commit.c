@@ -1,0 +1,198 @@
+/*
+ * Dirty blocks of the running write transaction, and the commit that writes
+ * them: blocks in address order (coalesced into large vectored writes), the
+ * superblock into the slot that does not hold the durable generation, one
+ * flush. FORMAT.md section 7 is the protocol and its proof.
+ */
+#include <stdlib.h>
+
+#include "base/base.h"
+#include "block/block.h"
+#include "block/space.h"
+
+static size_t dslot(const struct cow__bs *bs, uint64_t addr)
+{
+	return (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 20) & (bs->dirty_cap - 1);
+}
+
+static int dirty_rehash(struct cow__bs *bs, size_t ncap)
+{
+	struct cow__dirty *nd = cow__calloc(ncap, sizeof(*nd));
+	if (!nd)
+		return COW_ENOMEM;
+	struct cow__dirty *old = bs->dirty;
+	size_t ocap = bs->dirty_cap;
+	bs->dirty = nd;
+	bs->dirty_cap = ncap;
+	for (size_t i = 0; i < ocap; i++)
+		if (old[i].addr) {
+			size_t s = dslot(bs, old[i].addr);
+			while (nd[s].addr)
+				s = (s + 1) & (ncap - 1);
+			nd[s] = old[i];
+		}
+	cow__free(old);
+	return 0;
+}
+
+int cow__dirty_add(struct cow__bs *bs, uint64_t addr, uint64_t nblk, uint8_t **buf)
+{
+	if ((bs->ndirty + 1) * 2 > bs->dirty_cap) {
+		int rc = dirty_rehash(bs, bs->dirty_cap ? bs->dirty_cap * 2 : 256);
+		if (rc)
+			return rc;
+	}
+	uint8_t *b = cow__calloc(nblk, COW_BLOCK_SIZE);
+	if (!b)
+		return COW_ENOMEM;
+	size_t s = dslot(bs, addr);
+	while (bs->dirty[s].addr)
+		s = (s + 1) & (bs->dirty_cap - 1);
+	bs->dirty[s] = (struct cow__dirty){addr, nblk, b};
+	bs->ndirty++;
+	*buf = b;
+	return 0;
+}
+
+uint8_t *cow__bs_dirty(struct cow__bs *bs, uint64_t addr)
+{
+	if (!bs->dirty_cap)
+		return NULL;
+	size_t s = dslot(bs, addr);
+	while (bs->dirty[s].addr) {
+		if (bs->dirty[s].addr == addr)
+			return bs->dirty[s].buf;
+		s = (s + 1) & (bs->dirty_cap - 1);
+	}
+	return NULL;
+}
+
+void cow__dirty_drop(struct cow__bs *bs, uint64_t addr)
+{
+	if (!bs->dirty_cap)
+		return;
+	size_t s = dslot(bs, addr);
+	while (bs->dirty[s].addr && bs->dirty[s].addr != addr)
+		s = (s + 1) & (bs->dirty_cap - 1);
+	if (!bs->dirty[s].addr)
+		return;
+	cow__free(bs->dirty[s].buf);
+	bs->dirty[s].addr = 0;
+	bs->ndirty--;
+	/* Re-insert the rest of the probe run (backward-shift deletion). */
+	size_t j = (s + 1) & (bs->dirty_cap - 1);
+	while (bs->dirty[j].addr) {
+		struct cow__dirty d = bs->dirty[j];
+		bs->dirty[j].addr = 0;
+		size_t k = dslot(bs, d.addr);
+		while (bs->dirty[k].addr)
+			k = (k + 1) & (bs->dirty_cap - 1);
+		bs->dirty[k] = d;
+		j = (j + 1) & (bs->dirty_cap - 1);
+	}
+}
+
+void cow__dirty_clear(struct cow__bs *bs)
+{
+	for (size_t i = 0; i < bs->dirty_cap; i++)
+		if (bs->dirty[i].addr) {
+			cow__free(bs->dirty[i].buf);
+			bs->dirty[i].addr = 0;
+		}
+	bs->ndirty = 0;
+}
+
+static int cmp_dirty(const void *a, const void *b)
+{
+	uint64_t x = ((const struct cow__dirty *)a)->addr, y = ((const struct cow__dirty *)b)->addr;
+	return x < y ? -1 : x > y;
+}
+
+/* Write every dirty block, coalescing neighbours into vectored writes. */
+static int write_dirty(struct cow__bs *bs)
+{
+	struct cow__dirty *list = cow__malloc((bs->ndirty + 1) * sizeof(*list));
+	if (!list)
+		return COW_ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < bs->dirty_cap; i++)
+		if (bs->dirty[i].addr)
+			list[n++] = bs->dirty[i];
+	qsort(list, n, sizeof(*list), cmp_dirty);
+	int rc = 0;
+	struct iovec iov[64];
+	for (size_t i = 0; i < n && rc == 0;) {
+		int cnt = 0;
+		uint64_t start = list[i].addr, next = start;
+		while (i < n && cnt < 64 && list[i].addr == next) {
+			iov[cnt].iov_base = list[i].buf;
+			iov[cnt].iov_len = list[i].nblk * COW_BLOCK_SIZE;
+			next += list[i].nblk;
+			cnt++;
+			i++;
+		}
+		rc = bs->io->ops->pwritev(bs->io, iov, cnt, start * COW_BLOCK_SIZE);
+	}
+	cow__free(list);
+	return rc;
+}
+
+int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
+{
+	uint8_t sbuf[COW_BLOCK_SIZE];
+	int slot = bs->durable_slot == 0 ? 1 : 0;
+	bool wrote_sb = false;
+
+	sb->gen = bs->txn_gen;
+	sb->synced = bs->durable;
+	memcpy(sb->uuid, bs->sb.uuid, sizeof(sb->uuid));
+	int rc = cow__space_persist(bs, sb);
+	if (rc)
+		goto fail;
+	sb->nblocks = bs->nblocks;
+	rc = write_dirty(bs);
+	if (rc)
+		goto fail;
+	cow__sb_encode(sb, sbuf);
+	wrote_sb = true;
+	rc = cow__io_pwrite(bs->io, sbuf, COW_BLOCK_SIZE, (uint64_t)slot * COW_BLOCK_SIZE);
+	if (rc)
+		goto fail;
+	if (!bs->nosync) {
+		rc = bs->io->ops->sync(bs->io);
+		if (rc)
+			goto fail;
+	}
+	bs->sb = *sb;
+	bs->sb_slot = slot;
+	if (!bs->nosync) {
+		bs->durable = sb->gen;
+		bs->durable_slot = slot;
+	}
+	cow__space_committed(bs);
+	cow__dirty_clear(bs);
+	bs->txn_gen = 0;
+	return 0;
+fail:
+	/*
+	 * Nothing of this generation may become visible later: spoil the slot we
+	 * may have written (best effort; if this write fails too, a reopen still
+	 * rejects the slot unless every block of the generation reached the disk).
+	 */
+	if (wrote_sb) {
+		/* No-sync stores may have their newest commit in this slot: put it back. */
+		if (slot == bs->sb_slot && bs->sb.gen)
+			cow__sb_encode(&bs->sb, sbuf);
+		else
+			memset(sbuf, 0, sizeof(sbuf));
+		cow__io_pwrite(bs->io, sbuf, COW_BLOCK_SIZE, (uint64_t)slot * COW_BLOCK_SIZE);
+	}
+	cow__dirty_clear(bs);
+	bs->txn_gen = 0;
+	/* The in-memory space map may be half-updated: rebuild it from disk. */
+	struct cow__sb cur = bs->sb;
+	int cur_slot = bs->sb_slot;
+	if (cur.gen == 0 || cow__bs_load(bs, &cur, cur_slot) != 0)
+		cow__space_release(bs); /* reloaded at the next write transaction */
+	return rc;
+}

@@ -1,0 +1,758 @@
+/*
+ * The space map: which blocks are free, in use, or pending until no reader
+ * can see them (FORMAT.md section 6).
+ *
+ * In memory the writer keeps a bitmap (1 = in use or pending), the pending
+ * extents in the order they were freed, and the "stuck" extents that became
+ * eligible while a reader that can see them was registered. Every change
+ * made by the running transaction is also an event; abort undoes the events
+ * in reverse, commit writes them as one log record. Releases made at the
+ * start of a transaction are legitimate whether it commits or not, so they
+ * are kept apart ("carry") until some commit logs them.
+ */
+#include <stdlib.h>
+
+#include "base/base.h"
+#include "block/block.h"
+#include "block/space.h"
+
+/* ---- bitmap ---- */
+
+static int bits_ensure(struct cow__bs *bs, uint64_t nblocks)
+{
+	size_t words = (size_t)((nblocks + 63) / 64);
+	if (words <= bs->bits_words)
+		return 0;
+	size_t ncap = bs->bits_words ? bs->bits_words : 64;
+	while (ncap < words)
+		ncap *= 2;
+	uint64_t *nb = cow__realloc(bs->bits, ncap * sizeof(uint64_t));
+	if (!nb)
+		return COW_ENOMEM;
+	memset(nb + bs->bits_words, 0, (ncap - bs->bits_words) * sizeof(uint64_t));
+	bs->bits = nb;
+	bs->bits_words = ncap;
+	return 0;
+}
+
+static inline bool bit_test(const struct cow__bs *bs, uint64_t b)
+{
+	return (bs->bits[b >> 6] >> (b & 63)) & 1;
+}
+
+/* Set or clear bits; `used` counts only bits that actually change. */
+static void bits_set(struct cow__bs *bs, uint64_t start, uint64_t len, bool on)
+{
+	for (uint64_t b = start; b < start + len; b++) {
+		uint64_t m = 1ull << (b & 63);
+		uint64_t *w = &bs->bits[b >> 6];
+		if (((*w & m) != 0) == on)
+			continue;
+		*w ^= m;
+		if (on)
+			bs->used++;
+		else
+			bs->used--;
+	}
+}
+
+bool cow__bs_allocated(struct cow__bs *bs, uint64_t b)
+{
+	return b < bs->nblocks && bit_test(bs, b);
+}
+
+bool cow__bs_is_pending(struct cow__bs *bs, uint64_t b)
+{
+	for (size_t i = 0; i < bs->npending; i++)
+		if (b >= bs->pending[i].start && b < bs->pending[i].start + bs->pending[i].len)
+			return true;
+	for (size_t i = 0; i < bs->nstuck; i++)
+		if (b >= bs->stuck[i].start && b < bs->stuck[i].start + bs->stuck[i].len)
+			return true;
+	return false;
+}
+
+/* First run of @n free blocks in [from, to), or UINT64_MAX. */
+static uint64_t find_run(const struct cow__bs *bs, uint64_t from, uint64_t to, uint64_t n)
+{
+	uint64_t b = from;
+	while (b + n <= to) {
+		/* Skip full words quickly. */
+		if ((b & 63) == 0 && bs->bits[b >> 6] == ~0ull) {
+			b += 64;
+			continue;
+		}
+		if (bit_test(bs, b)) {
+			b++;
+			continue;
+		}
+		uint64_t run = 1;
+		while (run < n && !bit_test(bs, b + run))
+			run++;
+		if (run == n)
+			return b;
+		b += run + 1;
+	}
+	return UINT64_MAX;
+}
+
+/* Grow the address space (and the file, in steps) by at least @n blocks. */
+static int grow(struct cow__bs *bs, uint64_t n)
+{
+	uint64_t want = bs->nblocks + n;
+	int rc = bits_ensure(bs, want);
+	if (rc)
+		return rc;
+	if (want > bs->file_blocks) {
+		uint64_t step = COW_MAX(bs->file_blocks / 8, 256);
+		step = COW_MIN(step, 1ull << 18); /* 1 GiB */
+		uint64_t fb = COW_MAX(want, bs->file_blocks + step);
+		rc = bs->io->ops->grow(bs->io, fb << COW_BLOCK_SHIFT);
+		if (rc)
+			return rc;
+		bs->file_blocks = fb;
+		rc = cow__bs_map_ensure(bs, fb);
+		if (rc)
+			return rc;
+	}
+	bs->nblocks = want;
+	return 0;
+}
+
+static int push_ev(struct cow__bs *bs, struct cow__ev **arr, size_t *n, size_t *cap,
+		   uint64_t op, uint64_t start, uint64_t len, uint64_t birth)
+{
+	int rc = cow__grow((void **)arr, cap, *n + 1, sizeof(**arr));
+	if (rc)
+		return rc;
+	(*arr)[(*n)++] = (struct cow__ev){op, start, len, birth};
+	(void)bs;
+	return 0;
+}
+
+static int push_pend(struct cow__pend **arr, size_t *n, size_t *cap, struct cow__pend p)
+{
+	int rc = cow__grow((void **)arr, cap, *n + 1, sizeof(**arr));
+	if (rc)
+		return rc;
+	(*arr)[(*n)++] = p;
+	return 0;
+}
+
+int cow__bs_alloc(struct cow__bs *bs, uint64_t n, uint64_t *addr, uint8_t **buf)
+{
+	/* Reserve room for the event first so nothing below can fail half-done. */
+	int rc = cow__grow((void **)&bs->events, &bs->cap_events, bs->nevents + 1,
+			   sizeof(*bs->events));
+	if (rc)
+		return rc;
+	uint64_t start = find_run(bs, COW_MAX(bs->hint, 2), bs->nblocks, n);
+	if (start == UINT64_MAX && bs->hint > 2)
+		start = find_run(bs, 2, COW_MIN(bs->hint + n, bs->nblocks), n);
+	if (start == UINT64_MAX) {
+		/* Extend, reusing free blocks at the tail. */
+		uint64_t tail = 0;
+		while (tail < n && bs->nblocks - tail > 2 && !bit_test(bs, bs->nblocks - tail - 1))
+			tail++;
+		uint64_t oldn = bs->nblocks;
+		rc = grow(bs, n - tail);
+		if (rc)
+			return rc;
+		start = oldn - tail;
+	}
+	rc = cow__dirty_add(bs, start, n, buf);
+	if (rc)
+		return rc;
+	bits_set(bs, start, n, true);
+	bs->events[bs->nevents++] = (struct cow__ev){COW_EV_ALLOC, start, n, bs->txn_gen};
+	bs->hint = start + n;
+	*addr = start;
+	return 0;
+}
+
+int cow__bs_free(struct cow__bs *bs, uint64_t addr, uint64_t n, uint64_t birth)
+{
+	if (addr < 2 || addr + n > bs->nblocks)
+		return COW_CORRUPT(addr, "freeing a block outside the store");
+	if (birth == bs->txn_gen) {
+		int rc = push_ev(bs, &bs->events, &bs->nevents, &bs->cap_events, COW_EV_RELEASE,
+				 addr, n, birth);
+		if (rc)
+			return rc;
+		cow__dirty_drop(bs, addr);
+		bits_set(bs, addr, n, false);
+		if (addr < bs->hint)
+			bs->hint = addr;
+		return 0;
+	}
+	int rc = cow__grow((void **)&bs->pending, &bs->cap_pending, bs->npending + 1,
+			   sizeof(*bs->pending));
+	if (rc)
+		return rc;
+	rc = push_ev(bs, &bs->events, &bs->nevents, &bs->cap_events, COW_EV_FREE, addr, n, birth);
+	if (rc)
+		return rc;
+	bs->pending[bs->npending++] = (struct cow__pend){addr, n, birth, bs->txn_gen};
+	return 0;
+}
+
+/* Can a reader pinned at one of @readers (sorted) still see @p? */
+static bool seen(const struct cow__pend *p, const uint64_t *readers, size_t n)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) { /* first reader >= birth */
+		size_t mid = (lo + hi) / 2;
+		if (readers[mid] < p->birth)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && readers[lo] < p->freed;
+}
+
+static int release(struct cow__bs *bs, const struct cow__pend *p)
+{
+	int rc = push_ev(bs, &bs->carry, &bs->ncarry, &bs->cap_carry, COW_EV_RELEASE, p->start,
+			 p->len, p->birth);
+	if (rc)
+		return rc;
+	bits_set(bs, p->start, p->len, false);
+	if (p->start < bs->hint)
+		bs->hint = p->start;
+	return 0;
+}
+
+int cow__bs_begin(struct cow__bs *bs, uint64_t gen, const uint64_t *readers, size_t nreaders)
+{
+	bs->txn_gen = gen;
+	bs->nevents = 0;
+	int rc = 0;
+
+	/* Pending extents freed at or before D: release, or park as stuck. */
+	size_t i = 0;
+	for (; i < bs->npending && bs->pending[i].freed <= bs->durable; i++) {
+		const struct cow__pend *p = &bs->pending[i];
+		if (seen(p, readers, nreaders))
+			rc = push_pend(&bs->stuck, &bs->nstuck, &bs->cap_stuck, *p);
+		else
+			rc = release(bs, p);
+		if (rc)
+			break;
+	}
+	memmove(bs->pending, bs->pending + i, (bs->npending - i) * sizeof(*bs->pending));
+	bs->npending -= i;
+	if (rc)
+		return rc;
+
+	/* Stuck extents: look again only when the reader set changed. */
+	bool same = nreaders == bs->nstuck_readers &&
+		    memcmp(readers, bs->stuck_readers, nreaders * sizeof(*readers)) == 0;
+	if (!same && bs->nstuck) {
+		size_t keep = 0;
+		for (size_t j = 0; j < bs->nstuck; j++) {
+			if (rc == 0 && !seen(&bs->stuck[j], readers, nreaders))
+				rc = release(bs, &bs->stuck[j]);
+			else
+				bs->stuck[keep++] = bs->stuck[j];
+		}
+		bs->nstuck = keep;
+		if (rc)
+			return rc;
+	}
+	if (!same) {
+		rc = cow__grow((void **)&bs->stuck_readers, &bs->cap_stuck_readers, nreaders + 1,
+			       sizeof(uint64_t));
+		if (rc)
+			return rc;
+		if (nreaders)
+			memcpy(bs->stuck_readers, readers, nreaders * sizeof(*readers));
+		bs->nstuck_readers = nreaders;
+	}
+	return 0;
+}
+
+void cow__bs_abort(struct cow__bs *bs)
+{
+	for (size_t i = bs->nevents; i-- > 0;) {
+		const struct cow__ev *e = &bs->events[i];
+		switch (e->op) {
+		case COW_EV_ALLOC:
+			bits_set(bs, e->start, e->len, false);
+			if (e->start < bs->hint)
+				bs->hint = e->start;
+			break;
+		case COW_EV_FREE:
+			bs->npending--; /* events and pending appends are in the same order */
+			break;
+		case COW_EV_RELEASE:
+			bits_set(bs, e->start, e->len, true);
+			break;
+		}
+	}
+	bs->nevents = 0;
+	cow__dirty_clear(bs);
+	bs->txn_gen = 0;
+}
+
+void cow__bs_space(struct cow__bs *bs, uint64_t *used, uint64_t *pending, uint64_t *free_blocks)
+{
+	uint64_t pend = 0;
+	for (size_t i = 0; i < bs->npending; i++)
+		pend += bs->pending[i].len;
+	for (size_t i = 0; i < bs->nstuck; i++)
+		pend += bs->stuck[i].len;
+	*used = bs->used - pend;
+	*pending = pend;
+	*free_blocks = bs->file_blocks - bs->used;
+}
+
+void cow__space_release(struct cow__bs *bs)
+{
+	cow__dirty_clear(bs);
+	cow__free(bs->dirty);
+	cow__free(bs->bits);
+	cow__free(bs->pending);
+	cow__free(bs->stuck);
+	cow__free(bs->stuck_readers);
+	cow__free(bs->carry);
+	cow__free(bs->events);
+	cow__free(bs->chain);
+	bs->dirty = NULL;
+	bs->bits = NULL;
+	bs->pending = bs->stuck = NULL;
+	bs->stuck_readers = NULL;
+	bs->carry = bs->events = NULL;
+	bs->chain = NULL;
+	bs->bits_words = bs->cap_pending = bs->cap_stuck = bs->cap_carry = bs->cap_events = 0;
+	bs->npending = bs->nstuck = bs->ncarry = bs->nevents = bs->nchain = bs->cap_chain = 0;
+	bs->nstuck_readers = bs->cap_stuck_readers = 0;
+	bs->dirty_cap = bs->ndirty = 0;
+	bs->loaded = false;
+}
+
+/* ---- on disk: base and log chains ---- */
+
+static void hdr_put(uint8_t *b, int kind, uint64_t addr, uint64_t birth,
+		    const struct cow__bptr *next, uint32_t count)
+{
+	cow__put32(b, COW_SPACE_MAGIC);
+	b[4] = (uint8_t)kind;
+	cow__put64(b + 8, addr);
+	cow__put64(b + 16, birth);
+	cow__bptr_store(b + 24, next);
+	cow__put32(b + 48, count);
+}
+
+static int hdr_check(const uint8_t *b, const struct cow__bptr *p, int *kind, uint32_t *count,
+		     struct cow__bptr *next)
+{
+	if (cow__le32(b) != COW_SPACE_MAGIC || cow__le64(b + 8) != p->addr ||
+	    cow__le64(b + 16) != p->birth)
+		return COW_CORRUPT(p->addr, "bad space-map block header");
+	*kind = b[4];
+	*count = cow__le32(b + 48);
+	cow__bptr_load(next, b + 24);
+	return 0;
+}
+
+/* Read a chain from its head; fills @blks newest first. */
+static int read_chain(struct cow__bs *bs, struct cow__bptr head, uint64_t nblocks,
+		      struct cow__bptr **blks, size_t *n, size_t *cap)
+{
+	uint64_t limit = nblocks; /* a chain longer than the store is a cycle */
+	while (head.addr) {
+		if ((*n)++ > limit)
+			return COW_CORRUPT(head.addr, "space-map chain loops");
+		int rc = cow__grow((void **)blks, cap, *n, sizeof(**blks));
+		if (rc)
+			return rc;
+		(*blks)[*n - 1] = head;
+		const uint8_t *b;
+		rc = cow__bs_read(bs, NULL, nblocks, &head, COW_BLOCK_SIZE, &b);
+		if (rc)
+			return rc;
+		int kind;
+		uint32_t count;
+		rc = hdr_check(b, &head, &kind, &count, &head);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int chain_push(struct cow__bs *bs, uint64_t addr, uint64_t birth)
+{
+	int rc = cow__grow((void **)&bs->chain, &bs->cap_chain, bs->nchain + 1, sizeof(*bs->chain));
+	if (rc)
+		return rc;
+	bs->chain[bs->nchain++] = (struct cow__chainblk){addr, birth};
+	return 0;
+}
+
+/* Open addressing map start -> pending index, for replaying releases. */
+struct pmap {
+	uint64_t *key; /* start + 1; 0 = empty */
+	size_t *val;
+	size_t cap;
+};
+
+static size_t pmap_slot(const struct pmap *m, uint64_t k)
+{
+	size_t h = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 17) & (m->cap - 1);
+	while (m->key[h] && m->key[h] != k)
+		h = (h + 1) & (m->cap - 1);
+	return h;
+}
+
+static int pmap_put(struct pmap *m, uint64_t start, size_t idx)
+{
+	if (m->cap < (idx + 1) * 2) {
+		struct pmap nm = {NULL, NULL, m->cap ? m->cap * 4 : 1024};
+		while (nm.cap < (idx + 1) * 2)
+			nm.cap *= 2;
+		nm.key = cow__calloc(nm.cap, sizeof(uint64_t));
+		nm.val = cow__calloc(nm.cap, sizeof(size_t));
+		if (!nm.key || !nm.val) {
+			cow__free(nm.key);
+			cow__free(nm.val);
+			return COW_ENOMEM;
+		}
+		for (size_t j = 0; j < m->cap; j++)
+			if (m->key[j] && m->key[j] != UINT64_MAX) {
+				size_t s = pmap_slot(&nm, m->key[j]);
+				nm.key[s] = m->key[j];
+				nm.val[s] = m->val[j];
+			}
+		cow__free(m->key);
+		cow__free(m->val);
+		*m = nm;
+	}
+	size_t s = pmap_slot(m, start + 1);
+	m->key[s] = start + 1;
+	m->val[s] = idx;
+	return 0;
+}
+
+static int replay(struct cow__bs *bs, const uint8_t *b, const struct cow__bptr *p, struct pmap *m)
+{
+	uint32_t count = cow__le32(b + 48);
+	uint64_t gen = cow__le64(b + COW_SPACE_HDR);
+	if (count > COW_EV_PER_BLOCK)
+		return COW_CORRUPT(p->addr, "space log block overfull");
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *r = b + COW_SPACE_HDR + 8 + 32 * i;
+		uint64_t op = r[0], start = cow__le64(r + 8), len = cow__le64(r + 16),
+			 birth = cow__le64(r + 24);
+		if (start < 2 || len == 0 || start + len > bs->nblocks || start + len < start)
+			return COW_CORRUPT(p->addr, "space log record out of range");
+		if (op == COW_EV_ALLOC) {
+			bits_set(bs, start, len, true);
+		} else if (op == COW_EV_FREE) {
+			int rc = push_pend(&bs->pending, &bs->npending, &bs->cap_pending,
+					   (struct cow__pend){start, len, birth, gen});
+			if (rc)
+				return rc;
+			rc = pmap_put(m, start, bs->npending - 1);
+			if (rc)
+				return rc;
+		} else if (op == COW_EV_RELEASE) {
+			bits_set(bs, start, len, false);
+			if (m->cap) {
+				size_t s = pmap_slot(m, start + 1);
+				if (m->key[s]) {
+					bs->pending[m->val[s]].len = 0; /* dead; compacted below */
+					m->key[s] = UINT64_MAX;         /* tombstone */
+				}
+			}
+		} else {
+			return COW_CORRUPT(p->addr, "unknown space log record");
+		}
+	}
+	return 0;
+}
+
+int cow__bs_load(struct cow__bs *bs, const struct cow__sb *sb, int slot)
+{
+	cow__space_release(bs);
+	bs->txn_gen = 0;
+	bs->sb = *sb;
+	bs->sb_slot = slot;
+	bs->nblocks = sb->nblocks;
+	uint64_t size;
+	int rc = bs->io->ops->size(bs->io, &size);
+	if (rc)
+		return rc;
+	bs->file_blocks = size >> COW_BLOCK_SHIFT;
+	if (bs->file_blocks < bs->nblocks)
+		return COW_CORRUPT(bs->nblocks, "store is larger than its file");
+	rc = bits_ensure(bs, bs->nblocks);
+	if (rc)
+		return rc;
+	bits_set(bs, 0, 2, true); /* superblocks */
+
+	struct cow__bptr *blks = NULL;
+	size_t n = 0, cap = 0;
+	struct pmap m = {NULL, NULL, 0};
+	rc = read_chain(bs, sb->space_base, bs->nblocks, &blks, &n, &cap);
+	if (rc)
+		goto out;
+	if (n == 0) {
+		rc = COW_CORRUPT(0, "superblock has no space map");
+		goto out;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const uint8_t *b = cow__bs_mapped(bs, blks[i].addr);
+		uint32_t count = cow__le32(b + 48);
+		if (b[4] == SPACE_BITMAP) {
+			uint64_t first = cow__le64(b + COW_SPACE_HDR);
+			if (count > COW_BITMAP_BITS || first + count > bs->nblocks) {
+				rc = COW_CORRUPT(blks[i].addr, "bitmap block out of range");
+				break;
+			}
+			const uint8_t *bits = b + COW_SPACE_HDR + 8;
+			for (uint32_t k = 0; k < count; k++)
+				if ((bits[k >> 3] >> (k & 7)) & 1)
+					bits_set(bs, first + k, 1, true);
+		} else if (b[4] == SPACE_PENDING) {
+			if (count > COW_PEND_PER_BLOCK) {
+				rc = COW_CORRUPT(blks[i].addr, "pending block overfull");
+				break;
+			}
+			for (uint32_t k = 0; k < count && rc == 0; k++) {
+				const uint8_t *r = b + COW_SPACE_HDR + 32 * k;
+				rc = push_pend(&bs->pending, &bs->npending, &bs->cap_pending,
+					       (struct cow__pend){cow__le64(r), cow__le64(r + 8),
+								  cow__le64(r + 16),
+								  cow__le64(r + 24)});
+			}
+		} else {
+			rc = COW_CORRUPT(blks[i].addr, "unexpected block in space-map base");
+		}
+		if (rc == 0)
+			rc = chain_push(bs, blks[i].addr, blks[i].birth);
+	}
+	if (rc)
+		goto out;
+	bs->base_blocks = n;
+	for (size_t i = 0; i < bs->npending && rc == 0; i++)
+		rc = pmap_put(&m, bs->pending[i].start, i);
+	if (rc)
+		goto out;
+
+	/* The log, oldest record first. */
+	n = 0;
+	rc = read_chain(bs, sb->space_log, bs->nblocks, &blks, &n, &cap);
+	if (rc)
+		goto out;
+	for (size_t i = n; i-- > 0 && rc == 0;) {
+		const uint8_t *b = cow__bs_mapped(bs, blks[i].addr);
+		if (b[4] != SPACE_LOG) {
+			rc = COW_CORRUPT(blks[i].addr, "unexpected block in space-map log");
+			break;
+		}
+		rc = replay(bs, b, &blks[i], &m);
+		if (rc == 0)
+			rc = chain_push(bs, blks[i].addr, blks[i].birth);
+	}
+	if (rc)
+		goto out;
+
+	/* Drop released pending entries, keep the rest in `freed` order. */
+	size_t keep = 0;
+	for (size_t i = 0; i < bs->npending; i++)
+		if (bs->pending[i].len)
+			bs->pending[keep++] = bs->pending[i];
+	bs->npending = keep;
+	for (size_t i = 1; i < bs->npending; i++) { /* insertion sort: nearly sorted */
+		struct cow__pend p = bs->pending[i];
+		size_t j = i;
+		while (j > 0 && bs->pending[j - 1].freed > p.freed) {
+			bs->pending[j] = bs->pending[j - 1];
+			j--;
+		}
+		bs->pending[j] = p;
+	}
+
+	/* Whatever the page cache holds becomes durable before we build on it. */
+	rc = bs->io->ops->sync(bs->io);
+	if (rc)
+		goto out;
+	bs->durable = sb->gen;
+	bs->durable_slot = slot;
+	bs->hint = 2;
+	bs->loaded = true;
+out:
+	cow__free(blks);
+	cow__free(m.key);
+	cow__free(m.val);
+	if (rc)
+		cow__space_release(bs);
+	return rc;
+}
+
+int cow__bs_format(struct cow__bs *bs)
+{
+	cow__space_release(bs);
+	memset(&bs->sb, 0, sizeof(bs->sb));
+	bs->sb_slot = 1; /* so the first commit goes to slot 0 */
+	bs->durable = 0;
+	bs->durable_slot = 1;
+	bs->nblocks = 2;
+	bs->file_blocks = 0;
+	int rc = bits_ensure(bs, 2);
+	if (rc)
+		return rc;
+	bits_set(bs, 0, 2, true);
+	rc = bs->io->ops->grow(bs->io, 2 * COW_BLOCK_SIZE);
+	if (rc)
+		return rc;
+	bs->file_blocks = 2;
+	rc = cow__bs_map_ensure(bs, 2);
+	if (rc)
+		return rc;
+	bs->hint = 2;
+	bs->loaded = true;
+	return 0;
+}
+
+/*
+ * Link @n blocks starting at @addr into a chain ending in @tail (older), and
+ * return the head pointer. Blocks are already filled apart from their header.
+ */
+static struct cow__bptr link_chain(struct cow__bs *bs, uint64_t addr, uint8_t *buf, uint64_t n,
+				   int kind, const uint32_t *counts, struct cow__bptr tail)
+{
+	struct cow__bptr next = tail;
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *b = buf + i * COW_BLOCK_SIZE;
+		hdr_put(b, kind == SPACE_LOG ? SPACE_LOG : b[4], addr + i, bs->txn_gen, &next,
+			counts[i]);
+		next = (struct cow__bptr){addr + i, bs->txn_gen, cow__csum(b, COW_BLOCK_SIZE)};
+	}
+	return next;
+}
+
+static int write_log(struct cow__bs *bs, struct cow__sb *sb)
+{
+	/* Records: carried releases, this transaction's events, the log's own ALLOC. */
+	size_t nrec = bs->ncarry + bs->nevents + 1;
+	uint64_t m = (nrec + COW_EV_PER_BLOCK - 1) / COW_EV_PER_BLOCK;
+	uint64_t addr;
+	uint8_t *buf;
+	int rc = cow__bs_alloc(bs, m, &addr, &buf); /* appends the ALLOC event */
+	if (rc)
+		return rc;
+	uint32_t *counts = cow__calloc(m, sizeof(uint32_t));
+	if (!counts)
+		return COW_ENOMEM;
+	size_t r = 0;
+	for (size_t i = 0; i < bs->ncarry + bs->nevents; i++, r++) {
+		const struct cow__ev *e =
+			i < bs->ncarry ? &bs->carry[i] : &bs->events[i - bs->ncarry];
+		uint8_t *b = buf + (r / COW_EV_PER_BLOCK) * COW_BLOCK_SIZE;
+		uint8_t *rec = b + COW_SPACE_HDR + 8 + 32 * (r % COW_EV_PER_BLOCK);
+		rec[0] = (uint8_t)e->op;
+		cow__put64(rec + 8, e->start);
+		cow__put64(rec + 16, e->len);
+		cow__put64(rec + 24, e->birth);
+		counts[r / COW_EV_PER_BLOCK]++;
+	}
+	for (uint64_t i = 0; i < m; i++)
+		cow__put64(buf + i * COW_BLOCK_SIZE + COW_SPACE_HDR, bs->txn_gen);
+	sb->space_log = link_chain(bs, addr, buf, m, SPACE_LOG, counts, bs->sb.space_log);
+	sb->space_base = bs->sb.space_base;
+	sb->log_blocks = bs->sb.log_blocks + m;
+	cow__free(counts);
+	for (uint64_t i = 0; i < m; i++) {
+		rc = chain_push(bs, addr + i, bs->txn_gen);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int write_base(struct cow__bs *bs, struct cow__sb *sb)
+{
+	/* The chains the superblock reaches now become pending as of this commit. */
+	for (size_t i = 0; i < bs->nchain; i++) {
+		int rc = cow__bs_free(bs, bs->chain[i].addr, 1, bs->chain[i].birth);
+		if (rc)
+			return rc;
+	}
+	uint64_t addr = 0, k = 0;
+	uint8_t *buf = NULL;
+	for (;;) {
+		uint64_t nbit = (bs->nblocks + k + COW_BITMAP_BITS - 1) / COW_BITMAP_BITS;
+		uint64_t npend = (bs->npending + bs->nstuck + COW_PEND_PER_BLOCK - 1) /
+				 COW_PEND_PER_BLOCK;
+		uint64_t need = nbit + npend;
+		if (k && need <= k)
+			break;
+		if (k) /* allocated too few: give them back (born now, so free at once) */
+			cow__bs_free(bs, addr, k, bs->txn_gen);
+		k = need + 1;
+		int rc = cow__bs_alloc(bs, k, &addr, &buf);
+		if (rc)
+			return rc;
+	}
+	uint32_t *counts = cow__calloc(k, sizeof(uint32_t));
+	if (!counts)
+		return COW_ENOMEM;
+	uint64_t i = 0;
+	for (uint64_t first = 0; first < bs->nblocks; first += COW_BITMAP_BITS, i++) {
+		uint8_t *b = buf + i * COW_BLOCK_SIZE;
+		b[4] = SPACE_BITMAP;
+		uint64_t cnt = COW_MIN(COW_BITMAP_BITS, bs->nblocks - first);
+		cow__put64(b + COW_SPACE_HDR, first);
+		uint8_t *bits = b + COW_SPACE_HDR + 8;
+		for (uint64_t j = 0; j < cnt; j++)
+			if (bit_test(bs, first + j))
+				bits[j >> 3] |= (uint8_t)(1u << (j & 7));
+		counts[i] = (uint32_t)cnt;
+	}
+	size_t total = bs->npending + bs->nstuck;
+	for (size_t j = 0; j < total; j++) {
+		const struct cow__pend *p =
+			j < bs->npending ? &bs->pending[j] : &bs->stuck[j - bs->npending];
+		uint64_t blk = i + j / COW_PEND_PER_BLOCK;
+		uint8_t *b = buf + blk * COW_BLOCK_SIZE;
+		b[4] = SPACE_PENDING;
+		uint8_t *r = b + COW_SPACE_HDR + 32 * (j % COW_PEND_PER_BLOCK);
+		cow__put64(r, p->start);
+		cow__put64(r + 8, p->len);
+		cow__put64(r + 16, p->birth);
+		cow__put64(r + 24, p->freed);
+		counts[blk]++;
+	}
+	for (uint64_t j = 0; j < k; j++) /* spare blocks: empty pending blocks */
+		if (buf[j * COW_BLOCK_SIZE + 4] == 0)
+			buf[j * COW_BLOCK_SIZE + 4] = SPACE_PENDING;
+	struct cow__bptr null = {0, 0, 0};
+	sb->space_base = link_chain(bs, addr, buf, k, 0, counts, null);
+	sb->space_log = null;
+	sb->log_blocks = 0;
+	cow__free(counts);
+	bs->nchain = 0;
+	bs->base_blocks = k;
+	for (uint64_t j = 0; j < k; j++) {
+		int rc = chain_push(bs, addr + j, bs->txn_gen);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int cow__space_persist(struct cow__bs *bs, struct cow__sb *sb)
+{
+	size_t nrec = bs->ncarry + bs->nevents + 1;
+	uint64_t m = (nrec + COW_EV_PER_BLOCK - 1) / COW_EV_PER_BLOCK;
+	if (!bs->sb.space_base.addr || bs->sb.log_blocks + m > COW_MAX(16, bs->base_blocks))
+		return write_base(bs, sb);
+	return write_log(bs, sb);
+}
+
+void cow__space_committed(struct cow__bs *bs)
+{
+	bs->ncarry = 0;
+	bs->nevents = 0;
+}

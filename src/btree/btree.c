@@ -1,0 +1,631 @@
+/*
+ * The copy-on-write B+tree: lookup, insert with splits, delete with merges,
+ * finalize (checksums bottom-up at commit), destroy.
+ *
+ * Writes descend from the root making every node on the path writable
+ * (node_cow): a node born in this transaction is changed in its dirty buffer,
+ * an older one is copied to a fresh block and the old block freed, and the
+ * parent's pointer is updated on the way back up. Children are never newer
+ * than their parents, which lets walks skip whole subtrees by birth.
+ */
+#include <stdlib.h>
+
+#include "base/base.h"
+#include "btree/btree.h"
+#include "btree/node.h"
+
+/* ---- reading nodes ---- */
+
+int cow__node_get(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t **out)
+{
+	const uint8_t *n;
+	int rc = cow__bs_read(tx->bs, &tx->vc, tx->nblocks, p, COW_BLOCK_SIZE, &n);
+	if (rc)
+		return rc;
+	if (cow__le32(n) != N_MAGIC || (n_kind(n) != N_LEAF && n_kind(n) != N_BRANCH))
+		return COW_CORRUPT(p->addr, "not a tree node");
+	if (cow__le64(n + 8) != p->addr || cow__le64(n + 16) != p->birth)
+		return COW_CORRUPT(p->addr, "node header does not match its pointer");
+	unsigned cnt = n_count(n);
+	if (N_HDR + 2 * cnt > n_top(n) || n_top(n) > COW_BLOCK_SIZE ||
+	    (n_kind(n) == N_LEAF) != (n_level(n) == 0))
+		return COW_CORRUPT(p->addr, "node header out of range");
+	for (unsigned i = 0; i < cnt; i++) {
+		unsigned off = cow__le16(n + N_HDR + 2 * i);
+		if (off < n_top(n) || off + 8 > COW_BLOCK_SIZE)
+			return COW_CORRUPT(p->addr, "cell offset out of range");
+		const uint8_t *c = n + off;
+		size_t klen = n_kind(n) == N_LEAF ? leaf_klen(c) : br_klen(c);
+		if (klen > COW_KEY_MAX || off + cell_size(n, c) > COW_BLOCK_SIZE)
+			return COW_CORRUPT(p->addr, "cell out of range");
+	}
+	*out = n;
+	return 0;
+}
+
+/*
+ * Index of the first cell whose key is >= @key (leaf), with *exact set; or
+ * of the child to descend into (branch: the last cell whose key is <= @key,
+ * cell 0 standing for everything below cell 1).
+ */
+static unsigned search(const uint8_t *n, const void *key, size_t klen, bool *exact)
+{
+	unsigned lo = 0, hi = n_count(n);
+	*exact = false;
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+		size_t cl;
+		const uint8_t *ck = cell_key(n, n_cell(n, mid), &cl);
+		int r = key_cmp(ck, cl, key, klen);
+		if (r == 0) {
+			*exact = true;
+			lo = mid;
+			break;
+		}
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (n_kind(n) == N_LEAF)
+		return lo;
+	if (*exact)
+		return lo;
+	return lo ? lo - 1 : 0;
+}
+
+static int value_of(struct cow__tx *tx, const uint8_t *c, cow_buf *val)
+{
+	size_t vlen = leaf_vlen(c);
+	if (leaf_vkind(c) == V_INLINE) {
+		val->data = leaf_val(c);
+		val->len = vlen;
+		return 0;
+	}
+	struct cow__bptr p;
+	cow__bptr_load(&p, leaf_val(c));
+	const uint8_t *data;
+	int rc = cow__bs_read(tx->bs, NULL, tx->nblocks, &p, vlen, &data);
+	if (rc)
+		return rc;
+	val->data = data;
+	val->len = vlen;
+	return 0;
+}
+
+int cow__btree_get(struct cow__tx *tx, const struct cow__tree *t, const void *key, size_t klen,
+		   cow_buf *val)
+{
+	struct cow__bptr p = t->root;
+	for (int depth = 0; p.addr; depth++) {
+		const uint8_t *n;
+		if (depth >= COW_BTREE_MAXDEPTH)
+			return COW_CORRUPT(p.addr, "tree too deep");
+		int rc = cow__node_get(tx, &p, &n);
+		if (rc)
+			return rc;
+		bool exact;
+		unsigned i = search(n, key, klen, &exact);
+		if (n_kind(n) == N_LEAF) {
+			if (!exact)
+				return COW_ENOTFOUND;
+			return value_of(tx, n_cell(n, i), val);
+		}
+		if (n_count(n) == 0)
+			return COW_CORRUPT(p.addr, "empty branch");
+		br_child(n_cell(n, i), &p);
+	}
+	return COW_ENOTFOUND;
+}
+
+/* ---- writing nodes ---- */
+
+/* Make the node *p points to writable in this transaction; *p may change. */
+static int node_cow(struct cow__tx *tx, struct cow__bptr *p, uint8_t **out)
+{
+	if (p->birth == tx->gen) {
+		uint8_t *b = cow__bs_dirty(tx->bs, p->addr);
+		if (!b)
+			return COW_CORRUPT(p->addr, "lost dirty node");
+		*out = b;
+		return 0;
+	}
+	const uint8_t *old;
+	int rc = cow__node_get(tx, p, &old);
+	if (rc)
+		return rc;
+	uint64_t addr;
+	uint8_t *b;
+	rc = cow__bs_alloc(tx->bs, 1, &addr, &b);
+	if (rc)
+		return rc;
+	memcpy(b, old, COW_BLOCK_SIZE);
+	rc = cow__bs_free(tx->bs, p->addr, 1, p->birth);
+	if (rc) {
+		cow__bs_free(tx->bs, addr, 1, tx->gen);
+		return rc;
+	}
+	cow__put64(b + 8, addr);
+	cow__put64(b + 16, tx->gen);
+	*p = (struct cow__bptr){addr, tx->gen, 0};
+	*out = b;
+	return 0;
+}
+
+static int node_new(struct cow__tx *tx, int kind, int level, struct cow__bptr *p, uint8_t **out)
+{
+	uint64_t addr;
+	uint8_t *b;
+	int rc = cow__bs_alloc(tx->bs, 1, &addr, &b);
+	if (rc)
+		return rc;
+	cow__put32(b, N_MAGIC);
+	b[4] = (uint8_t)kind;
+	b[5] = (uint8_t)level;
+	cow__put64(b + 8, addr);
+	cow__put64(b + 16, tx->gen);
+	cow__put16(b + 24, COW_BLOCK_SIZE);
+	*p = (struct cow__bptr){addr, tx->gen, 0};
+	*out = b;
+	return 0;
+}
+
+struct cellref {
+	const uint8_t *p;
+	size_t len;
+};
+
+/* Rewrite node @b to hold exactly @cells (which may point into @b). */
+static void node_build(uint8_t *b, const struct cellref *cells, unsigned n)
+{
+	uint8_t tmp[COW_BLOCK_SIZE];
+	memcpy(tmp, b, N_HDR);
+	unsigned top = COW_BLOCK_SIZE, used = 0;
+	for (unsigned i = 0; i < n; i++) {
+		top -= (unsigned)cells[i].len;
+		memcpy(tmp + top, cells[i].p, cells[i].len);
+		cow__put16(tmp + N_HDR + 2 * i, (uint16_t)top);
+		used += (unsigned)cells[i].len;
+	}
+	cow__put16(tmp + 6, (uint16_t)n);
+	cow__put16(tmp + 24, (uint16_t)top);
+	cow__put16(tmp + 26, (uint16_t)used);
+	memset(tmp + N_HDR + 2 * n, 0, top - (N_HDR + 2 * n));
+	memcpy(b, tmp, COW_BLOCK_SIZE);
+}
+
+static void node_cells(const uint8_t *b, struct cellref *cells)
+{
+	for (unsigned i = 0; i < n_count(b); i++) {
+		cells[i].p = n_cell(b, i);
+		cells[i].len = cell_size(b, cells[i].p);
+	}
+}
+
+/* Insert cell @c at slot @i if it fits (compacting if needed). */
+static bool node_insert(uint8_t *b, unsigned i, const uint8_t *c, size_t len)
+{
+	unsigned cnt = n_count(b);
+	if (n_free(b) < len + 2)
+		return false;
+	if (n_top(b) < N_HDR + 2 * (cnt + 1) + len) {
+		struct cellref cells[COW_BLOCK_SIZE / 8];
+		node_cells(b, cells);
+		node_build(b, cells, cnt);
+	}
+	unsigned top = n_top(b) - (unsigned)len;
+	memcpy(b + top, c, len);
+	memmove(b + N_HDR + 2 * (i + 1), b + N_HDR + 2 * i, 2 * (cnt - i));
+	cow__put16(b + N_HDR + 2 * i, (uint16_t)top);
+	cow__put16(b + 6, (uint16_t)(cnt + 1));
+	cow__put16(b + 24, (uint16_t)top);
+	cow__put16(b + 26, (uint16_t)(n_used(b) + len));
+	return true;
+}
+
+static void node_remove(uint8_t *b, unsigned i)
+{
+	unsigned cnt = n_count(b);
+	size_t len = cell_size(b, n_cell(b, i));
+	memmove(b + N_HDR + 2 * i, b + N_HDR + 2 * (i + 1), 2 * (cnt - i - 1));
+	cow__put16(b + 6, (uint16_t)(cnt - 1));
+	cow__put16(b + 26, (uint16_t)(n_used(b) - len));
+}
+
+struct split {
+	bool happened;
+	struct cow__bptr right;
+	uint8_t key[COW_KEY_MAX];
+	size_t klen;
+};
+
+/*
+ * Node @b overflows with cell @c at slot @i: split it into @b and a new
+ * right sibling, balanced by bytes; report the right one in @sp.
+ */
+static int split_insert(struct cow__tx *tx, uint8_t *b, unsigned i, const uint8_t *c, size_t len,
+			struct split *sp)
+{
+	uint8_t old[COW_BLOCK_SIZE];
+	memcpy(old, b, COW_BLOCK_SIZE);
+	unsigned cnt = n_count(old);
+	struct cellref cells[COW_BLOCK_SIZE / 8 + 1];
+	size_t total = 0;
+	for (unsigned k = 0, j = 0; k <= cnt; k++) {
+		if (k == i) {
+			cells[k] = (struct cellref){c, len};
+		} else {
+			cells[k].p = n_cell(old, j);
+			cells[k].len = cell_size(old, cells[k].p);
+			j++;
+		}
+		total += cells[k].len + 2;
+	}
+	unsigned m = 0;
+	size_t left = 0;
+	while (m < cnt && left + cells[m].len + 2 <= total / 2) {
+		left += cells[m].len + 2;
+		m++;
+	}
+	if (m == 0)
+		m = 1;
+	/* Both halves must fit: move the split point if a big cell sits at the edge. */
+	while (total - left > N_SPACE && m < cnt) {
+		left += cells[m].len + 2;
+		m++;
+	}
+	while (left > N_SPACE && m > 1) {
+		m--;
+		left -= cells[m].len + 2;
+	}
+	uint8_t *rb;
+	int rc = node_new(tx, n_kind(old), n_level(old), &sp->right, &rb);
+	if (rc)
+		return rc;
+	node_build(b, cells, m);
+	node_build(rb, cells + m, cnt + 1 - m);
+	size_t klen;
+	const uint8_t *k = cell_key(rb, n_cell(rb, 0), &klen);
+	memcpy(sp->key, k, klen);
+	sp->klen = klen;
+	sp->happened = true;
+	return 0;
+}
+
+static size_t make_branch_cell(uint8_t *out, const void *key, size_t klen,
+			       const struct cow__bptr *child)
+{
+	cow__put16(out, (uint16_t)klen);
+	cow__bptr_store(out + 2, child);
+	memcpy(out + 2 + COW_BPTR_SIZE, key, klen);
+	return 2 + COW_BPTR_SIZE + klen;
+}
+
+static int free_value(struct cow__tx *tx, const uint8_t *c)
+{
+	if (leaf_vkind(c) != V_EXTENT)
+		return 0;
+	struct cow__bptr p;
+	cow__bptr_load(&p, leaf_val(c));
+	uint64_t nblk = (leaf_vlen(c) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
+	return cow__bs_free(tx->bs, p.addr, nblk, p.birth);
+}
+
+static int ins(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t klen,
+	       const uint8_t *cell, size_t clen, bool *added, struct split *sp, int depth)
+{
+	if (depth >= COW_BTREE_MAXDEPTH)
+		return COW_CORRUPT(p->addr, "tree too deep");
+	uint8_t *b;
+	int rc = node_cow(tx, p, &b);
+	if (rc)
+		return rc;
+	bool exact;
+	unsigned i = search(b, key, klen, &exact);
+	if (n_kind(b) == N_LEAF) {
+		if (exact) {
+			rc = free_value(tx, n_cell(b, i));
+			if (rc)
+				return rc;
+			node_remove(b, i);
+		} else {
+			*added = true;
+		}
+		if (node_insert(b, i, cell, clen))
+			return 0;
+		return split_insert(tx, b, i, cell, clen, sp);
+	}
+	if (n_count(b) == 0)
+		return COW_CORRUPT(p->addr, "empty branch");
+	uint8_t *c = (uint8_t *)n_cell(b, i);
+	struct cow__bptr child;
+	br_child(c, &child);
+	struct split csp = {.happened = false};
+	rc = ins(tx, &child, key, klen, cell, clen, added, &csp, depth + 1);
+	cow__bptr_store(c + 2, &child); /* the child may have moved even on error */
+	if (rc || !csp.happened)
+		return rc;
+	uint8_t nc[2 + COW_BPTR_SIZE + COW_KEY_MAX];
+	size_t nlen = make_branch_cell(nc, csp.key, csp.klen, &csp.right);
+	if (node_insert(b, i + 1, nc, nlen))
+		return 0;
+	return split_insert(tx, b, i + 1, nc, nlen, sp);
+}
+
+int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+		   const void *val, size_t vlen)
+{
+	if (klen == 0 || klen > COW_KEY_MAX)
+		return COW_EINVAL;
+	if (vlen > COW_VALUE_MAX)
+		return COW_ETOOBIG;
+	uint8_t cell[COW_CELL_MAX];
+	size_t clen;
+	uint64_t ext_addr = 0, ext_n = 0;
+	cow__put16(cell, (uint16_t)klen);
+	cell[3] = 0;
+	cow__put32(cell + 4, (uint32_t)vlen);
+	memcpy(cell + 8, key, klen);
+	if (8 + klen + vlen <= COW_CELL_MAX) {
+		cell[2] = V_INLINE;
+		memcpy(cell + 8 + klen, val, vlen);
+		clen = 8 + klen + vlen;
+	} else {
+		/* A large value goes to consecutive blocks: reads get one pointer. */
+		uint8_t *buf;
+		ext_n = (vlen + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
+		int rc = cow__bs_alloc(tx->bs, ext_n, &ext_addr, &buf);
+		if (rc)
+			return rc;
+		memcpy(buf, val, vlen);
+		struct cow__bptr ep = {ext_addr, tx->gen, cow__csum(buf, vlen)};
+		cell[2] = V_EXTENT;
+		cow__bptr_store(cell + 8 + klen, &ep);
+		clen = 8 + klen + COW_BPTR_SIZE;
+	}
+	t->mods++;
+	int rc;
+	bool added = false;
+	if (!t->root.addr) {
+		uint8_t *b;
+		rc = node_new(tx, N_LEAF, 0, &t->root, &b);
+		if (rc == 0) {
+			node_insert(b, 0, cell, clen);
+			t->count++;
+		}
+		goto out;
+	}
+	struct split sp = {.happened = false};
+	rc = ins(tx, &t->root, key, klen, cell, clen, &added, &sp, 0);
+	if (rc)
+		goto out;
+	if (added)
+		t->count++;
+	if (sp.happened) {
+		/* The root split: a new root with the two halves. */
+		const uint8_t *left;
+		rc = cow__bs_read(tx->bs, NULL, tx->nblocks, &t->root, COW_BLOCK_SIZE, &left);
+		if (rc)
+			goto out;
+		int level = n_level(left) + 1;
+		uint8_t *b;
+		struct cow__bptr nr;
+		rc = node_new(tx, N_BRANCH, level, &nr, &b);
+		if (rc)
+			goto out;
+		uint8_t c0[2 + COW_BPTR_SIZE], c1[2 + COW_BPTR_SIZE + COW_KEY_MAX];
+		size_t l0 = make_branch_cell(c0, "", 0, &t->root);
+		size_t l1 = make_branch_cell(c1, sp.key, sp.klen, &sp.right);
+		node_insert(b, 0, c0, l0);
+		node_insert(b, 1, c1, l1);
+		t->root = nr;
+	}
+out:
+	if (rc && ext_addr)
+		cow__bs_free(tx->bs, ext_addr, ext_n, tx->gen);
+	return rc;
+}
+
+/* ---- delete ---- */
+
+/* Try to merge child @i of branch @b with a neighbour; the parent shrinks. */
+static int merge_child(struct cow__tx *tx, uint8_t *b, unsigned i)
+{
+	unsigned cnt = n_count(b);
+	if (cnt < 2)
+		return 0;
+	unsigned l = i + 1 < cnt ? i : i - 1; /* merge children l and l+1 */
+	uint8_t *lc = (uint8_t *)n_cell(b, l), *rc_ = (uint8_t *)n_cell(b, l + 1);
+	struct cow__bptr lp, rp;
+	br_child(lc, &lp);
+	br_child(rc_, &rp);
+	const uint8_t *rn;
+	int rc = cow__node_get(tx, &rp, &rn);
+	if (rc)
+		return rc;
+	const uint8_t *ln;
+	rc = cow__node_get(tx, &lp, &ln);
+	if (rc)
+		return rc;
+	if (n_used(ln) + n_used(rn) + 2 * (n_count(ln) + n_count(rn)) > N_SPACE)
+		return 0; /* doesn't fit: leave them */
+	uint8_t *lw;
+	rc = node_cow(tx, &lp, &lw);
+	if (rc)
+		return rc;
+	cow__bptr_store(lc + 2, &lp);
+	/* rn may be a dirty buffer about to be freed: copy its cells first. */
+	uint8_t rcopy[COW_BLOCK_SIZE];
+	memcpy(rcopy, rn, COW_BLOCK_SIZE);
+	struct cellref cells[COW_BLOCK_SIZE / 4];
+	unsigned ln_n = n_count(lw), rn_n = n_count(rcopy);
+	node_cells(lw, cells);
+	node_cells(rcopy, cells + ln_n);
+	node_build(lw, cells, ln_n + rn_n);
+	rc = cow__bs_free(tx->bs, rp.addr, 1, rp.birth);
+	if (rc)
+		return rc;
+	node_remove(b, l + 1);
+	return 0;
+}
+
+static int del(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t klen,
+	       bool *under, int depth)
+{
+	if (depth >= COW_BTREE_MAXDEPTH)
+		return COW_CORRUPT(p->addr, "tree too deep");
+	uint8_t *b;
+	int rc = node_cow(tx, p, &b);
+	if (rc)
+		return rc;
+	bool exact;
+	unsigned i = search(b, key, klen, &exact);
+	if (n_kind(b) == N_LEAF) {
+		if (!exact)
+			return COW_ENOTFOUND;
+		rc = free_value(tx, n_cell(b, i));
+		if (rc)
+			return rc;
+		node_remove(b, i);
+	} else {
+		if (n_count(b) == 0)
+			return COW_CORRUPT(p->addr, "empty branch");
+		uint8_t *c = (uint8_t *)n_cell(b, i);
+		struct cow__bptr child;
+		br_child(c, &child);
+		bool cu = false;
+		rc = del(tx, &child, key, klen, &cu, depth + 1);
+		cow__bptr_store(c + 2, &child);
+		if (rc)
+			return rc;
+		if (cu) {
+			rc = merge_child(tx, b, i);
+			if (rc)
+				return rc;
+		}
+	}
+	*under = n_used(b) + 2 * n_count(b) < N_UNDER || (n_kind(b) == N_BRANCH && n_count(b) < 2);
+	return 0;
+}
+
+int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen)
+{
+	if (klen == 0 || klen > COW_KEY_MAX)
+		return COW_EINVAL;
+	/* Look first, so a missing key copies nothing. */
+	cow_buf v;
+	int rc = cow__btree_get(tx, t, key, klen, &v);
+	if (rc)
+		return rc;
+	t->mods++;
+	bool under = false;
+	rc = del(tx, &t->root, key, klen, &under, 0);
+	if (rc)
+		return rc;
+	t->count--;
+	/* Shrink the root: a branch with one child, or an empty leaf. */
+	for (;;) {
+		uint8_t *b = cow__bs_dirty(tx->bs, t->root.addr);
+		if (!b)
+			return COW_CORRUPT(t->root.addr, "lost dirty root");
+		if (n_kind(b) == N_BRANCH && n_count(b) == 1) {
+			struct cow__bptr child;
+			br_child(n_cell(b, 0), &child);
+			rc = cow__bs_free(tx->bs, t->root.addr, 1, t->root.birth);
+			t->root = child;
+			if (rc)
+				return rc;
+			if (child.birth != tx->gen)
+				break;
+			continue;
+		}
+		if (n_kind(b) == N_LEAF && n_count(b) == 0) {
+			rc = cow__bs_free(tx->bs, t->root.addr, 1, t->root.birth);
+			t->root = (struct cow__bptr){0, 0, 0};
+			return rc;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* ---- finalize, destroy ---- */
+
+static int finalize(struct cow__tx *tx, struct cow__bptr *p, int depth)
+{
+	if (p->birth != tx->gen)
+		return 0;
+	if (depth >= COW_BTREE_MAXDEPTH)
+		return COW_CORRUPT(p->addr, "tree too deep");
+	uint8_t *b = cow__bs_dirty(tx->bs, p->addr);
+	if (!b)
+		return COW_CORRUPT(p->addr, "lost dirty node");
+	if (n_kind(b) == N_BRANCH) {
+		for (unsigned i = 0; i < n_count(b); i++) {
+			uint8_t *c = (uint8_t *)n_cell(b, i);
+			struct cow__bptr child;
+			br_child(c, &child);
+			if (child.birth != tx->gen)
+				continue;
+			int rc = finalize(tx, &child, depth + 1);
+			if (rc)
+				return rc;
+			cow__bptr_store(c + 2, &child);
+		}
+	}
+	p->csum = cow__csum(b, COW_BLOCK_SIZE);
+	return 0;
+}
+
+int cow__btree_finalize(struct cow__tx *tx, struct cow__tree *t)
+{
+	if (!t->root.addr)
+		return 0;
+	return finalize(tx, &t->root, 0);
+}
+
+static int destroy(struct cow__tx *tx, const struct cow__bptr *p, int depth)
+{
+	if (depth >= COW_BTREE_MAXDEPTH)
+		return COW_CORRUPT(p->addr, "tree too deep");
+	const uint8_t *n;
+	int rc = cow__node_get(tx, p, &n);
+	if (rc)
+		return rc;
+	/* Copy out what we need: freeing a dirty node releases its buffer. */
+	unsigned cnt = n_count(n);
+	for (unsigned i = 0; i < cnt && rc == 0; i++) {
+		const uint8_t *c = n_cell(n, i);
+		if (n_kind(n) == N_LEAF) {
+			rc = free_value(tx, c);
+		} else {
+			struct cow__bptr child;
+			br_child(c, &child);
+			rc = destroy(tx, &child, depth + 1);
+		}
+	}
+	if (rc)
+		return rc;
+	return cow__bs_free(tx->bs, p->addr, 1, p->birth);
+}
+
+int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t)
+{
+	int rc = t->root.addr ? destroy(tx, &t->root, 0) : 0;
+	if (rc == 0) {
+		t->root = (struct cow__bptr){0, 0, 0};
+		t->count = 0;
+		t->mods++;
+	}
+	return rc;
+}
+
+int cow__btree_depth(struct cow__tx *tx, const struct cow__tree *t)
+{
+	if (!t->root.addr)
+		return 0;
+	const uint8_t *n;
+	if (cow__node_get(tx, &t->root, &n))
+		return -1;
+	return n_level(n) + 1;
+}

@@ -1,0 +1,95 @@
+/*
+ * btree: the one copy-on-write B+tree (FORMAT.md section 4). Path copying,
+ * no sibling or parent pointers: a change copies the nodes from the root to
+ * the leaf it touches (each at most once per transaction), and a tree's old
+ * root keeps describing the old version. Trees serve the catalog, maps and
+ * (later) volume block maps.
+ *
+ * A tree is a root pointer plus an entry count; it is read and written in the
+ * context of a transaction (struct cow__tx). Values returned point into the
+ * mapping or into dirty buffers and live as long as store.h says.
+ */
+#ifndef COW_BTREE_H
+#define COW_BTREE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "block/block.h"
+#include "cow/store.h"
+
+struct cow__tx {
+	struct cow__bs *bs;
+	uint64_t gen;     /* generation read (or being written) */
+	uint64_t nblocks; /* valid block addresses are below this */
+	bool write;
+	struct cow__vcache vc;
+};
+
+struct cow__tree {
+	struct cow__bptr root; /* addr 0: empty tree */
+	uint64_t count;
+	uint64_t mods; /* bumped by every change; cursors re-seek when it moves */
+};
+
+#define COW_CELL_MAX 1300u /* largest cell; 3 always fit in a node */
+#define COW_BTREE_MAXDEPTH 32
+
+int cow__btree_get(struct cow__tx *tx, const struct cow__tree *t, const void *key, size_t klen,
+		   cow_buf *val);
+int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+		   const void *val, size_t vlen);
+int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen);
+
+/* Compute the checksums of every node this transaction wrote; t->root becomes final. */
+int cow__btree_finalize(struct cow__tx *tx, struct cow__tree *t);
+
+/* Free every block of the tree (nodes and value extents). */
+int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t);
+
+/*
+ * Visit every block of the tree born after @min_birth (0: all), verifying
+ * each: @blk(ctx, addr, nblk, birth) per node and value extent, and, for the
+ * inline values of the leaves visited, @val(ctx, key, klen, val, vlen). Either
+ * callback may be NULL; a nonzero return stops the walk and is returned.
+ */
+struct cow__walk {
+	uint64_t min_birth;
+	int (*blk)(void *ctx, uint64_t addr, uint64_t nblk, uint64_t birth);
+	int (*val)(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
+	void *ctx;
+};
+int cow__btree_walk(struct cow__tx *tx, const struct cow__tree *t, const struct cow__walk *w);
+
+/*
+ * White-box check of the whole tree: checksums, headers, key order within
+ * and across nodes, separator bounds, levels, births (a child is never newer
+ * than its parent), the entry count. Returns 0 or COW_ECORRUPT (logged).
+ */
+int cow__btree_verify(struct cow__tx *tx, const struct cow__tree *t);
+
+/* Depth of the tree (0 when empty). */
+int cow__btree_depth(struct cow__tx *tx, const struct cow__tree *t);
+
+struct cow__cursor {
+	struct cow__tx *tx;
+	struct cow__tree *tree;
+	int depth; /* levels in path; 0 = unpositioned */
+	struct {
+		const uint8_t *node;
+		int idx;
+	} path[COW_BTREE_MAXDEPTH];
+	uint64_t mods;
+	uint8_t key[COW_KEY_MAX]; /* copy of the current key, to re-seek */
+	size_t klen;
+};
+
+void cow__cursor_init(struct cow__cursor *c, struct cow__tx *tx, struct cow__tree *t);
+int cow__cursor_first(struct cow__cursor *c);
+int cow__cursor_last(struct cow__cursor *c);
+int cow__cursor_seek(struct cow__cursor *c, const void *key, size_t klen);
+int cow__cursor_next(struct cow__cursor *c);
+int cow__cursor_prev(struct cow__cursor *c);
+int cow__cursor_get(struct cow__cursor *c, cow_buf *key, cow_buf *val);
+
+#endif

@@ -1,0 +1,523 @@
+/*
+ * Stores and transactions: open with recovery, the writer's begin/commit/
+ * abort, read transactions pinned to a generation, and the debug checker.
+ *
+ * Recovery happens only when a process opens a store that no other process
+ * has open (it can take byte 1 of the lock file exclusively): it picks the
+ * newest superblock that verifies and resets the lock file from it. Other
+ * openers trust the lock file, which the writer keeps current.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+/* ---- catalog records ---- */
+
+int cow__obj_decode(const uint8_t *v, size_t len, struct cow__obj *o)
+{
+	if (len != CAT_REC || (v[0] != OBJ_MAP && v[0] != OBJ_VOLUME))
+		return COW_CORRUPT(0, "bad catalog record");
+	o->type = v[0];
+	o->id = cow__le64(v + 8);
+	cow__bptr_load(&o->root, v + 16);
+	o->count = cow__le64(v + 40);
+	o->created = cow__le64(v + 48);
+	return 0;
+}
+
+void cow__obj_encode(const struct cow__obj *o, uint8_t *v)
+{
+	memset(v, 0, CAT_REC);
+	v[0] = (uint8_t)o->type;
+	cow__put64(v + 8, o->id);
+	cow__bptr_store(v + 16, &o->root);
+	cow__put64(v + 40, o->count);
+	cow__put64(v + 48, o->created);
+}
+
+/* ---- recovery ---- */
+
+struct vctx {
+	struct cow__tx *tx;
+	uint64_t min_birth;
+};
+
+static int verify_obj(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	(void)key, (void)klen;
+	struct vctx *v = ctx;
+	struct cow__obj o = {0};
+	int rc = cow__obj_decode(val, vlen, &o);
+	if (rc)
+		return rc;
+	struct cow__tree t = {.root = o.root, .count = o.count};
+	struct cow__walk w = {.min_birth = v->min_birth};
+	return cow__btree_walk(v->tx, &t, &w);
+}
+
+int cow__store_verify_sb(struct cow__bs *bs, const struct cow__sb *sb)
+{
+	int rc = cow__bs_map_ensure(bs, sb->nblocks);
+	if (rc)
+		return rc;
+	struct cow__tx *tx = cow__calloc(1, sizeof(*tx));
+	if (!tx)
+		return COW_ENOMEM;
+	*tx = (struct cow__tx){.bs = bs, .gen = sb->gen, .nblocks = sb->nblocks};
+	struct vctx v = {tx, sb->synced};
+	struct cow__tree cat = {.root = sb->catalog};
+	struct cow__walk w = {.min_birth = sb->synced, .val = verify_obj, .ctx = &v};
+	rc = cow__btree_walk(tx, &cat, &w);
+	cow__free(tx);
+	return rc;
+}
+
+/*
+ * Choose the superblock to open at: newest first, the first whose new blocks
+ * all verify. With @load, also load the space map from it (which verifies
+ * the space chains and makes the state durable).
+ */
+static int recover(struct cow__bs *bs, bool load, struct cow__sb *out, int *out_slot)
+{
+	struct cow__sb sb[2];
+	bool valid[2];
+	int rc = cow__bs_read_slots(bs, sb, valid);
+	if (rc)
+		return rc;
+	int order[2] = {0, 1};
+	if (valid[0] && valid[1] && sb[1].gen > sb[0].gen)
+		order[0] = 1, order[1] = 0;
+	int last = COW_EFORMAT;
+	for (int k = 0; k < 2; k++) {
+		int i = order[k];
+		if (!valid[i])
+			continue;
+		rc = cow__store_verify_sb(bs, &sb[i]);
+		if (rc == 0 && load)
+			rc = cow__bs_load(bs, &sb[i], i);
+		if (rc == 0) {
+			*out = sb[i];
+			*out_slot = i;
+			return 0;
+		}
+		if (rc != COW_ECORRUPT)
+			return rc;
+		cow__log("generation %llu does not verify; falling back",
+			 (unsigned long long)sb[i].gen);
+		last = COW_ECORRUPT;
+	}
+	return last;
+}
+
+static void fill_uuid(uint8_t uuid[16])
+{
+	if (getrandom(uuid, 16, 0) == 16)
+		return;
+	uint64_t a = cow__now_ns(), b = (uint64_t)getpid();
+	memcpy(uuid, &a, 8);
+	memcpy(uuid + 8, &b, 8);
+}
+
+/* A new store: format, then commit generation 1 with an empty catalog. */
+static int create_store(cow_store *s, struct cow__sb *out)
+{
+	struct cow__bs *bs = s->bs;
+	int rc = cow__bs_format(bs);
+	if (rc)
+		return rc;
+	fill_uuid(bs->sb.uuid);
+	rc = cow__bs_begin(bs, 1, NULL, 0);
+	if (rc)
+		return rc;
+	struct cow__sb sb = {.next_id = 1};
+	bool nosync = bs->nosync;
+	bs->nosync = false; /* the first commit is always durable */
+	rc = cow__bs_commit(bs, &sb);
+	bs->nosync = nosync;
+	if (rc)
+		return rc;
+	*out = sb;
+	return 0;
+}
+
+int cow_store_open(const char *path, const cow_store_options *opts, cow_store **out)
+{
+	unsigned flags = opts ? opts->flags : 0;
+	if (!path || !out)
+		return COW_EINVAL;
+	cow_store *s = cow__calloc(1, sizeof(*s));
+	if (!s)
+		return COW_ENOMEM;
+	s->lk.fd = s->lk.wfd = -1;
+	s->flags = flags;
+	pthread_mutex_init(&s->wmutex, NULL);
+	int rc = COW_ENOMEM;
+	s->path = cow__strdup(path);
+	if (!s->path)
+		goto fail;
+	if ((flags & COW_STORE_EXCL) && (flags & COW_STORE_CREATE) && access(path, F_OK) == 0) {
+		rc = COW_EEXIST;
+		goto fail;
+	}
+	rc = cow__bs_open(path, flags & COW_STORE_CREATE, flags & COW_STORE_RDONLY,
+			  flags & COW_STORE_NOSYNC, &s->bs);
+	if (rc)
+		goto fail;
+	bool alone;
+	rc = cow__lock_open(path, &s->lk, &alone);
+	if (rc)
+		goto fail;
+	if (alone) {
+		struct cow__sb sb;
+		int slot;
+		uint64_t size;
+		rc = s->bs->io->ops->size(s->bs->io, &size);
+		if (rc)
+			goto unlock;
+		if (size == 0) {
+			if (!(flags & COW_STORE_CREATE) || (flags & COW_STORE_RDONLY)) {
+				rc = COW_EFORMAT;
+				goto unlock;
+			}
+			rc = create_store(s, &sb);
+		} else {
+			rc = recover(s->bs, !(flags & COW_STORE_RDONLY), &sb, &slot);
+		}
+		if (rc)
+			goto unlock;
+		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog};
+		cow__lock_reset(&s->lk, &m);
+	}
+	rc = cow__lock_shared(&s->lk);
+	if (rc)
+		goto fail;
+	*out = s;
+	return 0;
+unlock:
+	cow__lock_writer_release(&s->lk);
+fail:
+	cow_store_close(s);
+	return rc;
+}
+
+void cow_store_close(cow_store *s)
+{
+	if (!s)
+		return;
+	if (s->bs && s->bs->nosync && !s->bs->rdonly)
+		s->bs->io->ops->sync(s->bs->io);
+	cow__lock_close(&s->lk);
+	cow__bs_close(s->bs);
+	pthread_mutex_destroy(&s->wmutex);
+	cow__free(s->readers);
+	cow__free(s->path);
+	cow__free(s);
+}
+
+int cow_store_sync(cow_store *s)
+{
+	if (!s)
+		return COW_EINVAL;
+	int rc = s->bs->io->ops->sync(s->bs->io);
+	if (rc)
+		return rc;
+	/* Record durability for this process's writer state. */
+	pthread_mutex_lock(&s->wmutex);
+	if (s->bs->loaded) {
+		s->bs->durable = s->bs->sb.gen;
+		s->bs->durable_slot = s->bs->sb_slot;
+	}
+	pthread_mutex_unlock(&s->wmutex);
+	return 0;
+}
+
+/* ---- transactions ---- */
+
+/* Bring this process's writer state to the newest commit (maybe another process's). */
+static int writer_sync_state(cow_store *s, const struct cow__meta *m)
+{
+	struct cow__bs *bs = s->bs;
+	if (bs->loaded && bs->sb.gen == m->gen)
+		return 0;
+	struct cow__sb sb[2];
+	bool valid[2];
+	int rc = cow__bs_read_slots(bs, sb, valid);
+	if (rc)
+		return rc;
+	for (int i = 0; i < 2; i++)
+		if (valid[i] && sb[i].gen == m->gen)
+			return cow__bs_load(bs, &sb[i], i);
+	return COW_CORRUPT(0, "the newest commit's superblock is missing");
+}
+
+int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
+{
+	if (!s || !out)
+		return COW_EINVAL;
+	bool write = !(flags & COW_TXN_RDONLY);
+	if (write && (s->flags & COW_STORE_RDONLY))
+		return COW_EREADONLY;
+	cow_txn *t = cow__calloc(1, sizeof(*t));
+	if (!t)
+		return COW_ENOMEM;
+	t->s = s;
+	t->write = write;
+	t->slot = -1;
+	struct cow__meta m;
+	int rc;
+	if (!write) {
+		rc = cow__lock_reader_enter(&s->lk, &m, &t->slot);
+		if (rc)
+			goto fail;
+		rc = cow__bs_map_ensure(s->bs, m.nblocks);
+		if (rc)
+			goto fail;
+		t->tx = (struct cow__tx){.bs = s->bs, .gen = m.gen, .nblocks = m.nblocks};
+		memset(&t->tx.vc, 0xff, sizeof(t->tx.vc));
+		t->catalog.root = m.catalog; /* the catalog's count is not tracked */
+		*out = t;
+		return 0;
+	}
+
+	if (flags & COW_TXN_NOWAIT) {
+		if (pthread_mutex_trylock(&s->wmutex) != 0) {
+			rc = COW_ELOCKED;
+			goto fail;
+		}
+	} else {
+		pthread_mutex_lock(&s->wmutex);
+	}
+	rc = cow__lock_writer(&s->lk, !(flags & COW_TXN_NOWAIT));
+	if (rc)
+		goto unlock_mutex;
+	cow__lock_read_meta(&s->lk, &m);
+	rc = writer_sync_state(s, &m);
+	if (rc)
+		goto unlock;
+	rc = cow__lock_readers(&s->lk, &s->readers, &s->nreaders, &s->cap_readers);
+	if (rc)
+		goto unlock;
+	rc = cow__bs_begin(s->bs, m.gen + 1, s->readers, s->nreaders);
+	if (rc) {
+		cow__bs_abort(s->bs);
+		goto unlock;
+	}
+	s->next_id = s->bs->sb.next_id;
+	t->tx = (struct cow__tx){.bs = s->bs, .gen = m.gen + 1, .nblocks = 0, .write = true};
+	memset(&t->tx.vc, 0xff, sizeof(t->tx.vc));
+	t->catalog.root = m.catalog;
+	*out = t;
+	return 0;
+unlock:
+	cow__lock_writer_release(&s->lk);
+unlock_mutex:
+	pthread_mutex_unlock(&s->wmutex);
+fail:
+	if (t->slot >= 0)
+		cow__lock_reader_leave(&s->lk, t->slot);
+	cow__free(t);
+	return rc;
+}
+
+uint64_t cow_txn_gen(const cow_txn *t)
+{
+	return t ? t->tx.gen : 0;
+}
+
+static void txn_free(cow_txn *t)
+{
+	while (t->maps) {
+		cow_map *m = t->maps;
+		t->maps = m->next;
+		cow__free(m);
+	}
+	while (t->cursors) {
+		struct cow_cursor *c = t->cursors;
+		t->cursors = c->next;
+		cow__free(c);
+	}
+	cow__free(t);
+}
+
+static void writer_end(cow_txn *t)
+{
+	cow__lock_writer_release(&t->s->lk);
+	pthread_mutex_unlock(&t->s->wmutex);
+}
+
+void cow_txn_abort(cow_txn *t)
+{
+	if (!t)
+		return;
+	if (t->write) {
+		cow__bs_abort(t->s->bs);
+		writer_end(t);
+	} else if (t->slot >= 0) {
+		cow__lock_reader_leave(&t->s->lk, t->slot);
+	}
+	txn_free(t);
+}
+
+/* Write back every changed map's root into the catalog. */
+static int flush_maps(cow_txn *t)
+{
+	for (cow_map *m = t->maps; m; m = m->next) {
+		if (m->dropped || m->tree.mods == m->clean_mods)
+			continue;
+		int rc = cow__btree_finalize(&t->tx, &m->tree);
+		if (rc)
+			return rc;
+		struct cow__obj o = {OBJ_MAP, m->id, m->tree.root, m->tree.count, m->created};
+		uint8_t rec[CAT_REC];
+		cow__obj_encode(&o, rec);
+		rc = cow__btree_put(&t->tx, &t->catalog, m->name, strlen(m->name), rec, CAT_REC);
+		if (rc)
+			return rc;
+	}
+	return cow__btree_finalize(&t->tx, &t->catalog);
+}
+
+int cow_txn_commit(cow_txn *t)
+{
+	if (!t)
+		return COW_EINVAL;
+	if (!t->write) {
+		cow_txn_abort(t);
+		return 0;
+	}
+	cow_store *s = t->s;
+	int rc = t->err ? COW_ETXNERR : flush_maps(t);
+	if (rc) {
+		cow_txn_abort(t);
+		return rc;
+	}
+	struct cow__sb sb = {.catalog = t->catalog.root, .next_id = s->next_id};
+	rc = cow__bs_commit(s->bs, &sb);
+	if (rc == 0) {
+		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog};
+		cow__lock_publish(&s->lk, &m);
+	}
+	writer_end(t);
+	txn_free(t);
+	return rc;
+}
+
+int cow_store_stat(cow_store *s, cow_store_stats *st)
+{
+	if (!s || !st)
+		return COW_EINVAL;
+	memset(st, 0, sizeof(*st));
+	struct cow__meta m;
+	cow__lock_read_meta(&s->lk, &m);
+	st->gen = m.gen;
+	uint64_t size;
+	int rc = s->bs->io->ops->size(s->bs->io, &size);
+	if (rc)
+		return rc;
+	st->file_bytes = size;
+	uint64_t *gens = NULL;
+	size_t n = 0, cap = 0;
+	rc = cow__lock_readers(&s->lk, &gens, &n, &cap);
+	cow__free(gens);
+	if (rc)
+		return rc;
+	st->readers = n;
+	if (s->flags & COW_STORE_RDONLY)
+		return 0;
+	cow_txn *t;
+	rc = cow_txn_begin(s, 0, &t);
+	if (rc)
+		return rc;
+	uint64_t used, pending, free_blocks;
+	cow__bs_space(s->bs, &used, &pending, &free_blocks);
+	st->used_bytes = used * COW_BLOCK_SIZE;
+	st->pending_bytes = pending * COW_BLOCK_SIZE;
+	st->free_bytes = free_blocks * COW_BLOCK_SIZE;
+	cow_txn_abort(t);
+	return 0;
+}
+
+/* ---- the checker ---- */
+
+struct check {
+	struct cow__tx *tx;
+	uint8_t *seen; /* one byte per block */
+	uint64_t nblocks;
+	int err;
+};
+
+static int mark(void *ctx, uint64_t addr, uint64_t nblk, uint64_t birth)
+{
+	(void)birth;
+	struct check *c = ctx;
+	for (uint64_t b = addr; b < addr + nblk; b++) {
+		if (b >= c->nblocks)
+			return COW_CORRUPT(b, "reachable block beyond the store");
+		if (c->seen[b] & 0x7f)
+			return COW_CORRUPT(b, "block reachable twice");
+		c->seen[b]++;
+	}
+	return 0;
+}
+
+static int check_obj(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	(void)key, (void)klen;
+	struct check *c = ctx;
+	struct cow__obj o = {0};
+	int rc = cow__obj_decode(val, vlen, &o);
+	if (rc)
+		return rc;
+	struct cow__tree t = {.root = o.root, .count = o.count};
+	rc = cow__btree_verify(c->tx, &t);
+	if (rc)
+		return rc;
+	struct cow__walk w = {.blk = mark, .ctx = c};
+	return cow__btree_walk(c->tx, &t, &w);
+}
+
+int cow__store_check(cow_store *s)
+{
+	cow_txn *t;
+	int rc = cow_txn_begin(s, 0, &t);
+	if (rc)
+		return rc;
+	struct cow__bs *bs = s->bs;
+	struct check c = {&t->tx, NULL, bs->nblocks, 0};
+	c.seen = cow__calloc(bs->nblocks, 1);
+	if (!c.seen) {
+		cow_txn_abort(t);
+		return COW_ENOMEM;
+	}
+	c.seen[0] = c.seen[1] = 1;
+	/* Pending blocks: bit 7, so "reachable twice" counting stays in the low bits. */
+	for (size_t i = 0; i < bs->npending + bs->nstuck; i++) {
+		const struct cow__pend *p =
+			i < bs->npending ? &bs->pending[i] : &bs->stuck[i - bs->npending];
+		for (uint64_t b = p->start; b < p->start + p->len && b < bs->nblocks; b++)
+			c.seen[b] |= 0x80;
+	}
+	struct cow__walk w = {.blk = mark, .val = check_obj, .ctx = &c};
+	rc = cow__btree_walk(&t->tx, &t->catalog, &w);
+	for (size_t i = 0; rc == 0 && i < bs->nchain; i++)
+		rc = mark(&c, bs->chain[i].addr, 1, bs->chain[i].birth);
+	for (uint64_t b = 0; rc == 0 && b < bs->nblocks; b++) {
+		bool alloc = cow__bs_allocated(bs, b), reach = c.seen[b] & 0x7f,
+		     pend = c.seen[b] & 0x80;
+		if (reach && !alloc)
+			rc = COW_CORRUPT(b, "reachable block is marked free");
+		else if (reach && pend)
+			rc = COW_CORRUPT(b, "reachable block is pending reuse");
+		else if (pend && !alloc)
+			rc = COW_CORRUPT(b, "pending block is marked free");
+		else if (!reach && alloc && !pend)
+			rc = COW_CORRUPT(b, "block leaked: allocated, unreachable, not pending");
+	}
+	cow__free(c.seen);
+	cow_txn_abort(t);
+	return rc;
+}
