@@ -4,3 +4,11 @@ cow_test(model_store SOURCES model/test_model_store.c LABELS model TIMEOUT 600
 	ARGS 100000)
 cow_test(model_store_long SOURCES model/test_model_store.c LABELS model long TIMEOUT 3600
 	ARGS 3000000)
+cow_test(crash_store SOURCES crash/test_crash_store.c lib/faultio.c LABELS crash TIMEOUT 600
+	ARGS 400)
+cow_test(crash_store_long SOURCES crash/test_crash_store.c lib/faultio.c LABELS crash long
+	TIMEOUT 3600 ARGS 5000)
+cow_test(unit_store_faults SOURCES unit/test_store_faults.c lib/faultio.c LABELS unit crash
+	TIMEOUT 300)
+cow_test(unit_store_mproc SOURCES unit/test_store_mproc.c LABELS unit concurrent TIMEOUT 120)
+cow_test(unit_store_threads SOURCES unit/test_store_threads.c LABELS unit concurrent TIMEOUT 300)

@@ -144,6 +144,18 @@ static int create_store(cow_store *s, struct cow__sb *out)
 	return 0;
 }
 
+/* A file whose first commit never completed: both slots still zero. */
+static bool never_committed(struct cow__bs *bs)
+{
+	uint8_t buf[2 * COW_BLOCK_SIZE];
+	if (bs->io->ops->pread(bs->io, buf, sizeof(buf), 0) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		if (buf[i])
+			return false;
+	return true;
+}
+
 int cow_store_open(const char *path, const cow_store_options *opts, cow_store **out)
 {
 	unsigned flags = opts ? opts->flags : 0;
@@ -178,7 +190,7 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 		rc = s->bs->io->ops->size(s->bs->io, &size);
 		if (rc)
 			goto unlock;
-		if (size == 0) {
+		if (size == 0 || never_committed(s->bs)) {
 			if (!(flags & COW_STORE_CREATE) || (flags & COW_STORE_RDONLY)) {
 				rc = COW_EFORMAT;
 				goto unlock;
