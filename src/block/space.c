@@ -239,14 +239,16 @@ int cow__bs_begin(struct cow__bs *bs, uint64_t gen, const uint64_t *readers, siz
 		if (rc)
 			break;
 	}
-	memmove(bs->pending, bs->pending + i, (bs->npending - i) * sizeof(*bs->pending));
-	bs->npending -= i;
+	if (i) {
+		memmove(bs->pending, bs->pending + i, (bs->npending - i) * sizeof(*bs->pending));
+		bs->npending -= i;
+	}
 	if (rc)
 		return rc;
 
 	/* Stuck extents: look again only when the reader set changed. */
 	bool same = nreaders == bs->nstuck_readers &&
-		    memcmp(readers, bs->stuck_readers, nreaders * sizeof(*readers)) == 0;
+		    (nreaders == 0 || memcmp(readers, bs->stuck_readers, nreaders * sizeof(*readers)) == 0);
 	if (!same && bs->nstuck) {
 		size_t keep = 0;
 		for (size_t j = 0; j < bs->nstuck; j++) {
@@ -266,6 +268,7 @@ int cow__bs_begin(struct cow__bs *bs, uint64_t gen, const uint64_t *readers, siz
 			return rc;
 		if (nreaders)
 			memcpy(bs->stuck_readers, readers, nreaders * sizeof(*readers));
+
 		bs->nstuck_readers = nreaders;
 	}
 	return 0;

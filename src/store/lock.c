@@ -291,6 +291,7 @@ int cow__lock_readers(struct cow__lock *lk, uint64_t **gens, size_t *n, size_t *
 			return rc;
 		(*gens)[(*n)++] = gen;
 	}
-	qsort(*gens, *n, sizeof(uint64_t), cmp_u64);
+	if (*n > 1)
+		qsort(*gens, *n, sizeof(uint64_t), cmp_u64);
 	return 0;
 }

@@ -1,0 +1,4 @@
+# The cow tool, driven as a user would.
+add_test(NAME cli_store COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_store.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_store PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)

@@ -1,0 +1,98 @@
+#!/bin/sh
+# The store commands of `cow`: output, exit codes, and that failed commands
+# change nothing.  usage: test_cli_store.sh PATH/TO/cow
+set -u
+COW=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export COW_STORE="$dir/s.cow"
+fails=0
+check() { # check DESCRIPTION EXPECTED_EXIT COMMAND...
+	desc=$1 want=$2
+	shift 2
+	"$@" >"$dir/out" 2>"$dir/err"
+	got=$?
+	if [ "$got" -ne "$want" ]; then
+		echo "FAIL: $desc: exit $got, expected $want"
+		cat "$dir/err"
+		fails=$((fails + 1))
+	fi
+}
+expect_out() { # expect_out DESCRIPTION EXPECTED
+	if [ "$(cat "$dir/out")" != "$2" ]; then
+		printf "FAIL: %s: got '%s', expected '%s'\n" "$1" "$(cat "$dir/out")" "$2"
+		fails=$((fails + 1))
+	fi
+}
+expect_err() { # expect_err DESCRIPTION SUBSTRING
+	if ! grep -q -- "$2" "$dir/err"; then
+		echo "FAIL: $1: stderr lacks '$2': $(cat "$dir/err")"
+		fails=$((fails + 1))
+	fi
+}
+
+check "version" 0 "$COW" --version
+check "help" 0 "$COW" help
+check "help put" 0 "$COW" help put
+check "help for nothing" 2 "$COW" help nosuchcommand
+check "unknown command" 2 "$COW" frobnicate
+check "no store" 2 env -u COW_STORE "$COW" list
+check "init" 0 "$COW" init
+check "init twice" 3 "$COW" init
+expect_err "init twice says why" "already exists"
+check "map create" 0 "$COW" map create users
+check "map create again" 3 "$COW" map create users
+check "bad map name" 2 "$COW" map create "a@b"
+check "put" 0 "$COW" put users alice 1
+check "put spaces" 0 "$COW" put users bob "two words"
+check "get" 0 "$COW" get users bob
+expect_out "get prints the value" "two words"
+check "get missing key" 1 "$COW" get users zed
+expect_err "missing key names map and key" "map 'users' has no key 'zed'"
+check "get missing map" 1 "$COW" get nomap x
+expect_err "missing map is named" "map 'nomap'"
+check "del missing" 1 "$COW" del users zed
+printf 'hello' >"$dir/v"
+check "put from stdin" 0 sh -c "\"$COW\" put users carol - < \"$dir/v\""
+check "get stdin value" 0 "$COW" get users carol
+expect_out "stdin value" "hello"
+printf 'k1\tv1\nk\\ttab\tv\\nnl\n' >"$dir/load.tsv"
+check "load" 0 sh -c "\"$COW\" load users < \"$dir/load.tsv\""
+check "scan" 0 "$COW" scan users
+expect_out "scan output" "$(printf 'alice\t1\nbob\ttwo words\ncarol\thello\nk\\ttab\tv\\nnl\nk1\tv1')"
+check "scan prefix+limit" 0 "$COW" scan users --prefix k1 --limit 1
+expect_out "prefix scan" "$(printf 'k1\tv1')"
+check "scan limit" 0 "$COW" scan users --limit 2
+expect_out "limit" "$(printf 'alice\t1\nbob\ttwo words')"
+check "scan bad limit" 2 "$COW" scan users --limit x
+# A load with a bad line changes nothing.
+printf 'new1\tx\nbroken-line-without-tab\n' >"$dir/bad.tsv"
+check "bad load" 2 sh -c "\"$COW\" load users < \"$dir/bad.tsv\""
+check "bad load changed nothing" 1 "$COW" get users new1
+# scan | load round-trips through the escapes.
+"$COW" scan users >"$dir/dump"
+check "map for copy" 0 "$COW" map create copy
+check "load dump" 0 sh -c "\"$COW\" load copy < \"$dir/dump\""
+check "scan copy" 0 "$COW" scan copy
+if ! cmp -s "$dir/out" "$dir/dump"; then
+	echo "FAIL: scan | load does not round-trip"
+	fails=$((fails + 1))
+fi
+check "del" 0 "$COW" del users alice
+check "deleted" 1 "$COW" get users alice
+check "list" 0 "$COW" list
+grep -q '^users  *map  *4$' "$dir/out" || { echo "FAIL: list: $(cat "$dir/out")"; fails=$((fails + 1)); }
+check "stat" 0 "$COW" stat
+grep -q '^readers  *0$' "$dir/out" || { echo "FAIL: stat: $(cat "$dir/out")"; fails=$((fails + 1)); }
+check "map drop" 0 "$COW" map drop copy
+check "dropped" 1 "$COW" scan copy
+# Not a store.
+printf 'garbage garbage garbage' >"$dir/junk"
+check "junk store" 3 "$COW" -s "$dir/junk" list
+expect_err "junk store named" "$dir/junk"
+
+if [ "$fails" -ne 0 ]; then
+	echo "$fails checks failed"
+	exit 1
+fi
+echo "all CLI store checks passed"
