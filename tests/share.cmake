@@ -4,3 +4,7 @@ cow_test(unit_share_errors SOURCES unit/test_share_errors.c LABELS unit TIMEOUT 
 cow_test(unit_share_fallback SOURCES unit/test_share_fallback.c LABELS unit TIMEOUT 60)
 cow_test(unit_share_cli SOURCES unit/test_share_cli.c LABELS unit TIMEOUT 120
 	ARGS $<TARGET_FILE:cow_tool> ${CMAKE_CURRENT_SOURCE_DIR}/unit/share_json_check.py)
+# The C-objects experiment asserts its own claims at a small size.
+add_test(NAME example_share_objects
+	COMMAND $<TARGET_FILE:example_share_objects> --objects 200000 --check)
+set_tests_properties(example_share_objects PROPERTIES LABELS unit TIMEOUT 120)
