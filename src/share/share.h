@@ -76,6 +76,7 @@ struct cow__share_frames {
 	size_t n, cap;
 	uint64_t zero_pfn; /* the shared zero page, excluded like smaps does; 0 if unknown */
 	uint64_t *buf;	   /* pagemap read buffer */
+	bool no_scan;	   /* the kernel lacks PAGEMAP_SCAN: read whole mappings */
 };
 
 /* Prepare; finds the zero page's frame. Returns 0 or COW_ENOMEM. */
@@ -103,5 +104,8 @@ void cow__share_frames_release(struct cow__share_frames *f);
  * the middle of a scan. Not thread-safe; tests only.
  */
 extern void (*cow__share_test_hook)(int pid, int stage);
+
+/* Test switch: read pagemap linearly, as on kernels without PAGEMAP_SCAN. */
+extern bool cow__share_test_no_scan;
 
 #endif
