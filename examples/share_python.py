@@ -28,7 +28,13 @@ as a share of the structure's size. As root that is the parent's pages the
 worker no longer maps (frame-level, from `cow share`), so a worker's own new
 data does not count; otherwise it is the worker's private dirty memory.
 
+With --watch-demo SECONDS the script instead forks one worker that iterates
+the structure slowly, a tenth at a time over SECONDS, and runs
+`cow share --watch 1` on the parent and the worker meanwhile, to show the
+sharing decay as it happens.
+
 usage: share_python.py [--cow PATH] [--items N] [--check] [--json]
+       share_python.py [--cow PATH] [--items N] --watch-demo SECONDS
 """
 import argparse
 import gc
@@ -110,6 +116,34 @@ def measure(cow, parent, child):
     return doc, c["total"]["private_dirty"], c["total"]["private_dirty"]
 
 
+def watch_demo(cow, data, seconds):
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.write(ready_w, b"r")
+            step = max(1, len(data) // 10)
+            for i in range(0, len(data), step):
+                time.sleep(seconds / 10)
+                for d in data[i:i + step]:
+                    d["id"] + len(d["tags"])
+            time.sleep(3600)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.read(ready_r, 1)
+    print(f"worker {pid} iterates a tenth of the structure every {seconds / 10:.1f} s; "
+          f"cow share --watch 1 {os.getpid()} {pid}", flush=True)
+    try:
+        subprocess.run([cow, "share", "--watch", "1", "--count", str(int(seconds) + 2),
+                        str(os.getpid()), str(pid)], check=True)
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    return 0
+
+
 def apply(setting):
     if "disable" in setting:
         gc.disable()
@@ -130,6 +164,8 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless the results show the expected effects")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--watch-demo", type=float, metavar="SECONDS",
+                    help="show the sharing decay of one slow worker with cow share --watch")
     a = ap.parse_args()
 
     gc.collect()
@@ -137,6 +173,9 @@ def main():
     data = build(a.items)
     gc.collect()
     size = private_dirty(os.getpid()) - before
+    if a.watch_demo:
+        print(f"share_python: {a.items} dicts, structure {size / MIB:.1f} MiB")
+        return watch_demo(a.cow, data, a.watch_demo)
     if not a.json:
         print(f"share_python: CPython {sys.version.split()[0]}, {a.items} dicts, "
               f"structure {size / MIB:.1f} MiB")
