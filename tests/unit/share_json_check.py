@@ -158,12 +158,14 @@ for args in [["share"], ["share", "abc"], ["share", "-5"], ["share", "1", "--wat
     r = run(args)
     expect(r.returncode == 2 and "cow share" in r.stderr, f"{args}: {r.returncode} {r.stderr}")
 r = run(["share", "2147483000"])
-expect(r.returncode == 1 and "does not exist" in r.stderr, f"missing pid: {r.stderr}")
+expect(r.returncode == 1 and "process 2147483000 does not exist" in r.stderr,
+       f"missing pid: {r.stderr}")
 if os.geteuid() == 0:
     try:
         pwd.getpwnam("nobody")
         r = run(["share", str(parent)], user="nobody")
-        expect(r.returncode == 3 and "not permitted" in r.stderr,
+        expect(r.returncode == 3 and f"not permitted to read the memory maps of process {parent}"
+               in r.stderr,
                f"nobody reading root: {r.returncode} {r.stderr}")
     except KeyError:
         print("note: no user nobody; permission check skipped")

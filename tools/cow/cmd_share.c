@@ -233,18 +233,34 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/* Which named PID fails like @rc? Probed one by one after the fact; 0 if none does now. */
+static int culprit(int rc, const struct opts *o)
+{
+	for (size_t i = 0; i < o->npids; i++) {
+		uint64_t v;
+		int prc = cow_share_private_dirty(o->pids[i], &v);
+		bool denied = rc == COW_EACCES || rc == COW_EPERM;
+		if (prc == rc || (denied && (prc == COW_EACCES || prc == COW_EPERM)))
+			return o->pids[i];
+	}
+	return 0;
+}
+
 static int measure_fail(int rc, const struct opts *o)
 {
+	int pid = culprit(rc, o);
+	char who[48] = "a named process";
+	if (pid)
+		snprintf(who, sizeof(who), "process %d", pid);
 	if (rc == COW_ESRCH) {
-		fprintf(stderr, "cow share: a process of");
-		for (size_t i = 0; i < o->npids; i++)
-			fprintf(stderr, " %d", o->pids[i]);
-		fprintf(stderr, " does not exist (or exited during the scan)\n");
+		fprintf(stderr, "cow share: %s does not exist (or exited during the scan)\n", who);
 		return EXIT_NOTFOUND;
 	}
 	if (rc == COW_EACCES || rc == COW_EPERM) {
-		fprintf(stderr, "cow share: not permitted to read the memory maps of a process "
-				"(another user's; run as that user or as root)\n");
+		fprintf(stderr,
+			"cow share: not permitted to read the memory maps of %s (it belongs to "
+			"another user, or reading it needs CAP_SYS_PTRACE)\n",
+			who);
 		return EXIT_FAIL;
 	}
 	return cli_fail(rc, "share");
