@@ -108,7 +108,7 @@ expect(r.returncode == 0, f"exit {r.returncode}: {r.stderr}")
 doc = json.loads(r.stdout)
 check_doc(doc, maps=True)
 if frames:
-    expect(doc["frames"] is True, "root must get frame numbers")
+    expect(doc["frames"] is True, "CAP_SYS_ADMIN must get frame numbers")
 pids = [p["pid"] for p in doc["processes"]]
 expect(pids[0] == parent and writer in pids, f"family {pids}")
 wp, wm = region(doc, writer)

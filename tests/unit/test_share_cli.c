@@ -23,7 +23,7 @@ int main(int argc, char **argv)
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd), "python3 '%s' '%s' %d %d 0x%llx %d %d %d", argv[2], argv[1],
 		 (int)getpid(), (int)w.pid, (unsigned long long)(uintptr_t)region, N, K,
-		 geteuid() == 0);
+		 fam_frames_expected());
 	int rc = system(cmd);
 	fam_release(&w);
 	CHECK(WIFEXITED(rc));

@@ -11,6 +11,9 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -25,6 +28,23 @@ struct fam_child {
 	pid_t pid;
 	int release; /* write end; closing it lets the child exit */
 };
+
+/*
+ * Should pagemap show frame numbers to us? Only with CAP_SYS_ADMIN in the
+ * effective set (bit 21 of CapEff), which root in a container may lack.
+ */
+static inline bool fam_frames_expected(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long caps = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "CapEff:", 7) == 0)
+			caps = strtoull(line + 7, NULL, 16);
+	if (f)
+		fclose(f);
+	return (caps >> 21) & 1;
+}
 
 /* N fresh, filled pages in a VMA of their own. */
 static inline char *fam_region(size_t npages)
