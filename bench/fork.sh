@@ -79,14 +79,20 @@ plot "< awk -F, '\$2==\"4k\" && \$3==\"fork\"' $csv" using 1:4 with linespoints 
      "< awk -F, '\$2==\"4k\" && \$3==\"vfork_exec\"' $csv" using 1:4 with linespoints title "vfork+exec, 4 KiB", \
      "< awk -F, '\$2==\"4k\" && \$3==\"posix_spawn\"' $csv" using 1:4 with linespoints title "posix_spawn, 4 KiB"
 set output "$out/fork_cow.png"
-set title "write after fork(): cost per page (1 GiB region)"
+set title "write after fork(): cost per page and extra memory (1 GiB region)"
 set xlabel "fraction of pages the child writes"
 set ylabel "ns per page"
+set y2label "child's extra memory (MiB, private dirty)"
 set logscale x
 set logscale y
-plot "< awk -F, '\$2==\"4k\" && \$3==\"cow_fault\"' $cowcsv" using 4:6 with linespoints title "COW fault, 4 KiB", \
-     "< awk -F, '\$2==\"thp\" && \$3==\"cow_fault\"' $cowcsv" using 4:6 with linespoints title "COW fault, THP region", \
-     "< awk -F, '\$2==\"4k\" && \$3==\"write_private\"' $cowcsv" using 4:6 with linespoints title "write to a private page (no fault)"
+set logscale y2
+set y2tics
+set key below
+plot "< awk -F, '\$2==\"4k\" && \$3==\"cow_fault\"' $cowcsv" using 4:6 with linespoints title "COW fault, 4 KiB (ns)", \
+     "< awk -F, '\$2==\"thp\" && \$3==\"cow_fault\"' $cowcsv" using 4:6 with linespoints title "COW fault, THP region (ns)", \
+     "< awk -F, '\$2==\"4k\" && \$3==\"write_private\"' $cowcsv" using 4:6 with linespoints title "write to a private page, no fault (ns)", \
+     "< awk -F, '\$2==\"4k\" && \$3==\"cow_fault\"' $cowcsv" using 4:7 axes x1y2 with linespoints dashtype 2 title "extra memory, 4 KiB (MiB)", \
+     "< awk -F, '\$2==\"thp\" && \$3==\"cow_fault\"' $cowcsv" using 4:7 axes x1y2 with linespoints dashtype 3 title "extra memory, THP (MiB)"
 EOF
 	echo "plots: $out/fork.png $out/fork_cow.png"
 else

@@ -94,8 +94,8 @@ typedef struct cow_share_map {
 typedef struct cow_share_proc {
 	int pid;
 	int ppid;
-	char comm[32];			       /* /proc/PID/comm, without the newline */
-	cow_share_figs total;		       /* the whole process */
+	char comm[32];	      /* the command name from /proc/PID/stat (15 chars at most) */
+	cow_share_figs total; /* the whole process */
 	cow_share_figs kind[COW_SHARE_NKINDS]; /* per cow_share_kind */
 	size_t nmaps;			       /* mappings, in address order */
 	const cow_share_map *maps;	       /* owned by the report */
