@@ -132,8 +132,13 @@ int cow__share_descendants(int **pids, size_t *n, size_t *cap)
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		int pid = atoi(de->d_name), ppid;
-		if (cow__share_stat(pid, &ppid, NULL, 0, NULL) != 0)
-			continue; /* gone since readdir: not a descendant any more */
+		rc = cow__share_stat(pid, &ppid, NULL, 0, NULL);
+		if (rc == COW_ESRCH || rc == COW_EACCES || rc == COW_EPERM) {
+			rc = 0; /* gone since readdir, or hidden: not a descendant we can see */
+			continue;
+		}
+		if (rc)
+			goto out;
 		if ((rc = cow__grow((void **)&all, &capall, nall + 1, sizeof(*all))))
 			goto out;
 		all[nall++] = (struct pp){pid, ppid};
