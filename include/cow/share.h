@@ -60,7 +60,10 @@ typedef enum cow_share_kind {
 	COW_SHARE_NKINDS = 6
 } cow_share_kind;
 
-/* cow_share_kind_name - "heap", "stack", "anon", "file", "shmem", "other"; "?" otherwise. */
+/*
+ * cow_share_kind_name - "heap", "stack", "anon", "file", "shmem", "other";
+ * "?" for any other value. A static string; any thread.
+ */
 COW_API const char *cow_share_kind_name(int kind);
 
 /*
@@ -142,9 +145,11 @@ enum {
  *
  * Frame numbers are used when /proc/PID/pagemap shows them (root, or
  * CAP_SYS_ADMIN); otherwise the report falls back to smaps, which is not an
- * error. Cost: one pass over each smaps file, plus with frames 8 bytes of
- * pagemap per resident-bearing virtual page and a sort of all resident pages
- * of the set (about 16 bytes of memory per resident page while measuring).
+ * error. Cost: one pass over each smaps file; with frames, 8 bytes of
+ * pagemap per resident page (Linux 6.7+ finds them with PAGEMAP_SCAN; older
+ * kernels read every virtual page of each mapping that has any resident
+ * page) and a radix sort of all resident pages of the set, about 32 bytes
+ * of memory per resident page while measuring.
  * Safe to call from any thread; it neither stops nor ptraces the processes.
  */
 COW_API int cow_share_measure(const int *pids, size_t n, unsigned flags, cow_share_report **out);
@@ -152,7 +157,10 @@ COW_API int cow_share_measure(const int *pids, size_t n, unsigned flags, cow_sha
 /* cow_share_report_destroy - free a report and everything it owns; NULL is fine. */
 COW_API void cow_share_report_destroy(cow_share_report *r);
 
-/* cow_share_report_count - number of processes measured (skipped ones not counted). */
+/*
+ * cow_share_report_count - number of processes measured (skipped ones not
+ * counted); 0 for NULL. The accessors below all accept NULL as well.
+ */
 COW_API size_t cow_share_report_count(const cow_share_report *r);
 
 /*
@@ -171,9 +179,9 @@ COW_API const cow_share_proc *cow_share_report_find(const cow_share_report *r, i
 COW_API int cow_share_report_frames(const cow_share_report *r);
 
 /*
- * cow_share_report_note - why frame numbers were not used ("frame numbers
- * need CAP_SYS_ADMIN", "smaps only requested"), or "" when they were.
- * Static or report-owned string; never NULL.
+ * cow_share_report_note - why frame numbers were not used ("page frame
+ * numbers need CAP_SYS_ADMIN; smaps figures only", "smaps figures only, as
+ * requested"), or "" when they were. A static string; never NULL.
  */
 COW_API const char *cow_share_report_note(const cow_share_report *r);
 
