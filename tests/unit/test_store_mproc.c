@@ -70,11 +70,18 @@ int main(void)
 		pids[r] = fork();
 		CHECK(pids[r] >= 0);
 		if (pids[r] == 0) {
+			close(ready[0]);
+			close(go[r][1]);
 			cow_txn *rt;
 			cow_map *m;
-			if (cow_txn_begin(s, COW_TXN_RDONLY, &rt) || cow_map_open(rt, "m", &m))
+			int rc = cow_txn_begin(s, COW_TXN_RDONLY, &rt);
+			if (rc == 0)
+				rc = cow_map_open(rt, "m", &m);
+			if (rc) {
+				fprintf(stderr, "reader %d: %s\n", r, cow_errname(rc));
 				_exit(10);
-			int rc = check_round(m, r);
+			}
+			rc = check_round(m, r);
 			char c = 'r';
 			if (write(ready[1], &c, 1) != 1)
 				_exit(11);
@@ -84,9 +91,8 @@ int main(void)
 			cow_txn_abort(rt);
 			_exit(rc);
 		}
-	}
-	for (int r = 0; r < NREADERS; r++) {
-		char c;
+		close(go[r][0]);
+		char c; /* the reader holds round r before the writer moves on */
 		read_exact(ready[0], &c, 1);
 	}
 	/* The writer never waits for readers: 50 commits while all of them hold on. */
@@ -101,6 +107,44 @@ int main(void)
 		CHECK_EQ(waitpid(pids[r], &status, 0), pids[r]);
 		CHECK(WIFEXITED(status));
 		CHECK_EQ(WEXITSTATUS(status), 0);
+	}
+
+	/* Readers in other processes begin and end while the writer commits. */
+	pid_t busy[2];
+	for (int r = 0; r < 2; r++) {
+		busy[r] = fork();
+		if (busy[r] == 0) {
+			for (int i = 0; i < 400; i++) {
+				cow_txn *rt;
+				cow_map *m;
+				int rc = cow_txn_begin(s, COW_TXN_RDONLY, &rt);
+				if (rc == 0)
+					rc = cow_map_open(rt, "m", &m);
+				if (rc) {
+					fprintf(stderr, "busy reader: %s\n", cow_errname(rc));
+					_exit(30);
+				}
+				cow_buf v;
+				rc = cow_map_get(m, "k00000", 6, &v);
+				int round = -1;
+				if (rc == 0)
+					memcpy(&round, v.data, sizeof(round));
+				if (rc || check_round(m, round) != 0) {
+					fprintf(stderr, "busy reader: inconsistent generation\n");
+					_exit(31);
+				}
+				cow_txn_abort(rt);
+			}
+			_exit(0);
+		}
+	}
+	for (int round = 200; round < 300; round++)
+		write_gen(s, round);
+	for (int r = 0; r < 2; r++) {
+		int st2;
+		CHECK_EQ(waitpid(busy[r], &st2, 0), busy[r]);
+		CHECK(WIFEXITED(st2));
+		CHECK_EQ(WEXITSTATUS(st2), 0);
 	}
 
 	/* A writer in a child process; the parent then sees its commit. */
@@ -142,14 +186,19 @@ int main(void)
 	pid_t k = fork();
 	if (k == 0) {
 		cow_txn *rt;
-		if (cow_txn_begin(s, COW_TXN_RDONLY, &rt))
+		close(pinned[0]);
+		int rc = cow_txn_begin(s, COW_TXN_RDONLY, &rt);
+		if (rc) {
+			fprintf(stderr, "pinned reader: %s\n", cow_errname(rc));
 			_exit(1);
+		}
 		char c = 'p';
 		if (write(pinned[1], &c, 1) != 1)
 			_exit(1);
 		pause();
 		_exit(0);
 	}
+	close(pinned[1]);
 	char c;
 	read_exact(pinned[0], &c, 1);
 	CHECK_OK(cow_store_stat(s, &st));
