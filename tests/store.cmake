@@ -12,3 +12,4 @@ cow_test(unit_store_faults SOURCES unit/test_store_faults.c lib/faultio.c LABELS
 	TIMEOUT 300)
 cow_test(unit_store_mproc SOURCES unit/test_store_mproc.c LABELS unit concurrent TIMEOUT 120)
 cow_test(unit_store_threads SOURCES unit/test_store_threads.c LABELS unit concurrent TIMEOUT 300)
+cow_test(unit_versions SOURCES unit/test_versions.c LABELS unit TIMEOUT 300)

@@ -49,6 +49,7 @@ extern "C" {
 typedef struct cow_store cow_store;
 typedef struct cow_txn cow_txn;
 typedef struct cow_map cow_map;
+typedef struct cow_vol cow_vol;
 typedef struct cow_cursor cow_cursor;
 
 /* A byte string returned by the store: points into the store, see each call. */
@@ -160,16 +161,16 @@ COW_API uint64_t cow_txn_gen(const cow_txn *t);
 COW_API int cow_map_create(cow_txn *t, const char *name);
 
 /*
- * cow_map_drop - delete the map @name and every entry in it. Its blocks are
- * reused once no reader can see them. Errors: COW_ENOTFOUND, COW_ETYPE,
- * COW_EREADONLY.
+ * cow_map_drop - delete the map @name and every entry in it: the same as
+ * cow_destroy(t, name, 0) for a map. Errors: as cow_destroy(), and COW_ETYPE.
  */
 COW_API int cow_map_drop(cow_txn *t, const char *name);
 
 /*
- * cow_map_open - a handle to the map @name within @t. The handle belongs to
- * the transaction and is freed when it ends; don't free it yourself.
- * Errors: COW_ENOTFOUND, COW_ETYPE (a volume by that name), COW_ENOMEM.
+ * cow_map_open - a handle to the map @name within @t ("NAME@SNAP" opens a
+ * snapshot, read-only). The handle belongs to the transaction and is freed
+ * when it ends; don't free it yourself. Errors: COW_ENOTFOUND, COW_ETYPE (a
+ * volume by that name), COW_EINVAL (bad name), COW_ENOMEM.
  */
 COW_API int cow_map_open(cow_txn *t, const char *name, cow_map **out);
 
@@ -222,10 +223,136 @@ COW_API int cow_cursor_prev(cow_cursor *c);
 /* The current entry; pointers valid as for cow_map_get(). COW_ENOTFOUND if unpositioned. */
 COW_API int cow_cursor_get(cow_cursor *c, cow_buf *key, cow_buf *val);
 
+/* ---- volumes: sparse byte arrays (up to 2^60 bytes) ---- */
+
 /*
- * cow_store_list - call @fn for every object in the catalog, in name order,
- * as of @t. @type is "map" (or "volume"). A nonzero return from @fn stops
- * the walk and is returned.
+ * cow_vol_create - create volume @name of @size bytes, all zeros, taking no
+ * space until written. Errors: COW_EEXIST, COW_EINVAL (bad name or size),
+ * COW_EREADONLY.
+ */
+COW_API int cow_vol_create(cow_txn *t, const char *name, uint64_t size);
+
+/*
+ * cow_vol_open - a handle to volume @name ("NAME@SNAP": a read-only
+ * snapshot), owned by the transaction as for cow_map_open().
+ * Errors: COW_ENOTFOUND, COW_ETYPE, COW_EINVAL, COW_ENOMEM.
+ */
+COW_API int cow_vol_open(cow_txn *t, const char *name, cow_vol **out);
+
+/* cow_vol_size - the volume's size in bytes, as of this transaction. */
+COW_API uint64_t cow_vol_size(const cow_vol *v);
+
+/*
+ * cow_vol_pread - read @len bytes at @off into @buf (copied). Holes read as
+ * zeros. Errors: COW_ERANGE (past the end), COW_ECORRUPT.
+ */
+COW_API int cow_vol_pread(cow_vol *v, void *buf, size_t len, uint64_t off);
+
+/*
+ * cow_vol_pwrite - write @len bytes at @off. Only the 4 KiB blocks touched
+ * are rewritten (partial blocks read-modify-write); a block written with all
+ * zeros becomes a hole. Errors: COW_ERANGE (past the end: resize first),
+ * COW_EREADONLY, COW_ENOSPC, COW_ENOMEM, COW_ECORRUPT.
+ */
+COW_API int cow_vol_pwrite(cow_vol *v, const void *buf, size_t len, uint64_t off);
+
+/* cow_vol_punch - make [off, off+len) read as zeros, freeing whole blocks. */
+COW_API int cow_vol_punch(cow_vol *v, uint64_t off, uint64_t len);
+
+/* cow_vol_resize - grow (with zeros) or shrink (dropping data past the end). */
+COW_API int cow_vol_resize(cow_vol *v, uint64_t size);
+
+/* ---- versions ---- */
+
+/*
+ * cow_snapshot - a read-only version "NAME@SNAP" of object NAME as it is now
+ * in @t (including the transaction's own changes), or with "@SNAP" a
+ * snapshot of every object at once. O(1) per object: the snapshot shares the
+ * object's whole tree. Errors: COW_ENOTFOUND, COW_EEXIST, COW_EINVAL,
+ * COW_EREADONLY.
+ */
+COW_API int cow_snapshot(cow_txn *t, const char *snapshot);
+
+/*
+ * cow_clone - a new writable object @newname from snapshot @snapshot, in O(1).
+ * The clone remembers its origin; the origin cannot be destroyed while the
+ * clone exists (see cow_promote). Errors: COW_ENOTFOUND, COW_EEXIST,
+ * COW_EINVAL (not a snapshot name).
+ */
+COW_API int cow_clone(cow_txn *t, const char *snapshot, const char *newname);
+
+/*
+ * cow_rollback - make object NAME equal to its snapshot NAME@SNAP again. Its
+ * other snapshots are kept. Errors: COW_ENOTFOUND, COW_EINVAL.
+ */
+COW_API int cow_rollback(cow_txn *t, const char *snapshot);
+
+enum { COW_DESTROY_RECURSIVE = 1u << 0 /* an object's snapshots too */ };
+
+/*
+ * cow_destroy - destroy object NAME or snapshot NAME@SNAP. Only the blocks
+ * no other version shares are freed; the cost follows them. Refused with
+ * COW_EBUSY while a clone depends on the snapshot (or, for an object, while
+ * it has snapshots and RECURSIVE is not given). Errors: COW_ENOTFOUND,
+ * COW_EBUSY, COW_EREADONLY.
+ */
+COW_API int cow_destroy(cow_txn *t, const char *name, unsigned flags);
+
+/*
+ * cow_promote - make clone @name independent of its origin (like zfs
+ * promote): the origin's snapshots up to the clone's origin snapshot move to
+ * the clone, and the old origin becomes a clone of it, so it can then be
+ * destroyed. Errors: COW_EINVAL (not a clone), COW_EEXIST (a snapshot name
+ * would collide), COW_ENOTFOUND.
+ */
+COW_API int cow_promote(cow_txn *t, const char *name);
+
+typedef struct cow_obj_stats {
+	const char *type;    /* "map" or "volume" (static) */
+	int snapshot;        /* 1 for NAME@SNAP */
+	uint64_t entries;    /* maps: entries */
+	uint64_t size;       /* volumes: size in bytes */
+	uint64_t referenced; /* bytes of blocks this version references */
+	uint64_t exclusive;  /* bytes only it references (what destroying it frees) */
+	uint64_t created;    /* generation */
+	char origin[512];    /* a clone's origin snapshot, or "" */
+} cow_obj_stats;
+
+enum { COW_STAT_EXCLUSIVE = 1u << 0 /* compute exclusive (walks what it owns) */ };
+
+/*
+ * cow_obj_stat - figures for object or snapshot @name, as of @t.
+ * Errors: COW_ENOTFOUND, COW_EINVAL, COW_ECORRUPT.
+ */
+COW_API int cow_obj_stat(cow_txn *t, const char *name, unsigned flags, cow_obj_stats *st);
+
+enum { COW_DIFF_ADDED = 1, COW_DIFF_REMOVED = 2, COW_DIFF_CHANGED = 3 };
+
+typedef struct cow_diff_entry {
+	int kind;           /* COW_DIFF_* */
+	cow_buf key;        /* maps */
+	cow_buf old_value;  /* maps: the value in @from (REMOVED, CHANGED) */
+	cow_buf new_value;  /* maps: the value in @to (ADDED, CHANGED) */
+	uint64_t offset;    /* volumes: a changed byte range (kind CHANGED) */
+	uint64_t length;
+} cow_diff_entry;
+
+/*
+ * cow_diff - what changed from version @from to version @to of one object
+ * (each "NAME@SNAP" or the live "NAME"), in key or offset order. Shared
+ * subtrees are skipped by pointer: the cost follows the size of the change.
+ * Volume ranges are whole 4 KiB blocks. Pointers in @e live as cow_map_get's.
+ * A nonzero return from @fn stops the walk and is returned.
+ * Errors: COW_ENOTFOUND, COW_ETYPE (different types), COW_ECORRUPT.
+ */
+COW_API int cow_diff(cow_txn *t, const char *from, const char *to,
+		     int (*fn)(void *ctx, const cow_diff_entry *e), void *ctx);
+
+/*
+ * cow_store_list - call @fn for every object and snapshot in the catalog, in
+ * name order (an object's snapshots follow it), as of @t. @type is "map" or
+ * "volume"; @count is entries for maps, bytes for volumes. A nonzero return
+ * from @fn stops the walk and is returned.
  */
 COW_API int cow_store_list(cow_txn *t,
 			   int (*fn)(void *ctx, const char *name, const char *type, uint64_t count),

@@ -42,6 +42,7 @@ void cow__sb_encode(const struct cow__sb *sb, uint8_t *b)
 	cow__put64(b + 112, sb->log_blocks);
 	memcpy(b + 120, sb->uuid, 16);
 	cow__put64(b + 136, sb->next_id);
+	cow__bptr_store(b + 144, &sb->refs);
 	cow__put64(b + 4088, cow__csum(b, 4088));
 }
 
@@ -67,6 +68,7 @@ static int sb_decode(const uint8_t *b, struct cow__sb *sb)
 	sb->log_blocks = cow__le64(b + 112);
 	memcpy(sb->uuid, b + 120, 16);
 	sb->next_id = cow__le64(b + 136);
+	cow__bptr_load(&sb->refs, b + 144);
 	if (sb->nblocks < 2 || sb->synced > sb->gen)
 		return -1;
 	return 1;

@@ -46,6 +46,7 @@ struct cow__sb {
 	uint64_t synced;
 	uint64_t nblocks;
 	struct cow__bptr catalog;
+	struct cow__bptr refs; /* reference counts >= 2 */
 	struct cow__bptr space_base;
 	struct cow__bptr space_log;
 	uint64_t log_blocks;

@@ -120,10 +120,76 @@ int cow__btree_get(struct cow__tx *tx, const struct cow__tree *t, const void *ke
 
 /* ---- writing nodes ---- */
 
-/* Make the node *p points to writable in this transaction; *p may change. */
-static int node_cow(struct cow__tx *tx, struct cow__bptr *p, uint8_t **out)
+/* ---- reference counts ---- */
+
+static bool maybe_shared(const struct cow__tree *t, const struct cow__bptr *p)
 {
-	if (p->birth == tx->gen) {
+	return p->birth <= t->shared_gen;
+}
+
+/* Does some other parent also point to the node *p? */
+static int shared(struct cow__tx *tx, const struct cow__tree *t, const struct cow__bptr *p,
+		  bool *out)
+{
+	*out = false;
+	if (!maybe_shared(t, p) || !tx->refs)
+		return 0;
+	int err = 0;
+	uint64_t c = cow__ref_get(tx, p->addr, &err);
+	*out = c > 1;
+	return err;
+}
+
+/* Every child of node @n (subtrees, value extents) gains a parent. */
+static int inc_children(struct cow__tx *tx, const uint8_t *n)
+{
+	for (unsigned i = 0; i < n_count(n); i++) {
+		const uint8_t *c = n_cell(n, i);
+		struct cow__bptr p;
+		if (n_kind(n) == N_BRANCH)
+			br_child(c, &p);
+		else if (leaf_vkind(c) == V_EXTENT)
+			cow__bptr_load(&p, leaf_val(c));
+		else
+			continue;
+		int rc = cow__ref_inc(tx, p.addr);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * The tree stops pointing to node *p, whose cells were moved into another
+ * node of the tree: if it is shared, the children gain that new parent;
+ * otherwise the node is simply freed.
+ */
+static int node_release(struct cow__tx *tx, struct cow__tree *t, const struct cow__bptr *p)
+{
+	bool sh;
+	int rc = shared(tx, t, p, &sh);
+	if (rc)
+		return rc;
+	t->blocks--;
+	if (!sh)
+		return cow__bs_free(tx->bs, p->addr, 1, p->birth);
+	const uint8_t *n;
+	rc = cow__node_get(tx, p, &n);
+	if (rc == 0)
+		rc = inc_children(tx, n);
+	if (rc == 0)
+		rc = cow__ref_drop(tx, p, 1, true);
+	return rc;
+}
+
+/* Make the node *p points to writable in this transaction; *p may change. */
+static int node_cow(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, uint8_t **out)
+{
+	bool sh;
+	int rc = shared(tx, t, p, &sh);
+	if (rc)
+		return rc;
+	if (p->birth == tx->gen && !sh) {
 		uint8_t *b = cow__bs_dirty(tx->bs, p->addr);
 		if (!b)
 			return COW_CORRUPT(p->addr, "lost dirty node");
@@ -131,7 +197,7 @@ static int node_cow(struct cow__tx *tx, struct cow__bptr *p, uint8_t **out)
 		return 0;
 	}
 	const uint8_t *old;
-	int rc = cow__node_get(tx, p, &old);
+	rc = cow__node_get(tx, p, &old);
 	if (rc)
 		return rc;
 	uint64_t addr;
@@ -140,7 +206,13 @@ static int node_cow(struct cow__tx *tx, struct cow__bptr *p, uint8_t **out)
 	if (rc)
 		return rc;
 	memcpy(b, old, COW_BLOCK_SIZE);
-	rc = cow__bs_free(tx->bs, p->addr, 1, p->birth);
+	if (sh) { /* the copy is a new parent of every child; the old node loses one */
+		rc = inc_children(tx, b);
+		if (rc == 0)
+			rc = cow__ref_drop(tx, p, 1, true);
+	} else {
+		rc = cow__bs_free(tx->bs, p->addr, 1, p->birth);
+	}
 	if (rc) {
 		cow__bs_free(tx->bs, addr, 1, tx->gen);
 		return rc;
@@ -152,13 +224,15 @@ static int node_cow(struct cow__tx *tx, struct cow__bptr *p, uint8_t **out)
 	return 0;
 }
 
-static int node_new(struct cow__tx *tx, int kind, int level, struct cow__bptr *p, uint8_t **out)
+static int node_new(struct cow__tx *tx, struct cow__tree *t, int kind, int level,
+		    struct cow__bptr *p, uint8_t **out)
 {
 	uint64_t addr;
 	uint8_t *b;
 	int rc = cow__bs_alloc(tx->bs, 1, &addr, &b);
 	if (rc)
 		return rc;
+	t->blocks++;
 	cow__put32(b, N_MAGIC);
 	b[4] = (uint8_t)kind;
 	b[5] = (uint8_t)level;
@@ -243,8 +317,8 @@ struct split {
  * Node @b overflows with cell @c at slot @i: split it into @b and a new
  * right sibling, balanced by bytes; report the right one in @sp.
  */
-static int split_insert(struct cow__tx *tx, uint8_t *b, unsigned i, const uint8_t *c, size_t len,
-			struct split *sp)
+static int split_insert(struct cow__tx *tx, struct cow__tree *t, uint8_t *b, unsigned i,
+			const uint8_t *c, size_t len, struct split *sp)
 {
 	uint8_t old[COW_BLOCK_SIZE];
 	memcpy(old, b, COW_BLOCK_SIZE);
@@ -279,7 +353,7 @@ static int split_insert(struct cow__tx *tx, uint8_t *b, unsigned i, const uint8_
 		left -= cells[m].len + 2;
 	}
 	uint8_t *rb;
-	int rc = node_new(tx, n_kind(old), n_level(old), &sp->right, &rb);
+	int rc = node_new(tx, t, n_kind(old), n_level(old), &sp->right, &rb);
 	if (rc)
 		return rc;
 	node_build(b, cells, m);
@@ -301,30 +375,32 @@ static size_t make_branch_cell(uint8_t *out, const void *key, size_t klen,
 	return 2 + COW_BPTR_SIZE + klen;
 }
 
-static int free_value(struct cow__tx *tx, const uint8_t *c)
+static int free_value(struct cow__tx *tx, struct cow__tree *t, const uint8_t *c)
 {
 	if (leaf_vkind(c) != V_EXTENT)
 		return 0;
 	struct cow__bptr p;
 	cow__bptr_load(&p, leaf_val(c));
 	uint64_t nblk = (leaf_vlen(c) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
-	return cow__bs_free(tx->bs, p.addr, nblk, p.birth);
+	t->blocks -= (int64_t)nblk;
+	return cow__ref_drop(tx, &p, nblk, maybe_shared(t, &p));
 }
 
-static int ins(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t klen,
-	       const uint8_t *cell, size_t clen, bool *added, struct split *sp, int depth)
+static int ins(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, const void *key,
+	       size_t klen, const uint8_t *cell, size_t clen, bool *added, struct split *sp,
+	       int depth)
 {
 	if (depth >= COW_BTREE_MAXDEPTH)
 		return COW_CORRUPT(p->addr, "tree too deep");
 	uint8_t *b;
-	int rc = node_cow(tx, p, &b);
+	int rc = node_cow(tx, t, p, &b);
 	if (rc)
 		return rc;
 	bool exact;
 	unsigned i = search(b, key, klen, &exact);
 	if (n_kind(b) == N_LEAF) {
 		if (exact) {
-			rc = free_value(tx, n_cell(b, i));
+			rc = free_value(tx, t, n_cell(b, i));
 			if (rc)
 				return rc;
 			node_remove(b, i);
@@ -333,7 +409,7 @@ static int ins(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t 
 		}
 		if (node_insert(b, i, cell, clen))
 			return 0;
-		return split_insert(tx, b, i, cell, clen, sp);
+		return split_insert(tx, t, b, i, cell, clen, sp);
 	}
 	if (n_count(b) == 0)
 		return COW_CORRUPT(p->addr, "empty branch");
@@ -341,7 +417,7 @@ static int ins(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t 
 	struct cow__bptr child;
 	br_child(c, &child);
 	struct split csp = {.happened = false};
-	rc = ins(tx, &child, key, klen, cell, clen, added, &csp, depth + 1);
+	rc = ins(tx, t, &child, key, klen, cell, clen, added, &csp, depth + 1);
 	cow__bptr_store(c + 2, &child); /* the child may have moved even on error */
 	if (rc || !csp.happened)
 		return rc;
@@ -349,7 +425,7 @@ static int ins(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t 
 	size_t nlen = make_branch_cell(nc, csp.key, csp.klen, &csp.right);
 	if (node_insert(b, i + 1, nc, nlen))
 		return 0;
-	return split_insert(tx, b, i + 1, nc, nlen, sp);
+	return split_insert(tx, t, b, i + 1, nc, nlen, sp);
 }
 
 int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
@@ -379,6 +455,7 @@ int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 			return rc;
 		memcpy(buf, val, vlen);
 		struct cow__bptr ep = {ext_addr, tx->gen, cow__csum(buf, vlen)};
+		t->blocks += (int64_t)ext_n;
 		cell[2] = V_EXTENT;
 		cow__bptr_store(cell + 8 + klen, &ep);
 		clen = 8 + klen + COW_BPTR_SIZE;
@@ -388,7 +465,7 @@ int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 	bool added = false;
 	if (!t->root.addr) {
 		uint8_t *b;
-		rc = node_new(tx, N_LEAF, 0, &t->root, &b);
+		rc = node_new(tx, t, N_LEAF, 0, &t->root, &b);
 		if (rc == 0) {
 			node_insert(b, 0, cell, clen);
 			t->count++;
@@ -396,7 +473,7 @@ int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 		goto out;
 	}
 	struct split sp = {.happened = false};
-	rc = ins(tx, &t->root, key, klen, cell, clen, &added, &sp, 0);
+	rc = ins(tx, t, &t->root, key, klen, cell, clen, &added, &sp, 0);
 	if (rc)
 		goto out;
 	if (added)
@@ -410,7 +487,7 @@ int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 		int level = n_level(left) + 1;
 		uint8_t *b;
 		struct cow__bptr nr;
-		rc = node_new(tx, N_BRANCH, level, &nr, &b);
+		rc = node_new(tx, t, N_BRANCH, level, &nr, &b);
 		if (rc)
 			goto out;
 		uint8_t c0[2 + COW_BPTR_SIZE], c1[2 + COW_BPTR_SIZE + COW_KEY_MAX];
@@ -421,15 +498,17 @@ int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 		t->root = nr;
 	}
 out:
-	if (rc && ext_addr)
+	if (rc && ext_addr) {
 		cow__bs_free(tx->bs, ext_addr, ext_n, tx->gen);
+		t->blocks -= (int64_t)ext_n;
+	}
 	return rc;
 }
 
 /* ---- delete ---- */
 
 /* Try to merge child @i of branch @b with a neighbour; the parent shrinks. */
-static int merge_child(struct cow__tx *tx, uint8_t *b, unsigned i)
+static int merge_child(struct cow__tx *tx, struct cow__tree *t, uint8_t *b, unsigned i)
 {
 	unsigned cnt = n_count(b);
 	if (cnt < 2)
@@ -450,7 +529,7 @@ static int merge_child(struct cow__tx *tx, uint8_t *b, unsigned i)
 	if (n_used(ln) + n_used(rn) + 2 * (n_count(ln) + n_count(rn)) > N_SPACE)
 		return 0; /* doesn't fit: leave them */
 	uint8_t *lw;
-	rc = node_cow(tx, &lp, &lw);
+	rc = node_cow(tx, t, &lp, &lw);
 	if (rc)
 		return rc;
 	cow__bptr_store(lc + 2, &lp);
@@ -462,20 +541,20 @@ static int merge_child(struct cow__tx *tx, uint8_t *b, unsigned i)
 	node_cells(lw, cells);
 	node_cells(rcopy, cells + ln_n);
 	node_build(lw, cells, ln_n + rn_n);
-	rc = cow__bs_free(tx->bs, rp.addr, 1, rp.birth);
+	rc = node_release(tx, t, &rp);
 	if (rc)
 		return rc;
 	node_remove(b, l + 1);
 	return 0;
 }
 
-static int del(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t klen,
-	       bool *under, int depth)
+static int del(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, const void *key,
+	       size_t klen, bool *under, int depth)
 {
 	if (depth >= COW_BTREE_MAXDEPTH)
 		return COW_CORRUPT(p->addr, "tree too deep");
 	uint8_t *b;
-	int rc = node_cow(tx, p, &b);
+	int rc = node_cow(tx, t, p, &b);
 	if (rc)
 		return rc;
 	bool exact;
@@ -483,7 +562,7 @@ static int del(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t 
 	if (n_kind(b) == N_LEAF) {
 		if (!exact)
 			return COW_ENOTFOUND;
-		rc = free_value(tx, n_cell(b, i));
+		rc = free_value(tx, t, n_cell(b, i));
 		if (rc)
 			return rc;
 		node_remove(b, i);
@@ -494,12 +573,12 @@ static int del(struct cow__tx *tx, struct cow__bptr *p, const void *key, size_t 
 		struct cow__bptr child;
 		br_child(c, &child);
 		bool cu = false;
-		rc = del(tx, &child, key, klen, &cu, depth + 1);
+		rc = del(tx, t, &child, key, klen, &cu, depth + 1);
 		cow__bptr_store(c + 2, &child);
 		if (rc)
 			return rc;
 		if (cu) {
-			rc = merge_child(tx, b, i);
+			rc = merge_child(tx, t, b, i);
 			if (rc)
 				return rc;
 		}
@@ -519,7 +598,7 @@ int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 		return rc;
 	t->mods++;
 	bool under = false;
-	rc = del(tx, &t->root, key, klen, &under, 0);
+	rc = del(tx, t, &t->root, key, klen, &under, 0);
 	if (rc)
 		return rc;
 	t->count--;
@@ -529,9 +608,9 @@ int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 		if (!b)
 			return COW_CORRUPT(t->root.addr, "lost dirty root");
 		if (n_kind(b) == N_BRANCH && n_count(b) == 1) {
-			struct cow__bptr child;
+			struct cow__bptr child, old = t->root;
 			br_child(n_cell(b, 0), &child);
-			rc = cow__bs_free(tx->bs, t->root.addr, 1, t->root.birth);
+			rc = node_release(tx, t, &old);
 			t->root = child;
 			if (rc)
 				return rc;
@@ -540,7 +619,8 @@ int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 			continue;
 		}
 		if (n_kind(b) == N_LEAF && n_count(b) == 0) {
-			rc = cow__bs_free(tx->bs, t->root.addr, 1, t->root.birth);
+			struct cow__bptr old = t->root;
+			rc = node_release(tx, t, &old);
 			t->root = (struct cow__bptr){0, 0, 0};
 			return rc;
 		}
@@ -584,40 +664,127 @@ int cow__btree_finalize(struct cow__tx *tx, struct cow__tree *t)
 	return finalize(tx, &t->root, 0);
 }
 
-static int destroy(struct cow__tx *tx, const struct cow__bptr *p, int depth)
+/*
+ * Drop one reference to the subtree at *p. A shared node only loses a
+ * reference and the walk stops there; an unshared one is freed after its
+ * children lose theirs. @count, when set, only counts what would be freed.
+ */
+static int drop_subtree(struct cow__tx *tx, const struct cow__tree *t, const struct cow__bptr *p,
+			int depth, uint64_t *count)
 {
 	if (depth >= COW_BTREE_MAXDEPTH)
 		return COW_CORRUPT(p->addr, "tree too deep");
-	const uint8_t *n;
-	int rc = cow__node_get(tx, p, &n);
+	bool sh;
+	int rc = shared(tx, t, p, &sh);
 	if (rc)
 		return rc;
-	/* Copy out what we need: freeing a dirty node releases its buffer. */
+	if (sh)
+		return count ? 0 : cow__ref_drop(tx, p, 1, true);
+	const uint8_t *n;
+	rc = cow__node_get(tx, p, &n);
+	if (rc)
+		return rc;
 	unsigned cnt = n_count(n);
 	for (unsigned i = 0; i < cnt && rc == 0; i++) {
 		const uint8_t *c = n_cell(n, i);
-		if (n_kind(n) == N_LEAF) {
-			rc = free_value(tx, c);
-		} else {
+		if (n_kind(n) == N_BRANCH) {
 			struct cow__bptr child;
 			br_child(c, &child);
-			rc = destroy(tx, &child, depth + 1);
+			rc = drop_subtree(tx, t, &child, depth + 1, count);
+		} else if (leaf_vkind(c) == V_EXTENT) {
+			struct cow__bptr ep;
+			cow__bptr_load(&ep, leaf_val(c));
+			uint64_t nblk = (leaf_vlen(c) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
+			if (!count) {
+				rc = cow__ref_drop(tx, &ep, nblk, maybe_shared(t, &ep));
+			} else {
+				bool esh;
+				rc = shared(tx, t, &ep, &esh);
+				if (!esh)
+					*count += nblk;
+			}
 		}
 	}
 	if (rc)
 		return rc;
+	if (count) {
+		*count += 1;
+		return 0;
+	}
 	return cow__bs_free(tx->bs, p->addr, 1, p->birth);
 }
 
 int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t)
 {
-	int rc = t->root.addr ? destroy(tx, &t->root, 0) : 0;
+	int rc = t->root.addr ? drop_subtree(tx, t, &t->root, 0, NULL) : 0;
 	if (rc == 0) {
 		t->root = (struct cow__bptr){0, 0, 0};
 		t->count = 0;
+		t->blocks = 0;
 		t->mods++;
 	}
 	return rc;
+}
+
+int cow__btree_exclusive(struct cow__tx *tx, const struct cow__tree *t, uint64_t *blocks)
+{
+	*blocks = 0;
+	return t->root.addr ? drop_subtree(tx, t, &t->root, 0, blocks) : 0;
+}
+
+/* ---- the reference-count tree: block address (big-endian) -> count >= 2 ---- */
+
+uint64_t cow__ref_get(struct cow__tx *tx, uint64_t addr, int *err)
+{
+	if (!tx->refs || !tx->refs->root.addr)
+		return 1;
+	uint8_t k[8];
+	cow__put_be64(k, addr);
+	cow_buf v;
+	int rc = cow__btree_get(tx, tx->refs, k, 8, &v);
+	if (rc == COW_ENOTFOUND)
+		return 1;
+	if (rc == 0 && v.len != 8)
+		rc = COW_CORRUPT(addr, "bad reference count record");
+	if (rc) {
+		*err = rc;
+		return 1;
+	}
+	return cow__le64(v.data);
+}
+
+static int ref_set(struct cow__tx *tx, uint64_t addr, uint64_t count)
+{
+	uint8_t k[8], v[8];
+	cow__put_be64(k, addr);
+	if (count <= 1) {
+		int rc = cow__btree_del(tx, tx->refs, k, 8);
+		return rc == COW_ENOTFOUND ? 0 : rc;
+	}
+	cow__put64(v, count);
+	return cow__btree_put(tx, tx->refs, k, 8, v, 8);
+}
+
+int cow__ref_inc(struct cow__tx *tx, uint64_t addr)
+{
+	if (!tx->refs)
+		return COW_EINTERNAL;
+	int err = 0;
+	uint64_t c = cow__ref_get(tx, addr, &err);
+	return err ? err : ref_set(tx, addr, c + 1);
+}
+
+int cow__ref_drop(struct cow__tx *tx, const struct cow__bptr *p, uint64_t nblk, bool maybe_sh)
+{
+	if (maybe_sh && tx->refs) {
+		int err = 0;
+		uint64_t c = cow__ref_get(tx, p->addr, &err);
+		if (err)
+			return err;
+		if (c > 1)
+			return ref_set(tx, p->addr, c - 1);
+	}
+	return cow__bs_free(tx->bs, p->addr, nblk, p->birth);
 }
 
 int cow__btree_depth(struct cow__tx *tx, const struct cow__tree *t)

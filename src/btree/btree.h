@@ -18,22 +18,40 @@
 #include "block/block.h"
 #include "cow/store.h"
 
+struct cow__tree;
+
 struct cow__tx {
 	struct cow__bs *bs;
 	uint64_t gen;     /* generation read (or being written) */
 	uint64_t nblocks; /* valid block addresses are below this */
 	bool write;
+	struct cow__tree *refs; /* write txn: the reference-count tree */
+	uint64_t nodes_read;    /* statistics: nodes fetched (diff cost tests) */
 	struct cow__vcache vc;
 };
 
+/*
+ * A tree. Blocks are reference counted lazily (Rodeh 2008): a block's count
+ * is the number of distinct parents (nodes, or catalog records for roots)
+ * that point to it; counts of 1 are implicit, larger ones live in the refs
+ * tree. Copying a shared node increments its children and decrements itself;
+ * dropping a reference frees the block only when the count reaches zero. A
+ * node born after @shared_gen cannot be shared (nothing took a reference to
+ * this tree since), so the common case needs no lookup.
+ */
 struct cow__tree {
 	struct cow__bptr root; /* addr 0: empty tree */
 	uint64_t count;
-	uint64_t mods; /* bumped by every change; cursors re-seek when it moves */
+	uint64_t mods;       /* bumped by every change; cursors re-seek when it moves */
+	uint64_t shared_gen; /* nodes born at or before may be shared */
+	int64_t blocks;      /* blocks this tree references (nodes + value extents) */
 };
 
 #define COW_CELL_MAX 1300u /* largest cell; 3 always fit in a node */
 #define COW_BTREE_MAXDEPTH 32
+
+/* Fetch and check the node *p points to (checksum, header, cell bounds). */
+int cow__node_get(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t **out);
 
 int cow__btree_get(struct cow__tx *tx, const struct cow__tree *t, const void *key, size_t klen,
 		   cow_buf *val);
@@ -44,8 +62,32 @@ int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 /* Compute the checksums of every node this transaction wrote; t->root becomes final. */
 int cow__btree_finalize(struct cow__tx *tx, struct cow__tree *t);
 
-/* Free every block of the tree (nodes and value extents). */
+/*
+ * Drop the tree's reference to its root: blocks no other tree shares are
+ * freed, the walk stops at every shared node (cost follows what is freed).
+ */
 int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t);
+
+/*
+ * Count the blocks only this tree references (what destroying it would
+ * free), without changing anything. Cost follows that number.
+ */
+int cow__btree_exclusive(struct cow__tx *tx, const struct cow__tree *t, uint64_t *blocks);
+
+/* Reference counts (write transactions). */
+uint64_t cow__ref_get(struct cow__tx *tx, uint64_t addr, int *err);
+int cow__ref_inc(struct cow__tx *tx, uint64_t addr);
+/* Drop one reference to @p (@nblk blocks): decrement, or free at zero. */
+int cow__ref_drop(struct cow__tx *tx, const struct cow__bptr *p, uint64_t nblk, bool maybe_shared);
+
+/*
+ * Diff two trees in key order, skipping subtrees they share by pointer.
+ * @fn gets each key present in only one tree (a or b NULL) or in both with
+ * different values.
+ */
+int cow__btree_diff(struct cow__tx *tx, const struct cow__tree *a, const struct cow__tree *b,
+		    int (*fn)(void *ctx, const cow_buf *key, const cow_buf *va, const cow_buf *vb),
+		    void *ctx);
 
 /*
  * Visit every block of the tree born after @min_birth (0: all), verifying

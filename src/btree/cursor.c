@@ -6,8 +6,6 @@
 #include "btree/btree.h"
 #include "btree/node.h"
 
-int cow__node_get(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t **out);
-
 void cow__cursor_init(struct cow__cursor *c, struct cow__tx *tx, struct cow__tree *t)
 {
 	c->tx = tx;

@@ -27,6 +27,7 @@ static const char lk_magic[8] = {'C', 'O', 'W', 'K', 'I', 'T', 'L', 'K'};
 #define LK_GEN 72
 #define LK_NBLOCKS 80
 #define LK_CATALOG 88
+#define LK_REFS 112
 
 static uint64_t *u64at(uint8_t *base, size_t off)
 {
@@ -175,6 +176,9 @@ void cow__lock_publish(struct cow__lock *lk, const struct cow__meta *m)
 	__atomic_store_n(u64at(lk->map, LK_CATALOG), m->catalog.addr, __ATOMIC_RELAXED);
 	__atomic_store_n(u64at(lk->map, LK_CATALOG + 8), m->catalog.birth, __ATOMIC_RELAXED);
 	__atomic_store_n(u64at(lk->map, LK_CATALOG + 16), m->catalog.csum, __ATOMIC_RELAXED);
+	__atomic_store_n(u64at(lk->map, LK_REFS), m->refs.addr, __ATOMIC_RELAXED);
+	__atomic_store_n(u64at(lk->map, LK_REFS + 8), m->refs.birth, __ATOMIC_RELAXED);
+	__atomic_store_n(u64at(lk->map, LK_REFS + 16), m->refs.csum, __ATOMIC_RELAXED);
 	__atomic_store_n(u64at(lk->map, LK_GEN), m->gen, __ATOMIC_SEQ_CST);
 	__atomic_store_n(seq, s + 2, __ATOMIC_SEQ_CST);
 }
@@ -193,6 +197,9 @@ void cow__lock_read_meta(struct cow__lock *lk, struct cow__meta *m)
 		m->catalog.addr = __atomic_load_n(u64at(lk->map, LK_CATALOG), __ATOMIC_RELAXED);
 		m->catalog.birth = __atomic_load_n(u64at(lk->map, LK_CATALOG + 8), __ATOMIC_RELAXED);
 		m->catalog.csum = __atomic_load_n(u64at(lk->map, LK_CATALOG + 16), __ATOMIC_RELAXED);
+		m->refs.addr = __atomic_load_n(u64at(lk->map, LK_REFS), __ATOMIC_RELAXED);
+		m->refs.birth = __atomic_load_n(u64at(lk->map, LK_REFS + 8), __ATOMIC_RELAXED);
+		m->refs.csum = __atomic_load_n(u64at(lk->map, LK_REFS + 16), __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(seq, __ATOMIC_RELAXED) == s1)
 			return;

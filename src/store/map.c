@@ -1,52 +1,135 @@
 /*
- * The catalog (names -> object records) and maps: named ordered key-value
- * objects, each its own copy-on-write tree. A map handle lives in its
- * transaction; changes go to the map's tree, and commit writes the new root
- * back into the catalog.
+ * The catalog (names -> object records), open-object handles, and maps:
+ * named ordered key-value objects, each its own copy-on-write tree. A handle
+ * lives in its transaction; changes go to the handle's tree, and commit (or
+ * an operation that needs the record current, like a snapshot) writes the new
+ * root back into the catalog.
  */
 #include "base/base.h"
 #include "store/store.h"
 
-static int check_name(const char *name, size_t *len)
+static int check_part(const char *p, size_t n)
+{
+	if (n == 0 || n > COW_NAME_MAX)
+		return COW_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch == '@' || ch == '/' || ch < 0x20 || ch == 0x7f)
+			return COW_EINVAL;
+	}
+	return 0;
+}
+
+int cow__name_check(const char *name, bool snapshot_ok, size_t *len)
 {
 	if (!name)
 		return COW_EINVAL;
 	size_t n = strlen(name);
-	if (n == 0 || n > COW_NAME_MAX)
-		return COW_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)name[i];
-		if (ch == '@' || ch == '/' || ch < 0x20 || ch == 0x7f)
-			return COW_EINVAL;
-	}
-	*len = n;
-	return 0;
+	const char *at = memchr(name, '@', n);
+	int rc;
+	if (!at)
+		rc = check_part(name, n);
+	else if (!snapshot_ok)
+		rc = COW_EINVAL;
+	else if ((rc = check_part(name, (size_t)(at - name))) == 0)
+		rc = check_part(at + 1, n - (size_t)(at - name) - 1);
+	if (rc == 0)
+		*len = n;
+	return rc;
 }
 
-static int catalog_get(cow_txn *t, const char *name, size_t len, struct cow__obj *o)
+int cow__catalog_get(cow_txn *t, const char *name, struct cow__obj *o)
 {
 	cow_buf v;
-	int rc = cow__btree_get(&t->tx, &t->catalog, name, len, &v);
+	int rc = cow__btree_get(&t->tx, &t->catalog, name, strlen(name), &v);
 	if (rc)
 		return rc;
 	return cow__obj_decode(v.data, v.len, o);
 }
 
+int cow__catalog_put(cow_txn *t, const char *name, const struct cow__obj *o)
+{
+	uint8_t rec[CAT_FIXED + COW_FULLNAME_MAX];
+	size_t len = cow__obj_encode(o, rec);
+	return cow__btree_put(&t->tx, &t->catalog, name, strlen(name), rec, len);
+}
+
 /* A hard error inside a write transaction: only abort remains. */
-static int fail(cow_txn *t, int rc)
+int cow__txn_fail(cow_txn *t, int rc)
 {
 	if (rc && rc != COW_ENOTFOUND && rc != COW_EINVAL && rc != COW_EEXIST && rc != COW_ETYPE &&
-	    rc != COW_EREADONLY && rc != COW_ETOOBIG && !t->err)
+	    rc != COW_EREADONLY && rc != COW_ETOOBIG && rc != COW_EBUSY && rc != COW_ERANGE &&
+	    t->write && !t->err)
 		t->err = rc;
 	return rc;
 }
 
-static cow_map *find_open(cow_txn *t, const char *name)
+cow_map *cow__obj_find(cow_txn *t, const char *name)
 {
 	for (cow_map *m = t->maps; m; m = m->next)
 		if (!m->dropped && strcmp(m->name, name) == 0)
 			return m;
 	return NULL;
+}
+
+int cow__obj_flush(cow_map *m)
+{
+	if (m->dropped || m->readonly || m->tree.mods == m->clean_mods)
+		return 0;
+	cow_txn *t = m->txn;
+	int rc = cow__btree_finalize(&t->tx, &m->tree);
+	if (rc)
+		return rc;
+	m->rec.root = m->tree.root;
+	m->rec.blocks = (uint64_t)m->tree.blocks;
+	m->rec.shared_gen = m->tree.shared_gen;
+	if (m->rec.type == OBJ_MAP)
+		m->rec.count = m->tree.count;
+	rc = cow__catalog_put(t, m->name, &m->rec);
+	if (rc == 0)
+		m->clean_mods = m->tree.mods;
+	return rc;
+}
+
+int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out)
+{
+	size_t len;
+	if (!t || !out)
+		return COW_EINVAL;
+	if (t->err)
+		return COW_ETXNERR;
+	int rc = cow__name_check(name, true, &len);
+	if (rc)
+		return rc;
+	cow_map *m = cow__obj_find(t, name);
+	if (m) {
+		if (type && m->rec.type != type)
+			return COW_ETYPE;
+		*out = m;
+		return 0;
+	}
+	struct cow__obj o = {0};
+	rc = cow__catalog_get(t, name, &o);
+	if (rc)
+		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+	if (type && o.type != type)
+		return COW_ETYPE;
+	m = cow__calloc(1, sizeof(*m));
+	if (!m)
+		return COW_ENOMEM;
+	m->txn = t;
+	memcpy(m->name, name, len + 1);
+	m->rec = o;
+	m->tree.root = o.root;
+	m->tree.count = o.type == OBJ_MAP ? o.count : 0;
+	m->tree.shared_gen = o.shared_gen;
+	m->tree.blocks = (int64_t)o.blocks;
+	m->clean_mods = m->tree.mods;
+	m->readonly = !t->write || (o.flags & OBJF_SNAPSHOT);
+	m->next = t->maps;
+	t->maps = m;
+	*out = m;
+	return 0;
 }
 
 int cow_map_create(cow_txn *t, const char *name)
@@ -58,85 +141,33 @@ int cow_map_create(cow_txn *t, const char *name)
 		return COW_EREADONLY;
 	if (t->err)
 		return COW_ETXNERR;
-	int rc = check_name(name, &len);
+	int rc = cow__name_check(name, false, &len);
 	if (rc)
 		return rc;
 	struct cow__obj o = {0};
-	rc = catalog_get(t, name, len, &o);
+	rc = cow__catalog_get(t, name, &o);
 	if (rc == 0)
 		return COW_EEXIST;
 	if (rc != COW_ENOTFOUND)
-		return fail(t, rc);
-	o = (struct cow__obj){OBJ_MAP, t->s->next_id++, {0, 0, 0}, 0, t->tx.gen};
-	uint8_t rec[CAT_REC];
-	cow__obj_encode(&o, rec);
-	return fail(t, cow__btree_put(&t->tx, &t->catalog, name, len, rec, CAT_REC));
-}
-
-int cow_map_open(cow_txn *t, const char *name, cow_map **out)
-{
-	size_t len;
-	if (!t || !out)
-		return COW_EINVAL;
-	if (t->err)
-		return COW_ETXNERR;
-	int rc = check_name(name, &len);
-	if (rc)
-		return rc;
-	cow_map *m = find_open(t, name);
-	if (m) {
-		*out = m;
-		return 0;
-	}
-	struct cow__obj o = {0};
-	rc = catalog_get(t, name, len, &o);
-	if (rc)
-		return rc == COW_ENOTFOUND ? rc : fail(t, rc);
-	if (o.type != OBJ_MAP)
-		return COW_ETYPE;
-	m = cow__calloc(1, sizeof(*m));
-	if (!m)
-		return COW_ENOMEM;
-	m->txn = t;
-	memcpy(m->name, name, len + 1);
-	m->tree.root = o.root;
-	m->tree.count = o.count;
-	m->id = o.id;
-	m->created = o.created;
-	m->clean_mods = m->tree.mods;
-	m->next = t->maps;
-	t->maps = m;
-	*out = m;
-	return 0;
+		return cow__txn_fail(t, rc);
+	o = (struct cow__obj){.type = OBJ_MAP, .id = t->s->next_id++, .created = t->tx.gen};
+	return cow__txn_fail(t, cow__catalog_put(t, name, &o));
 }
 
 int cow_map_drop(cow_txn *t, const char *name)
 {
-	size_t len;
-	if (!t)
-		return COW_EINVAL;
-	if (!t->write)
-		return COW_EREADONLY;
-	if (t->err)
-		return COW_ETXNERR;
-	int rc = check_name(name, &len);
+	cow_map *m;
+	int rc = cow__obj_open(t, name, OBJ_MAP, &m);
 	if (rc)
 		return rc;
-	struct cow__obj o = {0};
-	rc = catalog_get(t, name, len, &o);
-	if (rc)
-		return rc == COW_ENOTFOUND ? rc : fail(t, rc);
-	if (o.type != OBJ_MAP)
-		return COW_ETYPE;
-	cow_map *m = find_open(t, name);
-	struct cow__tree tree = {.root = o.root, .count = o.count};
-	struct cow__tree *tp = m ? &m->tree : &tree; /* the open handle has the newest root */
-	rc = cow__btree_destroy(&t->tx, tp);
-	if (rc)
-		return fail(t, rc);
-	if (m)
-		m->dropped = true;
-	return fail(t, cow__btree_del(&t->tx, &t->catalog, name, len));
+	if (m->rec.flags & OBJF_SNAPSHOT)
+		return COW_EINVAL; /* snapshots go with cow_destroy() */
+	return cow_destroy(t, name, 0);
+}
+
+int cow_map_open(cow_txn *t, const char *name, cow_map **out)
+{
+	return cow__obj_open(t, name, OBJ_MAP, out);
 }
 
 static int map_check(cow_map *m, bool write)
@@ -147,7 +178,7 @@ static int map_check(cow_map *m, bool write)
 		return COW_ENOTFOUND;
 	if (m->txn->err)
 		return COW_ETXNERR;
-	if (write && !m->txn->write)
+	if (write && m->readonly)
 		return COW_EREADONLY;
 	return 0;
 }
@@ -159,8 +190,7 @@ int cow_map_get(cow_map *m, const void *key, size_t klen, cow_buf *val)
 		return rc;
 	if (!val || klen == 0 || klen > COW_KEY_MAX)
 		return COW_EINVAL;
-	rc = cow__btree_get(&m->txn->tx, &m->tree, key, klen, val);
-	return m->txn->write ? fail(m->txn, rc) : rc;
+	return cow__txn_fail(m->txn, cow__btree_get(&m->txn->tx, &m->tree, key, klen, val));
 }
 
 int cow_map_put(cow_map *m, const void *key, size_t klen, const void *val, size_t vlen)
@@ -170,7 +200,8 @@ int cow_map_put(cow_map *m, const void *key, size_t klen, const void *val, size_
 		return rc;
 	if (klen == 0 || klen > COW_KEY_MAX || (!val && vlen))
 		return COW_EINVAL;
-	return fail(m->txn, cow__btree_put(&m->txn->tx, &m->tree, key, klen, val ? val : "", vlen));
+	return cow__txn_fail(m->txn,
+			     cow__btree_put(&m->txn->tx, &m->tree, key, klen, val ? val : "", vlen));
 }
 
 int cow_map_del(cow_map *m, const void *key, size_t klen)
@@ -180,7 +211,7 @@ int cow_map_del(cow_map *m, const void *key, size_t klen)
 		return rc;
 	if (klen == 0 || klen > COW_KEY_MAX)
 		return COW_EINVAL;
-	return fail(m->txn, cow__btree_del(&m->txn->tx, &m->tree, key, klen));
+	return cow__txn_fail(m->txn, cow__btree_del(&m->txn->tx, &m->tree, key, klen));
 }
 
 uint64_t cow_map_count(const cow_map *m)
@@ -266,38 +297,4 @@ int cow_cursor_prev(cow_cursor *c)
 int cow_cursor_get(cow_cursor *c, cow_buf *key, cow_buf *val)
 {
 	CURSOR_CALL(cow__cursor_get(&c->c, key, val));
-}
-
-/* ---- listing ---- */
-
-int cow_store_list(cow_txn *t, int (*fn)(void *ctx, const char *name, const char *type,
-					 uint64_t count),
-		   void *ctx)
-{
-	if (!t || !fn)
-		return COW_EINVAL;
-	struct cow__cursor c;
-	cow__cursor_init(&c, &t->tx, &t->catalog);
-	int rc = cow__cursor_first(&c);
-	while (rc == 0) {
-		cow_buf k, v;
-		rc = cow__cursor_get(&c, &k, &v);
-		if (rc)
-			break;
-		struct cow__obj o = {0};
-		rc = cow__obj_decode(v.data, v.len, &o);
-		if (rc)
-			break;
-		char name[COW_NAME_MAX + 1];
-		size_t n = COW_MIN(k.len, (size_t)COW_NAME_MAX);
-		memcpy(name, k.data, n);
-		name[n] = 0;
-		cow_map *m = find_open(t, name); /* this transaction's changes */
-		uint64_t count = m ? m->tree.count : o.count;
-		rc = fn(ctx, name, o.type == OBJ_MAP ? "map" : "volume", count);
-		if (rc)
-			return rc;
-		rc = cow__cursor_next(&c);
-	}
-	return rc == COW_ENOTFOUND ? 0 : rc;
 }

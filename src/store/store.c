@@ -19,24 +19,39 @@
 
 int cow__obj_decode(const uint8_t *v, size_t len, struct cow__obj *o)
 {
-	if (len != CAT_REC || (v[0] != OBJ_MAP && v[0] != OBJ_VOLUME))
+	if (len < CAT_FIXED || (v[0] != OBJ_MAP && v[0] != OBJ_VOLUME))
 		return COW_CORRUPT(0, "bad catalog record");
+	size_t olen = cow__le16(v + 2);
+	if (olen > COW_FULLNAME_MAX || len != CAT_FIXED + olen)
+		return COW_CORRUPT(0, "bad catalog record length");
 	o->type = v[0];
+	o->flags = v[1];
 	o->id = cow__le64(v + 8);
 	cow__bptr_load(&o->root, v + 16);
 	o->count = cow__le64(v + 40);
 	o->created = cow__le64(v + 48);
+	o->shared_gen = cow__le64(v + 56);
+	o->blocks = cow__le64(v + 64);
+	memcpy(o->origin, v + CAT_FIXED, olen);
+	o->origin[olen] = 0;
 	return 0;
 }
 
-void cow__obj_encode(const struct cow__obj *o, uint8_t *v)
+size_t cow__obj_encode(const struct cow__obj *o, uint8_t *v)
 {
-	memset(v, 0, CAT_REC);
+	size_t olen = strlen(o->origin);
+	memset(v, 0, CAT_FIXED);
 	v[0] = (uint8_t)o->type;
+	v[1] = (uint8_t)o->flags;
+	cow__put16(v + 2, (uint16_t)olen);
 	cow__put64(v + 8, o->id);
 	cow__bptr_store(v + 16, &o->root);
 	cow__put64(v + 40, o->count);
 	cow__put64(v + 48, o->created);
+	cow__put64(v + 56, o->shared_gen);
+	cow__put64(v + 64, o->blocks);
+	memcpy(v + CAT_FIXED, o->origin, olen);
+	return CAT_FIXED + olen;
 }
 
 /* ---- recovery ---- */
@@ -69,9 +84,12 @@ int cow__store_verify_sb(struct cow__bs *bs, const struct cow__sb *sb)
 		return COW_ENOMEM;
 	*tx = (struct cow__tx){.bs = bs, .gen = sb->gen, .nblocks = sb->nblocks};
 	struct vctx v = {tx, sb->synced};
-	struct cow__tree cat = {.root = sb->catalog};
+	struct cow__tree cat = {.root = sb->catalog}, refs = {.root = sb->refs};
 	struct cow__walk w = {.min_birth = sb->synced, .val = verify_obj, .ctx = &v};
 	rc = cow__btree_walk(tx, &cat, &w);
+	struct cow__walk wr = {.min_birth = sb->synced};
+	if (rc == 0)
+		rc = cow__btree_walk(tx, &refs, &wr);
 	cow__free(tx);
 	return rc;
 }
@@ -201,7 +219,7 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 		}
 		if (rc)
 			goto unlock;
-		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog};
+		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog, sb.refs};
 		cow__lock_reset(&s->lk, &m);
 	}
 	rc = cow__lock_shared(&s->lk);
@@ -291,6 +309,8 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 		t->tx = (struct cow__tx){.bs = s->bs, .gen = m.gen, .nblocks = m.nblocks};
 		memset(&t->tx.vc, 0xff, sizeof(t->tx.vc));
 		t->catalog.root = m.catalog; /* the catalog's count is not tracked */
+		t->refs.root = m.refs;
+		t->tx.refs = &t->refs;
 		*out = t;
 		return 0;
 	}
@@ -322,6 +342,8 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 	t->tx = (struct cow__tx){.bs = s->bs, .gen = m.gen + 1, .nblocks = 0, .write = true};
 	memset(&t->tx.vc, 0xff, sizeof(t->tx.vc));
 	t->catalog.root = m.catalog;
+	t->refs.root = m.refs;
+	t->tx.refs = &t->refs;
 	*out = t;
 	return 0;
 unlock:
@@ -374,23 +396,18 @@ void cow_txn_abort(cow_txn *t)
 	txn_free(t);
 }
 
-/* Write back every changed map's root into the catalog. */
-static int flush_maps(cow_txn *t)
+/* Write back every changed object's tree into the catalog, then finalize. */
+static int flush_objects(cow_txn *t)
 {
 	for (cow_map *m = t->maps; m; m = m->next) {
-		if (m->dropped || m->tree.mods == m->clean_mods)
-			continue;
-		int rc = cow__btree_finalize(&t->tx, &m->tree);
-		if (rc)
-			return rc;
-		struct cow__obj o = {OBJ_MAP, m->id, m->tree.root, m->tree.count, m->created};
-		uint8_t rec[CAT_REC];
-		cow__obj_encode(&o, rec);
-		rc = cow__btree_put(&t->tx, &t->catalog, m->name, strlen(m->name), rec, CAT_REC);
+		int rc = cow__obj_flush(m);
 		if (rc)
 			return rc;
 	}
-	return cow__btree_finalize(&t->tx, &t->catalog);
+	int rc = cow__btree_finalize(&t->tx, &t->catalog);
+	if (rc == 0)
+		rc = cow__btree_finalize(&t->tx, &t->refs);
+	return rc;
 }
 
 int cow_txn_commit(cow_txn *t)
@@ -402,15 +419,15 @@ int cow_txn_commit(cow_txn *t)
 		return 0;
 	}
 	cow_store *s = t->s;
-	int rc = t->err ? COW_ETXNERR : flush_maps(t);
+	int rc = t->err ? COW_ETXNERR : flush_objects(t);
 	if (rc) {
 		cow_txn_abort(t);
 		return rc;
 	}
-	struct cow__sb sb = {.catalog = t->catalog.root, .next_id = s->next_id};
+	struct cow__sb sb = {.catalog = t->catalog.root, .refs = t->refs.root, .next_id = s->next_id};
 	rc = cow__bs_commit(s->bs, &sb);
 	if (rc == 0) {
-		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog};
+		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog, sb.refs};
 		cow__lock_publish(&s->lk, &m);
 	}
 	writer_end(t);
@@ -455,25 +472,66 @@ int cow_store_stat(cow_store *s, cow_store_stats *st)
 
 /* ---- the checker ---- */
 
+/*
+ * Every block is counted once per distinct parent that points to it (a node
+ * visited the first time, or a catalog record for a root); the counts must
+ * equal the stored reference counts, and the space map must agree: reachable
+ * blocks in use, pending ones unreachable, nothing else allocated.
+ */
 struct check {
 	struct cow__tx *tx;
-	uint8_t *seen; /* one byte per block */
+	uint32_t *refs;  /* expected reference count per block */
+	uint8_t *flags;  /* 1 visited node, 2 pending, 4 extent tail */
 	uint64_t nblocks;
-	int err;
 };
 
-static int mark(void *ctx, uint64_t addr, uint64_t nblk, uint64_t birth)
+static int count_ref(struct check *c, uint64_t addr, uint64_t nblk)
 {
-	(void)birth;
-	struct check *c = ctx;
-	for (uint64_t b = addr; b < addr + nblk; b++) {
-		if (b >= c->nblocks)
-			return COW_CORRUPT(b, "reachable block beyond the store");
-		if (c->seen[b] & 0x7f)
-			return COW_CORRUPT(b, "block reachable twice");
-		c->seen[b]++;
+	if (addr < 2 || addr + nblk > c->nblocks)
+		return COW_CORRUPT(addr, "reference beyond the store");
+	c->refs[addr]++;
+	for (uint64_t b = addr + 1; b < addr + nblk; b++) { /* extent tails: counted by the head */
+		c->refs[b] = c->refs[addr];
+		c->flags[b] |= 4;
 	}
 	return 0;
+}
+
+static int check_node(struct check *c, const struct cow__bptr *p, int depth);
+
+static int check_children(struct check *c, const uint8_t *n, int depth)
+{
+	for (unsigned i = 0; i < cow__le16(n + 6); i++) {
+		const uint8_t *cell = n + cow__le16(n + 32 + 2 * i);
+		struct cow__bptr p;
+		int rc;
+		if (n[4] == 2) { /* branch */
+			cow__bptr_load(&p, cell + 2);
+			rc = check_node(c, &p, depth + 1);
+		} else if (cell[2] == 1) { /* leaf cell with an extent */
+			cow__bptr_load(&p, cell + 8 + cow__le16(cell));
+			uint64_t nblk = (cow__le32(cell + 4) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
+			rc = count_ref(c, p.addr, nblk);
+		} else {
+			continue;
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int check_node(struct check *c, const struct cow__bptr *p, int depth)
+{
+	if (depth > COW_BTREE_MAXDEPTH)
+		return COW_CORRUPT(p->addr, "tree too deep");
+	int rc = count_ref(c, p->addr, 1);
+	if (rc || (c->flags[p->addr] & 1))
+		return rc; /* a shared node: its children were counted at its first visit */
+	c->flags[p->addr] |= 1;
+	const uint8_t *n;
+	rc = cow__node_get(c->tx, p, &n);
+	return rc ? rc : check_children(c, n, depth);
 }
 
 static int check_obj(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
@@ -484,12 +542,24 @@ static int check_obj(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
 	int rc = cow__obj_decode(val, vlen, &o);
 	if (rc)
 		return rc;
-	struct cow__tree t = {.root = o.root, .count = o.count};
-	rc = cow__btree_verify(c->tx, &t);
-	if (rc)
-		return rc;
-	struct cow__walk w = {.blk = mark, .ctx = c};
-	return cow__btree_walk(c->tx, &t, &w);
+	struct cow__tree t = {.root = o.root,
+			      .count = o.type == OBJ_MAP ? o.count : UINT64_MAX,
+			      .shared_gen = o.shared_gen};
+	if (o.type == OBJ_MAP)
+		rc = cow__btree_verify(c->tx, &t);
+	if (rc == 0 && o.root.addr)
+		rc = check_node(c, &o.root, 0);
+	return rc;
+}
+
+static int mark_tree(void *ctx, uint64_t addr, uint64_t nblk, uint64_t birth)
+{
+	(void)birth;
+	struct check *c = ctx;
+	int rc = count_ref(c, addr, nblk);
+	if (rc == 0 && c->refs[addr] > 1)
+		rc = COW_CORRUPT(addr, "catalog or refs-tree block reachable twice");
+	return rc;
 }
 
 int cow__store_check(cow_store *s)
@@ -499,37 +569,72 @@ int cow__store_check(cow_store *s)
 	if (rc)
 		return rc;
 	struct cow__bs *bs = s->bs;
-	struct check c = {&t->tx, NULL, bs->nblocks, 0};
-	c.seen = cow__calloc(bs->nblocks, 1);
-	if (!c.seen) {
-		cow_txn_abort(t);
-		return COW_ENOMEM;
+	struct check c = {&t->tx, NULL, NULL, bs->nblocks};
+	c.refs = cow__calloc(bs->nblocks, sizeof(uint32_t));
+	c.flags = cow__calloc(bs->nblocks, 1);
+	if (!c.refs || !c.flags) {
+		rc = COW_ENOMEM;
+		goto out;
 	}
-	c.seen[0] = c.seen[1] = 1;
-	/* Pending blocks: bit 7, so "reachable twice" counting stays in the low bits. */
+	c.refs[0] = c.refs[1] = 1;
 	for (size_t i = 0; i < bs->npending + bs->nstuck; i++) {
 		const struct cow__pend *p =
 			i < bs->npending ? &bs->pending[i] : &bs->stuck[i - bs->npending];
-		for (uint64_t b = p->start; b < p->start + p->len && b < bs->nblocks; b++)
-			c.seen[b] |= 0x80;
+		for (uint64_t b = p->start; b < p->start + p->len && b < bs->nblocks; b++) {
+			if (c.flags[b] & 2) {
+				rc = COW_CORRUPT(b, "block pending twice");
+				goto out;
+			}
+			c.flags[b] |= 2;
+		}
 	}
-	struct cow__walk w = {.blk = mark, .val = check_obj, .ctx = &c};
+	/* The catalog and refs trees are never shared; objects' trees may be. */
+	struct cow__walk w = {.blk = mark_tree, .val = check_obj, .ctx = &c};
 	rc = cow__btree_walk(&t->tx, &t->catalog, &w);
+	struct cow__walk wr = {.blk = mark_tree, .ctx = &c};
+	if (rc == 0)
+		rc = cow__btree_walk(&t->tx, &t->refs, &wr);
 	for (size_t i = 0; rc == 0 && i < bs->nchain; i++)
-		rc = mark(&c, bs->chain[i].addr, 1, bs->chain[i].birth);
+		rc = mark_tree(&c, bs->chain[i].addr, 1, bs->chain[i].birth);
 	for (uint64_t b = 0; rc == 0 && b < bs->nblocks; b++) {
-		bool alloc = cow__bs_allocated(bs, b), reach = c.seen[b] & 0x7f,
-		     pend = c.seen[b] & 0x80;
-		if (reach && !alloc)
+		bool alloc = cow__bs_allocated(bs, b), pend = c.flags[b] & 2;
+		uint32_t want = c.refs[b];
+		if (want && !alloc)
 			rc = COW_CORRUPT(b, "reachable block is marked free");
-		else if (reach && pend)
+		else if (want && pend)
 			rc = COW_CORRUPT(b, "reachable block is pending reuse");
 		else if (pend && !alloc)
 			rc = COW_CORRUPT(b, "pending block is marked free");
-		else if (!reach && alloc && !pend)
+		else if (!want && alloc && !pend)
 			rc = COW_CORRUPT(b, "block leaked: allocated, unreachable, not pending");
+		else if (want >= 1 && b >= 2 && !(c.flags[b] & 4) && (c.flags[b] & 1 || want > 1)) {
+			int err = 0;
+			uint64_t have = cow__ref_get(&t->tx, b, &err);
+			if (err)
+				rc = err;
+			else if (have != want)
+				rc = COW_CORRUPT(b, "reference count differs from the parents found");
+		}
 	}
-	cow__free(c.seen);
+	/* Every stored count belongs to a block that really has that many parents. */
+	if (rc == 0 && t->refs.root.addr) {
+		struct cow__cursor cur;
+		cow__cursor_init(&cur, &t->tx, &t->refs);
+		for (int r = cow__cursor_first(&cur); rc == 0 && r != COW_ENOTFOUND;
+		     r = cow__cursor_next(&cur)) {
+			cow_buf k, v;
+			rc = r ? r : cow__cursor_get(&cur, &k, &v);
+			if (rc)
+				break;
+			uint64_t addr = cow__be64(k.data), cnt = cow__le64(v.data);
+			if (k.len != 8 || v.len != 8 || cnt < 2 || addr >= bs->nblocks ||
+			    c.refs[addr] != cnt)
+				rc = COW_CORRUPT(addr, "stray reference count");
+		}
+	}
+out:
+	cow__free(c.refs);
+	cow__free(c.flags);
 	cow_txn_abort(t);
 	return rc;
 }

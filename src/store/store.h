@@ -25,6 +25,7 @@ struct cow__meta {
 	uint64_t gen;
 	uint64_t nblocks;
 	struct cow__bptr catalog;
+	struct cow__bptr refs;
 };
 
 struct cow__lock {
@@ -67,15 +68,39 @@ struct cow_store {
 	uint64_t next_id;       /* writer: next object id */
 };
 
+/* Catalog records (FORMAT.md section 5). */
+enum { OBJ_MAP = 1, OBJ_VOLUME = 2 };
+enum { OBJF_SNAPSHOT = 1 };
+#define CAT_FIXED 72
+#define COW_FULLNAME_MAX (2 * COW_NAME_MAX + 1) /* NAME@SNAP */
+struct cow__obj {
+	int type;
+	unsigned flags;
+	uint64_t id;
+	struct cow__bptr root;
+	uint64_t count; /* entries (maps) or size in bytes (volumes) */
+	uint64_t created;
+	uint64_t shared_gen;
+	uint64_t blocks;
+	char origin[COW_FULLNAME_MAX + 1]; /* a clone's origin snapshot, or "" */
+};
+int cow__obj_decode(const uint8_t *v, size_t len, struct cow__obj *o);
+/* Encode into @v (CAT_FIXED + COW_FULLNAME_MAX bytes); returns the length. */
+size_t cow__obj_encode(const struct cow__obj *o, uint8_t *v);
+
+/*
+ * An open object (map or volume, live or snapshot) in a transaction. The
+ * public cow_map and cow_vol are this struct; it lives until the txn ends.
+ */
 struct cow_map {
 	cow_txn *txn;
 	struct cow_map *next;
-	char name[COW_NAME_MAX + 1];
+	char name[COW_FULLNAME_MAX + 1];
+	struct cow__obj rec;   /* as in the catalog, root/count/blocks kept in tree */
 	struct cow__tree tree;
-	uint64_t id;
-	uint64_t created;
-	uint64_t clean_mods; /* tree.mods when opened: changed since? */
+	uint64_t clean_mods;   /* tree.mods when last written to the catalog */
 	bool dropped;
+	bool readonly;         /* a snapshot, or a read transaction */
 };
 
 struct cow_cursor {
@@ -91,22 +116,22 @@ struct cow_txn {
 	int slot; /* read txn: reader slot */
 	struct cow__tx tx;
 	struct cow__tree catalog;
+	struct cow__tree refs;
 	struct cow_map *maps;
 	struct cow_cursor *cursors;
 };
 
-/* Catalog records (FORMAT.md section 5). */
-#define CAT_REC 56
-enum { OBJ_MAP = 1, OBJ_VOLUME = 2 };
-struct cow__obj {
-	int type;
-	uint64_t id;
-	struct cow__bptr root;
-	uint64_t count;
-	uint64_t created;
-};
-int cow__obj_decode(const uint8_t *v, size_t len, struct cow__obj *o);
-void cow__obj_encode(const struct cow__obj *o, uint8_t *v);
+/* Shared by the object files (map.c, volume.c, version.c). */
+int cow__name_check(const char *name, bool snapshot_ok, size_t *len);
+int cow__catalog_get(cow_txn *t, const char *name, struct cow__obj *o);
+int cow__catalog_put(cow_txn *t, const char *name, const struct cow__obj *o);
+int cow__txn_fail(cow_txn *t, int rc);
+/* Open @name as @type (0: any) in @t; snapshots and read txns give read-only handles. */
+int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out);
+/* The open handle of @name in @t, if any. */
+cow_map *cow__obj_find(cow_txn *t, const char *name);
+/* Write the handle's tree back into its catalog record now. */
+int cow__obj_flush(cow_map *m);
 
 /*
  * Recovery: does superblock @sb verify (every block born after sb->synced)?

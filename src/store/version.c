@@ -1,0 +1,574 @@
+/*
+ * Versions of objects: snapshots, clones, rollback, destroy, promote, their
+ * figures (referenced and exclusive bytes), diffs, and the catalog listing.
+ *
+ * A snapshot or clone is a catalog record that points at the same root as
+ * its source, with the root's reference count raised by one: O(1) whatever
+ * the size. Both records get shared_gen = now, so their next writes look up
+ * reference counts and copy what is shared (btree.c does the rest).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+static int write_check(cow_txn *t)
+{
+	if (!t)
+		return COW_EINVAL;
+	if (!t->write)
+		return COW_EREADONLY;
+	return t->err ? COW_ETXNERR : 0;
+}
+
+/* Split "NAME@SNAP" into its parts (in @obj); 0 or COW_EINVAL. */
+static int split_name(const char *full, char obj[COW_NAME_MAX + 1], const char **snap)
+{
+	size_t len;
+	int rc = cow__name_check(full, true, &len);
+	if (rc)
+		return rc;
+	const char *at = strchr(full, '@');
+	if (!at)
+		return COW_EINVAL;
+	size_t n = (size_t)(at - full);
+	memcpy(obj, full, n);
+	obj[n] = 0;
+	*snap = at + 1;
+	return 0;
+}
+
+/* Iterate catalog entries: @fn(ctx, name, rec). Names are NUL-terminated copies. */
+static int catalog_each(cow_txn *t, const char *prefix,
+			int (*fn)(void *ctx, const char *name, const struct cow__obj *o), void *ctx)
+{
+	struct cow__cursor c;
+	cow__cursor_init(&c, &t->tx, &t->catalog);
+	size_t plen = prefix ? strlen(prefix) : 0;
+	int rc = plen ? cow__cursor_seek(&c, prefix, plen) : cow__cursor_first(&c);
+	while (rc == 0) {
+		cow_buf k, v;
+		rc = cow__cursor_get(&c, &k, &v);
+		if (rc)
+			break;
+		if (k.len < plen || memcmp(k.data, prefix, plen) != 0)
+			break;
+		char name[COW_FULLNAME_MAX + 1];
+		if (k.len > COW_FULLNAME_MAX)
+			return COW_CORRUPT(0, "catalog name too long");
+		memcpy(name, k.data, k.len);
+		name[k.len] = 0;
+		struct cow__obj o = {0};
+		rc = cow__obj_decode(v.data, v.len, &o);
+		if (rc)
+			break;
+		rc = fn(ctx, name, &o);
+		if (rc)
+			return rc;
+		rc = cow__cursor_next(&c);
+	}
+	return rc == COW_ENOTFOUND ? 0 : rc;
+}
+
+/* ---- snapshot ---- */
+
+static int snapshot_one(cow_txn *t, const char *obj, const char *snap)
+{
+	char full[COW_FULLNAME_MAX + 2];
+	if ((size_t)snprintf(full, sizeof(full), "%s@%s", obj, snap) > COW_FULLNAME_MAX)
+		return COW_EINVAL;
+	struct cow__obj o = {0};
+	int rc = cow__catalog_get(t, full, &o);
+	if (rc == 0)
+		return COW_EEXIST;
+	if (rc != COW_ENOTFOUND)
+		return rc;
+	cow_map *m;
+	rc = cow__obj_open(t, obj, 0, &m);
+	if (rc)
+		return rc;
+	if (m->rec.flags & OBJF_SNAPSHOT)
+		return COW_EINVAL;
+	rc = cow__obj_flush(m); /* the snapshot includes this transaction's changes */
+	if (rc)
+		return rc;
+	struct cow__obj s = m->rec;
+	s.flags = OBJF_SNAPSHOT;
+	s.id = t->s->next_id++;
+	s.created = s.shared_gen = t->tx.gen;
+	s.origin[0] = 0;
+	if (s.root.addr && (rc = cow__ref_inc(&t->tx, s.root.addr)))
+		return rc;
+	/* From now on the object's blocks may be shared: its writes must look. */
+	m->tree.shared_gen = m->rec.shared_gen = t->tx.gen;
+	m->tree.mods++;
+	return cow__catalog_put(t, full, &s);
+}
+
+struct names {
+	char (*v)[COW_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int collect_live(void *ctx, const char *name, const struct cow__obj *o)
+{
+	struct names *ns = ctx;
+	if (o->flags & OBJF_SNAPSHOT)
+		return 0;
+	int rc = cow__grow((void **)&ns->v, &ns->cap, ns->n + 1, sizeof(*ns->v));
+	if (rc)
+		return rc;
+	memcpy(ns->v[ns->n++], name, strlen(name) + 1);
+	return 0;
+}
+
+int cow_snapshot(cow_txn *t, const char *snapshot)
+{
+	int rc = write_check(t);
+	if (rc)
+		return rc;
+	if (!snapshot)
+		return COW_EINVAL;
+	if (snapshot[0] == '@') { /* every object, atomically: one transaction */
+		size_t len;
+		if ((rc = cow__name_check(snapshot + 1, false, &len)))
+			return rc;
+		struct names ns = {0};
+		rc = catalog_each(t, NULL, collect_live, &ns);
+		for (size_t i = 0; rc == 0 && i < ns.n; i++)
+			rc = snapshot_one(t, ns.v[i], snapshot + 1);
+		cow__free(ns.v);
+		return cow__txn_fail(t, rc);
+	}
+	char obj[COW_NAME_MAX + 1];
+	const char *snap;
+	if ((rc = split_name(snapshot, obj, &snap)))
+		return rc;
+	return cow__txn_fail(t, snapshot_one(t, obj, snap));
+}
+
+/* ---- clone, rollback ---- */
+
+int cow_clone(cow_txn *t, const char *snapshot, const char *newname)
+{
+	int rc = write_check(t);
+	if (rc)
+		return rc;
+	char obj[COW_NAME_MAX + 1];
+	const char *snap;
+	size_t len;
+	if ((rc = split_name(snapshot, obj, &snap)) || (rc = cow__name_check(newname, false, &len)))
+		return rc;
+	struct cow__obj s = {0}, c = {0};
+	rc = cow__catalog_get(t, newname, &c);
+	if (rc == 0)
+		return COW_EEXIST;
+	if (rc != COW_ENOTFOUND)
+		return cow__txn_fail(t, rc);
+	if ((rc = cow__catalog_get(t, snapshot, &s)))
+		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+	c = s;
+	c.flags = 0;
+	c.id = t->s->next_id++;
+	c.created = c.shared_gen = t->tx.gen;
+	memcpy(c.origin, snapshot, strlen(snapshot) + 1);
+	if (c.root.addr && (rc = cow__ref_inc(&t->tx, c.root.addr)))
+		return cow__txn_fail(t, rc);
+	return cow__txn_fail(t, cow__catalog_put(t, newname, &c));
+}
+
+int cow_rollback(cow_txn *t, const char *snapshot)
+{
+	int rc = write_check(t);
+	if (rc)
+		return rc;
+	char obj[COW_NAME_MAX + 1];
+	const char *snap;
+	if ((rc = split_name(snapshot, obj, &snap)))
+		return rc;
+	struct cow__obj s = {0};
+	if ((rc = cow__catalog_get(t, snapshot, &s)))
+		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+	cow_map *m;
+	if ((rc = cow__obj_open(t, obj, s.type, &m)))
+		return rc;
+	rc = cow__btree_destroy(&t->tx, &m->tree);
+	if (rc == 0 && s.root.addr)
+		rc = cow__ref_inc(&t->tx, s.root.addr);
+	if (rc)
+		return cow__txn_fail(t, rc);
+	m->tree.root = s.root;
+	m->tree.blocks = (int64_t)s.blocks;
+	m->tree.count = s.type == OBJ_MAP ? s.count : 0;
+	m->tree.shared_gen = t->tx.gen;
+	m->tree.mods++;
+	m->rec.count = s.count;
+	return 0;
+}
+
+/* ---- destroy ---- */
+
+struct dep {
+	const char *name;
+	bool found;
+};
+
+static int find_dependent(void *ctx, const char *name, const struct cow__obj *o)
+{
+	(void)name;
+	struct dep *d = ctx;
+	if (strcmp(o->origin, d->name) == 0)
+		d->found = true;
+	return 0;
+}
+
+static int collect_snaps(void *ctx, const char *name, const struct cow__obj *o)
+{
+	(void)o;
+	struct names *ns = ctx;
+	int rc = cow__grow((void **)&ns->v, &ns->cap, ns->n + 1, sizeof(*ns->v));
+	if (rc)
+		return rc;
+	/* Only the part after '@' fits the array's width; the caller rebuilds. */
+	const char *at = strchr(name, '@');
+	memcpy(ns->v[ns->n++], at + 1, strlen(at + 1) + 1);
+	return 0;
+}
+
+static int destroy_one(cow_txn *t, const char *name)
+{
+	struct cow__obj o = {0};
+	int rc = cow__catalog_get(t, name, &o);
+	if (rc)
+		return rc;
+	if (o.flags & OBJF_SNAPSHOT) {
+		struct dep d = {name, false};
+		if ((rc = catalog_each(t, NULL, find_dependent, &d)))
+			return rc;
+		if (d.found)
+			return COW_EBUSY;
+	}
+	cow_map *m = cow__obj_find(t, name);
+	struct cow__tree tree = {.root = o.root, .shared_gen = o.shared_gen};
+	rc = cow__btree_destroy(&t->tx, m ? &m->tree : &tree);
+	if (rc)
+		return rc;
+	if (m)
+		m->dropped = true;
+	return cow__btree_del(&t->tx, &t->catalog, name, strlen(name));
+}
+
+int cow_destroy(cow_txn *t, const char *name, unsigned flags)
+{
+	int rc = write_check(t);
+	if (rc)
+		return rc;
+	size_t len;
+	if ((rc = cow__name_check(name, true, &len)))
+		return rc;
+	struct cow__obj o = {0};
+	if ((rc = cow__catalog_get(t, name, &o)))
+		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+	if (!(o.flags & OBJF_SNAPSHOT)) {
+		char prefix[COW_NAME_MAX + 2];
+		snprintf(prefix, sizeof(prefix), "%s@", name);
+		struct names ns = {0};
+		rc = catalog_each(t, prefix, collect_snaps, &ns);
+		if (rc == 0 && ns.n && !(flags & COW_DESTROY_RECURSIVE))
+			rc = COW_EBUSY;
+		for (size_t i = 0; rc == 0 && i < ns.n; i++) {
+			char full[COW_FULLNAME_MAX + 2];
+			snprintf(full, sizeof(full), "%s@%s", name, ns.v[i]);
+			rc = destroy_one(t, full);
+		}
+		cow__free(ns.v);
+		if (rc)
+			return cow__txn_fail(t, rc);
+	}
+	return cow__txn_fail(t, destroy_one(t, name));
+}
+
+/* ---- promote ---- */
+
+struct moved {
+	struct names snaps; /* snapshot parts moved from the origin */
+	const char *from, *to;
+	uint64_t upto;
+};
+
+static int collect_upto(void *ctx, const char *name, const struct cow__obj *o)
+{
+	struct moved *mv = ctx;
+	if (o->created > mv->upto)
+		return 0;
+	return collect_snaps(&mv->snaps, name, o);
+}
+
+/* Rewrite every origin "FROM@X" of a moved X to "TO@X". */
+static int fix_origin(void *ctx, const char *name, const struct cow__obj *o)
+{
+	struct moved *mv = ctx;
+	(void)name;
+	const char *at = strchr(o->origin, '@');
+	if (!at || (size_t)(at - o->origin) != strlen(mv->from) ||
+	    memcmp(o->origin, mv->from, (size_t)(at - o->origin)) != 0)
+		return 0;
+	for (size_t i = 0; i < mv->snaps.n; i++)
+		if (strcmp(at + 1, mv->snaps.v[i]) == 0)
+			return 1; /* found one: the caller rewrites it */
+	return 0;
+}
+
+struct origin_fix {
+	struct moved *mv;
+	struct names who;
+};
+
+static int collect_fix(void *ctx, const char *name, const struct cow__obj *o)
+{
+	struct origin_fix *f = ctx;
+	if (!fix_origin(f->mv, name, o))
+		return 0;
+	int rc = cow__grow((void **)&f->who.v, &f->who.cap, f->who.n + 1, sizeof(*f->who.v));
+	if (rc)
+		return rc;
+	if (strlen(name) > COW_NAME_MAX) /* snapshots are never clones */
+		return COW_EINTERNAL;
+	memcpy(f->who.v[f->who.n++], name, strlen(name) + 1);
+	return 0;
+}
+
+static int set_origin(cow_txn *t, const char *name, const char *origin)
+{
+	struct cow__obj o = {0};
+	int rc = cow__catalog_get(t, name, &o);
+	if (rc)
+		return rc;
+	memcpy(o.origin, origin, strlen(origin) + 1);
+	cow_map *m = cow__obj_find(t, name);
+	if (m)
+		memcpy(m->rec.origin, origin, strlen(origin) + 1);
+	return cow__catalog_put(t, name, &o);
+}
+
+int cow_promote(cow_txn *t, const char *name)
+{
+	int rc = write_check(t);
+	if (rc)
+		return rc;
+	size_t len;
+	if ((rc = cow__name_check(name, false, &len)))
+		return rc;
+	struct cow__obj c = {0}, s = {0}, o = {0};
+	if ((rc = cow__catalog_get(t, name, &c)))
+		return rc;
+	if (!c.origin[0])
+		return COW_EINVAL; /* not a clone */
+	char origin[COW_FULLNAME_MAX + 1], obj[COW_NAME_MAX + 1];
+	const char *snap;
+	memcpy(origin, c.origin, sizeof(origin));
+	if ((rc = split_name(origin, obj, &snap)) || (rc = cow__catalog_get(t, origin, &s)) ||
+	    (rc = cow__catalog_get(t, obj, &o)))
+		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+
+	struct moved mv = {.from = obj, .to = name, .upto = s.created};
+	char prefix[COW_NAME_MAX + 2];
+	snprintf(prefix, sizeof(prefix), "%s@", obj);
+	rc = catalog_each(t, prefix, collect_upto, &mv);
+	for (size_t i = 0; rc == 0 && i < mv.snaps.n; i++) { /* no name may collide */
+		char dst[COW_FULLNAME_MAX + 2];
+		snprintf(dst, sizeof(dst), "%s@%s", name, mv.snaps.v[i]);
+		struct cow__obj x;
+		int r = cow__catalog_get(t, dst, &x);
+		rc = r == 0 ? COW_EEXIST : r == COW_ENOTFOUND ? 0 : r;
+	}
+	struct origin_fix fx = {&mv, {0}};
+	if (rc == 0)
+		rc = catalog_each(t, NULL, collect_fix, &fx);
+	/* Move the snapshots, then repoint the clones that hung on them. */
+	for (size_t i = 0; rc == 0 && i < mv.snaps.n; i++) {
+		char src[COW_FULLNAME_MAX + 2], dst[COW_FULLNAME_MAX + 2];
+		snprintf(src, sizeof(src), "%s@%s", obj, mv.snaps.v[i]);
+		snprintf(dst, sizeof(dst), "%s@%s", name, mv.snaps.v[i]);
+		struct cow__obj x = {0};
+		rc = cow__catalog_get(t, src, &x);
+		if (rc == 0)
+			rc = cow__btree_del(&t->tx, &t->catalog, src, strlen(src));
+		if (rc == 0)
+			rc = cow__catalog_put(t, dst, &x);
+		cow_map *h = cow__obj_find(t, src);
+		if (h)
+			h->dropped = true; /* its name is gone; reopen under the new one */
+	}
+	for (size_t i = 0; rc == 0 && i < fx.who.n; i++) {
+		struct cow__obj x = {0};
+		rc = cow__catalog_get(t, fx.who.v[i], &x);
+		if (rc == 0) {
+			const char *at = strchr(x.origin, '@');
+			char nor[COW_FULLNAME_MAX + 2];
+			snprintf(nor, sizeof(nor), "%s@%s", name, at + 1);
+			rc = set_origin(t, fx.who.v[i], nor);
+		}
+	}
+	/* The clone takes over its origin's origin; the origin hangs on the clone. */
+	if (rc == 0)
+		rc = set_origin(t, name, o.origin);
+	if (rc == 0) {
+		char nor[COW_FULLNAME_MAX + 2];
+		snprintf(nor, sizeof(nor), "%s@%s", name, snap);
+		rc = set_origin(t, obj, nor);
+	}
+	cow__free(mv.snaps.v);
+	cow__free(fx.who.v);
+	return cow__txn_fail(t, rc);
+}
+
+/* ---- figures ---- */
+
+/* The current tree and record of @name: an open handle's, or the catalog's. */
+static int resolve(cow_txn *t, const char *name, struct cow__obj *o, struct cow__tree *tree)
+{
+	size_t len;
+	int rc = cow__name_check(name, true, &len);
+	if (rc)
+		return rc;
+	cow_map *m = cow__obj_find(t, name);
+	if (m) {
+		*o = m->rec;
+		*tree = m->tree;
+		if (o->type == OBJ_MAP)
+			o->count = m->tree.count;
+		o->blocks = (uint64_t)m->tree.blocks;
+		return 0;
+	}
+	rc = cow__catalog_get(t, name, o);
+	if (rc)
+		return rc;
+	*tree = (struct cow__tree){.root = o->root,
+				   .count = o->type == OBJ_MAP ? o->count : 0,
+				   .shared_gen = o->shared_gen,
+				   .blocks = (int64_t)o->blocks};
+	return 0;
+}
+
+int cow_obj_stat(cow_txn *t, const char *name, unsigned flags, cow_obj_stats *st)
+{
+	if (!t || !st)
+		return COW_EINVAL;
+	struct cow__obj o = {0};
+	struct cow__tree tree;
+	int rc = resolve(t, name, &o, &tree);
+	if (rc)
+		return rc;
+	memset(st, 0, sizeof(*st));
+	st->type = o.type == OBJ_MAP ? "map" : "volume";
+	st->snapshot = (o.flags & OBJF_SNAPSHOT) != 0;
+	if (o.type == OBJ_MAP)
+		st->entries = o.count;
+	else
+		st->size = o.count;
+	st->referenced = o.blocks * COW_BLOCK_SIZE;
+	st->created = o.created;
+	memcpy(st->origin, o.origin, strlen(o.origin) + 1);
+	if (flags & COW_STAT_EXCLUSIVE) {
+		uint64_t ex;
+		rc = cow__btree_exclusive(&t->tx, &tree, &ex);
+		if (rc)
+			return rc;
+		st->exclusive = ex * COW_BLOCK_SIZE;
+	}
+	return 0;
+}
+
+/* ---- diff ---- */
+
+struct diffctx {
+	int type;
+	int (*fn)(void *ctx, const cow_diff_entry *e);
+	void *ctx;
+	uint64_t run_start, run_len; /* volumes: the pending range, in blocks */
+};
+
+static int flush_run(struct diffctx *d)
+{
+	if (!d->run_len)
+		return 0;
+	cow_diff_entry e = {.kind = COW_DIFF_CHANGED,
+			    .offset = d->run_start << COW_BLOCK_SHIFT,
+			    .length = d->run_len << COW_BLOCK_SHIFT};
+	d->run_len = 0;
+	return d->fn(d->ctx, &e);
+}
+
+static int on_diff(void *ctx, const cow_buf *key, const cow_buf *va, const cow_buf *vb)
+{
+	struct diffctx *d = ctx;
+	if (d->type == OBJ_VOLUME) {
+		if (key->len != 8)
+			return COW_CORRUPT(0, "bad volume block map key");
+		uint64_t b = cow__be64(key->data);
+		if (d->run_len && b == d->run_start + d->run_len) {
+			d->run_len++;
+			return 0;
+		}
+		int rc = flush_run(d);
+		d->run_start = b;
+		d->run_len = 1;
+		return rc;
+	}
+	cow_diff_entry e = {.kind = !va ? COW_DIFF_ADDED : !vb ? COW_DIFF_REMOVED : COW_DIFF_CHANGED,
+			    .key = *key};
+	if (va)
+		e.old_value = *va;
+	if (vb)
+		e.new_value = *vb;
+	return d->fn(d->ctx, &e);
+}
+
+int cow_diff(cow_txn *t, const char *from, const char *to,
+	     int (*fn)(void *ctx, const cow_diff_entry *e), void *ctx)
+{
+	if (!t || !fn)
+		return COW_EINVAL;
+	struct cow__obj a = {0}, b = {0};
+	struct cow__tree ta, tb;
+	int rc = resolve(t, from, &a, &ta);
+	if (rc == 0)
+		rc = resolve(t, to, &b, &tb);
+	if (rc)
+		return rc;
+	if (a.type != b.type)
+		return COW_ETYPE;
+	struct diffctx d = {.type = a.type, .fn = fn, .ctx = ctx};
+	rc = cow__btree_diff(&t->tx, &ta, &tb, on_diff, &d);
+	if (rc == 0)
+		rc = flush_run(&d);
+	return rc;
+}
+
+/* ---- listing ---- */
+
+struct listctx {
+	cow_txn *t;
+	int (*fn)(void *ctx, const char *name, const char *type, uint64_t count);
+	void *ctx;
+};
+
+static int list_one(void *ctx, const char *name, const struct cow__obj *o)
+{
+	struct listctx *l = ctx;
+	cow_map *m = cow__obj_find(l->t, name); /* this transaction's changes */
+	uint64_t count = m ? (o->type == OBJ_MAP ? m->tree.count : m->rec.count) : o->count;
+	return l->fn(l->ctx, name, o->type == OBJ_MAP ? "map" : "volume", count);
+}
+
+int cow_store_list(cow_txn *t, int (*fn)(void *ctx, const char *name, const char *type,
+					 uint64_t count),
+		   void *ctx)
+{
+	if (!t || !fn)
+		return COW_EINVAL;
+	struct listctx l = {t, fn, ctx};
+	return catalog_each(t, NULL, list_one, &l);
+}
