@@ -13,3 +13,6 @@ cow_test(unit_store_faults SOURCES unit/test_store_faults.c lib/faultio.c LABELS
 cow_test(unit_store_mproc SOURCES unit/test_store_mproc.c LABELS unit concurrent TIMEOUT 120)
 cow_test(unit_store_threads SOURCES unit/test_store_threads.c LABELS unit concurrent TIMEOUT 300)
 cow_test(unit_versions SOURCES unit/test_versions.c LABELS unit TIMEOUT 300)
+cow_test(model_versions SOURCES model/test_model_versions.c LABELS model TIMEOUT 600 ARGS 3000)
+cow_test(model_versions_long SOURCES model/test_model_versions.c LABELS model long TIMEOUT 3600
+	ARGS 100000)

@@ -136,6 +136,13 @@ int cow_snapshot(cow_txn *t, const char *snapshot)
 			return rc;
 		struct names ns = {0};
 		rc = catalog_each(t, NULL, collect_live, &ns);
+		for (size_t i = 0; rc == 0 && i < ns.n; i++) { /* all names free, or nothing */
+			char full[COW_FULLNAME_MAX + 2];
+			struct cow__obj x;
+			snprintf(full, sizeof(full), "%s@%s", ns.v[i], snapshot + 1);
+			int r = cow__catalog_get(t, full, &x);
+			rc = r == 0 ? COW_EEXIST : r == COW_ENOTFOUND ? 0 : r;
+		}
 		for (size_t i = 0; rc == 0 && i < ns.n; i++)
 			rc = snapshot_one(t, ns.v[i], snapshot + 1);
 		cow__free(ns.v);
@@ -277,6 +284,15 @@ int cow_destroy(cow_txn *t, const char *name, unsigned flags)
 		rc = catalog_each(t, prefix, collect_snaps, &ns);
 		if (rc == 0 && ns.n && !(flags & COW_DESTROY_RECURSIVE))
 			rc = COW_EBUSY;
+		/* Refuse before changing anything if any snapshot has a clone. */
+		for (size_t i = 0; rc == 0 && i < ns.n; i++) {
+			char full[COW_FULLNAME_MAX + 2];
+			snprintf(full, sizeof(full), "%s@%s", name, ns.v[i]);
+			struct dep d = {full, false};
+			rc = catalog_each(t, NULL, find_dependent, &d);
+			if (rc == 0 && d.found)
+				rc = COW_EBUSY;
+		}
 		for (size_t i = 0; rc == 0 && i < ns.n; i++) {
 			char full[COW_FULLNAME_MAX + 2];
 			snprintf(full, sizeof(full), "%s@%s", name, ns.v[i]);
@@ -300,7 +316,7 @@ struct moved {
 static int collect_upto(void *ctx, const char *name, const struct cow__obj *o)
 {
 	struct moved *mv = ctx;
-	if (o->created > mv->upto)
+	if (o->id > mv->upto) /* ids grow in creation order, even within one txn */
 		return 0;
 	return collect_snaps(&mv->snaps, name, o);
 }
@@ -372,7 +388,7 @@ int cow_promote(cow_txn *t, const char *name)
 	    (rc = cow__catalog_get(t, obj, &o)))
 		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
 
-	struct moved mv = {.from = obj, .to = name, .upto = s.created};
+	struct moved mv = {.from = obj, .to = name, .upto = s.id};
 	char prefix[COW_NAME_MAX + 2];
 	snprintf(prefix, sizeof(prefix), "%s@", obj);
 	rc = catalog_each(t, prefix, collect_upto, &mv);
