@@ -81,11 +81,39 @@ fi
 check "del" 0 "$COW" del users alice
 check "deleted" 1 "$COW" get users alice
 check "list" 0 "$COW" list
-grep -q '^users  *map  *4$' "$dir/out" || { echo "FAIL: list: $(cat "$dir/out")"; fails=$((fails + 1)); }
+grep -q '^users  *map  *4 keys ' "$dir/out" || { echo "FAIL: list: $(cat "$dir/out")"; fails=$((fails + 1)); }
 check "stat" 0 "$COW" stat
 grep -q '^readers  *0$' "$dir/out" || { echo "FAIL: stat: $(cat "$dir/out")"; fails=$((fails + 1)); }
 check "map drop" 0 "$COW" map drop copy
 check "dropped" 1 "$COW" scan copy
+# Volumes and versions.
+head -c 300000 /dev/urandom >"$dir/data"
+check "vol create" 0 "$COW" vol create disk 16M
+check "vol create bad size" 2 "$COW" vol create disk2 12Q
+check "vol write" 0 sh -c "\"$COW\" vol write disk 1000 < \"$dir/data\""
+check "vol read" 0 sh -c "\"$COW\" vol read disk 1000 300000 > \"$dir/back\""
+cmp -s "$dir/data" "$dir/back" || { echo "FAIL: vol read returns other bytes"; fails=$((fails + 1)); }
+check "vol read past end" 3 "$COW" vol read disk 16M 1
+check "snapshot" 0 "$COW" snapshot disk@a
+check "snapshot exists" 3 "$COW" snapshot disk@a
+check "write after snapshot" 0 sh -c "printf xyz | \"$COW\" vol write disk 0"
+check "diff" 0 "$COW" diff disk@a disk
+expect_out "diff names the block" "$(printf 'M\t0\t4096')"
+check "clone" 0 "$COW" clone disk@a disk2
+check "snapshot still old" 0 sh -c "\"$COW\" vol read disk2 1000 300000 > \"$dir/back\""
+cmp -s "$dir/data" "$dir/back" || { echo "FAIL: clone lost data"; fails=$((fails + 1)); }
+check "destroy origin of a clone" 3 "$COW" destroy disk@a
+expect_err "destroy says why" "depend"
+check "list json" 0 "$COW" list --json -t snapshot
+grep -q '"name": "disk@a"' "$dir/out" || { echo "FAIL: list --json: $(cat "$dir/out")"; fails=$((fails + 1)); }
+check "rollback" 0 "$COW" rollback disk@a
+check "diff after rollback" 0 "$COW" diff disk@a disk
+expect_out "no difference" ""
+check "promote" 0 "$COW" promote disk2
+check "destroy old origin" 0 "$COW" destroy -r disk
+check "du" 0 "$COW" du disk2
+check "du missing" 1 "$COW" du nothing
+
 # Not a store.
 printf 'garbage garbage garbage' >"$dir/junk"
 check "junk store" 3 "$COW" -s "$dir/junk" list

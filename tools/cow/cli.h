@@ -31,6 +31,7 @@ struct cli_cmd {
 /* Command groups; each file defines its table. */
 extern const struct cli_cmd cli_tour_cmds[];
 extern const struct cli_cmd cli_store_cmds[];
+extern const struct cli_cmd cli_version_cmds[];
 extern const struct cli_cmd cli_share_cmds[];
 extern const struct cli_cmd cli_mem_cmds[];
 

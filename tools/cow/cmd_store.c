@@ -370,34 +370,6 @@ static int cmd_load(int argc, char **argv)
 	return ex;
 }
 
-static int list_one(void *ctx, const char *name, const char *type, uint64_t count)
-{
-	(void)ctx;
-	printf("%-24s %-7s %llu\n", name, type, (unsigned long long)count);
-	return 0;
-}
-
-static int cmd_list(int argc, char **argv)
-{
-	(void)argv;
-	if (argc != 1)
-		return cli_usage("list", "expected: cow list");
-	cow_store *s;
-	int ex = open_store("list", 0, &s);
-	if (ex)
-		return ex;
-	cow_txn *t;
-	int rc = cow_txn_begin(s, COW_TXN_RDONLY, &t);
-	if (rc == 0) {
-		printf("%-24s %-7s %s\n", "NAME", "TYPE", "ENTRIES");
-		rc = cow_store_list(t, list_one, NULL);
-		cow_txn_abort(t);
-	}
-	ex = rc ? cli_fail(rc, "%s: list", store_path()) : EXIT_OK;
-	cow_store_close(s);
-	return ex;
-}
-
 static int cmd_stat(int argc, char **argv)
 {
 	(void)argv;
@@ -432,7 +404,6 @@ const struct cli_cmd cli_store_cmds[] = {
 	 "Keys and values are escaped: \\t, \\n, \\\\ and \\xHH for other control bytes.\n"},
 	{"load", cmd_load, "NAME < FILE", "load KEY<TAB>VALUE lines in one transaction",
 	 "The format is scan's; all lines go in one transaction, or none do.\n"},
-	{"list", cmd_list, "", "list the store's objects", NULL},
 	{"stat", cmd_stat, "", "generation, file size, used/pending/free space, readers", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };

@@ -11,6 +11,7 @@
 
 static const struct cli_cmd *const groups[] = {
 	cli_store_cmds,
+	cli_version_cmds,
 	cli_share_cmds,
 	cli_mem_cmds,
 	cli_tour_cmds,
