@@ -42,10 +42,16 @@ void tour_say(const char *fmt, ...)
 static int run_tour(int argc, char **argv)
 {
 	struct tour t = {.dir = NULL, .quick = false, .size = 256ull << 20};
+	long only = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--quick") == 0) {
 			t.quick = true;
 			t.size = 32ull << 20;
+		} else if (strcmp(argv[i], "--step") == 0 && i + 1 < argc) {
+			char *end;
+			only = strtol(argv[++i], &end, 10);
+			if (*end || only < 1)
+				return cli_usage("tour", "bad --step '%s'", argv[i]);
 		} else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
 			t.dir = argv[++i];
 		} else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
@@ -92,6 +98,8 @@ static int run_tour(int argc, char **argv)
 	int failed = 0, built = 0;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		const struct step *s = &steps[i];
+		if (only && (size_t)only != i + 1)
+			continue;
 		printf("\n%zu. %s\n   %s\n", i + 1, s->title, s->shows);
 		fflush(stdout);
 		if (!s->run) {
@@ -116,10 +124,10 @@ static int run_tour(int argc, char **argv)
 }
 
 const struct cli_cmd cli_tour_cmds[] = {
-	{"tour", run_tour, "[--quick] [--size SIZE] [--dir DIR]",
+	{"tour", run_tour, "[--quick] [--size SIZE] [--dir DIR] [--step N]",
 	 "walk through every copy-on-write system cowkit covers, measuring each",
 	 "Runs each step on a store in DIR (default: a new temporary folder, removed\n"
 	 "afterwards). --quick uses small sizes; --size sets the working set of the\n"
-	 "data-heavy steps (default 256M).\n"},
+	 "data-heavy steps (default 256M); --step N runs only step N.\n"},
 	{NULL, NULL, NULL, NULL, NULL},
 };
