@@ -52,7 +52,7 @@ static int catalog_each(cow_txn *t, const char *prefix,
 		rc = cow__cursor_get(&c, &k, &v);
 		if (rc)
 			break;
-		if (k.len < plen || memcmp(k.data, prefix, plen) != 0)
+		if (k.len < plen || (plen && memcmp(k.data, prefix, plen) != 0))
 			break;
 		char name[COW_FULLNAME_MAX + 1];
 		if (k.len > COW_FULLNAME_MAX)
