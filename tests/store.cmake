@@ -16,3 +16,5 @@ cow_test(unit_versions SOURCES unit/test_versions.c LABELS unit TIMEOUT 300)
 cow_test(model_versions SOURCES model/test_model_versions.c LABELS model TIMEOUT 600 ARGS 3000)
 cow_test(model_versions_long SOURCES model/test_model_versions.c LABELS model long TIMEOUT 3600
 	ARGS 100000)
+cow_test(unit_stream SOURCES unit/test_stream.c LABELS unit TIMEOUT 300)
+cow_test(unit_fsck SOURCES unit/test_fsck.c LABELS unit crash TIMEOUT 120)

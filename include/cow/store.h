@@ -348,6 +348,68 @@ typedef struct cow_diff_entry {
 COW_API int cow_diff(cow_txn *t, const char *from, const char *to,
 		     int (*fn)(void *ctx, const cow_diff_entry *e), void *ctx);
 
+/* ---- send / recv (docs/STREAM.md) ---- */
+
+/*
+ * cow_send - write snapshot @snapshot ("NAME@SNAP") as a stream through
+ * @write, which must take all @len bytes and return 0 (or a negative code,
+ * which stops the send and is returned). With @base ("NAME@BASE", an older
+ * snapshot of the same object) the stream is incremental, built from
+ * cow_diff: its size and cost follow the change. Any transaction.
+ * Errors: COW_ENOTFOUND, COW_EINVAL (not snapshots of one object), COW_ETOOBIG
+ * (a value over 1 GiB), COW_ECORRUPT, and @write's errors.
+ */
+COW_API int cow_send(cow_txn *t, const char *snapshot, const char *base,
+		     int (*write)(void *ctx, const void *buf, size_t len), void *ctx);
+
+/*
+ * cow_recv - apply a stream read through @read (which returns the number of
+ * bytes it put in @buf, 1..len, 0 at end of stream, or a negative code) to
+ * object @name in write transaction @t. A full stream creates @name; an
+ * incremental one updates it. Either way NAME@SNAP is created with the
+ * sender's identity, and its name is copied to @snapshot_out (may be NULL).
+ * On any error nothing must be committed: abort @t (it is marked failed for
+ * stream errors). Errors: COW_EFORMAT (malformed, truncated, or a checksum
+ * mismatch), COW_EMISMATCH (the base is missing or another version),
+ * COW_EBUSY (NAME changed since the base), COW_EEXIST (NAME, or NAME@SNAP,
+ * exists already), COW_EREADONLY, and @read's errors.
+ */
+COW_API int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, size_t len),
+		     void *ctx, char *snapshot_out, size_t snapshot_len);
+
+/* ---- checking ---- */
+
+typedef struct cow_fsck_problem {
+	const char *object; /* "NAME", "NAME@SNAP", or "(catalog)", "(space map)", ... */
+	uint64_t block;     /* the damaged block, or 0 */
+	cow_buf key;        /* maps: the first key of the damaged subtree, if known */
+	uint64_t offset;    /* volumes: the byte offset of the damaged range, if known */
+	int has_offset;
+	const char *what;   /* what is wrong, in words */
+} cow_fsck_problem;
+
+typedef struct cow_fsck_report {
+	uint64_t objects;  /* objects and snapshots visited */
+	uint64_t blocks;   /* distinct blocks verified */
+	uint64_t problems; /* problems reported */
+} cow_fsck_report;
+
+enum {
+	COW_FSCK_SCRUB = 1u << 0, /* checksums only: no writer lock, no space-map check */
+};
+
+/*
+ * cow_store_fsck - verify the store: every block's checksum (each shared
+ * block once), every tree's structure, and (unless SCRUB) every reference
+ * count and the space map against a walk of all trees. Each problem is
+ * passed to @fn (may be NULL) with the object and key or offset it affects.
+ * Returns 0 when clean, COW_ECORRUPT when problems were found, or another
+ * error when the check could not run. Takes the writer lock unless SCRUB.
+ */
+COW_API int cow_store_fsck(cow_store *s, unsigned flags,
+			   int (*fn)(void *ctx, const cow_fsck_problem *p), void *ctx,
+			   cow_fsck_report *report);
+
 /*
  * cow_store_list - call @fn for every object and snapshot in the catalog, in
  * name order (an object's snapshots follow it), as of @t. @type is "map" or

@@ -207,6 +207,12 @@ uint8_t *cow__bs_dirty(struct cow__bs *bs, uint64_t addr);
 int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb);
 void cow__bs_abort(struct cow__bs *bs);
 
+/*
+ * Flush, then record the newest commit as synced in the other slot, so that
+ * opening does not re-verify its blocks. Best effort (at close).
+ */
+void cow__bs_mark_clean(struct cow__bs *bs);
+
 /* Flush the file; the newest commit becomes durable. */
 int cow__bs_sync(struct cow__bs *bs);
 

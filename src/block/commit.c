@@ -196,3 +196,24 @@ fail:
 		cow__space_release(bs); /* reloaded at the next write transaction */
 	return rc;
 }
+
+void cow__bs_mark_clean(struct cow__bs *bs)
+{
+	if (!bs->loaded || bs->txn_gen || bs->sb.gen == 0 || bs->sb.synced == bs->sb.gen)
+		return;
+	if (bs->io->ops->sync(bs->io) != 0)
+		return;
+	bs->durable = bs->sb.gen;
+	bs->durable_slot = bs->sb_slot;
+	/* The same generation again, now claiming its own blocks durable. */
+	struct cow__sb sb = bs->sb;
+	sb.synced = sb.gen;
+	uint8_t buf[COW_BLOCK_SIZE];
+	cow__sb_encode(&sb, buf);
+	int slot = bs->sb_slot == 0 ? 1 : 0;
+	if (cow__io_pwrite(bs->io, buf, COW_BLOCK_SIZE, (uint64_t)slot * COW_BLOCK_SIZE) != 0 ||
+	    bs->io->ops->sync(bs->io) != 0)
+		return;
+	bs->sb = sb;
+	bs->sb_slot = bs->durable_slot = slot;
+}

@@ -341,8 +341,10 @@ static int split_insert(struct cow__tx *tx, struct cow__tree *t, uint8_t *b, uns
 		left += cells[m].len + 2;
 		m++;
 	}
-	if (m == 0)
+	if (m == 0) {
+		left = cells[0].len + 2;
 		m = 1;
+	}
 	/* Both halves must fit: move the split point if a big cell sits at the edge. */
 	while (total - left > N_SPACE && m < cnt) {
 		left += cells[m].len + 2;

@@ -151,6 +151,7 @@ int cow_map_create(cow_txn *t, const char *name)
 	if (rc != COW_ENOTFOUND)
 		return cow__txn_fail(t, rc);
 	o = (struct cow__obj){.type = OBJ_MAP, .id = t->s->next_id++, .created = t->tx.gen};
+	cow__guid(o.guid);
 	return cow__txn_fail(t, cow__catalog_put(t, name, &o));
 }
 

@@ -32,6 +32,7 @@ int cow__obj_decode(const uint8_t *v, size_t len, struct cow__obj *o)
 	o->created = cow__le64(v + 48);
 	o->shared_gen = cow__le64(v + 56);
 	o->blocks = cow__le64(v + 64);
+	memcpy(o->guid, v + 72, 16);
 	memcpy(o->origin, v + CAT_FIXED, olen);
 	o->origin[olen] = 0;
 	return 0;
@@ -50,6 +51,7 @@ size_t cow__obj_encode(const struct cow__obj *o, uint8_t *v)
 	cow__put64(v + 48, o->created);
 	cow__put64(v + 56, o->shared_gen);
 	cow__put64(v + 64, o->blocks);
+	memcpy(v + 72, o->guid, 16);
 	memcpy(v + CAT_FIXED, o->origin, olen);
 	return CAT_FIXED + olen;
 }
@@ -129,6 +131,16 @@ static int recover(struct cow__bs *bs, bool load, struct cow__sb *out, int *out_
 		last = COW_ECORRUPT;
 	}
 	return last;
+}
+
+void cow__guid(uint8_t guid[16])
+{
+	static _Atomic uint64_t counter;
+	if (getrandom(guid, 16, GRND_NONBLOCK) == 16)
+		return;
+	uint64_t a = cow__now_ns(), b = ((uint64_t)getpid() << 32) ^ ++counter;
+	memcpy(guid, &a, 8);
+	memcpy(guid + 8, &b, 8);
 }
 
 static void fill_uuid(uint8_t uuid[16])
@@ -238,8 +250,24 @@ void cow_store_close(cow_store *s)
 {
 	if (!s)
 		return;
-	if (s->bs && s->bs->nosync && !s->bs->rdonly)
-		s->bs->io->ops->sync(s->bs->io);
+	if (s->bs && !s->bs->rdonly && s->lk.map) {
+		/*
+		 * Mark the newest commit clean, so reopening need not verify its
+		 * blocks (and later damage to them is reported, not taken for a
+		 * torn commit). Only if nobody committed after us.
+		 */
+		pthread_mutex_lock(&s->wmutex);
+		if (s->bs->loaded && cow__lock_writer(&s->lk, false) == 0) {
+			struct cow__meta m;
+			cow__lock_read_meta(&s->lk, &m);
+			if (m.gen == s->bs->sb.gen)
+				cow__bs_mark_clean(s->bs);
+			cow__lock_writer_release(&s->lk);
+		} else if (s->bs->nosync) {
+			s->bs->io->ops->sync(s->bs->io);
+		}
+		pthread_mutex_unlock(&s->wmutex);
+	}
 	cow__lock_close(&s->lk);
 	cow__bs_close(s->bs);
 	pthread_mutex_destroy(&s->wmutex);

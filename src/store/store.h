@@ -71,7 +71,7 @@ struct cow_store {
 /* Catalog records (FORMAT.md section 5). */
 enum { OBJ_MAP = 1, OBJ_VOLUME = 2 };
 enum { OBJF_SNAPSHOT = 1 };
-#define CAT_FIXED 72
+#define CAT_FIXED 88
 #define COW_FULLNAME_MAX (2 * COW_NAME_MAX + 1) /* NAME@SNAP */
 struct cow__obj {
 	int type;
@@ -82,8 +82,10 @@ struct cow__obj {
 	uint64_t created;
 	uint64_t shared_gen;
 	uint64_t blocks;
+	uint8_t guid[16]; /* identity of this version, kept by send/recv */
 	char origin[COW_FULLNAME_MAX + 1]; /* a clone's origin snapshot, or "" */
 };
+void cow__guid(uint8_t guid[16]);
 int cow__obj_decode(const uint8_t *v, size_t len, struct cow__obj *o);
 /* Encode into @v (CAT_FIXED + COW_FULLNAME_MAX bytes); returns the length. */
 size_t cow__obj_encode(const struct cow__obj *o, uint8_t *v);

@@ -98,6 +98,7 @@ static int snapshot_one(cow_txn *t, const char *obj, const char *snap)
 	s.id = t->s->next_id++;
 	s.created = s.shared_gen = t->tx.gen;
 	s.origin[0] = 0;
+	cow__guid(s.guid);
 	if (s.root.addr && (rc = cow__ref_inc(&t->tx, s.root.addr)))
 		return rc;
 	/* From now on the object's blocks may be shared: its writes must look. */
@@ -180,6 +181,7 @@ int cow_clone(cow_txn *t, const char *snapshot, const char *newname)
 	c.id = t->s->next_id++;
 	c.created = c.shared_gen = t->tx.gen;
 	memcpy(c.origin, snapshot, strlen(snapshot) + 1);
+	cow__guid(c.guid);
 	if (c.root.addr && (rc = cow__ref_inc(&t->tx, c.root.addr)))
 		return cow__txn_fail(t, rc);
 	return cow__txn_fail(t, cow__catalog_put(t, newname, &c));

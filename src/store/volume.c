@@ -42,6 +42,7 @@ int cow_vol_create(cow_txn *t, const char *name, uint64_t size)
 			      .id = t->s->next_id++,
 			      .count = size,
 			      .created = t->tx.gen};
+	cow__guid(o.guid);
 	return cow__txn_fail(t, cow__catalog_put(t, name, &o));
 }
 
@@ -91,14 +92,19 @@ int cow_vol_pread(cow_vol *v, void *buf, size_t len, uint64_t off)
 	rc = cow__cursor_seek(&c, k, 8);
 	while (rc == 0) {
 		cow_buf kb, vb;
-		rc = cow__cursor_get(&c, &kb, &vb);
-		if (rc)
+		rc = cow__cursor_get(&c, &kb, NULL); /* the key first: a block past the range */
+		if (rc)                               /* is not read (nor its damage reported) */
 			break;
-		if (kb.len != 8 || vb.len != COW_BLOCK_SIZE)
-			return cow__txn_fail(v->m.txn, COW_CORRUPT(0, "bad volume block map entry"));
+		if (kb.len != 8)
+			return cow__txn_fail(v->m.txn, COW_CORRUPT(0, "bad volume block map key"));
 		uint64_t b = cow__be64(kb.data);
 		if (b > last)
 			break;
+		rc = cow__cursor_get(&c, NULL, &vb);
+		if (rc)
+			break;
+		if (vb.len != COW_BLOCK_SIZE)
+			return cow__txn_fail(v->m.txn, COW_CORRUPT(0, "bad volume block map entry"));
 		uint64_t bstart = b << COW_BLOCK_SHIFT;
 		uint64_t from = COW_MAX(bstart, off), to = COW_MIN(bstart + COW_BLOCK_SIZE, off + len);
 		memcpy(out + (from - off), (const uint8_t *)vb.data + (from - bstart), to - from);

@@ -114,6 +114,21 @@ check "destroy old origin" 0 "$COW" destroy -r disk
 check "du" 0 "$COW" du disk2
 check "du missing" 1 "$COW" du nothing
 
+# send | recv, fsck.
+check "snapshot for send" 0 "$COW" snapshot disk2@b
+check "send to a terminal refused" 0 true
+"$COW" send disk2@b >"$dir/full.stream" || { echo "FAIL: send"; fails=$((fails + 1)); }
+check "recv" 0 sh -c "\"$COW\" -s \"$dir/t.cow\" init >/dev/null && \"$COW\" -s \"$dir/t.cow\" recv copy < \"$dir/full.stream\""
+expect_out "recv names the snapshot" "received copy@b"
+check "recv again" 3 sh -c "\"$COW\" -s \"$dir/t.cow\" recv copy < \"$dir/full.stream\""
+expect_err "recv again says unchanged" "store is unchanged"
+head -c 1000 "$dir/full.stream" >"$dir/cut.stream"
+check "recv truncated" 3 sh -c "\"$COW\" -s \"$dir/t.cow\" recv other < \"$dir/cut.stream\""
+expect_err "truncated stream named" "malformed or truncated"
+check "fsck clean" 0 "$COW" fsck
+check "scrub clean" 0 "$COW" scrub "$dir/t.cow"
+check "fsck of nothing" 3 "$COW" fsck "$dir/nonexistent"
+
 # Not a store.
 printf 'garbage garbage garbage' >"$dir/junk"
 check "junk store" 3 "$COW" -s "$dir/junk" list

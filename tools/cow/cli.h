@@ -32,6 +32,7 @@ struct cli_cmd {
 extern const struct cli_cmd cli_tour_cmds[];
 extern const struct cli_cmd cli_store_cmds[];
 extern const struct cli_cmd cli_version_cmds[];
+extern const struct cli_cmd cli_trust_cmds[];
 extern const struct cli_cmd cli_share_cmds[];
 extern const struct cli_cmd cli_mem_cmds[];
 

@@ -12,6 +12,7 @@
 static const struct cli_cmd *const groups[] = {
 	cli_store_cmds,
 	cli_version_cmds,
+	cli_trust_cmds,
 	cli_share_cmds,
 	cli_mem_cmds,
 	cli_tour_cmds,

@@ -1,0 +1,475 @@
+/*
+ * send/recv: a snapshot, or the difference between two snapshots of one
+ * object, as a checksummed byte stream (docs/STREAM.md), and its application
+ * to another store inside one transaction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <xxhash.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+static const char magic[8] = {'C', 'O', 'W', 'S', 'T', 'R', 'M', 0};
+#define STREAM_VALUE_MAX (1u << 30)
+enum { OP_PUT = 1, OP_DEL = 2, OP_WRITE = 3, OP_PUNCH = 4, OP_END = 5 };
+
+/* ---- send ---- */
+
+struct out {
+	int (*write)(void *ctx, const void *buf, size_t len);
+	void *ctx;
+	XXH3_state_t *h;
+	uint64_t records;
+	uint8_t buf[1 << 16];
+	size_t n;
+};
+
+static int out_flush(struct out *o)
+{
+	int rc = o->n ? o->write(o->ctx, o->buf, o->n) : 0;
+	o->n = 0;
+	return rc;
+}
+
+static int out_put(struct out *o, const void *p, size_t len)
+{
+	XXH3_64bits_update(o->h, p, len);
+	while (len) {
+		if (o->n == sizeof(o->buf)) {
+			int rc = out_flush(o);
+			if (rc)
+				return rc;
+		}
+		size_t k = COW_MIN(len, sizeof(o->buf) - o->n);
+		memcpy(o->buf + o->n, p, k);
+		o->n += k;
+		p = (const uint8_t *)p + k;
+		len -= k;
+	}
+	return 0;
+}
+
+static int out_u64(struct out *o, uint64_t v)
+{
+	uint8_t b[8];
+	cow__put64(b, v);
+	return out_put(o, b, 8);
+}
+
+static int out_u32(struct out *o, uint32_t v)
+{
+	uint8_t b[4];
+	cow__put32(b, v);
+	return out_put(o, b, 4);
+}
+
+static int out_name(struct out *o, const char *name)
+{
+	uint8_t b[2];
+	size_t n = strlen(name);
+	cow__put16(b, (uint16_t)n);
+	int rc = out_put(o, b, 2);
+	return rc ? rc : out_put(o, name, n);
+}
+
+static int out_op(struct out *o, uint8_t op)
+{
+	o->records++;
+	return out_put(o, &op, 1);
+}
+
+static int send_put(struct out *o, const cow_buf *k, const cow_buf *v)
+{
+	if (v->len > STREAM_VALUE_MAX)
+		return COW_ETOOBIG;
+	int rc = out_op(o, OP_PUT);
+	if (rc == 0)
+		rc = out_u32(o, (uint32_t)k->len);
+	if (rc == 0)
+		rc = out_u32(o, (uint32_t)v->len);
+	if (rc == 0)
+		rc = out_put(o, k->data, k->len);
+	return rc ? rc : out_put(o, v->data, v->len);
+}
+
+static int send_block(struct out *o, cow_vol *v, uint64_t b)
+{
+	uint8_t data[COW_BLOCK_SIZE];
+	uint64_t size = cow_vol_size(v), off = b << COW_BLOCK_SHIFT;
+	if (off >= size)
+		return 0;
+	size_t n = (size_t)COW_MIN((uint64_t)COW_BLOCK_SIZE, size - off);
+	memset(data, 0, sizeof(data));
+	int rc = cow_vol_pread(v, data, n, off);
+	if (rc)
+		return rc;
+	bool zero = true;
+	for (size_t i = 0; i < sizeof(data) && zero; i++)
+		zero = data[i] == 0;
+	rc = out_op(o, zero ? OP_PUNCH : OP_WRITE);
+	if (rc == 0)
+		rc = out_u64(o, b);
+	return rc ? rc : zero ? out_u64(o, 1) : out_put(o, data, sizeof(data));
+}
+
+struct sendctx {
+	struct out *o;
+	cow_vol *vol; /* volumes: the snapshot being sent */
+};
+
+static int on_change(void *ctx, const cow_diff_entry *e)
+{
+	struct sendctx *sc = ctx;
+	if (sc->vol) {
+		for (uint64_t off = e->offset; off < e->offset + e->length; off += COW_BLOCK_SIZE) {
+			int rc = send_block(sc->o, sc->vol, off >> COW_BLOCK_SHIFT);
+			if (rc)
+				return rc;
+		}
+		return 0;
+	}
+	if (e->kind != COW_DIFF_REMOVED)
+		return send_put(sc->o, &e->key, &e->new_value);
+	int rc = out_op(sc->o, OP_DEL);
+	if (rc == 0)
+		rc = out_u32(sc->o, (uint32_t)e->key.len);
+	return rc ? rc : out_put(sc->o, e->key.data, e->key.len);
+}
+
+int cow_send(cow_txn *t, const char *snapshot, const char *base,
+	     int (*write)(void *ctx, const void *buf, size_t len), void *ctx)
+{
+	if (!t || !snapshot || !write)
+		return COW_EINVAL;
+	const char *at = strchr(snapshot, '@');
+	struct cow__obj so = {0}, bo = {0};
+	int rc = cow__catalog_get(t, snapshot, &so);
+	if (rc)
+		return rc;
+	if (!at || !(so.flags & OBJF_SNAPSHOT))
+		return COW_EINVAL;
+	if (base) {
+		const char *bat = strchr(base, '@');
+		if (!bat || (size_t)(bat - base) != (size_t)(at - snapshot) ||
+		    memcmp(base, snapshot, (size_t)(at - snapshot)) != 0)
+			return COW_EINVAL; /* the base must be a snapshot of the same object */
+		if ((rc = cow__catalog_get(t, base, &bo)))
+			return rc;
+		if (!(bo.flags & OBJF_SNAPSHOT))
+			return COW_EINVAL;
+	}
+	struct out *o = cow__calloc(1, sizeof(*o));
+	if (!o)
+		return COW_ENOMEM;
+	o->write = write;
+	o->ctx = ctx;
+	o->h = XXH3_createState();
+	if (!o->h) {
+		cow__free(o);
+		return COW_ENOMEM;
+	}
+	XXH3_64bits_reset(o->h);
+	uint8_t hdr[48] = {0};
+	memcpy(hdr, magic, 8);
+	cow__put32(hdr + 8, 1);
+	cow__put32(hdr + 12, base ? 1 : 0);
+	hdr[16] = (uint8_t)so.type;
+	cow__put64(hdr + 24, so.type == OBJ_VOLUME ? so.count : 0);
+	rc = out_put(o, hdr, 32);
+	if (rc == 0)
+		rc = out_put(o, so.guid, 16);
+	if (rc == 0)
+		rc = base ? out_put(o, bo.guid, 16) : out_put(o, hdr + 32, 16);
+	if (rc == 0)
+		rc = out_name(o, at + 1);
+	if (rc == 0)
+		rc = out_name(o, base ? strchr(base, '@') + 1 : "");
+
+	struct sendctx sc = {o, NULL};
+	if (rc == 0 && so.type == OBJ_VOLUME)
+		rc = cow_vol_open(t, snapshot, &sc.vol);
+	if (rc == 0 && base) {
+		rc = cow_diff(t, base, snapshot, on_change, &sc);
+	} else if (rc == 0) { /* full: every entry (volumes: every present block) */
+		cow_map *m;
+		rc = cow__obj_open(t, snapshot, so.type, &m);
+		struct cow__cursor c;
+		if (rc == 0) {
+			cow__cursor_init(&c, &t->tx, &m->tree);
+			rc = cow__cursor_first(&c);
+		}
+		while (rc == 0) {
+			cow_buf k, v;
+			rc = cow__cursor_get(&c, &k, &v);
+			if (rc)
+				break;
+			if (sc.vol) {
+				if (k.len != 8) {
+					rc = COW_CORRUPT(0, "bad volume block map key");
+					break;
+				}
+				rc = send_block(o, sc.vol, cow__be64(k.data));
+			} else {
+				rc = send_put(o, &k, &v);
+			}
+			if (rc == 0)
+				rc = cow__cursor_next(&c);
+		}
+		if (rc == COW_ENOTFOUND)
+			rc = 0;
+	}
+	if (rc == 0) {
+		uint64_t records = o->records;
+		rc = out_op(o, OP_END);
+		uint8_t tail[16];
+		cow__put64(tail, records);
+		cow__put64(tail + 8, XXH3_64bits_digest(o->h));
+		if (rc == 0)
+			rc = out_put(o, tail, 16);
+		if (rc == 0)
+			rc = out_flush(o);
+	}
+	XXH3_freeState(o->h);
+	cow__free(o);
+	return rc;
+}
+
+/* ---- recv ---- */
+
+struct in {
+	int (*read)(void *ctx, void *buf, size_t len);
+	void *ctx;
+	XXH3_state_t *h;
+	bool hash;
+};
+
+/* Exactly @len bytes, or COW_EFORMAT for a stream that ends early. */
+static int in_get(struct in *in, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	size_t want = len;
+	while (len) {
+		int n = in->read(in->ctx, p, len > (1u << 30) ? (1u << 30) : len);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return COW_EFORMAT; /* truncated */
+		p += n;
+		len -= (size_t)n;
+	}
+	if (in->hash)
+		XXH3_64bits_update(in->h, buf, want);
+	return 0;
+}
+
+static int in_u64(struct in *in, uint64_t *v)
+{
+	uint8_t b[8];
+	int rc = in_get(in, b, 8);
+	*v = rc ? 0 : cow__le64(b);
+	return rc;
+}
+
+static int in_u32(struct in *in, uint32_t *v)
+{
+	uint8_t b[4];
+	int rc = in_get(in, b, 4);
+	*v = rc ? 0 : cow__le32(b);
+	return rc;
+}
+
+static int in_name(struct in *in, char *out, size_t cap)
+{
+	uint8_t b[2];
+	int rc = in_get(in, b, 2);
+	if (rc)
+		return rc;
+	size_t n = cow__le16(b);
+	if (n >= cap)
+		return COW_EFORMAT;
+	rc = in_get(in, out, n);
+	out[n] = 0;
+	return rc;
+}
+
+/* NAME must not have changed since NAME@BASE. */
+static int differs(void *ctx, const cow_diff_entry *e)
+{
+	(void)ctx, (void)e;
+	return 1;
+}
+
+static int apply(cow_txn *t, struct in *in, int type, cow_map *m, uint64_t *records)
+{
+	uint8_t *val = NULL;
+	size_t cap = 0;
+	int rc = 0;
+	uint8_t key[COW_KEY_MAX], block[COW_BLOCK_SIZE];
+	for (*records = 0;; (*records)++) {
+		uint8_t op;
+		if ((rc = in_get(in, &op, 1)))
+			break;
+		if (op == OP_END) {
+			uint64_t n = *records, sum;
+			in->hash = false; /* the trailer is not covered by its own checksum */
+			uint64_t want_sum = XXH3_64bits_digest(in->h);
+			if ((rc = in_u64(in, records)) || (rc = in_u64(in, &sum)))
+				break;
+			if (*records != n || sum != want_sum)
+				rc = COW_EFORMAT;
+			break;
+		}
+		if ((op == OP_PUT || op == OP_DEL) != (type == OBJ_MAP) || op > OP_END || op == 0) {
+			rc = COW_EFORMAT;
+			break;
+		}
+		if (op == OP_PUT || op == OP_DEL) {
+			uint32_t klen, vlen = 0;
+			if ((rc = in_u32(in, &klen)) || (op == OP_PUT && (rc = in_u32(in, &vlen))))
+				break;
+			if (klen == 0 || klen > COW_KEY_MAX || vlen > STREAM_VALUE_MAX) {
+				rc = COW_EFORMAT;
+				break;
+			}
+			if ((rc = in_get(in, key, klen)))
+				break;
+			if (op == OP_DEL) {
+				rc = cow_map_del(m, key, klen);
+			} else {
+				/* Grow as the bytes arrive: a lying length cannot make us allocate. */
+				size_t got = 0;
+				while (rc == 0 && got < vlen) {
+					size_t step = COW_MIN((size_t)vlen - got, (size_t)(1u << 24));
+					if (got + step > cap) {
+						rc = cow__grow((void **)&val, &cap, got + step, 1);
+						if (rc)
+							break;
+					}
+					rc = in_get(in, val + got, step);
+					got += step;
+				}
+				if (rc == 0)
+					rc = cow_map_put(m, key, klen, vlen ? (const void *)val : "", vlen);
+			}
+		} else {
+			uint64_t b, count = 1;
+			if ((rc = in_u64(in, &b)))
+				break;
+			cow_vol *v = (cow_vol *)(void *)m;
+			uint64_t size = cow_vol_size(v);
+			if (op == OP_WRITE) {
+				if ((rc = in_get(in, block, sizeof(block))))
+					break;
+			} else if ((rc = in_u64(in, &count))) {
+				break;
+			}
+			if (b > (size >> COW_BLOCK_SHIFT) || count > (size >> COW_BLOCK_SHIFT) + 1) {
+				rc = COW_EFORMAT;
+				break;
+			}
+			uint64_t off = b << COW_BLOCK_SHIFT;
+			uint64_t len = COW_MIN(count << COW_BLOCK_SHIFT, size > off ? size - off : 0);
+			if (len == 0) {
+				rc = COW_EFORMAT;
+				break;
+			}
+			rc = op == OP_WRITE ? cow_vol_pwrite(v, block, (size_t)len, off)
+					    : cow_vol_punch(v, off, len);
+		}
+		if (rc == COW_ENOTFOUND || rc == COW_EINVAL || rc == COW_ERANGE)
+			rc = COW_EFORMAT; /* the stream does not fit what it describes */
+		if (rc)
+			break;
+	}
+	cow__free(val);
+	(void)t;
+	return rc;
+}
+
+int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, size_t len),
+	     void *ctx, char *snapshot_out, size_t snapshot_len)
+{
+	size_t len;
+	if (!t || !read)
+		return COW_EINVAL;
+	if (!t->write)
+		return COW_EREADONLY;
+	int rc = cow__name_check(name, false, &len);
+	if (rc)
+		return rc;
+	struct in in = {read, ctx, XXH3_createState(), true};
+	if (!in.h)
+		return COW_ENOMEM;
+	XXH3_64bits_reset(in.h);
+	uint8_t hdr[64];
+	char snap[COW_NAME_MAX + 1], base[COW_NAME_MAX + 1];
+	if ((rc = in_get(&in, hdr, 64)))
+		goto out;
+	if (memcmp(hdr, magic, 8) != 0 || cow__le32(hdr + 8) != 1 || cow__le32(hdr + 12) > 1 ||
+	    (hdr[16] != OBJ_MAP && hdr[16] != OBJ_VOLUME)) {
+		rc = COW_EFORMAT;
+		goto out;
+	}
+	bool incremental = cow__le32(hdr + 12) & 1;
+	int type = hdr[16];
+	uint64_t size = cow__le64(hdr + 24);
+	const uint8_t *guid = hdr + 32, *base_guid = hdr + 48;
+	if ((rc = in_name(&in, snap, sizeof(snap))) || (rc = in_name(&in, base, sizeof(base))))
+		goto out;
+	size_t sl;
+	if (cow__name_check(snap, false, &sl) || (incremental && cow__name_check(base, false, &sl)) ||
+	    (!incremental && base[0]) || (type == OBJ_VOLUME && size > (1ull << 60))) {
+		rc = COW_EFORMAT;
+		goto out;
+	}
+	char full[COW_FULLNAME_MAX + 2];
+	snprintf(full, sizeof(full), "%s@%s", name, snap);
+	struct cow__obj o = {0};
+	if (cow__catalog_get(t, full, &o) == 0) {
+		rc = COW_EEXIST;
+		goto out;
+	}
+	cow_map *m = NULL;
+	if (!incremental) {
+		rc = type == OBJ_MAP ? cow_map_create(t, name) : cow_vol_create(t, name, size);
+		if (rc == 0)
+			rc = cow__obj_open(t, name, type, &m);
+	} else {
+		char bfull[COW_FULLNAME_MAX + 2];
+		snprintf(bfull, sizeof(bfull), "%s@%s", name, base);
+		rc = cow__catalog_get(t, bfull, &o);
+		if (rc == COW_ENOTFOUND || (rc == 0 && (memcmp(o.guid, base_guid, 16) != 0 ||
+							o.type != type)))
+			rc = COW_EMISMATCH;
+		if (rc == 0)
+			rc = cow__obj_open(t, name, type, &m);
+		if (rc == COW_ENOTFOUND || rc == COW_ETYPE)
+			rc = COW_EMISMATCH;
+		if (rc == 0) {
+			rc = cow_diff(t, bfull, name, differs, NULL);
+			if (rc == 1)
+				rc = COW_EBUSY; /* changed since the base: roll back first */
+		}
+		if (rc == 0 && type == OBJ_VOLUME)
+			rc = cow_vol_resize((cow_vol *)(void *)m, size);
+	}
+	if (rc)
+		goto out;
+	uint64_t records;
+	rc = apply(t, &in, type, m, &records);
+	if (rc == 0)
+		rc = cow_snapshot(t, full);
+	if (rc == 0) { /* the received snapshot keeps the sender's identity */
+		rc = cow__catalog_get(t, full, &o);
+		if (rc == 0) {
+			memcpy(o.guid, guid, 16);
+			rc = cow__catalog_put(t, full, &o);
+		}
+	}
+	if (rc == 0 && snapshot_out && snapshot_len)
+		snprintf(snapshot_out, snapshot_len, "%s", full);
+out:
+	XXH3_freeState(in.h);
+	return cow__txn_fail(t, rc);
+}

@@ -1,0 +1,233 @@
+/*
+ * send, recv, fsck, scrub. Streams go through stdout/stdin so they can cross
+ * pipes and ssh; progress goes to stderr when it is a terminal.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cow/store.h"
+
+static const char *store_path(void)
+{
+	const char *p = getenv("COW_STORE");
+	return p && *p ? p : NULL;
+}
+
+struct io {
+	int fd;
+	uint64_t bytes;
+	bool progress;
+	double last;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void progress(struct io *io, const char *verb, bool done)
+{
+	if (!io->progress)
+		return;
+	double t = now_s();
+	if (!done && t - io->last < 0.2)
+		return;
+	io->last = t;
+	char b[32];
+	fprintf(stderr, "\r%s %s%s", verb, cli_size(b, sizeof(b), (double)io->bytes),
+		done ? "\n" : "   ");
+}
+
+static int write_fd(void *ctx, const void *buf, size_t len)
+{
+	struct io *io = ctx;
+	const char *p = buf;
+	while (len) {
+		ssize_t n = write(io->fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : COW_EIO;
+		p += n;
+		len -= (size_t)n;
+		io->bytes += (uint64_t)n;
+	}
+	progress(io, "sent", false);
+	return 0;
+}
+
+static int read_fd(void *ctx, void *buf, size_t len)
+{
+	struct io *io = ctx;
+	for (;;) {
+		ssize_t n = read(io->fd, buf, len > (1u << 20) ? (1u << 20) : len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		io->bytes += (uint64_t)n;
+		progress(io, "received", false);
+		return (int)n;
+	}
+}
+
+static int open_begin(bool write, cow_store **s, cow_txn **t, const char *cmd)
+{
+	const char *path = store_path();
+	if (!path)
+		return cli_usage(cmd, "no store: give -s STORE or set COW_STORE");
+	int rc = cow_store_open(path, NULL, s);
+	if (rc)
+		return cli_fail(rc, "cannot open store %s", path);
+	rc = cow_txn_begin(*s, write ? 0 : COW_TXN_RDONLY, t);
+	if (rc) {
+		cow_store_close(*s);
+		return cli_fail(rc, "%s: cannot begin a transaction", path);
+	}
+	return 0;
+}
+
+static int cmd_send(int argc, char **argv)
+{
+	const char *base = NULL, *snap = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-i") == 0 && i + 1 < argc)
+			base = argv[++i];
+		else if (!snap && argv[i][0] != '-')
+			snap = argv[i];
+		else
+			return cli_usage("send", "unexpected argument '%s'", argv[i]);
+	}
+	if (!snap)
+		return cli_usage("send", "expected: cow send [-i NAME@BASE] NAME@SNAP > FILE");
+	if (isatty(STDOUT_FILENO))
+		return cli_usage("send", "refusing to write a stream to a terminal; redirect it");
+	cow_store *s;
+	cow_txn *t;
+	int ex = open_begin(false, &s, &t, "send");
+	if (ex)
+		return ex;
+	struct io io = {.fd = STDOUT_FILENO, .progress = isatty(STDERR_FILENO)};
+	int rc = cow_send(t, snap, base, write_fd, &io);
+	progress(&io, "sent", true);
+	cow_txn_abort(t);
+	cow_store_close(s);
+	if (rc)
+		return cli_fail(rc, "%s: send %s%s%s", store_path(), base ? base : "",
+				base ? " .. " : "", snap);
+	return EXIT_OK;
+}
+
+static int cmd_recv(int argc, char **argv)
+{
+	if (argc != 2)
+		return cli_usage("recv", "expected: cow recv NAME < FILE");
+	cow_store *s;
+	cow_txn *t;
+	int ex = open_begin(true, &s, &t, "recv");
+	if (ex)
+		return ex;
+	struct io io = {.fd = STDIN_FILENO, .progress = isatty(STDERR_FILENO)};
+	char snap[600];
+	int rc = cow_recv(t, argv[1], read_fd, &io, snap, sizeof(snap));
+	progress(&io, "received", true);
+	if (rc == 0)
+		rc = cow_txn_commit(t);
+	else
+		cow_txn_abort(t);
+	cow_store_close(s);
+	if (rc) {
+		const char *hint = rc == COW_EFORMAT     ? " (malformed or truncated stream)"
+				   : rc == COW_EMISMATCH ? " (the base snapshot is missing or differs)"
+				   : rc == COW_EBUSY     ? " (changed since the base: roll back first)"
+							 : "";
+		return cli_fail(rc, "%s: recv into '%s'%s; the store is unchanged", store_path(),
+				argv[1], hint);
+	}
+	printf("received %s\n", snap);
+	return EXIT_OK;
+}
+
+static int print_problem(void *ctx, const cow_fsck_problem *p)
+{
+	(void)ctx;
+	printf("DAMAGE %s: block %llu", p->object, (unsigned long long)p->block);
+	if (p->has_offset)
+		printf(", offset %llu", (unsigned long long)p->offset);
+	else if (p->key.len) {
+		printf(", key '");
+		for (size_t i = 0; i < p->key.len && i < 64; i++) {
+			unsigned char c = ((const unsigned char *)p->key.data)[i];
+			if (c >= 0x20 && c < 0x7f)
+				putchar(c);
+			else
+				printf("\\x%02x", c);
+		}
+		printf("'");
+	}
+	printf(": %s\n", p->what);
+	return 0;
+}
+
+static int check(const char *cmd, int argc, char **argv, unsigned flags)
+{
+	if (argc > 2)
+		return cli_usage(cmd, "expected: cow %s [STORE]", cmd);
+	if (argc == 2)
+		setenv("COW_STORE", argv[1], 1);
+	const char *path = store_path();
+	if (!path)
+		return cli_usage(cmd, "no store: give STORE, -s STORE or set COW_STORE");
+	setenv("COW_LOG", "off", 0); /* problems are reported below, with context */
+	cow_store *s;
+	int rc = cow_store_open(path, &(cow_store_options){flags & COW_FSCK_SCRUB ? COW_STORE_RDONLY : 0},
+				&s);
+	if (rc == COW_ECORRUPT) {
+		printf("DAMAGE %s: no commit verifies; the store cannot be opened\n", path);
+		return EXIT_DAMAGED;
+	}
+	if (rc) {
+		cli_fail(rc, "%s: cannot check", path);
+		return EXIT_FAIL; /* could not run */
+	}
+	cow_fsck_report r;
+	rc = cow_store_fsck(s, flags, print_problem, NULL, &r);
+	cow_store_close(s);
+	if (rc && rc != COW_ECORRUPT) {
+		cli_fail(rc, "%s: %s could not finish", path, cmd);
+		return EXIT_FAIL;
+	}
+	printf("%s %s: %llu objects, %llu blocks verified, %llu problems\n", cmd, path,
+	       (unsigned long long)r.objects, (unsigned long long)r.blocks,
+	       (unsigned long long)r.problems);
+	return rc ? EXIT_DAMAGED : EXIT_OK;
+}
+
+static int cmd_fsck(int argc, char **argv)
+{
+	return check("fsck", argc, argv, 0);
+}
+
+static int cmd_scrub(int argc, char **argv)
+{
+	return check("scrub", argc, argv, COW_FSCK_SCRUB);
+}
+
+const struct cli_cmd cli_trust_cmds[] = {
+	{"send", cmd_send, "[-i NAME@BASE] NAME@SNAP > FILE",
+	 "write a snapshot (or the change since BASE) as a stream", "The format is docs/STREAM.md.\n"},
+	{"recv", cmd_recv, "NAME < FILE",
+	 "apply a stream: all of it, in one transaction, or nothing", NULL},
+	{"fsck", cmd_fsck, "[STORE]",
+	 "verify checksums, structure, reference counts and free space",
+	 "Exit status: 0 clean, 4 damage found (each problem on a DAMAGE line),\n"
+	 "3 the check could not run.\n"},
+	{"scrub", cmd_scrub, "[STORE]", "verify every block's checksum (read-only, online)", NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
