@@ -1,0 +1,727 @@
+/*
+ * Live snapshots of a region.
+ *
+ * In-thread backends (userfaultfd SIGBUS, mprotect + SIGSEGV). Each page has
+ * a state byte:
+ *
+ *      PENDING --claim (CAS)--> CLAIMED --copied, then store--> DONE
+ *
+ * exactly one party claims a page: the copier thread, streaming the region
+ * into the sink in 64 KiB runs straight from the still-protected memory, or
+ * a writer whose write trapped, which copies the page into a buffer slot
+ * and queues the slot for the copier. A page is unprotected only after it
+ * reached DONE, so the image holds every page as it was at the instant.
+ * A writer that traps on a CLAIMED page waits (futex) until the claimer is
+ * done; on a DONE page it only lifts the protection.
+ *
+ * The buffer: opts.buffer bytes of 4 KiB slots, taken by writers with a CAS
+ * on a bitmap, returned by the copier after the sink consumed them. When all
+ * slots are taken, writers wait: extra memory never exceeds the buffer,
+ * whatever the write rate (back-pressure). The copier drains queued slots
+ * before streaming further.
+ *
+ * The instant: the caller keeps writers off the region during
+ * cow_mem_snapshot_start. With userfaultfd the range is write-protected by
+ * several threads at once (the ioctl takes the mmap lock shared), which is
+ * what makes the pause shorter than fork's page-table copy; mprotect takes
+ * it exclusively, so it runs in one thread.
+ *
+ * Fork backend: fork() is the instant; the child writes the region to an fd
+ * sink directly, or into a pipe that the copier thread turns into sink
+ * writes, then reports its Private_Dirty (the pages the parent's writes
+ * left it holding: fork's extra memory) and exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mem/mem.h"
+
+enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
+
+#define RUN_PAGES  16	 /* copier run: 64 KiB */
+#define NSAMPLES   65536 /* fault latencies kept for the median */
+#define PIPE_CHUNK (1u << 20)
+
+struct cow_mem_snap {
+	struct cow__trap trap; /* first: the fault handler gets a trap pointer */
+	cow_mem_region *r;
+	cow_mem_sink *sink;
+	cow_mem_backend backend;
+	int uffd;
+	uint64_t t0, t_started;
+	size_t npages;
+	_Atomic uint8_t *state;
+
+	/* buffer slots */
+	char *buf;
+	size_t nslots, nwords;
+	_Atomic uint64_t *used_bits;
+	uint32_t *slot_page;
+	_Atomic uint32_t *slot_next;
+	_Atomic uint32_t ready; /* stack of slot+1, 0 = empty */
+	_Atomic size_t used, peak;
+
+	_Atomic uint32_t gen;	   /* bumped when pages or slots become DONE/free */
+	_Atomic uint32_t waiters;  /* writers sleeping on gen */
+	_Atomic uint32_t cgen;	   /* bumped when a slot is queued */
+	_Atomic uint32_t csleep;   /* copier sleeping on cgen */
+	_Atomic uint32_t inflight; /* pages claimed by writers, not yet queued */
+	_Atomic int failed;	   /* sink failed: stop copying, just unprotect */
+
+	/* parallel write-protect at the instant */
+	_Atomic uint32_t phase; /* 0 wait, 1 protect 2nd half, 2 protected, 3 stream */
+	size_t split;		/* page index where the copier's half begins */
+	_Atomic int wp_err;
+
+	pthread_t copier;
+	bool have_copier;
+	int err;
+
+	_Atomic uint64_t faults, stalls, nsamples;
+	uint32_t *samples;
+
+	/* fork backend */
+	pid_t child;
+	int data_fd, status_fd;
+	uint64_t extra_fork;
+};
+
+static void *map_zeroed(size_t len)
+{
+	void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int unprotect(struct cow_mem_snap *s, size_t page, size_t npages)
+{
+	char *p = s->r->addr + (page << COW__PAGE_SHIFT);
+	size_t len = npages << COW__PAGE_SHIFT;
+	if (s->backend == COW_MEM_UFFD)
+		return cow__uffd_wp(s->uffd, p, len, false);
+	return mprotect(p, len, PROT_READ | PROT_WRITE) ? -errno : 0;
+}
+
+static int protect(struct cow_mem_snap *s, size_t page, size_t npages)
+{
+	char *p = s->r->addr + (page << COW__PAGE_SHIFT);
+	size_t len = npages << COW__PAGE_SHIFT;
+	if (s->backend == COW_MEM_UFFD)
+		return cow__uffd_wp(s->uffd, p, len, true);
+	return mprotect(p, len, PROT_READ) ? -errno : 0;
+}
+
+/* ---- the writer's side: runs in a signal handler ---- */
+
+static void wait_gen(struct cow_mem_snap *s, uint32_t g)
+{
+	atomic_fetch_add(&s->waiters, 1);
+	cow__futex_wait(&s->gen, g, 1000000);
+	atomic_fetch_sub(&s->waiters, 1);
+}
+
+static size_t slot_get(struct cow_mem_snap *s)
+{
+	bool stalled = false;
+	for (;;) {
+		uint32_t g = atomic_load(&s->gen);
+		for (size_t w = 0; w < s->nwords; w++) {
+			uint64_t v = atomic_load(&s->used_bits[w]);
+			while (~v) {
+				unsigned bit = (unsigned)__builtin_ctzll(~v);
+				size_t slot = w * 64 + bit;
+				if (slot >= s->nslots)
+					break;
+				if (atomic_compare_exchange_weak(&s->used_bits[w], &v,
+								 v | (1ull << bit))) {
+					size_t u = atomic_fetch_add(&s->used, 1) + 1;
+					size_t pk = atomic_load(&s->peak);
+					while (u > pk &&
+					       !atomic_compare_exchange_weak(&s->peak, &pk, u))
+						;
+					return slot;
+				}
+			}
+		}
+		if (!stalled) {
+			stalled = true;
+			atomic_fetch_add(&s->stalls, 1);
+		}
+		if (atomic_load(&s->csleep)) {
+			atomic_fetch_add(&s->cgen, 1);
+			cow__futex_wake(&s->cgen);
+		}
+		wait_gen(s, g);
+	}
+}
+
+static void snap_fault(struct cow__trap *t, uintptr_t addr)
+{
+	struct cow_mem_snap *s = (struct cow_mem_snap *)t;
+	uint64_t t0 = cow__now_ns();
+	size_t page = (addr - t->start) >> COW__PAGE_SHIFT;
+	for (;;) {
+		uint32_t g = atomic_load(&s->gen);
+		uint8_t st = atomic_load_explicit(&s->state[page], memory_order_acquire);
+		if (st == PENDING && atomic_load(&s->failed)) {
+			unprotect(s, page, 1);
+			return;
+		}
+		if (st == PENDING) {
+			uint8_t want = PENDING;
+			atomic_fetch_add(&s->inflight, 1);
+			if (!atomic_compare_exchange_strong(&s->state[page], &want, CLAIMED)) {
+				atomic_fetch_sub(&s->inflight, 1);
+				continue;
+			}
+			size_t slot = slot_get(s);
+			memcpy(s->buf + (slot << COW__PAGE_SHIFT), (const void *)addr, COW__PAGE);
+			s->slot_page[slot] = (uint32_t)page;
+			uint32_t head = atomic_load(&s->ready);
+			do {
+				atomic_store_explicit(&s->slot_next[slot], head,
+						      memory_order_relaxed);
+			} while (!atomic_compare_exchange_weak(&s->ready, &head,
+							       (uint32_t)slot + 1));
+			atomic_store_explicit(&s->state[page], DONE, memory_order_release);
+			atomic_fetch_sub(&s->inflight, 1);
+			unprotect(s, page, 1);
+			if (atomic_load(&s->csleep)) {
+				atomic_fetch_add(&s->cgen, 1);
+				cow__futex_wake(&s->cgen);
+			}
+			uint64_t n = atomic_fetch_add(&s->faults, 1);
+			if (n < NSAMPLES) {
+				s->samples[n] = (uint32_t)COW_MIN(cow__now_ns() - t0, UINT32_MAX);
+				atomic_fetch_add(&s->nsamples, 1);
+			}
+			return;
+		}
+		if (st == DONE) {
+			unprotect(s, page, 1);
+			return;
+		}
+		wait_gen(s, g); /* CLAIMED by the copier: wait for its run to finish */
+	}
+}
+
+/* ---- the copier ---- */
+
+static void bump(struct cow_mem_snap *s)
+{
+	atomic_fetch_add(&s->gen, 1);
+	if (atomic_load(&s->waiters))
+		cow__futex_wake(&s->gen);
+}
+
+static void fail(struct cow_mem_snap *s, int rc)
+{
+	if (!s->err)
+		s->err = rc;
+	atomic_store(&s->failed, 1);
+}
+
+static bool drain(struct cow_mem_snap *s)
+{
+	uint32_t top = atomic_exchange(&s->ready, 0);
+	if (!top)
+		return false;
+	while (top) {
+		size_t slot = top - 1;
+		top = atomic_load_explicit(&s->slot_next[slot], memory_order_relaxed);
+		if (!atomic_load(&s->failed)) {
+			int rc = cow__sink_write(s->sink,
+						 (uint64_t)s->slot_page[slot] << COW__PAGE_SHIFT,
+						 s->buf + (slot << COW__PAGE_SHIFT), COW__PAGE);
+			if (rc)
+				fail(s, rc);
+		}
+		atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
+		atomic_fetch_sub(&s->used, 1);
+	}
+	bump(s);
+	return true;
+}
+
+/* Copy the run [i, j) of pages this thread claimed, then release them. */
+static void emit_run(struct cow_mem_snap *s, size_t i, size_t j)
+{
+	if (!atomic_load(&s->failed)) {
+		int rc = cow__sink_write(s->sink, (uint64_t)i << COW__PAGE_SHIFT,
+					 s->r->addr + (i << COW__PAGE_SHIFT),
+					 (j - i) << COW__PAGE_SHIFT);
+		if (rc)
+			fail(s, rc);
+	}
+	for (size_t k = i; k < j; k++)
+		atomic_store_explicit(&s->state[k], DONE, memory_order_release);
+	/*
+	 * Under ThreadSanitizer the pages stay protected so every later write
+	 * traps and synchronises with the copy through the state byte; TSan
+	 * cannot see the ordering the page protection gives otherwise.
+	 */
+	if (!COW__TSAN) {
+		int rc = unprotect(s, i, j - i);
+		if (rc)
+			fail(s, rc);
+	}
+}
+
+static void stream(struct cow_mem_snap *s)
+{
+	size_t next = 0;
+	while (next < s->npages) {
+		drain(s);
+		size_t end = COW_MIN(next + RUN_PAGES, s->npages);
+		size_t i = next;
+		while (i < end) {
+			size_t j = i;
+			while (j < end) {
+				uint8_t want = PENDING;
+				if (!atomic_compare_exchange_strong(&s->state[j], &want, CLAIMED))
+					break;
+				j++;
+			}
+			if (j > i)
+				emit_run(s, i, j);
+			i = j + 1; /* page j was taken by a writer (or end) */
+		}
+		next = end;
+		bump(s);
+	}
+	/* Writers may still be copying pages they claimed: wait for their slots. */
+	for (;;) {
+		uint32_t g = atomic_load(&s->cgen);
+		if (drain(s))
+			continue;
+		if (atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
+			break;
+		atomic_store(&s->csleep, 1);
+		if (atomic_load(&s->ready) == 0 && atomic_load(&s->inflight) != 0)
+			cow__futex_wait(&s->cgen, g, 1000000);
+		atomic_store(&s->csleep, 0);
+	}
+}
+
+static void *copier_main(void *arg)
+{
+	struct cow_mem_snap *s = arg;
+	/* Phase 1: protect our half of the region at the instant. */
+	for (;;) {
+		uint32_t ph = atomic_load(&s->phase);
+		if (ph != 0)
+			break;
+		cow__futex_wait(&s->phase, 0, 1000000000);
+	}
+	if (atomic_load(&s->phase) == 1) {
+		int rc = protect(s, s->split, s->npages - s->split);
+		if (rc)
+			atomic_store(&s->wp_err, rc);
+		atomic_store(&s->phase, 2);
+		cow__futex_wake(&s->phase);
+		while (atomic_load(&s->phase) == 2)
+			cow__futex_wait(&s->phase, 2, 1000000000);
+	}
+	if (atomic_load(&s->phase) == 4) /* start failed */
+		return NULL;
+	stream(s);
+	return NULL;
+}
+
+/* ---- fork backend ---- */
+
+static uint64_t self_private_dirty(void)
+{
+	/* Only async-signal-safe calls: this runs in the forked child. */
+	int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char b[4096];
+	ssize_t n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = '\0';
+	const char *p = strstr(b, "Private_Dirty:");
+	if (!p)
+		return 0;
+	p += 14;
+	while (*p == ' ')
+		p++;
+	uint64_t kb = 0;
+	while (*p >= '0' && *p <= '9')
+		kb = kb * 10 + (uint64_t)(*p++ - '0');
+	return kb << 10;
+}
+
+static int write_all(int fd, const char *p, size_t len, int64_t off)
+{
+	while (len) {
+		ssize_t n = off >= 0 ? pwrite(fd, p, len, off) : write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
+	}
+	return 0;
+}
+
+static __attribute__((noreturn)) void child_main(struct cow_mem_snap *s, int direct_fd,
+						 uint64_t base, int status_fd)
+{
+	int rc = 0;
+	for (size_t off = 0; off < s->r->size && !rc; off += PIPE_CHUNK) {
+		size_t len = COW_MIN(PIPE_CHUNK, s->r->size - off);
+		if (direct_fd >= 0)
+			rc = write_all(direct_fd, s->r->addr + off, len, (int64_t)(base + off));
+		else
+			rc = write_all(s->data_fd, s->r->addr + off, len, -1);
+	}
+	int64_t msg[2] = {rc, (int64_t)self_private_dirty()};
+	if (write_all(status_fd, (const char *)msg, sizeof(msg), -1))
+		_exit(2);
+	_exit(0);
+}
+
+static void *pipe_main(void *arg)
+{
+	struct cow_mem_snap *s = arg;
+	char *b = cow__malloc(PIPE_CHUNK);
+	if (!b) {
+		s->err = COW_ENOMEM;
+		return NULL; /* the child then fails writing: EPIPE */
+	}
+	uint64_t off = 0;
+	while (off < s->r->size) {
+		size_t want = (size_t)COW_MIN((uint64_t)PIPE_CHUNK, s->r->size - off), got = 0;
+		while (got < want) {
+			ssize_t n = read(s->data_fd, b + got, want - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				if (!s->err)
+					s->err = n < 0 ? -errno : COW_EIO;
+				cow__free(b);
+				return NULL;
+			}
+			got += (size_t)n;
+		}
+		if (!s->err) {
+			int rc = cow__sink_write(s->sink, off, b, want);
+			if (rc)
+				s->err = rc; /* keep reading so the child can finish */
+		}
+		off += want;
+	}
+	cow__free(b);
+	return NULL;
+}
+
+static int fork_start(struct cow_mem_snap *s)
+{
+	uint64_t base = 0;
+	int direct = cow__sink_fd(s->sink, &base);
+	int data[2] = {-1, -1}, status[2];
+	if (pipe2(status, O_CLOEXEC))
+		return -errno;
+	if (direct < 0) {
+		if (pipe2(data, O_CLOEXEC)) {
+			int err = -errno;
+			close(status[0]);
+			close(status[1]);
+			return err;
+		}
+		fcntl(data[1], F_SETPIPE_SZ, PIPE_CHUNK);
+		s->data_fd = data[1];
+	}
+	s->t0 = cow__now_ns();
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(status[0]);
+		if (data[0] >= 0)
+			close(data[0]);
+		child_main(s, direct, base, status[1]);
+	}
+	s->t_started = cow__now_ns();
+	int err = pid < 0 ? -errno : 0;
+	close(status[1]);
+	if (data[1] >= 0)
+		close(data[1]);
+	s->data_fd = data[0];
+	s->status_fd = status[0];
+	s->child = pid;
+	if (!err && direct < 0) {
+		err = -pthread_create(&s->copier, NULL, pipe_main, s);
+		s->have_copier = !err;
+		if (err) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+	}
+	if (err) {
+		close(status[0]);
+		if (data[0] >= 0)
+			close(data[0]);
+	}
+	return err;
+}
+
+static int fork_wait(struct cow_mem_snap *s)
+{
+	if (s->have_copier)
+		pthread_join(s->copier, NULL);
+	int64_t msg[2] = {COW_EIO, 0};
+	size_t got = 0;
+	while (got < sizeof(msg)) {
+		ssize_t n = read(s->status_fd, (char *)msg + got, sizeof(msg) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	int st = 0;
+	while (waitpid(s->child, &st, 0) < 0 && errno == EINTR)
+		;
+	close(s->status_fd);
+	if (s->data_fd >= 0)
+		close(s->data_fd);
+	if (got < sizeof(msg) && !s->err)
+		s->err = COW_EIO;
+	if (!s->err && msg[0])
+		s->err = (int)msg[0];
+	s->extra_fork = (uint64_t)msg[1];
+	return s->err;
+}
+
+/* ---- API ---- */
+
+static void snap_free(struct cow_mem_snap *s)
+{
+	if (s->state)
+		munmap((void *)s->state, s->npages);
+	if (s->buf)
+		munmap(s->buf, s->nslots << COW__PAGE_SHIFT);
+	cow__free((void *)s->used_bits);
+	cow__free(s->slot_page);
+	cow__free((void *)s->slot_next);
+	cow__free(s->samples);
+	cow__free(s);
+}
+
+static cow_mem_backend pick(const cow_mem_snap_opts *o, int *why)
+{
+	cow_mem_backend b = o ? o->backend : COW_MEM_AUTO;
+	*why = 0;
+	if (b == COW_MEM_AUTO) {
+		cow_mem_probe_info p;
+		cow_mem_probe(&p);
+		return p.snapshot;
+	}
+	if (b == COW_MEM_UFFD) {
+		const struct cow__uffd_caps *c = cow__uffd_caps();
+		if (c->error)
+			*why = c->error;
+		else if (!(c->features & COW__UFFD_WP) || !(c->features & COW__UFFD_SIGBUS))
+			*why = COW_EOPNOTSUPP;
+	} else if (b != COW_MEM_MPROTECT && b != COW_MEM_FORK) {
+		*why = COW_EINVAL;
+	}
+	return b;
+}
+
+static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
+{
+	size_t bytes = o && o->buffer ? o->buffer : (size_t)64 << 20;
+	s->nslots = COW_MAX(bytes >> COW__PAGE_SHIFT, 1);
+	s->nwords = (s->nslots + 63) / 64;
+	s->state = map_zeroed(s->npages);
+	s->buf = map_zeroed(s->nslots << COW__PAGE_SHIFT);
+	s->used_bits = cow__calloc(s->nwords, sizeof(uint64_t));
+	s->slot_page = cow__calloc(s->nslots, sizeof(uint32_t));
+	s->slot_next = cow__calloc(s->nslots, sizeof(uint32_t));
+	s->samples = cow__calloc(NSAMPLES, sizeof(uint32_t));
+	if (!s->state || !s->buf || !s->used_bits || !s->slot_page || !s->slot_next || !s->samples)
+		return COW_ENOMEM;
+	if (s->npages > UINT32_MAX)
+		return COW_EINVAL;
+	s->trap.start = (uintptr_t)s->r->addr;
+	s->trap.end = (uintptr_t)s->r->addr + s->r->size;
+	s->trap.fault = snap_fault;
+	s->trap.sig = s->backend == COW_MEM_UFFD ? SIGBUS : SIGSEGV;
+	if (s->backend == COW_MEM_UFFD) {
+		const struct cow__uffd_caps *c = cow__uffd_caps();
+		uint64_t f = COW__UFFD_SIGBUS;
+		bool unpop = c->features & COW__UFFD_WP_UNPOPULATED;
+		if (unpop)
+			f |= COW__UFFD_WP_UNPOPULATED;
+		int fd = cow__uffd_open(f);
+		if (fd < 0)
+			return fd;
+		s->uffd = fd;
+		int rc = cow__uffd_register(fd, s->r->addr, s->r->size, UFFDIO_REGISTER_MODE_WP);
+		if (rc)
+			return rc;
+		/*
+		 * Without WP_UNPOPULATED a never-touched page has no PTE to carry
+		 * the protection; map the zero page there first (no memory used).
+		 */
+		if (!unpop && madvise(s->r->addr, s->r->size, 22 /* MADV_POPULATE_READ */))
+			return -errno;
+	}
+	return cow__trap_add(&s->trap);
+}
+
+int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+			   cow_mem_snap **out)
+{
+	if (!r || !sink || !out)
+		return COW_EINVAL;
+	*out = NULL;
+	int why;
+	cow_mem_backend b = pick(opts, &why);
+	if (why)
+		return why;
+	int rc = cow__region_claim(r, COW__R_SNAP);
+	if (rc)
+		return rc;
+	struct cow_mem_snap *s = cow__calloc(1, sizeof(*s));
+	if (!s) {
+		cow__region_release(r);
+		return COW_ENOMEM;
+	}
+	s->r = r;
+	s->sink = sink;
+	s->backend = b;
+	s->uffd = -1;
+	s->data_fd = -1;
+	s->status_fd = -1;
+	s->npages = r->size >> COW__PAGE_SHIFT;
+
+	rc = cow__sink_begin(sink, COW_MEM_IMAGE_FULL, r->size);
+	if (rc)
+		goto out_free;
+	if (b == COW_MEM_FORK) {
+		rc = fork_start(s);
+		if (rc)
+			goto out_sink;
+		*out = s;
+		return 0;
+	}
+
+	rc = inthread_setup(s, opts);
+	if (rc)
+		goto out_trap;
+	unsigned threads = opts && opts->threads ? opts->threads : cow__ncpu();
+	bool parallel = b == COW_MEM_UFFD && threads > 1 && r->size >= ((size_t)64 << 20);
+	s->split = parallel ? (s->npages / 2) & ~(size_t)511 : s->npages;
+	rc = -pthread_create(&s->copier, NULL, copier_main, s);
+	if (rc)
+		goto out_trap;
+	s->have_copier = true;
+
+	/* The instant: nobody writes the region until we return. */
+	s->t0 = cow__now_ns();
+	if (parallel) {
+		atomic_store(&s->phase, 1);
+		cow__futex_wake(&s->phase);
+	}
+	rc = protect(s, 0, s->split);
+	if (parallel) {
+		while (atomic_load(&s->phase) == 1)
+			cow__futex_wait(&s->phase, 1, 1000000000);
+		if (!rc)
+			rc = atomic_load(&s->wp_err);
+	}
+	s->t_started = cow__now_ns();
+	if (rc) {
+		atomic_store(&s->phase, 4);
+		cow__futex_wake(&s->phase);
+		pthread_join(s->copier, NULL);
+		s->have_copier = false;
+		unprotect(s, 0, s->npages);
+		goto out_trap;
+	}
+	atomic_store(&s->phase, 3);
+	cow__futex_wake(&s->phase);
+	*out = s;
+	return 0;
+
+out_trap:
+	cow__trap_remove(&s->trap);
+	if (s->uffd >= 0)
+		close(s->uffd);
+out_sink:
+	cow__sink_end(sink, rc);
+out_free:
+	snap_free(s);
+	cow__region_release(r);
+	return rc;
+}
+
+int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
+{
+	if (!s)
+		return COW_EINVAL;
+	if (s->backend == COW_MEM_FORK) {
+		fork_wait(s);
+	} else {
+		pthread_join(s->copier, NULL);
+		/* Everything is DONE; lift any protection left (TSan builds, failures). */
+		int rc = unprotect(s, 0, s->npages);
+		if (rc && !s->err)
+			s->err = rc;
+		cow__trap_remove(&s->trap);
+		if (s->uffd >= 0)
+			close(s->uffd);
+	}
+	int end = cow__sink_end(s->sink, s->err);
+	if (!s->err && end)
+		s->err = end;
+	uint64_t now = cow__now_ns();
+	if (st) {
+		memset(st, 0, sizeof(*st));
+		st->backend = s->backend;
+		st->pause_ns = s->t_started - s->t0;
+		st->total_ns = now - s->t0;
+		st->pages = s->err ? 0 : s->npages;
+		st->faults = atomic_load(&s->faults);
+		st->stalls = atomic_load(&s->stalls);
+		if (s->samples)
+			st->fault_median_ns = cow__median(
+				s->samples, COW_MIN(atomic_load(&s->nsamples), (uint64_t)NSAMPLES));
+		st->extra_peak = s->backend == COW_MEM_FORK
+					 ? s->extra_fork
+					 : (uint64_t)atomic_load(&s->peak) << COW__PAGE_SHIFT;
+	}
+	int err = s->err;
+	cow__region_release(s->r);
+	snap_free(s);
+	return err;
+}
+
+int cow_mem_snapshot(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+		     cow_mem_snap_stats *stats)
+{
+	cow_mem_snap *s;
+	int rc = cow_mem_snapshot_start(r, sink, opts, &s);
+	if (rc)
+		return rc;
+	return cow_mem_snapshot_wait(s, stats);
+}
