@@ -191,6 +191,9 @@ typedef enum cow_mem_image_kind {
  * handler. @data points into the region or into cowkit's buffer and is
  * valid only during the call.
  *
+ * A callback must not wait for a thread that writes the region: during a
+ * live snapshot such a thread may itself be waiting for the copier.
+ *
  * begin: a new image of @size bytes starts (may be NULL).
  * write: @len bytes at region offset @off; page-aligned; each page at most
  *        once per image, in no particular order. Return 0 or a negative code
@@ -236,6 +239,9 @@ typedef struct cow_mem_snap_opts {
 	cow_mem_backend backend; /* COW_MEM_AUTO (default), _UFFD, _MPROTECT or _FORK */
 	size_t buffer;		 /* bytes for pages copied ahead of writes; 0 = 64 MiB */
 	unsigned threads;	 /* threads write-protecting at the instant; 0 = online CPUs */
+	unsigned fault_pages;	 /* pages a trapped write copies: its aligned block, a power
+				    of two up to 64 (rounded down); 0 = 4. More pages per
+				    trap: fewer traps for scattered writers, each one longer */
 } cow_mem_snap_opts;
 
 typedef struct cow_mem_snap_stats {
@@ -246,6 +252,8 @@ typedef struct cow_mem_snap_stats {
 	uint64_t faults;	  /* writes trapped before their page was copied */
 	uint64_t fault_median_ns; /* median time spent in a fault (sampled), 0 if none */
 	uint64_t stalls;	  /* faults that waited for buffer space */
+	uint64_t retraps;	  /* traps on pages already copied (protection not yet lifted) */
+	uint64_t waits;		  /* traps that waited for the copier to finish copying a page */
 	uint64_t extra_peak;	  /* peak extra bytes: buffer in use (in-thread backends)
 				     or the pages the fork child kept private (fork) */
 } cow_mem_snap_stats;
@@ -254,6 +262,9 @@ typedef struct cow_mem_snap_stats {
  * cow_mem_snapshot_start - take the image of @r at this instant.
  *
  * @r: the region; no thread may write it during this call (the pause).
+ *     The pause is the write-protection of the whole region (userfaultfd,
+ *     split over opts.threads threads; mprotect) or fork() itself. Setup
+ *     before the pause (buffer, copier thread) is not part of it.
  * @sink: receives the image (a FULL image: every page exactly once); must
  *        stay alive until cow_mem_snapshot_wait returns.
  * @opts: NULL for defaults.
@@ -342,7 +353,8 @@ typedef struct cow_mem_restore_stats {
  *
  * @r: a region cowkit allocated and nobody has touched yet (lazy restore
  *     needs its pages missing); for COW_MEM_EAGER any region.
- * @src: the image; must stay valid and unchanged until cow_mem_restore_wait
+ * @src: the image, @len bytes, a multiple of 4096 (the rest of the region
+ *     reads as zeros); must stay valid and unchanged until cow_mem_restore_wait
  *     returns. A file can be used by mmap'ing it (PROT_READ, MAP_PRIVATE).
  * @backend: COW_MEM_AUTO (lazy where userfaultfd allows, else eager),
  *     COW_MEM_UFFD (lazy) or COW_MEM_EAGER.

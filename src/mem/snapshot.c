@@ -49,9 +49,10 @@
 
 enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
 
-#define RUN_PAGES  16	 /* copier run: 64 KiB */
-#define NSAMPLES   65536 /* fault latencies kept for the median */
-#define PIPE_CHUNK (1u << 20)
+#define STAGE_PAGES	    256 /* the copier's stage: 1 MiB */
+#define DEFAULT_FAULT_PAGES 4
+#define NSAMPLES	    65536 /* fault latencies kept for the median */
+#define PIPE_CHUNK	    (1u << 20)
 
 struct cow_mem_snap {
 	struct cow__trap trap; /* first: the fault handler gets a trap pointer */
@@ -62,6 +63,11 @@ struct cow_mem_snap {
 	uint64_t t0, t_started;
 	size_t npages;
 	_Atomic uint8_t *state;
+
+	/* the copier's stage (taken from the buffer budget) */
+	char *stage;
+	size_t stage_pages;
+	size_t fault_pages; /* pages a trapped writer copies: a power of two */
 
 	/* buffer slots */
 	char *buf;
@@ -88,7 +94,7 @@ struct cow_mem_snap {
 	bool have_copier;
 	int err;
 
-	_Atomic uint64_t faults, stalls, nsamples;
+	_Atomic uint64_t faults, stalls, nsamples, retraps, waits;
 	uint32_t *samples;
 
 	/* fork backend */
@@ -166,6 +172,48 @@ static size_t slot_get(struct cow_mem_snap *s)
 	}
 }
 
+/* Lift the protection of every run of DONE pages in [lo, hi). */
+static int unprotect_runs(struct cow_mem_snap *s, size_t lo, size_t hi)
+{
+	int rc = 0;
+	size_t i = lo;
+	while (i < hi) {
+		while (i < hi && atomic_load_explicit(&s->state[i], memory_order_acquire) != DONE)
+			i++;
+		size_t j = i;
+		while (j < hi && atomic_load_explicit(&s->state[j], memory_order_acquire) == DONE)
+			j++;
+		if (j > i) {
+			int r = unprotect(s, i, j - i);
+			if (r && !rc)
+				rc = r;
+		}
+		i = j;
+	}
+	return rc;
+}
+
+/* Copy a page this thread claimed into a buffer slot, queue it, mark it DONE. */
+static void copy_claimed(struct cow_mem_snap *s, size_t page)
+{
+	size_t slot = slot_get(s);
+	memcpy(s->buf + (slot << COW__PAGE_SHIFT), s->r->addr + (page << COW__PAGE_SHIFT),
+	       COW__PAGE);
+	s->slot_page[slot] = (uint32_t)page;
+	uint32_t head = atomic_load(&s->ready);
+	do {
+		atomic_store_explicit(&s->slot_next[slot], head, memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak(&s->ready, &head, (uint32_t)slot + 1));
+	atomic_store_explicit(&s->state[page], DONE, memory_order_release);
+}
+
+/*
+ * A write trapped on @addr. The writer copies its page, and, when the
+ * buffer has room, the other pending pages of the same fault_pages-aligned
+ * block, then lifts the protection of the block in one call: a program
+ * that writes all over the region takes one trap per block instead of one
+ * per page, and one TLB flush instead of fault_pages.
+ */
 static void snap_fault(struct cow__trap *t, uintptr_t addr)
 {
 	struct cow_mem_snap *s = (struct cow_mem_snap *)t;
@@ -185,18 +233,23 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 				atomic_fetch_sub(&s->inflight, 1);
 				continue;
 			}
-			size_t slot = slot_get(s);
-			memcpy(s->buf + (slot << COW__PAGE_SHIFT), (const void *)addr, COW__PAGE);
-			s->slot_page[slot] = (uint32_t)page;
-			uint32_t head = atomic_load(&s->ready);
-			do {
-				atomic_store_explicit(&s->slot_next[slot], head,
-						      memory_order_relaxed);
-			} while (!atomic_compare_exchange_weak(&s->ready, &head,
-							       (uint32_t)slot + 1));
-			atomic_store_explicit(&s->state[page], DONE, memory_order_release);
+			copy_claimed(s, page);
+			size_t lo = page & ~(s->fault_pages - 1);
+			size_t hi = COW_MIN(lo + s->fault_pages, s->npages);
+			if (s->fault_pages > 1 &&
+			    atomic_load(&s->used) + s->fault_pages <= s->nslots) {
+				for (size_t q = lo; q < hi; q++) {
+					uint8_t pend = PENDING;
+					if (q != page && atomic_compare_exchange_strong(
+								 &s->state[q], &pend, CLAIMED))
+						copy_claimed(s, q);
+				}
+			} else {
+				lo = page;
+				hi = page + 1;
+			}
 			atomic_fetch_sub(&s->inflight, 1);
-			unprotect(s, page, 1);
+			unprotect_runs(s, lo, hi);
 			if (atomic_load(&s->csleep)) {
 				atomic_fetch_add(&s->cgen, 1);
 				cow__futex_wake(&s->cgen);
@@ -209,10 +262,12 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 			return;
 		}
 		if (st == DONE) {
+			atomic_fetch_add(&s->retraps, 1);
 			unprotect(s, page, 1);
 			return;
 		}
-		wait_gen(s, g); /* CLAIMED by the copier: wait for its run to finish */
+		atomic_fetch_add(&s->waits, 1);
+		wait_gen(s, g); /* CLAIMED by the copier: wait for its memcpy */
 	}
 }
 
@@ -254,37 +309,45 @@ static bool drain(struct cow_mem_snap *s)
 	return true;
 }
 
-/* Copy the run [i, j) of pages this thread claimed, then release them. */
-static void emit_run(struct cow_mem_snap *s, size_t i, size_t j)
+/*
+ * Lift the protection of [lo, hi), where every page is DONE or CLAIMED by a
+ * writer (which lifts its own page when it is done). One ioctl per run of
+ * DONE pages: each call flushes TLBs on every CPU running the program, an
+ * IPI that costs tens of microseconds when the other vCPU is idle, so the
+ * copier lifts a whole stage at a time instead of once per run.
+ *
+ * Under ThreadSanitizer the pages stay protected so every later write traps
+ * and synchronises with the copy through the state byte; TSan cannot see
+ * the ordering the page protection gives otherwise.
+ */
+static void unprotect_done(struct cow_mem_snap *s, size_t lo, size_t hi)
 {
-	if (!atomic_load(&s->failed)) {
-		int rc = cow__sink_write(s->sink, (uint64_t)i << COW__PAGE_SHIFT,
-					 s->r->addr + (i << COW__PAGE_SHIFT),
-					 (j - i) << COW__PAGE_SHIFT);
-		if (rc)
-			fail(s, rc);
-	}
-	for (size_t k = i; k < j; k++)
-		atomic_store_explicit(&s->state[k], DONE, memory_order_release);
-	/*
-	 * Under ThreadSanitizer the pages stay protected so every later write
-	 * traps and synchronises with the copy through the state byte; TSan
-	 * cannot see the ordering the page protection gives otherwise.
-	 */
-	if (!COW__TSAN) {
-		int rc = unprotect(s, i, j - i);
-		if (rc)
-			fail(s, rc);
-	}
+	if (COW__TSAN)
+		return;
+	int rc = unprotect_runs(s, lo, hi);
+	if (rc)
+		fail(s, rc);
 }
+
+/*
+ * The copier streams the region a stage (up to 1 MiB) at a time: claim runs
+ * of pending pages, memcpy them into the stage and mark them DONE (a writer
+ * that traps on a claimed page waits only for that memcpy, never for the
+ * sink), lift the protection of the whole stage in one go, and only then
+ * hand the staged runs to the sink.
+ */
+struct run {
+	size_t page, n, at;
+};
 
 static void stream(struct cow_mem_snap *s)
 {
+	struct run runs[STAGE_PAGES / 2 + 1];
 	size_t next = 0;
 	while (next < s->npages) {
 		drain(s);
-		size_t end = COW_MIN(next + RUN_PAGES, s->npages);
-		size_t i = next;
+		size_t end = COW_MIN(next + s->stage_pages, s->npages), i = next, used = 0;
+		size_t nruns = 0;
 		while (i < end) {
 			size_t j = i;
 			while (j < end) {
@@ -293,12 +356,28 @@ static void stream(struct cow_mem_snap *s)
 					break;
 				j++;
 			}
-			if (j > i)
-				emit_run(s, i, j);
+			if (j > i) {
+				memcpy(s->stage + (used << COW__PAGE_SHIFT),
+				       s->r->addr + (i << COW__PAGE_SHIFT),
+				       (j - i) << COW__PAGE_SHIFT);
+				for (size_t k = i; k < j; k++)
+					atomic_store_explicit(&s->state[k], DONE,
+							      memory_order_release);
+				bump(s);
+				runs[nruns++] = (struct run){i, j - i, used};
+				used += j - i;
+			}
 			i = j + 1; /* page j was taken by a writer (or end) */
 		}
+		unprotect_done(s, next, end);
+		for (size_t k = 0; k < nruns && !atomic_load(&s->failed); k++) {
+			int rc = cow__sink_write(s->sink, (uint64_t)runs[k].page << COW__PAGE_SHIFT,
+						 s->stage + (runs[k].at << COW__PAGE_SHIFT),
+						 runs[k].n << COW__PAGE_SHIFT);
+			if (rc)
+				fail(s, rc);
+		}
 		next = end;
-		bump(s);
 	}
 	/* Writers may still be copying pages they claimed: wait for their slots. */
 	for (;;) {
@@ -518,6 +597,8 @@ static void snap_free(struct cow_mem_snap *s)
 		munmap((void *)s->state, s->npages);
 	if (s->buf)
 		munmap(s->buf, s->nslots << COW__PAGE_SHIFT);
+	if (s->stage)
+		munmap(s->stage, s->stage_pages << COW__PAGE_SHIFT);
 	cow__free((void *)s->used_bits);
 	cow__free(s->slot_page);
 	cow__free((void *)s->slot_next);
@@ -549,7 +630,16 @@ static cow_mem_backend pick(const cow_mem_snap_opts *o, int *why)
 static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 {
 	size_t bytes = o && o->buffer ? o->buffer : (size_t)64 << 20;
-	s->nslots = COW_MAX(bytes >> COW__PAGE_SHIFT, 1);
+	size_t budget = COW_MAX(bytes >> COW__PAGE_SHIFT, 2);
+	unsigned fp = o && o->fault_pages ? o->fault_pages : DEFAULT_FAULT_PAGES;
+	s->fault_pages = 1;
+	while (s->fault_pages * 2 <= fp && s->fault_pages < 64)
+		s->fault_pages *= 2;
+	if (COW__TSAN)
+		s->fault_pages = 1; /* see unprotect_done */
+	s->stage_pages = COW_MIN((size_t)STAGE_PAGES, budget / 4 ? budget / 4 : 1);
+	s->nslots = COW_MIN(budget - s->stage_pages, s->npages);
+	s->stage = map_zeroed(s->stage_pages << COW__PAGE_SHIFT);
 	s->nwords = (s->nslots + 63) / 64;
 	s->state = map_zeroed(s->npages);
 	s->buf = map_zeroed(s->nslots << COW__PAGE_SHIFT);
@@ -557,10 +647,17 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	s->slot_page = cow__calloc(s->nslots, sizeof(uint32_t));
 	s->slot_next = cow__calloc(s->nslots, sizeof(uint32_t));
 	s->samples = cow__calloc(NSAMPLES, sizeof(uint32_t));
-	if (!s->state || !s->buf || !s->used_bits || !s->slot_page || !s->slot_next || !s->samples)
+	if (!s->state || !s->buf || !s->stage || !s->used_bits || !s->slot_page || !s->slot_next ||
+	    !s->samples)
 		return COW_ENOMEM;
 	if (s->npages > UINT32_MAX)
 		return COW_EINVAL;
+	/*
+	 * Fault the buffer in now, outside the pause: a first touch costs
+	 * 1.4-11 us per page on these VMs and would land in the writers' faults.
+	 */
+	madvise(s->buf, s->nslots << COW__PAGE_SHIFT, 23 /* MADV_POPULATE_WRITE */);
+	madvise(s->stage, s->stage_pages << COW__PAGE_SHIFT, 23);
 	s->trap.start = (uintptr_t)s->r->addr;
 	s->trap.end = (uintptr_t)s->r->addr + s->r->size;
 	s->trap.fault = snap_fault;
@@ -703,12 +800,15 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 		st->pages = s->err ? 0 : s->npages;
 		st->faults = atomic_load(&s->faults);
 		st->stalls = atomic_load(&s->stalls);
+		st->retraps = atomic_load(&s->retraps);
+		st->waits = atomic_load(&s->waits);
 		if (s->samples)
 			st->fault_median_ns = cow__median(
 				s->samples, COW_MIN(atomic_load(&s->nsamples), (uint64_t)NSAMPLES));
 		st->extra_peak = s->backend == COW_MEM_FORK
 					 ? s->extra_fork
-					 : (uint64_t)atomic_load(&s->peak) << COW__PAGE_SHIFT;
+					 : ((uint64_t)atomic_load(&s->peak) + s->stage_pages)
+						   << COW__PAGE_SHIFT;
 	}
 	int err = s->err;
 	cow__region_release(s->r);

@@ -71,9 +71,12 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	int saved = errno;
 	uintptr_t addr = (uintptr_t)si->si_addr;
 	for (int i = 0; i < NTRAPS; i++) {
-		atomic_fetch_add(&inside[i], 1);
 		struct cow__trap *t = atomic_load(&table[i]);
-		if (t && t->sig == sig && addr >= t->start && addr < t->end) {
+		if (!t || t->sig != sig || addr < t->start || addr >= t->end)
+			continue;
+		/* Pin the slot, then check it still holds the same trap. */
+		atomic_fetch_add(&inside[i], 1);
+		if (atomic_load(&table[i]) == t) {
 			t->fault(t, addr & ~(uintptr_t)(COW__PAGE - 1));
 			atomic_fetch_sub(&inside[i], 1);
 			last_retry = 0;
