@@ -95,6 +95,9 @@ void cow__region_release(cow_mem_region *r);
 int cow__sink_begin(cow_mem_sink *s, cow_mem_image_kind kind, uint64_t size);
 int cow__sink_write(cow_mem_sink *s, uint64_t off, const void *data, size_t len);
 int cow__sink_end(cow_mem_sink *s, int status);
+/* @n buffers of @iov, contiguous at @off: one pwritev for fd sinks. */
+struct iovec;
+int cow__sink_writev(cow_mem_sink *s, uint64_t off, const struct iovec *iov, int n);
 /* The fd a forked child may write to directly, with its base offset; -1 if none. */
 int cow__sink_fd(const cow_mem_sink *s, uint64_t *base);
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "mem/mem.h"
@@ -111,6 +112,46 @@ int cow__sink_begin(cow_mem_sink *s, cow_mem_image_kind kind, uint64_t size)
 int cow__sink_write(cow_mem_sink *s, uint64_t off, const void *data, size_t len)
 {
 	return s->ops.write(s->ctx, off, data, len);
+}
+
+int cow__sink_writev(cow_mem_sink *s, uint64_t off, const struct iovec *iov, int n)
+{
+	if (s->ops.write != fd_write || n == 1) {
+		for (int i = 0; i < n; i++) {
+			int rc = s->ops.write(s->ctx, off, iov[i].iov_base, iov[i].iov_len);
+			if (rc)
+				return rc;
+			off += iov[i].iov_len;
+		}
+		return 0;
+	}
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	ssize_t w;
+	do {
+		w = pwritev(s->fd, iov, n, (off_t)(s->base + off));
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return -errno;
+	if ((size_t)w == total)
+		return 0;
+	/* Short write: finish buffer by buffer from where it stopped. */
+	size_t done = (size_t)w;
+	for (int i = 0; i < n; i++) {
+		size_t len = iov[i].iov_len;
+		if (done >= len) {
+			done -= len;
+			off += len;
+			continue;
+		}
+		int rc = fd_write(s, off + done, (const char *)iov[i].iov_base + done, len - done);
+		if (rc)
+			return rc;
+		off += len;
+		done = 0;
+	}
+	return 0;
 }
 
 int cow__sink_end(cow_mem_sink *s, int status)

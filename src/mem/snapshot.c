@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,7 +50,10 @@
 
 enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
 
-#define STAGE_PAGES	    256 /* the copier's stage: 1 MiB */
+#define STAGE_PAGES	    512 /* the copier's stage: 2 MiB, so THP mappings stay whole */
+#define CLAIM_PAGES	    16	/* the copier claims 64 KiB at a time: writers wait at most that */
+#define PROBE_PAGES	    16384   /* protected alone first, to time the rest (64 MiB) */
+#define SPLIT_NS	    1000000 /* split the rest if it would take longer than this */
 #define DEFAULT_FAULT_PAGES 4
 #define NSAMPLES	    65536 /* fault latencies kept for the median */
 #define PIPE_CHUNK	    (1u << 20)
@@ -75,6 +79,7 @@ struct cow_mem_snap {
 	_Atomic uint64_t *used_bits;
 	uint32_t *slot_page;
 	_Atomic uint32_t *slot_next;
+	uint32_t *order;	/* the copier's scratch for sorting drained slots */
 	_Atomic uint32_t ready; /* stack of slot+1, 0 = empty */
 	_Atomic size_t used, peak;
 
@@ -287,23 +292,60 @@ static void fail(struct cow_mem_snap *s, int rc)
 	atomic_store(&s->failed, 1);
 }
 
-static bool drain(struct cow_mem_snap *s)
+static const struct cow_mem_snap *sort_snap; /* only the copier sorts; one at a time */
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int by_page(const void *a, const void *b)
 {
+	uint32_t x = sort_snap->slot_page[*(const uint32_t *)a];
+	uint32_t y = sort_snap->slot_page[*(const uint32_t *)b];
+	return (x > y) - (x < y);
+}
+
+/*
+ * Hand the queued slots to the sink, sorted by page, contiguous pages in
+ * one vectored write (a fault block is contiguous), then free the slots.
+ * Waits until at least @min slots are queued, so that sorting finds
+ * neighbours; 0 drains whatever is there.
+ */
+static bool drain(struct cow_mem_snap *s, size_t min)
+{
+	if (min && atomic_load(&s->used) < min)
+		return false;
 	uint32_t top = atomic_exchange(&s->ready, 0);
 	if (!top)
 		return false;
+	size_t n = 0;
 	while (top) {
-		size_t slot = top - 1;
-		top = atomic_load_explicit(&s->slot_next[slot], memory_order_relaxed);
+		s->order[n++] = top - 1;
+		top = atomic_load_explicit(&s->slot_next[top - 1], memory_order_relaxed);
+	}
+	pthread_mutex_lock(&sort_lock);
+	sort_snap = s;
+	qsort(s->order, n, sizeof(uint32_t), by_page);
+	pthread_mutex_unlock(&sort_lock);
+	struct iovec iov[64];
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && j - i < COW_ARRAY_SIZE(iov) &&
+		       (j == i || s->slot_page[s->order[j]] == s->slot_page[s->order[j - 1]] + 1)) {
+			iov[j - i].iov_base = s->buf + ((size_t)s->order[j] << COW__PAGE_SHIFT);
+			iov[j - i].iov_len = COW__PAGE;
+			j++;
+		}
 		if (!atomic_load(&s->failed)) {
-			int rc = cow__sink_write(s->sink,
-						 (uint64_t)s->slot_page[slot] << COW__PAGE_SHIFT,
-						 s->buf + (slot << COW__PAGE_SHIFT), COW__PAGE);
+			int rc = cow__sink_writev(
+				s->sink, (uint64_t)s->slot_page[s->order[i]] << COW__PAGE_SHIFT,
+				iov, (int)(j - i));
 			if (rc)
 				fail(s, rc);
 		}
-		atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
-		atomic_fetch_sub(&s->used, 1);
+		for (size_t k = i; k < j; k++) {
+			size_t slot = s->order[k];
+			atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
+			atomic_fetch_sub(&s->used, 1);
+		}
+		i = j;
 	}
 	bump(s);
 	return true;
@@ -330,7 +372,7 @@ static void unprotect_done(struct cow_mem_snap *s, size_t lo, size_t hi)
 }
 
 /*
- * The copier streams the region a stage (up to 1 MiB) at a time: claim runs
+ * The copier streams the region a stage (up to 2 MiB) at a time: claim runs
  * of pending pages, memcpy them into the stage and mark them DONE (a writer
  * that traps on a claimed page waits only for that memcpy, never for the
  * sink), lift the protection of the whole stage in one go, and only then
@@ -345,12 +387,12 @@ static void stream(struct cow_mem_snap *s)
 	struct run runs[STAGE_PAGES / 2 + 1];
 	size_t next = 0;
 	while (next < s->npages) {
-		drain(s);
+		drain(s, s->nslots / 8);
 		size_t end = COW_MIN(next + s->stage_pages, s->npages), i = next, used = 0;
 		size_t nruns = 0;
 		while (i < end) {
-			size_t j = i;
-			while (j < end) {
+			size_t j = i, lim = COW_MIN(end, i + CLAIM_PAGES);
+			while (j < lim) {
 				uint8_t want = PENDING;
 				if (!atomic_compare_exchange_strong(&s->state[j], &want, CLAIMED))
 					break;
@@ -367,7 +409,7 @@ static void stream(struct cow_mem_snap *s)
 				runs[nruns++] = (struct run){i, j - i, used};
 				used += j - i;
 			}
-			i = j + 1; /* page j was taken by a writer (or end) */
+			i = j < lim ? j + 1 : j; /* page j was taken by a writer */
 		}
 		unprotect_done(s, next, end);
 		for (size_t k = 0; k < nruns && !atomic_load(&s->failed); k++) {
@@ -382,7 +424,7 @@ static void stream(struct cow_mem_snap *s)
 	/* Writers may still be copying pages they claimed: wait for their slots. */
 	for (;;) {
 		uint32_t g = atomic_load(&s->cgen);
-		if (drain(s))
+		if (drain(s, 0))
 			continue;
 		if (atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
 			break;
@@ -602,6 +644,7 @@ static void snap_free(struct cow_mem_snap *s)
 	cow__free((void *)s->used_bits);
 	cow__free(s->slot_page);
 	cow__free((void *)s->slot_next);
+	cow__free(s->order);
 	cow__free(s->samples);
 	cow__free(s);
 }
@@ -637,6 +680,7 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 		s->fault_pages *= 2;
 	if (COW__TSAN)
 		s->fault_pages = 1; /* see unprotect_done */
+	/* A stage covers whole 2 MiB-aligned blocks when the budget allows. */
 	s->stage_pages = COW_MIN((size_t)STAGE_PAGES, budget / 4 ? budget / 4 : 1);
 	s->nslots = COW_MIN(budget - s->stage_pages, s->npages);
 	s->stage = map_zeroed(s->stage_pages << COW__PAGE_SHIFT);
@@ -646,9 +690,10 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	s->used_bits = cow__calloc(s->nwords, sizeof(uint64_t));
 	s->slot_page = cow__calloc(s->nslots, sizeof(uint32_t));
 	s->slot_next = cow__calloc(s->nslots, sizeof(uint32_t));
+	s->order = cow__calloc(s->nslots, sizeof(uint32_t));
 	s->samples = cow__calloc(NSAMPLES, sizeof(uint32_t));
 	if (!s->state || !s->buf || !s->stage || !s->used_bits || !s->slot_page || !s->slot_next ||
-	    !s->samples)
+	    !s->order || !s->samples)
 		return COW_ENOMEM;
 	if (s->npages > UINT32_MAX)
 		return COW_EINVAL;
@@ -726,20 +771,34 @@ int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_
 	if (rc)
 		goto out_trap;
 	unsigned threads = opts && opts->threads ? opts->threads : cow__ncpu();
-	bool parallel = b == COW_MEM_UFFD && threads > 1 && r->size >= ((size_t)64 << 20);
-	s->split = parallel ? (s->npages / 2) & ~(size_t)511 : s->npages;
+	bool may_split = b == COW_MEM_UFFD && threads > 1;
 	rc = -pthread_create(&s->copier, NULL, copier_main, s);
 	if (rc)
 		goto out_trap;
 	s->have_copier = true;
 
-	/* The instant: nobody writes the region until we return. */
+	/*
+	 * The instant: nobody writes the region until we return. Protect a
+	 * first probe of PROBE_PAGES alone and time it; only if the rest would
+	 * take long enough to be worth waking the copier's vCPU (tens of us
+	 * here) is the rest split between both threads. THP regions need one
+	 * PMD update per 2 MiB and never get there; 4 KiB regions of a few
+	 * hundred MiB and up do.
+	 */
 	s->t0 = cow__now_ns();
+	size_t first = COW_MIN(s->npages, (size_t)PROBE_PAGES);
+	rc = protect(s, 0, first);
+	uint64_t dt = cow__now_ns() - s->t0;
+	size_t rest = s->npages - first;
+	bool parallel = !rc && may_split && rest >= 1024 &&
+			(double)dt * (double)rest / (double)first > (double)SPLIT_NS;
+	s->split = parallel ? first + ((rest / 2) & ~(size_t)511) : s->npages;
 	if (parallel) {
 		atomic_store(&s->phase, 1);
 		cow__futex_wake(&s->phase);
 	}
-	rc = protect(s, 0, s->split);
+	if (!rc && s->split > first)
+		rc = protect(s, first, s->split - first);
 	if (parallel) {
 		while (atomic_load(&s->phase) == 1)
 			cow__futex_wait(&s->phase, 1, 1000000000);
