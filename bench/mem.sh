@@ -28,11 +28,12 @@ sizes="1024 4096"
 	done
 	"$bin" snap 1024 0 hot "$tmp" uffd fork
 	echo
-	echo "kind,backend,size_mib,dirty_pct,full_ms,incr_ms,ratio,pages"
+	echo "kind,backend,size_mib,dirty_pct,sink,full_ms,incr_ms,ratio,pages"
 	for b in uffd-async uffd mprotect; do
-		"$bin" ckpt 1024 1 "$tmp" "$b"
+		"$bin" ckpt 1024 1 "$tmp" "$b" mem
 	done
-	"$bin" ckpt 4096 1 "$tmp" uffd-async
+	"$bin" ckpt 1024 1 "$tmp" uffd-async file
+	"$bin" ckpt 4096 1 "$tmp" uffd-async mem
 	echo
 	echo "kind,size_mib,read_ms,eager_ms,lazy_usable_ms,first_touch_us,lazy_total_ms,lazy_vs_read"
 	"$bin" restore 1024 "$tmp"

@@ -10,8 +10,10 @@
  *            base_mwps,snap_mwps,ratio,fault_p50_us,handler_p50_us,traps,match
  *       fault_p50_us is what the writer saw: the median of its writes that
  *       took over 1.5 us (a trap or a COW fault), timed around each write.
- *   mem_bench ckpt SIZE_MIB DIRTY_PCT DIR BACKEND
- *       Row: ckpt,backend,size_mib,dirty_pct,full_ms,incr_ms,ratio,pages
+ *   mem_bench ckpt SIZE_MIB DIRTY_PCT DIR BACKEND [file|mem]
+ *       full checkpoint, then one after writing DIRTY_PCT of the pages, into
+ *       a file (pwrite into the page cache) or a memory buffer.
+ *       Row: ckpt,backend,size_mib,dirty_pct,sink,full_ms,incr_ms,ratio,pages
  *   mem_bench restore SIZE_MIB DIR
  *       the image is a page-cached file; peer: read() into fresh memory.
  *       Row: restore,size_mib,read_ms,eager_ms,lazy_usable_ms,first_touch_us,
@@ -209,8 +211,12 @@ static int ckpt(int argc, char **argv)
 	if (fd < 0)
 		die("checkpoint file", 0);
 	unlink(path);
+	bool to_mem = argc > 6 && strcmp(argv[6], "mem") == 0;
+	char *buf = to_mem ? malloc(size) : NULL;
 	cow_mem_sink *sink;
-	if ((rc = cow_mem_sink_fd(fd, 0, &sink)))
+	if (to_mem && !buf)
+		die("buffer", COW_ENOMEM);
+	if ((rc = to_mem ? cow_mem_sink_buffer(buf, size, &sink) : cow_mem_sink_fd(fd, 0, &sink)))
 		die("sink", rc);
 	if ((rc = cow_mem_track_start(r, be)))
 		die("track", rc);
@@ -229,11 +235,13 @@ static int ckpt(int argc, char **argv)
 	}
 	if ((rc = cow_mem_checkpoint(r, sink, &inc)))
 		die("checkpoint", rc);
-	printf("ckpt,%s,%llu,%.1f,%.2f,%.3f,%.4f,%llu\n", cow_mem_backend_name(inc.backend),
-	       (unsigned long long)(size >> 20), pct, full.total_ns / 1e6, inc.total_ns / 1e6,
-	       (double)inc.total_ns / (double)full.total_ns, (unsigned long long)inc.pages);
+	printf("ckpt,%s,%llu,%.1f,%s,%.2f,%.3f,%.4f,%llu\n", cow_mem_backend_name(inc.backend),
+	       (unsigned long long)(size >> 20), pct, to_mem ? "mem" : "file", full.total_ns / 1e6,
+	       inc.total_ns / 1e6, (double)inc.total_ns / (double)full.total_ns,
+	       (unsigned long long)inc.pages);
 	cow_mem_sink_destroy(sink);
 	close(fd);
+	free(buf);
 	cow_mem_region_destroy(r);
 	return 0;
 }
