@@ -132,16 +132,4 @@ uint64_t cow__median(uint32_t *v, size_t n);
 /* Online CPUs, at least 1. */
 unsigned cow__ncpu(void);
 
-/* Built with ThreadSanitizer: keep every write trapped (see snapshot.c). */
-#if defined(__SANITIZE_THREAD__)
-#define COW__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define COW__TSAN 1
-#endif
-#endif
-#ifndef COW__TSAN
-#define COW__TSAN 0
-#endif
-
 #endif

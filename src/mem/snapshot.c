@@ -342,8 +342,9 @@ static bool drain(struct cow_mem_snap *s, size_t min)
 		}
 		for (size_t k = i; k < j; k++) {
 			size_t slot = s->order[k];
-			atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
+			/* Count down first, so `used` never exceeds the slots taken. */
 			atomic_fetch_sub(&s->used, 1);
+			atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
 		}
 		i = j;
 	}
@@ -357,15 +358,9 @@ static bool drain(struct cow_mem_snap *s, size_t min)
  * DONE pages: each call flushes TLBs on every CPU running the program, an
  * IPI that costs tens of microseconds when the other vCPU is idle, so the
  * copier lifts a whole stage at a time instead of once per run.
- *
- * Under ThreadSanitizer the pages stay protected so every later write traps
- * and synchronises with the copy through the state byte; TSan cannot see
- * the ordering the page protection gives otherwise.
  */
 static void unprotect_done(struct cow_mem_snap *s, size_t lo, size_t hi)
 {
-	if (COW__TSAN)
-		return;
 	int rc = unprotect_runs(s, lo, hi);
 	if (rc)
 		fail(s, rc);
@@ -678,8 +673,6 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	s->fault_pages = 1;
 	while (s->fault_pages * 2 <= fp && s->fault_pages < 64)
 		s->fault_pages *= 2;
-	if (COW__TSAN)
-		s->fault_pages = 1; /* see unprotect_done */
 	/* A stage covers whole 2 MiB-aligned blocks when the budget allows. */
 	s->stage_pages = COW_MIN((size_t)STAGE_PAGES, budget / 4 ? budget / 4 : 1);
 	s->nslots = COW_MIN(budget - s->stage_pages, s->npages);
@@ -839,7 +832,7 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 		fork_wait(s);
 	} else {
 		pthread_join(s->copier, NULL);
-		/* Everything is DONE; lift any protection left (TSan builds, failures). */
+		/* Everything is DONE; lift any protection left (after a failure). */
 		int rc = unprotect(s, 0, s->npages);
 		if (rc && !s->err)
 			s->err = rc;
