@@ -254,8 +254,9 @@ typedef struct cow_mem_snap_stats {
 	uint64_t stalls;	  /* faults that waited for buffer space */
 	uint64_t retraps;	  /* traps on pages already copied (protection not yet lifted) */
 	uint64_t waits;		  /* traps that waited for the copier to finish copying a page */
-	uint64_t extra_peak;	  /* peak extra bytes: buffer in use (in-thread backends)
-				     or the pages the fork child kept private (fork) */
+	uint64_t extra_peak;	  /* peak extra bytes: buffer slots in use plus the copier's
+				     stage (in-thread backends, <= opts.buffer), or the
+				     fork child's Private_Dirty at exit (fork) */
 } cow_mem_snap_stats;
 
 /*
@@ -279,7 +280,12 @@ typedef struct cow_mem_snap_stats {
  * Returns 0, COW_EINVAL, COW_EBUSY (a snapshot or tracking is active on @r),
  * COW_ENOMEM, COW_EOPNOTSUPP (the forced backend cannot run here),
  * -errno from the kernel (EPERM, ...). On failure nothing is protected and
- * the sink saw nothing. Any thread, for distinct regions concurrently.
+ * the sink got at most begin and end(error), no data. Any thread, for
+ * distinct regions concurrently.
+ *
+ * Memory besides the buffer: one byte of state per page of the region
+ * (256 KiB per GiB), and the buffer is faulted in during setup so trapped
+ * writers do not pay first-touch faults.
  */
 COW_API int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink,
 				   const cow_mem_snap_opts *opts, cow_mem_snap **out);
