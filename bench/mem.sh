@@ -27,6 +27,9 @@ sizes="1024 4096"
 		"$bin" snap "$s" 1 random "$tmp" uffd fork
 	done
 	"$bin" snap 1024 0 hot "$tmp" uffd fork
+	# The mechanism alone: image to /dev/null, no sink bandwidth limit.
+	"$bin" snap 1024 0 random null uffd mprotect fork
+	"$bin" snap 1024 0 hot null uffd fork
 	echo
 	echo "kind,backend,size_mib,dirty_pct,sink,full_ms,incr_ms,ratio,pages"
 	for b in uffd-async uffd mprotect; do
@@ -34,6 +37,12 @@ sizes="1024 4096"
 	done
 	"$bin" ckpt 1024 1 "$tmp" uffd-async file
 	"$bin" ckpt 4096 1 "$tmp" uffd-async mem
+	echo
+	echo "kind,size_mib,thp,uffd_pause_ms,fork_pause_ms,ratio"
+	for s in $sizes; do
+		"$bin" pause "$s" 0 3
+		"$bin" pause "$s" 1 3
+	done
 	echo
 	echo "kind,size_mib,read_ms,eager_ms,lazy_usable_ms,first_touch_us,lazy_total_ms,lazy_vs_read"
 	"$bin" restore 1024 "$tmp"

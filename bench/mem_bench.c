@@ -3,9 +3,10 @@
  * same process and run, plus checkpoints and restore. Prints CSV rows (no
  * header; bench/mem.sh writes it) and never asserts on time.
  *
- *   mem_bench snap SIZE_MIB THP(0|1) PATTERN(random|hot) DIR BACKEND...
+ *   mem_bench snap SIZE_MIB THP(0|1) PATTERN(random|hot) DIR|null BACKEND...
  *       one region, populated once; for each backend: the writer alone
- *       (baseline), then a snapshot into a file in DIR while it writes.
+ *       (baseline), then a snapshot into a file in DIR (or /dev/null: the
+ *       mechanism alone, no sink bandwidth limit) while it writes.
  *       Row: snap,backend,size_mib,thp,pattern,pause_ms,total_ms,extra_mib,
  *            base_mwps,snap_mwps,ratio,fault_p50_us,handler_p50_us,traps,match
  *       fault_p50_us is what the writer saw: the median of its writes that
@@ -14,6 +15,9 @@
  *       full checkpoint, then one after writing DIRTY_PCT of the pages, into
  *       a file (pwrite into the page cache) or a memory buffer.
  *       Row: ckpt,backend,size_mib,dirty_pct,sink,full_ms,incr_ms,ratio,pages
+ *   mem_bench pause SIZE_MIB THP(0|1) RUNS
+ *       the pause alone (no writer, image to /dev/null), uffd then fork,
+ *       RUNS times each; the medians. Row: pause,size_mib,thp,uffd_ms,fork_ms,ratio
  *   mem_bench restore SIZE_MIB DIR
  *       the image is a page-cached file; peer: read() into fresh memory.
  *       Row: restore,size_mib,read_ms,eager_ms,lazy_usable_ms,first_touch_us,
@@ -134,7 +138,9 @@ static int snap(int argc, char **argv)
 	pthread_create(&th, NULL, writer_main, &w);
 	for (int b = 6; b < argc; b++) {
 		cow_mem_backend be = parse_backend(argv[b]);
-		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		bool null = strcmp(dir, "null") == 0;
+		int fd = null ? open("/dev/null", O_WRONLY | O_CLOEXEC)
+			      : open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)
 			die("image file", 0);
 		cow_mem_sink *sink;
@@ -167,9 +173,9 @@ static int snap(int argc, char **argv)
 		if (ns > MAXSLOW)
 			ns = MAXSLOW;
 		qsort(w.slow, ns, sizeof(uint32_t), cmp_u32);
-		printf("snap,%s,%llu,%d,%s,%.3f,%.1f,%.1f,%.2f,%.2f,%.3f,%.2f,%.2f,%llu\n",
+		printf("snap,%s,%llu,%d,%s%s,%.3f,%.1f,%.1f,%.2f,%.2f,%.3f,%.2f,%.2f,%llu\n",
 		       cow_mem_backend_name(st.backend), (unsigned long long)(size >> 20), thp,
-		       pattern, st.pause_ns / 1e6, st.total_ns / 1e6,
+		       pattern, null ? "/null" : "", st.pause_ns / 1e6, st.total_ns / 1e6,
 		       (double)st.extra_peak / 1048576.0, base, during,
 		       base > 0 ? during / base : 0, ns ? w.slow[ns / 2] / 1e3 : 0.0,
 		       st.fault_median_ns / 1e3, (unsigned long long)st.faults);
@@ -179,7 +185,8 @@ static int snap(int argc, char **argv)
 			(unsigned long long)st.retraps, (unsigned long long)st.waits);
 		cow_mem_sink_destroy(sink);
 		close(fd);
-		unlink(path);
+		if (!null)
+			unlink(path);
 	}
 	atomic_store(&w.stop, 1);
 	pthread_join(th, NULL);
@@ -242,6 +249,56 @@ static int ckpt(int argc, char **argv)
 	cow_mem_sink_destroy(sink);
 	close(fd);
 	free(buf);
+	cow_mem_region_destroy(r);
+	return 0;
+}
+
+/* ---- pause ---- */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static int pause_only(int argc, char **argv)
+{
+	if (argc < 5)
+		return 2;
+	uint64_t size = strtoull(argv[2], NULL, 10) << 20;
+	bool thp = atoi(argv[3]);
+	int runs = atoi(argv[4]);
+	if (runs < 1 || runs > 15)
+		runs = 3;
+	cow_mem_region *r;
+	int rc = cow_mem_region_alloc(size, thp ? COW_MEM_THP : 0, &r);
+	if (rc)
+		die("region", rc);
+	char *m = cow_mem_region_addr(r);
+	for (uint64_t i = 0; i < size; i += 4096)
+		m[i] = 1;
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	cow_mem_sink *sink;
+	if (fd < 0 || (rc = cow_mem_sink_fd(fd, 0, &sink)))
+		die("sink", rc);
+	double u[15], f[15];
+	for (int i = 0; i < runs; i++) {
+		cow_mem_snap_stats st;
+		cow_mem_snap_opts o = {.backend = COW_MEM_UFFD};
+		if ((rc = cow_mem_snapshot(r, sink, &o, &st)))
+			die("snapshot", rc);
+		u[i] = st.pause_ns / 1e6;
+		o.backend = COW_MEM_FORK;
+		if ((rc = cow_mem_snapshot(r, sink, &o, &st)))
+			die("fork snapshot", rc);
+		f[i] = st.pause_ns / 1e6;
+	}
+	qsort(u, (size_t)runs, sizeof(double), cmp_dbl);
+	qsort(f, (size_t)runs, sizeof(double), cmp_dbl);
+	printf("pause,%llu,%d,%.3f,%.3f,%.3f\n", (unsigned long long)(size >> 20), thp, u[runs / 2],
+	       f[runs / 2], u[runs / 2] / f[runs / 2]);
+	cow_mem_sink_destroy(sink);
+	close(fd);
 	cow_mem_region_destroy(r);
 	return 0;
 }
@@ -324,6 +381,8 @@ int main(int argc, char **argv)
 		rc = snap(argc, argv);
 	else if (argc > 1 && strcmp(argv[1], "ckpt") == 0)
 		rc = ckpt(argc, argv);
+	else if (argc > 1 && strcmp(argv[1], "pause") == 0)
+		rc = pause_only(argc, argv);
 	else if (argc > 1 && strcmp(argv[1], "restore") == 0)
 		rc = restore(argc, argv);
 	if (rc == 2)

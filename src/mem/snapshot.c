@@ -213,6 +213,36 @@ static void copy_claimed(struct cow_mem_snap *s, size_t page)
 }
 
 /*
+ * Unprotecting one page failed: with mprotect, scattered writes split the
+ * mapping into more areas than vm.max_map_count allows (ENOMEM). Copy every
+ * pending page of the enclosing aligned block, wait until none is being
+ * copied by anyone else, and unprotect the whole block, which merges areas
+ * instead of splitting them; widen the block until that succeeds.
+ */
+static void unprotect_wide(struct cow_mem_snap *s, size_t page)
+{
+	for (size_t blk = 512;; blk *= 8) {
+		size_t lo = page & ~(blk - 1), hi = COW_MIN(lo + blk, s->npages);
+		for (size_t q = lo; q < hi; q++) {
+			uint8_t pend = PENDING;
+			if (atomic_compare_exchange_strong(&s->state[q], &pend, CLAIMED))
+				copy_claimed(s, q);
+		}
+		for (size_t q = lo; q < hi; q++) {
+			for (;;) {
+				uint32_t g = atomic_load(&s->gen);
+				if (atomic_load_explicit(&s->state[q], memory_order_acquire) ==
+				    DONE)
+					break;
+				wait_gen(s, g);
+			}
+		}
+		if (unprotect(s, lo, hi - lo) == 0 || (lo == 0 && hi == s->npages))
+			return;
+	}
+}
+
+/*
  * A write trapped on @addr. The writer copies its page, and, when the
  * buffer has room, the other pending pages of the same fault_pages-aligned
  * block, then lifts the protection of the block in one call: a program
@@ -253,8 +283,9 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 				lo = page;
 				hi = page + 1;
 			}
+			if (unprotect_runs(s, lo, hi))
+				unprotect_wide(s, page);
 			atomic_fetch_sub(&s->inflight, 1);
-			unprotect_runs(s, lo, hi);
 			if (atomic_load(&s->csleep)) {
 				atomic_fetch_add(&s->cgen, 1);
 				cow__futex_wake(&s->cgen);
@@ -268,7 +299,11 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 		}
 		if (st == DONE) {
 			atomic_fetch_add(&s->retraps, 1);
-			unprotect(s, page, 1);
+			if (unprotect(s, page, 1)) {
+				atomic_fetch_add(&s->inflight, 1);
+				unprotect_wide(s, page);
+				atomic_fetch_sub(&s->inflight, 1);
+			}
 			return;
 		}
 		atomic_fetch_add(&s->waits, 1);
