@@ -53,6 +53,7 @@ enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
 #define STAGE_PAGES	    512 /* the copier's stage: 2 MiB, so THP mappings stay whole */
 #define CLAIM_PAGES	    16	/* the copier claims 64 KiB at a time: writers wait at most that */
 #define PROBE_PAGES	    16384   /* protected alone first, to time the rest (64 MiB) */
+#define WP_CHUNK	    8192    /* pages per protect call when two threads share it (32 MiB) */
 #define SPLIT_NS	    1000000 /* split the rest if it would take longer than this */
 #define DEFAULT_FAULT_PAGES 4
 #define NSAMPLES	    65536 /* fault latencies kept for the median */
@@ -91,8 +92,9 @@ struct cow_mem_snap {
 	_Atomic int failed;	   /* sink failed: stop copying, just unprotect */
 
 	/* parallel write-protect at the instant */
-	_Atomic uint32_t phase; /* 0 wait, 1 protect 2nd half, 2 protected, 3 stream */
-	size_t split;		/* page index where the copier's half begins */
+	_Atomic uint32_t phase;	  /* 0 wait, 1 help protect, 3 stream, 4 give up */
+	_Atomic size_t wp_next;	  /* next page to protect at the instant */
+	_Atomic uint32_t wp_busy; /* the copier is protecting a chunk */
 	_Atomic int wp_err;
 
 	pthread_t copier;
@@ -465,10 +467,26 @@ static void stream(struct cow_mem_snap *s)
 	}
 }
 
+/*
+ * Protect chunks of the region until none is left; the caller and the
+ * copier both run this at the instant, so neither waits for the other to
+ * get a CPU (on a busy machine the copier's vCPU may be taken).
+ */
+static void protect_chunks(struct cow_mem_snap *s)
+{
+	for (;;) {
+		size_t at = atomic_fetch_add(&s->wp_next, (size_t)WP_CHUNK);
+		if (at >= s->npages)
+			return;
+		int rc = protect(s, at, COW_MIN((size_t)WP_CHUNK, s->npages - at));
+		if (rc)
+			atomic_store(&s->wp_err, rc);
+	}
+}
+
 static void *copier_main(void *arg)
 {
 	struct cow_mem_snap *s = arg;
-	/* Phase 1: protect our half of the region at the instant. */
 	for (;;) {
 		uint32_t ph = atomic_load(&s->phase);
 		if (ph != 0)
@@ -476,13 +494,12 @@ static void *copier_main(void *arg)
 		cow__futex_wait(&s->phase, 0, 1000000000);
 	}
 	if (atomic_load(&s->phase) == 1) {
-		int rc = protect(s, s->split, s->npages - s->split);
-		if (rc)
-			atomic_store(&s->wp_err, rc);
-		atomic_store(&s->phase, 2);
-		cow__futex_wake(&s->phase);
-		while (atomic_load(&s->phase) == 2)
-			cow__futex_wait(&s->phase, 2, 1000000000);
+		/* Help protect; `busy` goes up before taking a chunk (see start). */
+		atomic_fetch_add(&s->wp_busy, 1);
+		protect_chunks(s);
+		atomic_fetch_sub(&s->wp_busy, 1);
+		while (atomic_load(&s->phase) == 1)
+			cow__futex_wait(&s->phase, 1, 1000000000);
 	}
 	if (atomic_load(&s->phase) == 4) /* start failed */
 		return NULL;
@@ -820,18 +837,20 @@ int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_
 	size_t rest = s->npages - first;
 	bool parallel = !rc && may_split && rest >= 1024 &&
 			(double)dt * (double)rest / (double)first > (double)SPLIT_NS;
-	s->split = parallel ? first + ((rest / 2) & ~(size_t)511) : s->npages;
+	atomic_store(&s->wp_next, first);
 	if (parallel) {
 		atomic_store(&s->phase, 1);
 		cow__futex_wake(&s->phase);
 	}
-	if (!rc && s->split > first)
-		rc = protect(s, first, s->split - first);
-	if (parallel) {
-		while (atomic_load(&s->phase) == 1)
-			cow__futex_wait(&s->phase, 1, 1000000000);
-		if (!rc)
-			rc = atomic_load(&s->wp_err);
+	if (!rc) {
+		protect_chunks(s);
+		/*
+		 * Our last chunk claim came back past the end; a copier chunk is
+		 * still in flight only if it raised `busy` before that claim.
+		 */
+		while (atomic_load(&s->wp_busy) != 0)
+			sched_yield();
+		rc = atomic_load(&s->wp_err);
 	}
 	s->t_started = cow__now_ns();
 	if (rc) {
