@@ -17,6 +17,9 @@ tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/cowmem.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 csv="$out/mem.csv"
 
+# MEM_BENCH_PLOT_ONLY=1 redraws the plots from an existing mem.csv.
+if [ "${MEM_BENCH_PLOT_ONLY:-0}" != 1 ]; then
+
 sizes="1024 4096"
 [ "${MEM_BENCH_BIG:-0}" = 1 ] && sizes="$sizes 8192"
 
@@ -47,6 +50,7 @@ sizes="1024 4096"
 	echo "kind,size_mib,read_ms,eager_ms,lazy_usable_ms,first_touch_us,lazy_total_ms,lazy_vs_read"
 	"$bin" restore 1024 "$tmp"
 } | tee "$csv"
+fi
 
 # Ratios against fork in the same run, per size and page kind.
 awk -F, '$1 == "snap" { k = $3 "," $4 "," $5; v[k "," $2] = $0; keys[k] = 1 }
@@ -62,25 +66,30 @@ END {
 }' "$csv"
 
 if command -v gnuplot >/dev/null 2>&1; then
-	grep '^snap,' "$csv" | grep ',random,' > "$tmp/snap.dat" || true
+	# One file per series, so gnuplot draws lines.
+	awk -F, -v d="$tmp" '$1 == "pause" { print $2, $4 > (d "/pause_uffd_" $3); print $2, $5 > (d "/pause_fork_" $3) }
+		$1 == "snap" && $5 == "random" && $4 == 0 { print $3, $8, $11 > (d "/snap_" $2) }' "$csv"
+	touch "$tmp/pause_uffd_0" "$tmp/pause_fork_0" "$tmp/pause_uffd_1" "$tmp/pause_fork_1" \
+		"$tmp/snap_uffd" "$tmp/snap_fork" "$tmp/snap_mprotect"
 	gnuplot <<GP
-set datafile separator ","
-set terminal pngcairo size 1100,420
+set terminal pngcairo size 1200,420
 set output "$out/mem_snap.png"
-set multiplot layout 1,2 title "live snapshot vs fork(), random writer (4 KiB pages and THP)"
+set multiplot layout 1,3 title "forkless snapshot (uffd) vs fork(), same run"
 set style data linespoints
+set key top left
 set xlabel "region (MiB)"
 set ylabel "pause (ms)"
 set logscale y
-plot "$tmp/snap.dat" using (strcol(2) eq "uffd" && \$4==0 ? \$3 : 1/0):6 title "uffd 4K", \
-     "" using (strcol(2) eq "fork" && \$4==0 ? \$3 : 1/0):6 title "fork 4K", \
-     "" using (strcol(2) eq "uffd" && \$4==1 ? \$3 : 1/0):6 title "uffd THP", \
-     "" using (strcol(2) eq "fork" && \$4==1 ? \$3 : 1/0):6 title "fork THP"
+plot "$tmp/pause_uffd_0" using 1:2 title "uffd 4K", "$tmp/pause_fork_0" using 1:2 title "fork 4K", \
+     "$tmp/pause_uffd_1" using 1:2 title "uffd THP", "$tmp/pause_fork_1" using 1:2 title "fork THP"
+set ylabel "extra memory (MiB), random writer"
+plot "$tmp/snap_uffd" using 1:2 title "uffd (64 MiB buffer)", "$tmp/snap_fork" using 1:2 title "fork", \
+     "$tmp/snap_mprotect" using 1:2 title "mprotect"
 unset logscale y
-set ylabel "extra memory (MiB)"
-plot "$tmp/snap.dat" using (strcol(2) eq "uffd" && \$4==0 ? \$3 : 1/0):8 title "uffd 4K", \
-     "" using (strcol(2) eq "fork" && \$4==0 ? \$3 : 1/0):8 title "fork 4K", \
-     "" using (strcol(2) eq "mprotect" ? \$3 : 1/0):8 title "mprotect 4K"
+set ylabel "writer throughput vs no snapshot"
+set yrange [0:1]
+plot "$tmp/snap_uffd" using 1:3 title "uffd", "$tmp/snap_fork" using 1:3 title "fork", \
+     "$tmp/snap_mprotect" using 1:3 title "mprotect"
 unset multiplot
 GP
 	echo "plot: $out/mem_snap.png"

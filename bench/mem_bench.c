@@ -9,6 +9,7 @@
  *       mechanism alone, no sink bandwidth limit) while it writes.
  *       Row: snap,backend,size_mib,thp,pattern,pause_ms,total_ms,extra_mib,
  *            base_mwps,snap_mwps,ratio,fault_p50_us,handler_p50_us,traps,match
+ *       MEM_BENCH_FAULT_PAGES=N sets opts.fault_pages.
  *       fault_p50_us is what the writer saw: the median of its writes that
  *       took over 1.5 us (a trap or a COW fault), timed around each write.
  *   mem_bench ckpt SIZE_MIB DIRTY_PCT DIR BACKEND [file|mem]
@@ -152,7 +153,8 @@ static int snap(int argc, char **argv)
 		usleep(500000);
 		double base = (double)(atomic_load(&w.writes) - n0) * 1e3 / (double)(now_ns() - t0);
 
-		cow_mem_snap_opts o = {.backend = be};
+		const char *fp = getenv("MEM_BENCH_FAULT_PAGES"); /* opts.fault_pages */
+		cow_mem_snap_opts o = {.backend = be, .fault_pages = fp ? (unsigned)atoi(fp) : 0};
 		cow_mem_snap *s;
 		cow_mem_snap_stats st;
 		pthread_mutex_lock(&w.gate);
