@@ -48,25 +48,38 @@ struct cow_mem_restore {
  */
 static int fill(struct cow_mem_restore *h, size_t off, size_t len, bool zero)
 {
-	uintptr_t dst = (uintptr_t)h->r->addr + off;
-	int rc;
-	if (zero) {
-		struct uffdio_zeropage z = {.range = {.start = dst, .len = len},
-					    .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE};
-		rc = ioctl(h->uffd, UFFDIO_ZEROPAGE, &z);
+	while (len) {
+		uintptr_t dst = (uintptr_t)h->r->addr + off;
+		int64_t done;
+		int rc;
+		if (zero) {
+			struct uffdio_zeropage z = {.range = {.start = dst, .len = len},
+						    .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE};
+			rc = ioctl(h->uffd, UFFDIO_ZEROPAGE, &z);
+			done = z.zeropage;
+		} else {
+			struct uffdio_copy c = {.dst = dst,
+						.src = (uintptr_t)h->src + off,
+						.len = len,
+						.mode = UFFDIO_COPY_MODE_DONTWAKE};
+			rc = ioctl(h->uffd, UFFDIO_COPY, &c);
+			done = c.copy;
+		}
 		if (rc == 0)
-			atomic_fetch_add(&h->zero_chunks, 1);
-	} else {
-		/* Past the image's end the region reads as zeros. */
-		struct uffdio_copy c = {.dst = dst,
-					.src = (uintptr_t)h->src + off,
-					.len = len,
-					.mode = UFFDIO_COPY_MODE_DONTWAKE};
-		rc = ioctl(h->uffd, UFFDIO_COPY, &c);
-		if (rc == 0)
-			atomic_fetch_add(&h->bytes, len);
+			done = (int64_t)len;
+		else if (errno != EAGAIN)
+			return -errno;
+		/* EAGAIN: a partial fill (it stopped at a present page), or retry. */
+		if (done > 0) {
+			if (zero)
+				atomic_fetch_add(&h->zero_chunks, 1);
+			else
+				atomic_fetch_add(&h->bytes, (uint64_t)done);
+			off += (size_t)done;
+			len -= (size_t)done;
+		}
 	}
-	return rc < 0 ? -errno : 0;
+	return 0;
 }
 
 static bool chunk_zero(struct cow_mem_restore *h, size_t off, size_t len)
@@ -117,17 +130,34 @@ static void *prefetch_main(void *arg)
 	struct cow_mem_restore *h = arg;
 	size_t size = h->r->size;
 	for (size_t off = 0; off < size && !h->err; off += BATCH) {
-		size_t blen = COW_MIN((size_t)BATCH, size - off);
-		/* One ioctl for the whole batch when it is uniform and untouched. */
-		bool zero = chunk_zero(h, off, blen);
-		if ((zero || off + blen <= h->len) && fill(h, off, blen, zero) == 0)
-			continue;
-		for (size_t c = off; c < off + blen; c += CHUNK) {
-			int rc = fill_chunk(h, c, COW_MIN((size_t)CHUNK, off + blen - c));
-			if (rc) {
+		size_t bend = COW_MIN(off + (size_t)BATCH, size);
+		/*
+		 * Runs of 64 KiB chunks of one kind (all zero, or data) go in one
+		 * ioctl each: a uniform batch is one call, and zero chunks stay
+		 * holes. Where a touching thread got there first (EEXIST), the
+		 * run is redone chunk by chunk, page by page.
+		 */
+		size_t c = off;
+		while (c < bend && !h->err) {
+			bool zero = chunk_zero(h, c, COW_MIN((size_t)CHUNK, bend - c));
+			bool mixed_tail = !zero && c + CHUNK > h->len;
+			size_t e = c + CHUNK;
+			while (!mixed_tail && e < bend &&
+			       chunk_zero(h, e, COW_MIN((size_t)CHUNK, bend - e)) == zero &&
+			       (zero || e + CHUNK <= h->len))
+				e += CHUNK;
+			e = COW_MIN(e, bend);
+			int rc = mixed_tail ? -EEXIST : fill(h, c, e - c, zero);
+			if (rc == -EEXIST) {
+				rc = 0;
+				for (size_t k = c; k < e && !rc; k += CHUNK)
+					rc = fill_chunk(h, k, COW_MIN((size_t)CHUNK, e - k));
+				if (rc)
+					h->err = rc;
+			} else if (rc) {
 				h->err = rc;
-				break;
 			}
+			c = e;
 		}
 	}
 	h->done_ns = cow__now_ns();
