@@ -124,6 +124,8 @@ typedef struct cow_mem_probe_info {
  * Environment: COW_MEM_BACKEND=uffd|mprotect|fork forces the snapshot
  * backend, and "mprotect" also forces the dirty-tracking fallback (for
  * testing fallbacks on a capable kernel); the probe reports the forced choice.
+ * COW_MEM_MASK_FEATURES=0xN hides userfaultfd feature bits (UFFD_FEATURE_*)
+ * from cowkit, to exercise the fallbacks of older kernels; read once.
  *
  * Returns 0, or COW_EINVAL if @out is NULL. Any thread.
  */

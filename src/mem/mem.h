@@ -68,6 +68,12 @@ int cow__uffd_wp(int fd, void *addr, size_t len, bool wp);
 int cow__pagemap_written(int pagemap_fd, void *addr, size_t len,
 			 int (*fn)(void *ctx, size_t off, size_t len), void *ctx);
 
+/*
+ * Map every page of the range for reading (the zero page on holes), so a
+ * write-protect without WP_UNPOPULATED has a PTE to protect. 0 or -errno.
+ */
+int cow__populate_read(void *addr, size_t len);
+
 /* Forced backend from $COW_MEM_BACKEND, or COW_MEM_AUTO. */
 cow_mem_backend cow__mem_forced(void);
 

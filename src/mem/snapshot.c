@@ -769,8 +769,8 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 		 * Without WP_UNPOPULATED a never-touched page has no PTE to carry
 		 * the protection; map the zero page there first (no memory used).
 		 */
-		if (!unpop && madvise(s->r->addr, s->r->size, 22 /* MADV_POPULATE_READ */))
-			return -errno;
+		if (!unpop && (rc = cow__populate_read(s->r->addr, s->r->size)))
+			return rc;
 	}
 	return cow__trap_add(&s->trap);
 }

@@ -140,10 +140,8 @@ int cow_mem_track_start(cow_mem_region *r, cow_mem_backend backend)
 		rc = cow__uffd_register(t->uffd, r->addr, r->size, UFFDIO_REGISTER_MODE_WP);
 		if (rc)
 			goto fail;
-		if (!p.wp_unpopulated && madvise(r->addr, r->size, 22 /* MADV_POPULATE_READ */)) {
-			rc = -errno;
+		if (!p.wp_unpopulated && (rc = cow__populate_read(r->addr, r->size)))
 			goto fail;
-		}
 	}
 	rc = track_protect(t, 0, r->size, true);
 	if (rc)

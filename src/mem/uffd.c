@@ -170,6 +170,13 @@ static void probe_once(void)
 		else
 			caps.error = -errno;
 		close(fd);
+		/*
+		 * COW_MEM_MASK_FEATURES=0xN hides feature bits, so the tests can
+		 * run the fallbacks of older kernels on this one.
+		 */
+		const char *mask = getenv("COW_MEM_MASK_FEATURES");
+		if (mask && *mask)
+			caps.features &= ~strtoull(mask, NULL, 16);
 	}
 	/* PAGEMAP_SCAN: an empty scan of one mapped page is enough to tell. */
 	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -197,6 +204,18 @@ const struct cow__uffd_caps *cow__uffd_caps(void)
 {
 	pthread_once(&caps_once, probe_once);
 	return &caps;
+}
+
+int cow__populate_read(void *addr, size_t len)
+{
+	if (madvise(addr, len, 22 /* MADV_POPULATE_READ, Linux 5.14 */) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	/* Older kernels: read one byte per page (maps the zero page on holes). */
+	for (size_t off = 0; off < len; off += COW__PAGE)
+		(void)*(volatile const char *)((const char *)addr + off);
+	return 0;
 }
 
 cow_mem_backend cow__mem_forced(void)

@@ -5,7 +5,7 @@
  * was held off), and no write may be lost (the region must equal the
  * writer's shadow copy afterwards). A small buffer forces back-pressure.
  *
- *   test_mem_snapshot uffd|mprotect|fork [thp]
+ *   test_mem_snapshot uffd|mprotect|fork|auto [thp]
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -107,6 +107,10 @@ int main(int argc, char **argv)
 	bool thp = argc > 2 && strcmp(argv[2], "thp") == 0;
 	cow_mem_probe_info p;
 	CHECK_OK(cow_mem_probe(&p));
+	if (b == COW_MEM_AUTO) {
+		b = p.snapshot;
+		printf("auto picks %s: %s\n", cow_mem_backend_name(b), p.snapshot_why);
+	}
 	if (b == COW_MEM_UFFD && (p.uffd_error || !p.wp || !p.sigbus))
 		SKIP("userfaultfd write-protect with SIGBUS unavailable: %s",
 		     p.uffd_error ? cow_strerror(p.uffd_error) : "feature missing");
