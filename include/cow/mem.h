@@ -1,0 +1,392 @@
+/*
+ * cowkit live memory: forkless snapshots, incremental checkpoints and lazy
+ * restore of a running program's memory.
+ *
+ * A *region* is page-aligned anonymous private memory: memory the program
+ * already uses (cow_mem_region_register) or memory cowkit maps for it
+ * (cow_mem_region_alloc, optionally THP-backed). Three things can be done
+ * with a region:
+ *
+ *   snapshot    an image of the region at one instant, streamed into a
+ *               sink while the program keeps running and writing
+ *               (cow_mem_snapshot_start / _wait);
+ *   checkpoint  the pages written since the previous checkpoint, delivered
+ *               to a sink (cow_mem_track_start / cow_mem_checkpoint);
+ *   restore     fill a region from a source, eagerly or lazily (pages on
+ *               first touch, a prefetcher streams the rest).
+ *
+ * A *sink* receives pages: (offset in the region, bytes). It is an opaque
+ * handle made from a file descriptor, a caller's buffer or callbacks; a store
+ * volume will be one more constructor, so code written against cow_mem_sink
+ * does not change when checkpoints move into the store.
+ *
+ * Backends (cow_mem_probe() says which one each operation uses here and why):
+ *
+ *   COW_MEM_UFFD      userfaultfd write-protect with UFFD_FEATURE_SIGBUS: a
+ *                     write to a page not yet copied raises SIGBUS in the
+ *                     writing thread, whose handler copies the page and lifts
+ *                     the protection of that one page. No handler thread, so
+ *                     no cross-vCPU wake-up per fault.
+ *   COW_MEM_UFFD_ASYNC userfaultfd WP_ASYNC + PAGEMAP_SCAN (dirty tracking
+ *                     only): the kernel resolves write faults itself and
+ *                     PAGEMAP_SCAN collects and re-arms the written pages.
+ *   COW_MEM_MPROTECT  mprotect(PROT_READ) + a SIGSEGV handler, the fallback
+ *                     where userfaultfd is missing or not permitted.
+ *   COW_MEM_FORK      fork(); the child streams the image (snapshots only).
+ *
+ * Signals. The in-thread backends install process-wide SIGBUS and SIGSEGV
+ * handlers on first use and keep them. A fault outside cowkit's regions is
+ * passed to the handler that was installed before (or, if that was SIG_DFL or
+ * SIG_IGN, the default action runs: the program dies as it would have). A
+ * program that installs its own SIGSEGV/SIGBUS handler afterwards must chain
+ * to the previous one for cowkit to work.
+ *
+ * Not supported (the calls say COW_EOPNOTSUPP or document the effect):
+ *   - file-backed or shared mappings, hugetlbfs, and mappings that are not
+ *     readable and writable;
+ *   - changing the region's mapping (munmap, mremap, mprotect, MADV_DONTNEED,
+ *     fork of a child that writes it) while a snapshot, tracking or lazy
+ *     restore is active;
+ *   - system calls that write into the region (read(2) into it) while a
+ *     snapshot or lazy restore is in flight with an in-thread backend: the
+ *     kernel cannot deliver the fault to a signal handler, so the call fails
+ *     with EFAULT. The fork backend has no such limit.
+ *
+ * Threading (per region):
+ *
+ *   call                              | may run concurrently with
+ *   ----------------------------------+-----------------------------------
+ *   writes by the program's threads   | everything, except during the
+ *                                     | "quiescent" calls below
+ *   cow_mem_snapshot_start (quiescent)| nothing else touching the region
+ *   cow_mem_snapshot_wait             | writes by any thread
+ *   cow_mem_track_start   (quiescent) | nothing else touching the region
+ *   cow_mem_checkpoint    (quiescent) | nothing else touching the region
+ *   cow_mem_restore*      (quiescent) | reads/writes once it returns (lazy)
+ *
+ * "Quiescent" means no thread may write the region during the call: the call
+ * defines the instant of the image. Different regions are independent.
+ */
+#ifndef COW_MEM_H
+#define COW_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cow/errors.h"
+#include "cow/visibility.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Mechanisms; see the header comment. COW_MEM_AUTO lets cowkit choose. */
+typedef enum cow_mem_backend {
+	COW_MEM_AUTO = 0,
+	COW_MEM_UFFD = 1,
+	COW_MEM_UFFD_ASYNC = 2,
+	COW_MEM_MPROTECT = 3,
+	COW_MEM_FORK = 4,
+	COW_MEM_EAGER = 5, /* restore only: read everything before returning */
+} cow_mem_backend;
+
+/* cow_mem_backend_name - "uffd", "uffd-async", "mprotect", "fork", "eager", "auto". */
+COW_API const char *cow_mem_backend_name(cow_mem_backend b);
+
+/*
+ * What this kernel and process allow, and the backend each operation uses.
+ * Filled by cow_mem_probe(); a plain value, no resources.
+ */
+typedef struct cow_mem_probe_info {
+	int uffd_error;	      /* 0 if a userfaultfd could be created, else -errno */
+	const char *uffd_via; /* "syscall", "syscall (user-mode only)", "/dev/userfaultfd", or "" */
+	uint64_t uffd_features;	  /* UFFDIO_API feature bits the kernel offers */
+	bool wp;		  /* UFFD_FEATURE_PAGEFAULT_FLAG_WP: write-protect */
+	bool wp_async;		  /* UFFD_FEATURE_WP_ASYNC */
+	bool wp_unpopulated;	  /* UFFD_FEATURE_WP_UNPOPULATED */
+	bool sigbus;		  /* UFFD_FEATURE_SIGBUS */
+	bool pagemap_scan;	  /* PAGEMAP_SCAN ioctl on /proc/self/pagemap */
+	char thp[16];		  /* THP mode: "always", "madvise", "never" or "absent" */
+	cow_mem_backend snapshot; /* what COW_MEM_AUTO picks for snapshots */
+	cow_mem_backend track;	  /* ... for dirty tracking */
+	cow_mem_backend restore;  /* ... for lazy restore */
+	char snapshot_why[160];	  /* one sentence each: why that backend */
+	char track_why[160];
+	char restore_why[160];
+} cow_mem_probe_info;
+
+/*
+ * cow_mem_probe - find out what live-memory mechanisms work here.
+ *
+ * @out: filled on success. Never fails for lack of a feature: missing
+ * features are reported in @out and the fallback is named with a reason.
+ * Environment: COW_MEM_BACKEND=uffd|mprotect|fork forces the snapshot
+ * backend, and "mprotect" also forces the dirty-tracking fallback (for
+ * testing fallbacks on a capable kernel); the probe reports the forced choice.
+ * COW_MEM_MASK_FEATURES=0xN hides userfaultfd feature bits (UFFD_FEATURE_*)
+ * from cowkit, to exercise the fallbacks of older kernels; read once.
+ *
+ * Returns 0, or COW_EINVAL if @out is NULL. Any thread.
+ */
+COW_API int cow_mem_probe(cow_mem_probe_info *out);
+
+/* ---- regions ---- */
+
+typedef struct cow_mem_region cow_mem_region;
+
+/* Flags for cow_mem_region_alloc. */
+#define COW_MEM_THP 0x1u /* back the region with transparent huge pages (madvise) */
+
+/*
+ * cow_mem_region_alloc - map a fresh anonymous private region for the caller.
+ *
+ * @size: bytes, rounded up to the page size (to 2 MiB with COW_MEM_THP, and
+ *        the mapping is 2 MiB-aligned so the kernel can use huge pages).
+ * @flags: 0 or COW_MEM_THP.
+ * @out: the new region; free with cow_mem_region_destroy, which unmaps it.
+ *
+ * The memory reads as zeros and is not populated. Returns 0, COW_EINVAL
+ * (size 0, unknown flag, NULL out), COW_ENOMEM. Any thread.
+ */
+COW_API int cow_mem_region_alloc(size_t size, unsigned flags, cow_mem_region **out);
+
+/*
+ * cow_mem_region_register - adopt memory the program already uses.
+ *
+ * @addr, @size: page-aligned, covered entirely by anonymous private
+ *        read-write mappings (malloc'd arenas of large size, mmap'd memory).
+ * @out: the handle; cow_mem_region_destroy releases the handle only, never
+ *        the memory, which stays the caller's.
+ *
+ * Returns 0, COW_EINVAL (unaligned, empty, NULL), COW_EOPNOTSUPP (part of the
+ * range is unmapped, file-backed, shared or not read-write), COW_ENOMEM.
+ */
+COW_API int cow_mem_region_register(void *addr, size_t size, cow_mem_region **out);
+
+/*
+ * cow_mem_region_destroy - release a region handle. Accepts NULL.
+ *
+ * Stops dirty tracking if on. Must not be called while a snapshot of the
+ * region is in flight (wait for it first). Unmaps the memory only if cowkit
+ * allocated it.
+ */
+COW_API void cow_mem_region_destroy(cow_mem_region *r);
+
+/* Address and size of a region. Valid for the handle's lifetime. */
+COW_API void *cow_mem_region_addr(const cow_mem_region *r);
+COW_API size_t cow_mem_region_size(const cow_mem_region *r);
+
+/* ---- sinks: where images and checkpoints go ---- */
+
+typedef struct cow_mem_sink cow_mem_sink;
+
+/* Kinds of data a sink receives (cow_mem_sink_ops.begin). */
+typedef enum cow_mem_image_kind {
+	COW_MEM_IMAGE_FULL = 1,	 /* every page of the region follows */
+	COW_MEM_IMAGE_DELTA = 2, /* only pages written since the previous checkpoint */
+} cow_mem_image_kind;
+
+/*
+ * Callbacks for a custom sink. All are called from one thread at a time
+ * (a cowkit copier thread or the caller's thread), never from a signal
+ * handler. @data points into the region or into cowkit's buffer and is
+ * valid only during the call.
+ *
+ * A callback must not wait for a thread that writes the region: during a
+ * live snapshot such a thread may itself be waiting for the copier.
+ *
+ * begin: a new image of @size bytes starts (may be NULL).
+ * write: @len bytes at region offset @off; page-aligned; each page at most
+ *        once per image, in no particular order. Return 0 or a negative code
+ *        to abort the image (the code is returned by the waiting call).
+ * end:   the image is complete (@status 0) or abandoned (@status < 0). May
+ *        be NULL. For a delta, "complete" means the sink now holds the new
+ *        version.
+ */
+typedef struct cow_mem_sink_ops {
+	int (*begin)(void *ctx, cow_mem_image_kind kind, uint64_t size);
+	int (*write)(void *ctx, uint64_t off, const void *data, size_t len);
+	int (*end)(void *ctx, int status);
+} cow_mem_sink_ops;
+
+/*
+ * cow_mem_sink_fd - a sink that pwrite()s each page at @base + offset of @fd.
+ * The fd stays the caller's (not closed). With the fork backend the child
+ * writes to it directly. Returns 0, COW_EINVAL, COW_ENOMEM.
+ */
+COW_API int cow_mem_sink_fd(int fd, uint64_t base, cow_mem_sink **out);
+
+/*
+ * cow_mem_sink_buffer - a sink that copies pages into @buf at their offset.
+ * @len must be at least the region size; the buffer stays the caller's and
+ * must outlive the sink. Returns 0, COW_EINVAL, COW_ENOMEM.
+ */
+COW_API int cow_mem_sink_buffer(void *buf, size_t len, cow_mem_sink **out);
+
+/*
+ * cow_mem_sink_callbacks - a sink calling @ops with @ctx. @ops is copied.
+ * Returns 0, COW_EINVAL (NULL ops or ops->write), COW_ENOMEM.
+ */
+COW_API int cow_mem_sink_callbacks(const cow_mem_sink_ops *ops, void *ctx, cow_mem_sink **out);
+
+/* cow_mem_sink_destroy - free a sink (not the fd/buffer behind it). Accepts NULL. */
+COW_API void cow_mem_sink_destroy(cow_mem_sink *s);
+
+/* ---- forkless snapshots ---- */
+
+typedef struct cow_mem_snap cow_mem_snap;
+
+typedef struct cow_mem_snap_opts {
+	cow_mem_backend backend; /* COW_MEM_AUTO (default), _UFFD, _MPROTECT or _FORK */
+	size_t buffer;		 /* bytes for pages copied ahead of writes; 0 = 64 MiB */
+	unsigned threads;	 /* threads write-protecting at the instant; 0 = online CPUs */
+	unsigned fault_pages;	 /* pages a trapped write copies: its aligned block, a power
+				    of two up to 64 (rounded down); 0 = 4. More pages per
+				    trap: fewer traps for scattered writers, each one longer */
+} cow_mem_snap_opts;
+
+typedef struct cow_mem_snap_stats {
+	cow_mem_backend backend;  /* the one that ran */
+	uint64_t pause_ns;	  /* time inside cow_mem_snapshot_start (the instant) */
+	uint64_t total_ns;	  /* start to image complete */
+	uint64_t pages;		  /* pages delivered to the sink */
+	uint64_t faults;	  /* writes trapped before their page was copied */
+	uint64_t fault_median_ns; /* median time spent in a fault (sampled), 0 if none */
+	uint64_t stalls;	  /* faults that waited for buffer space */
+	uint64_t retraps;	  /* traps on pages already copied (protection not yet lifted) */
+	uint64_t waits;		  /* traps that waited for the copier to finish copying a page */
+	uint64_t extra_peak;	  /* peak extra bytes: buffer slots in use plus the copier's
+				     stage (in-thread backends, <= opts.buffer), or the
+				     fork child's Private_Dirty at exit (fork) */
+} cow_mem_snap_stats;
+
+/*
+ * cow_mem_snapshot_start - take the image of @r at this instant.
+ *
+ * @r: the region; no thread may write it during this call (the pause).
+ *     The pause is the write-protection of the whole region (userfaultfd,
+ *     split over opts.threads threads; mprotect) or fork() itself. Setup
+ *     before the pause (buffer, copier thread) is not part of it.
+ * @sink: receives the image (a FULL image: every page exactly once); must
+ *        stay alive until cow_mem_snapshot_wait returns.
+ * @opts: NULL for defaults.
+ * @out: the in-flight snapshot; finish it with cow_mem_snapshot_wait.
+ *
+ * Returns after the region is protected (in-thread backends) or forked
+ * (fork backend); the program may then write freely: a write to a page not
+ * yet copied waits until that page is copied (into the buffer when the
+ * writer gets there first). When the buffer is full, writers wait for the
+ * copier to drain it: extra memory stays within opts.buffer.
+ *
+ * Returns 0, COW_EINVAL, COW_EBUSY (a snapshot or tracking is active on @r),
+ * COW_ENOMEM, COW_EOPNOTSUPP (the forced backend cannot run here),
+ * -errno from the kernel (EPERM, ...). On failure nothing is protected and
+ * the sink got at most begin and end(error), no data. Any thread, for
+ * distinct regions concurrently.
+ *
+ * Memory besides the buffer: one byte of state per page of the region
+ * (256 KiB per GiB), and the buffer is faulted in during setup so trapped
+ * writers do not pay first-touch faults.
+ */
+COW_API int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink,
+				   const cow_mem_snap_opts *opts, cow_mem_snap **out);
+
+/*
+ * cow_mem_snapshot_wait - wait until the image is complete, then free @s.
+ *
+ * @stats: filled if not NULL (also on failure, as far as known).
+ * Returns 0, or the first error: a sink write's code, -errno of the fork
+ * child or of I/O. The region is unprotected on return either way.
+ * Call once, from any thread.
+ */
+COW_API int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *stats);
+
+/* cow_mem_snapshot - start + wait. */
+COW_API int cow_mem_snapshot(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+			     cow_mem_snap_stats *stats);
+
+/* ---- dirty tracking and incremental checkpoints ---- */
+
+typedef struct cow_mem_ckpt_stats {
+	cow_mem_backend backend; /* COW_MEM_UFFD_ASYNC, _UFFD or _MPROTECT */
+	uint64_t pages;		 /* pages delivered */
+	uint64_t runs;		 /* contiguous runs delivered */
+	uint64_t scan_ns;	 /* collecting and re-arming the dirty set */
+	uint64_t total_ns;	 /* the whole call */
+	bool full;		 /* this checkpoint delivered every page */
+} cow_mem_ckpt_stats;
+
+/*
+ * cow_mem_track_start - begin tracking writes to @r.
+ *
+ * @backend: COW_MEM_AUTO, COW_MEM_UFFD_ASYNC, COW_MEM_UFFD or COW_MEM_MPROTECT.
+ * Quiescent. The next cow_mem_checkpoint delivers every page (a FULL image);
+ * later ones deliver the pages written since the previous one (DELTA).
+ * Returns 0, COW_EINVAL, COW_EBUSY (already tracking or a snapshot is in
+ * flight), COW_EOPNOTSUPP, COW_ENOMEM, -errno.
+ */
+COW_API int cow_mem_track_start(cow_mem_region *r, cow_mem_backend backend);
+
+/*
+ * cow_mem_checkpoint - deliver the pages written since the previous
+ * checkpoint (all pages the first time) to @sink and re-arm tracking.
+ *
+ * Quiescent: the pages are copied during the call, so the pause is
+ * proportional to the number of dirty pages. Returns 0, COW_EINVAL (not
+ * tracking), a sink's error (tracking then stays armed and the next
+ * checkpoint is FULL again, so nothing is lost), -errno.
+ */
+COW_API int cow_mem_checkpoint(cow_mem_region *r, cow_mem_sink *sink, cow_mem_ckpt_stats *stats);
+
+/* cow_mem_track_stop - stop tracking; no-op if not tracking. Quiescent. */
+COW_API void cow_mem_track_stop(cow_mem_region *r);
+
+/* ---- restore ---- */
+
+typedef struct cow_mem_restore cow_mem_restore;
+
+typedef struct cow_mem_restore_stats {
+	cow_mem_backend backend; /* COW_MEM_UFFD (lazy) or COW_MEM_EAGER */
+	uint64_t setup_ns;	 /* inside cow_mem_restore_start */
+	uint64_t total_ns;	 /* until every page was present */
+	uint64_t faults;	 /* first touches served in the touching thread */
+	uint64_t first_fault_ns; /* the first of them */
+	uint64_t zero_chunks;	 /* chunks left as holes (zero page) */
+	uint64_t bytes;		 /* bytes copied in */
+} cow_mem_restore_stats;
+
+/*
+ * cow_mem_restore_start - fill @r from @src (@len bytes, the image).
+ *
+ * @r: a region cowkit allocated and nobody has touched yet (lazy restore
+ *     needs its pages missing); for COW_MEM_EAGER any region.
+ * @src: the image, @len bytes, a multiple of 4096 (the rest of the region
+ *     reads as zeros); must stay valid and unchanged until cow_mem_restore_wait
+ *     returns. A file can be used by mmap'ing it (PROT_READ, MAP_PRIVATE).
+ * @backend: COW_MEM_AUTO (lazy where userfaultfd allows, else eager),
+ *     COW_MEM_UFFD (lazy) or COW_MEM_EAGER.
+ * @out: handle; finish with cow_mem_restore_wait.
+ *
+ * Lazy: returns at once; a thread touching a missing page gets it (and its
+ * 64 KiB neighbourhood) in its own signal handler; a prefetcher thread fills
+ * the rest in 2 MiB batches. All-zero chunks stay holes (the zero page).
+ * Eager: copies everything before returning.
+ *
+ * Returns 0, COW_EINVAL (@len > region size, NULL), COW_EBUSY,
+ * COW_EOPNOTSUPP (lazy forced but unavailable), COW_ENOMEM, -errno.
+ */
+COW_API int cow_mem_restore_start(cow_mem_region *r, const void *src, size_t len,
+				  cow_mem_backend backend, cow_mem_restore **out);
+
+/*
+ * cow_mem_restore_wait - wait until every page is present, then free @h.
+ * Returns 0 or -errno. @stats filled if not NULL.
+ */
+COW_API int cow_mem_restore_wait(cow_mem_restore *h, cow_mem_restore_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * mem: live memory of the calling process. Private declarations shared by
+ * the files of this layer:
+ *
+ *   uffd.c      userfaultfd and PAGEMAP_SCAN plumbing (constants the older
+ *               system headers lack, open with fallbacks, feature probe)
+ *   probe.c     cow_mem_probe: what works here, which backend and why
+ *   region.c    regions: allocate, register (checks /proc/self/maps)
+ *   sink.c      sinks: fd, buffer, callbacks
+ *   trap.c      the process-wide SIGSEGV/SIGBUS handler and the table of
+ *               trapped ranges it dispatches on (chains foreign faults)
+ *   snapshot.c  live snapshots: in-thread backends and the fork backend
+ *   track.c     dirty tracking and incremental checkpoints
+ *   restore.c   eager and lazy restore
+ *
+ * Invariant of every in-thread mechanism: a protected page is only
+ * unprotected after its pre-write content has been copied, and the fault
+ * handler never returns for a page whose content is still needed.
+ */
+#ifndef COW_MEM_MEM_H
+#define COW_MEM_MEM_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "cow/mem.h"
+
+#define COW__PAGE	4096u
+#define COW__PAGE_SHIFT 12
+#define COW__HUGE	(2u << 20)
+
+/* ---- uffd.c ---- */
+
+/* Feature bits newer than some system headers; the kernel decides at run time. */
+#define COW__UFFD_SIGBUS	 (1ull << 7)
+#define COW__UFFD_WP		 (1ull << 0)
+#define COW__UFFD_WP_UNPOPULATED (1ull << 13)
+#define COW__UFFD_WP_ASYNC	 (1ull << 15)
+
+/* Flags of the process-wide probe, computed once. */
+struct cow__uffd_caps {
+	int error;	   /* 0 or -errno of creating a userfaultfd */
+	const char *via;   /* how it was created */
+	uint64_t features; /* offered by UFFDIO_API */
+	bool pagemap_scan; /* PAGEMAP_SCAN works */
+};
+const struct cow__uffd_caps *cow__uffd_caps(void);
+
+/*
+ * A new userfaultfd with exactly @features enabled (UFFDIO_API done), or
+ * -errno (-EOPNOTSUPP if the kernel lacks one of them).
+ */
+int cow__uffd_open(uint64_t features);
+/* UFFDIO_REGISTER @mode over [addr, addr+len): 0 or -errno. */
+int cow__uffd_register(int fd, void *addr, size_t len, uint64_t mode);
+/* UFFDIO_WRITEPROTECT: protect (wp) or unprotect a range; async-signal-safe. */
+int cow__uffd_wp(int fd, void *addr, size_t len, bool wp);
+
+/*
+ * PAGEMAP_SCAN for written pages in [addr, addr+len), re-protecting them
+ * (get-and-clear). Calls @fn for each run (offset from @addr, bytes); stops
+ * on its first nonzero return. 0 or -errno.
+ */
+int cow__pagemap_written(int pagemap_fd, void *addr, size_t len,
+			 int (*fn)(void *ctx, size_t off, size_t len), void *ctx);
+
+/*
+ * Map every page of the range for reading (the zero page on holes), so a
+ * write-protect without WP_UNPOPULATED has a PTE to protect. 0 or -errno.
+ */
+int cow__populate_read(void *addr, size_t len);
+
+/* Forced backend from $COW_MEM_BACKEND, or COW_MEM_AUTO. */
+cow_mem_backend cow__mem_forced(void);
+
+/* ---- region.c ---- */
+
+enum { COW__R_IDLE, COW__R_SNAP, COW__R_TRACK, COW__R_RESTORE };
+
+struct cow__track; /* track.c */
+
+struct cow_mem_region {
+	char *addr;
+	size_t size;
+	bool owned;	  /* cowkit mapped it: destroy unmaps */
+	bool thp;	  /* allocated with COW_MEM_THP */
+	_Atomic int mode; /* COW__R_*: one activity at a time */
+	struct cow__track *track;
+};
+
+/* Claim the region for an activity: 0 or COW_EBUSY. */
+int cow__region_claim(cow_mem_region *r, int mode);
+void cow__region_release(cow_mem_region *r);
+
+/* ---- sink.c ---- */
+
+int cow__sink_begin(cow_mem_sink *s, cow_mem_image_kind kind, uint64_t size);
+int cow__sink_write(cow_mem_sink *s, uint64_t off, const void *data, size_t len);
+int cow__sink_end(cow_mem_sink *s, int status);
+/* @n buffers of @iov, contiguous at @off: one pwritev for fd sinks. */
+struct iovec;
+int cow__sink_writev(cow_mem_sink *s, uint64_t off, const struct iovec *iov, int n);
+/* The fd a forked child may write to directly, with its base offset; -1 if none. */
+int cow__sink_fd(const cow_mem_sink *s, uint64_t *base);
+
+/* ---- trap.c ---- */
+
+/*
+ * A trapped range. fault() runs in a signal handler, in the faulting thread,
+ * for a fault at @addr inside [start, end); it must be async-signal-safe and
+ * return once a retry of the access will succeed (or fault again harmlessly).
+ */
+struct cow__trap {
+	uintptr_t start, end;
+	int sig; /* SIGBUS (userfaultfd) or SIGSEGV (mprotect) */
+	void (*fault)(struct cow__trap *t, uintptr_t addr);
+};
+
+/* Make @t live (installs the handlers on first use): 0, COW_EBUSY (table full), -errno. */
+int cow__trap_add(struct cow__trap *t);
+/* Retire @t; returns once no handler can still be running it. */
+void cow__trap_remove(struct cow__trap *t);
+
+/* Futex helpers (async-signal-safe). */
+void cow__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t timeout_ns);
+void cow__futex_wake(_Atomic uint32_t *word);
+
+/* Is @len bytes at @p all zero? */
+bool cow__is_zero(const void *p, size_t len);
+
+/* Median of @n samples (sorted in place); 0 if n == 0. */
+uint64_t cow__median(uint32_t *v, size_t n);
+
+/* Online CPUs, at least 1. */
+unsigned cow__ncpu(void);
+
+#endif

@@ -1,0 +1,933 @@
+/*
+ * Live snapshots of a region.
+ *
+ * In-thread backends (userfaultfd SIGBUS, mprotect + SIGSEGV). Each page has
+ * a state byte:
+ *
+ *      PENDING --claim (CAS)--> CLAIMED --copied, then store--> DONE
+ *
+ * exactly one party claims a page: the copier thread, streaming the region
+ * into the sink in 64 KiB runs straight from the still-protected memory, or
+ * a writer whose write trapped, which copies the page into a buffer slot
+ * and queues the slot for the copier. A page is unprotected only after it
+ * reached DONE, so the image holds every page as it was at the instant.
+ * A writer that traps on a CLAIMED page waits (futex) until the claimer is
+ * done; on a DONE page it only lifts the protection.
+ *
+ * The buffer: opts.buffer bytes of 4 KiB slots, taken by writers with a CAS
+ * on a bitmap, returned by the copier after the sink consumed them. When all
+ * slots are taken, writers wait: extra memory never exceeds the buffer,
+ * whatever the write rate (back-pressure). The copier drains queued slots
+ * before streaming further.
+ *
+ * The instant: the caller keeps writers off the region during
+ * cow_mem_snapshot_start. With userfaultfd the range is write-protected by
+ * several threads at once (the ioctl takes the mmap lock shared), which is
+ * what makes the pause shorter than fork's page-table copy; mprotect takes
+ * it exclusively, so it runs in one thread.
+ *
+ * Fork backend: fork() is the instant; the child writes the region to an fd
+ * sink directly, or into a pipe that the copier thread turns into sink
+ * writes, then reports its Private_Dirty (the pages the parent's writes
+ * left it holding: fork's extra memory) and exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mem/mem.h"
+
+enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
+
+#define STAGE_PAGES	    512 /* the copier's stage: 2 MiB, so THP mappings stay whole */
+#define CLAIM_PAGES	    16	/* the copier claims 64 KiB at a time: writers wait at most that */
+#define PROBE_PAGES	    16384   /* protected alone first, to time the rest (64 MiB) */
+#define WP_CHUNK	    8192    /* pages per protect call when two threads share it (32 MiB) */
+#define SPLIT_NS	    1000000 /* split the rest if it would take longer than this */
+#define DEFAULT_FAULT_PAGES 4
+#define NSAMPLES	    65536 /* fault latencies kept for the median */
+#define PIPE_CHUNK	    (1u << 20)
+
+struct cow_mem_snap {
+	struct cow__trap trap; /* first: the fault handler gets a trap pointer */
+	cow_mem_region *r;
+	cow_mem_sink *sink;
+	cow_mem_backend backend;
+	int uffd;
+	uint64_t t0, t_started;
+	size_t npages;
+	_Atomic uint8_t *state;
+
+	/* the copier's stage (taken from the buffer budget) */
+	char *stage;
+	size_t stage_pages;
+	size_t fault_pages; /* pages a trapped writer copies: a power of two */
+
+	/* buffer slots */
+	char *buf;
+	size_t nslots, nwords;
+	_Atomic uint64_t *used_bits;
+	uint32_t *slot_page;
+	_Atomic uint32_t *slot_next;
+	uint32_t *order;	/* the copier's scratch for sorting drained slots */
+	_Atomic uint32_t ready; /* stack of slot+1, 0 = empty */
+	_Atomic size_t used, peak;
+
+	_Atomic uint32_t gen;	   /* bumped when pages or slots become DONE/free */
+	_Atomic uint32_t waiters;  /* writers sleeping on gen */
+	_Atomic uint32_t cgen;	   /* bumped when a slot is queued */
+	_Atomic uint32_t csleep;   /* copier sleeping on cgen */
+	_Atomic uint32_t inflight; /* pages claimed by writers, not yet queued */
+	_Atomic int failed;	   /* sink failed: stop copying, just unprotect */
+
+	/* parallel write-protect at the instant */
+	_Atomic uint32_t phase;	  /* 0 wait, 1 help protect, 3 stream, 4 give up */
+	_Atomic size_t wp_next;	  /* next page to protect at the instant */
+	_Atomic uint32_t wp_busy; /* the copier is protecting a chunk */
+	_Atomic int wp_err;
+
+	pthread_t copier;
+	bool have_copier;
+	int err;
+
+	_Atomic uint64_t faults, stalls, nsamples, retraps, waits;
+	uint32_t *samples;
+
+	/* fork backend */
+	pid_t child;
+	int data_fd, status_fd;
+	uint64_t extra_fork;
+};
+
+static void *map_zeroed(size_t len)
+{
+	void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int unprotect(struct cow_mem_snap *s, size_t page, size_t npages)
+{
+	char *p = s->r->addr + (page << COW__PAGE_SHIFT);
+	size_t len = npages << COW__PAGE_SHIFT;
+	if (s->backend == COW_MEM_UFFD)
+		return cow__uffd_wp(s->uffd, p, len, false);
+	return mprotect(p, len, PROT_READ | PROT_WRITE) ? -errno : 0;
+}
+
+static int protect(struct cow_mem_snap *s, size_t page, size_t npages)
+{
+	char *p = s->r->addr + (page << COW__PAGE_SHIFT);
+	size_t len = npages << COW__PAGE_SHIFT;
+	if (s->backend == COW_MEM_UFFD)
+		return cow__uffd_wp(s->uffd, p, len, true);
+	return mprotect(p, len, PROT_READ) ? -errno : 0;
+}
+
+/* ---- the writer's side: runs in a signal handler ---- */
+
+static void wait_gen(struct cow_mem_snap *s, uint32_t g)
+{
+	atomic_fetch_add(&s->waiters, 1);
+	cow__futex_wait(&s->gen, g, 1000000);
+	atomic_fetch_sub(&s->waiters, 1);
+}
+
+static size_t slot_get(struct cow_mem_snap *s)
+{
+	bool stalled = false;
+	for (;;) {
+		uint32_t g = atomic_load(&s->gen);
+		for (size_t w = 0; w < s->nwords; w++) {
+			uint64_t v = atomic_load(&s->used_bits[w]);
+			while (~v) {
+				unsigned bit = (unsigned)__builtin_ctzll(~v);
+				size_t slot = w * 64 + bit;
+				if (slot >= s->nslots)
+					break;
+				if (atomic_compare_exchange_weak(&s->used_bits[w], &v,
+								 v | (1ull << bit))) {
+					size_t u = atomic_fetch_add(&s->used, 1) + 1;
+					size_t pk = atomic_load(&s->peak);
+					while (u > pk &&
+					       !atomic_compare_exchange_weak(&s->peak, &pk, u))
+						;
+					return slot;
+				}
+			}
+		}
+		if (!stalled) {
+			stalled = true;
+			atomic_fetch_add(&s->stalls, 1);
+		}
+		if (atomic_load(&s->csleep)) {
+			atomic_fetch_add(&s->cgen, 1);
+			cow__futex_wake(&s->cgen);
+		}
+		wait_gen(s, g);
+	}
+}
+
+/* Lift the protection of every run of DONE pages in [lo, hi). */
+static int unprotect_runs(struct cow_mem_snap *s, size_t lo, size_t hi)
+{
+	int rc = 0;
+	size_t i = lo;
+	while (i < hi) {
+		while (i < hi && atomic_load_explicit(&s->state[i], memory_order_acquire) != DONE)
+			i++;
+		size_t j = i;
+		while (j < hi && atomic_load_explicit(&s->state[j], memory_order_acquire) == DONE)
+			j++;
+		if (j > i) {
+			int r = unprotect(s, i, j - i);
+			if (r && !rc)
+				rc = r;
+		}
+		i = j;
+	}
+	return rc;
+}
+
+/* Copy a page this thread claimed into a buffer slot, queue it, mark it DONE. */
+static void copy_claimed(struct cow_mem_snap *s, size_t page)
+{
+	size_t slot = slot_get(s);
+	memcpy(s->buf + (slot << COW__PAGE_SHIFT), s->r->addr + (page << COW__PAGE_SHIFT),
+	       COW__PAGE);
+	s->slot_page[slot] = (uint32_t)page;
+	uint32_t head = atomic_load(&s->ready);
+	do {
+		atomic_store_explicit(&s->slot_next[slot], head, memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak(&s->ready, &head, (uint32_t)slot + 1));
+	atomic_store_explicit(&s->state[page], DONE, memory_order_release);
+}
+
+/*
+ * Unprotecting one page failed: with mprotect, scattered writes split the
+ * mapping into more areas than vm.max_map_count allows (ENOMEM). Copy every
+ * pending page of the enclosing aligned block, wait until none is being
+ * copied by anyone else, and unprotect the whole block, which merges areas
+ * instead of splitting them; widen the block until that succeeds.
+ */
+static void unprotect_wide(struct cow_mem_snap *s, size_t page)
+{
+	for (size_t blk = 512;; blk *= 8) {
+		size_t lo = page & ~(blk - 1), hi = COW_MIN(lo + blk, s->npages);
+		for (size_t q = lo; q < hi; q++) {
+			uint8_t pend = PENDING;
+			if (atomic_compare_exchange_strong(&s->state[q], &pend, CLAIMED))
+				copy_claimed(s, q);
+		}
+		for (size_t q = lo; q < hi; q++) {
+			for (;;) {
+				uint32_t g = atomic_load(&s->gen);
+				if (atomic_load_explicit(&s->state[q], memory_order_acquire) ==
+				    DONE)
+					break;
+				wait_gen(s, g);
+			}
+		}
+		if (unprotect(s, lo, hi - lo) == 0 || (lo == 0 && hi == s->npages))
+			return;
+	}
+}
+
+/*
+ * A write trapped on @addr. The writer copies its page, and, when the
+ * buffer has room, the other pending pages of the same fault_pages-aligned
+ * block, then lifts the protection of the block in one call: a program
+ * that writes all over the region takes one trap per block instead of one
+ * per page, and one TLB flush instead of fault_pages.
+ */
+static void snap_fault(struct cow__trap *t, uintptr_t addr)
+{
+	struct cow_mem_snap *s = (struct cow_mem_snap *)t;
+	uint64_t t0 = cow__now_ns();
+	size_t page = (addr - t->start) >> COW__PAGE_SHIFT;
+	for (;;) {
+		uint32_t g = atomic_load(&s->gen);
+		uint8_t st = atomic_load_explicit(&s->state[page], memory_order_acquire);
+		if (st == PENDING && atomic_load(&s->failed)) {
+			unprotect(s, page, 1);
+			return;
+		}
+		if (st == PENDING) {
+			uint8_t want = PENDING;
+			atomic_fetch_add(&s->inflight, 1);
+			if (!atomic_compare_exchange_strong(&s->state[page], &want, CLAIMED)) {
+				atomic_fetch_sub(&s->inflight, 1);
+				continue;
+			}
+			copy_claimed(s, page);
+			size_t lo = page & ~(s->fault_pages - 1);
+			size_t hi = COW_MIN(lo + s->fault_pages, s->npages);
+			if (s->fault_pages > 1 &&
+			    atomic_load(&s->used) + s->fault_pages <= s->nslots) {
+				for (size_t q = lo; q < hi; q++) {
+					uint8_t pend = PENDING;
+					if (q != page && atomic_compare_exchange_strong(
+								 &s->state[q], &pend, CLAIMED))
+						copy_claimed(s, q);
+				}
+			} else {
+				lo = page;
+				hi = page + 1;
+			}
+			if (unprotect_runs(s, lo, hi))
+				unprotect_wide(s, page);
+			atomic_fetch_sub(&s->inflight, 1);
+			if (atomic_load(&s->csleep)) {
+				atomic_fetch_add(&s->cgen, 1);
+				cow__futex_wake(&s->cgen);
+			}
+			uint64_t n = atomic_fetch_add(&s->faults, 1);
+			if (n < NSAMPLES) {
+				s->samples[n] = (uint32_t)COW_MIN(cow__now_ns() - t0, UINT32_MAX);
+				atomic_fetch_add(&s->nsamples, 1);
+			}
+			return;
+		}
+		if (st == DONE) {
+			atomic_fetch_add(&s->retraps, 1);
+			if (unprotect(s, page, 1)) {
+				atomic_fetch_add(&s->inflight, 1);
+				unprotect_wide(s, page);
+				atomic_fetch_sub(&s->inflight, 1);
+			}
+			return;
+		}
+		atomic_fetch_add(&s->waits, 1);
+		wait_gen(s, g); /* CLAIMED by the copier: wait for its memcpy */
+	}
+}
+
+/* ---- the copier ---- */
+
+static void bump(struct cow_mem_snap *s)
+{
+	atomic_fetch_add(&s->gen, 1);
+	if (atomic_load(&s->waiters))
+		cow__futex_wake(&s->gen);
+}
+
+static void fail(struct cow_mem_snap *s, int rc)
+{
+	if (!s->err)
+		s->err = rc;
+	atomic_store(&s->failed, 1);
+}
+
+static const struct cow_mem_snap *sort_snap; /* only the copier sorts; one at a time */
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int by_page(const void *a, const void *b)
+{
+	uint32_t x = sort_snap->slot_page[*(const uint32_t *)a];
+	uint32_t y = sort_snap->slot_page[*(const uint32_t *)b];
+	return (x > y) - (x < y);
+}
+
+/*
+ * Hand the queued slots to the sink, sorted by page, contiguous pages in
+ * one vectored write (a fault block is contiguous), then free the slots.
+ * Waits until at least @min slots are queued, so that sorting finds
+ * neighbours; 0 drains whatever is there.
+ */
+static bool drain(struct cow_mem_snap *s, size_t min)
+{
+	if (min && atomic_load(&s->used) < min)
+		return false;
+	uint32_t top = atomic_exchange(&s->ready, 0);
+	if (!top)
+		return false;
+	size_t n = 0;
+	while (top) {
+		s->order[n++] = top - 1;
+		top = atomic_load_explicit(&s->slot_next[top - 1], memory_order_relaxed);
+	}
+	pthread_mutex_lock(&sort_lock);
+	sort_snap = s;
+	qsort(s->order, n, sizeof(uint32_t), by_page);
+	pthread_mutex_unlock(&sort_lock);
+	struct iovec iov[64];
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && j - i < COW_ARRAY_SIZE(iov) &&
+		       (j == i || s->slot_page[s->order[j]] == s->slot_page[s->order[j - 1]] + 1)) {
+			iov[j - i].iov_base = s->buf + ((size_t)s->order[j] << COW__PAGE_SHIFT);
+			iov[j - i].iov_len = COW__PAGE;
+			j++;
+		}
+		if (!atomic_load(&s->failed)) {
+			int rc = cow__sink_writev(
+				s->sink, (uint64_t)s->slot_page[s->order[i]] << COW__PAGE_SHIFT,
+				iov, (int)(j - i));
+			if (rc)
+				fail(s, rc);
+		}
+		for (size_t k = i; k < j; k++) {
+			size_t slot = s->order[k];
+			/* Count down first, so `used` never exceeds the slots taken. */
+			atomic_fetch_sub(&s->used, 1);
+			atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
+		}
+		i = j;
+	}
+	bump(s);
+	return true;
+}
+
+/*
+ * Lift the protection of [lo, hi), where every page is DONE or CLAIMED by a
+ * writer (which lifts its own page when it is done). One ioctl per run of
+ * DONE pages: each call flushes TLBs on every CPU running the program, an
+ * IPI that costs tens of microseconds when the other vCPU is idle, so the
+ * copier lifts a whole stage at a time instead of once per run.
+ */
+static void unprotect_done(struct cow_mem_snap *s, size_t lo, size_t hi)
+{
+	int rc = unprotect_runs(s, lo, hi);
+	if (rc)
+		fail(s, rc);
+}
+
+/*
+ * The copier streams the region a stage (up to 2 MiB) at a time: claim runs
+ * of pending pages, memcpy them into the stage and mark them DONE (a writer
+ * that traps on a claimed page waits only for that memcpy, never for the
+ * sink), lift the protection of the whole stage in one go, and only then
+ * hand the staged runs to the sink.
+ */
+struct run {
+	size_t page, n, at;
+};
+
+static void stream(struct cow_mem_snap *s)
+{
+	struct run runs[STAGE_PAGES / 2 + 1];
+	size_t next = 0;
+	while (next < s->npages) {
+		drain(s, s->nslots / 8);
+		size_t end = COW_MIN(next + s->stage_pages, s->npages), i = next, used = 0;
+		size_t nruns = 0;
+		while (i < end) {
+			size_t j = i, lim = COW_MIN(end, i + CLAIM_PAGES);
+			while (j < lim) {
+				uint8_t want = PENDING;
+				if (!atomic_compare_exchange_strong(&s->state[j], &want, CLAIMED))
+					break;
+				j++;
+			}
+			if (j > i) {
+				memcpy(s->stage + (used << COW__PAGE_SHIFT),
+				       s->r->addr + (i << COW__PAGE_SHIFT),
+				       (j - i) << COW__PAGE_SHIFT);
+				for (size_t k = i; k < j; k++)
+					atomic_store_explicit(&s->state[k], DONE,
+							      memory_order_release);
+				bump(s);
+				runs[nruns++] = (struct run){i, j - i, used};
+				used += j - i;
+			}
+			i = j < lim ? j + 1 : j; /* page j was taken by a writer */
+		}
+		unprotect_done(s, next, end);
+		for (size_t k = 0; k < nruns && !atomic_load(&s->failed); k++) {
+			int rc = cow__sink_write(s->sink, (uint64_t)runs[k].page << COW__PAGE_SHIFT,
+						 s->stage + (runs[k].at << COW__PAGE_SHIFT),
+						 runs[k].n << COW__PAGE_SHIFT);
+			if (rc)
+				fail(s, rc);
+		}
+		next = end;
+	}
+	/* Writers may still be copying pages they claimed: wait for their slots. */
+	for (;;) {
+		uint32_t g = atomic_load(&s->cgen);
+		if (drain(s, 0))
+			continue;
+		if (atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
+			break;
+		atomic_store(&s->csleep, 1);
+		if (atomic_load(&s->ready) == 0 && atomic_load(&s->inflight) != 0)
+			cow__futex_wait(&s->cgen, g, 1000000);
+		atomic_store(&s->csleep, 0);
+	}
+}
+
+/*
+ * Protect chunks of the region until none is left; the caller and the
+ * copier both run this at the instant, so neither waits for the other to
+ * get a CPU (on a busy machine the copier's vCPU may be taken).
+ */
+static void protect_chunks(struct cow_mem_snap *s)
+{
+	for (;;) {
+		size_t at = atomic_fetch_add(&s->wp_next, (size_t)WP_CHUNK);
+		if (at >= s->npages)
+			return;
+		int rc = protect(s, at, COW_MIN((size_t)WP_CHUNK, s->npages - at));
+		if (rc)
+			atomic_store(&s->wp_err, rc);
+	}
+}
+
+static void *copier_main(void *arg)
+{
+	struct cow_mem_snap *s = arg;
+	for (;;) {
+		uint32_t ph = atomic_load(&s->phase);
+		if (ph != 0)
+			break;
+		cow__futex_wait(&s->phase, 0, 1000000000);
+	}
+	if (atomic_load(&s->phase) == 1) {
+		/* Help protect; `busy` goes up before taking a chunk (see start). */
+		atomic_fetch_add(&s->wp_busy, 1);
+		protect_chunks(s);
+		atomic_fetch_sub(&s->wp_busy, 1);
+		while (atomic_load(&s->phase) == 1)
+			cow__futex_wait(&s->phase, 1, 1000000000);
+	}
+	if (atomic_load(&s->phase) == 4) /* start failed */
+		return NULL;
+	stream(s);
+	return NULL;
+}
+
+/* ---- fork backend ---- */
+
+static uint64_t self_private_dirty(void)
+{
+	/* Only async-signal-safe calls: this runs in the forked child. */
+	int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char b[4096];
+	ssize_t n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = '\0';
+	const char *p = strstr(b, "Private_Dirty:");
+	if (!p)
+		return 0;
+	p += 14;
+	while (*p == ' ')
+		p++;
+	uint64_t kb = 0;
+	while (*p >= '0' && *p <= '9')
+		kb = kb * 10 + (uint64_t)(*p++ - '0');
+	return kb << 10;
+}
+
+static int write_all(int fd, const char *p, size_t len, int64_t off)
+{
+	while (len) {
+		ssize_t n = off >= 0 ? pwrite(fd, p, len, off) : write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
+	}
+	return 0;
+}
+
+static __attribute__((noreturn)) void child_main(struct cow_mem_snap *s, int direct_fd,
+						 uint64_t base, int status_fd)
+{
+	int rc = 0;
+	for (size_t off = 0; off < s->r->size && !rc; off += PIPE_CHUNK) {
+		size_t len = COW_MIN(PIPE_CHUNK, s->r->size - off);
+		if (direct_fd >= 0)
+			rc = write_all(direct_fd, s->r->addr + off, len, (int64_t)(base + off));
+		else
+			rc = write_all(s->data_fd, s->r->addr + off, len, -1);
+	}
+	int64_t msg[2] = {rc, (int64_t)self_private_dirty()};
+	if (write_all(status_fd, (const char *)msg, sizeof(msg), -1))
+		_exit(2);
+	_exit(0);
+}
+
+static void *pipe_main(void *arg)
+{
+	struct cow_mem_snap *s = arg;
+	char *b = cow__malloc(PIPE_CHUNK);
+	if (!b) {
+		s->err = COW_ENOMEM;
+		return NULL; /* the child then fails writing: EPIPE */
+	}
+	uint64_t off = 0;
+	while (off < s->r->size) {
+		size_t want = (size_t)COW_MIN((uint64_t)PIPE_CHUNK, s->r->size - off), got = 0;
+		while (got < want) {
+			ssize_t n = read(s->data_fd, b + got, want - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				if (!s->err)
+					s->err = n < 0 ? -errno : COW_EIO;
+				cow__free(b);
+				return NULL;
+			}
+			got += (size_t)n;
+		}
+		if (!s->err) {
+			int rc = cow__sink_write(s->sink, off, b, want);
+			if (rc)
+				s->err = rc; /* keep reading so the child can finish */
+		}
+		off += want;
+	}
+	cow__free(b);
+	return NULL;
+}
+
+static int fork_start(struct cow_mem_snap *s)
+{
+	uint64_t base = 0;
+	int direct = cow__sink_fd(s->sink, &base);
+	int data[2] = {-1, -1}, status[2];
+	if (pipe2(status, O_CLOEXEC))
+		return -errno;
+	if (direct < 0) {
+		if (pipe2(data, O_CLOEXEC)) {
+			int err = -errno;
+			close(status[0]);
+			close(status[1]);
+			return err;
+		}
+		fcntl(data[1], F_SETPIPE_SZ, PIPE_CHUNK);
+		s->data_fd = data[1];
+	}
+	s->t0 = cow__now_ns();
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(status[0]);
+		if (data[0] >= 0)
+			close(data[0]);
+		child_main(s, direct, base, status[1]);
+	}
+	s->t_started = cow__now_ns();
+	int err = pid < 0 ? -errno : 0;
+	close(status[1]);
+	if (data[1] >= 0)
+		close(data[1]);
+	s->data_fd = data[0];
+	s->status_fd = status[0];
+	s->child = pid;
+	if (!err && direct < 0) {
+		err = -pthread_create(&s->copier, NULL, pipe_main, s);
+		s->have_copier = !err;
+		if (err) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+	}
+	if (err) {
+		close(status[0]);
+		if (data[0] >= 0)
+			close(data[0]);
+	}
+	return err;
+}
+
+static int fork_wait(struct cow_mem_snap *s)
+{
+	if (s->have_copier)
+		pthread_join(s->copier, NULL);
+	int64_t msg[2] = {COW_EIO, 0};
+	size_t got = 0;
+	while (got < sizeof(msg)) {
+		ssize_t n = read(s->status_fd, (char *)msg + got, sizeof(msg) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	int st = 0;
+	while (waitpid(s->child, &st, 0) < 0 && errno == EINTR)
+		;
+	close(s->status_fd);
+	if (s->data_fd >= 0)
+		close(s->data_fd);
+	if (got < sizeof(msg) && !s->err)
+		s->err = COW_EIO;
+	if (!s->err && msg[0])
+		s->err = (int)msg[0];
+	s->extra_fork = (uint64_t)msg[1];
+	return s->err;
+}
+
+/* ---- API ---- */
+
+static void snap_free(struct cow_mem_snap *s)
+{
+	if (s->state)
+		munmap((void *)s->state, s->npages);
+	if (s->buf)
+		munmap(s->buf, s->nslots << COW__PAGE_SHIFT);
+	if (s->stage)
+		munmap(s->stage, s->stage_pages << COW__PAGE_SHIFT);
+	cow__free((void *)s->used_bits);
+	cow__free(s->slot_page);
+	cow__free((void *)s->slot_next);
+	cow__free(s->order);
+	cow__free(s->samples);
+	cow__free(s);
+}
+
+static cow_mem_backend pick(const cow_mem_snap_opts *o, int *why)
+{
+	cow_mem_backend b = o ? o->backend : COW_MEM_AUTO;
+	*why = 0;
+	if (b == COW_MEM_AUTO) {
+		cow_mem_probe_info p;
+		cow_mem_probe(&p);
+		return p.snapshot;
+	}
+	if (b == COW_MEM_UFFD) {
+		const struct cow__uffd_caps *c = cow__uffd_caps();
+		if (c->error)
+			*why = c->error;
+		else if (!(c->features & COW__UFFD_WP) || !(c->features & COW__UFFD_SIGBUS))
+			*why = COW_EOPNOTSUPP;
+	} else if (b != COW_MEM_MPROTECT && b != COW_MEM_FORK) {
+		*why = COW_EINVAL;
+	}
+	return b;
+}
+
+static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
+{
+	size_t bytes = o && o->buffer ? o->buffer : (size_t)64 << 20;
+	size_t budget = COW_MAX(bytes >> COW__PAGE_SHIFT, 2);
+	unsigned fp = o && o->fault_pages ? o->fault_pages : DEFAULT_FAULT_PAGES;
+	s->fault_pages = 1;
+	while (s->fault_pages * 2 <= fp && s->fault_pages < 64)
+		s->fault_pages *= 2;
+	/* A stage covers whole 2 MiB-aligned blocks when the budget allows. */
+	s->stage_pages = COW_MIN((size_t)STAGE_PAGES, budget / 4 ? budget / 4 : 1);
+	s->nslots = COW_MIN(budget - s->stage_pages, s->npages);
+	s->stage = map_zeroed(s->stage_pages << COW__PAGE_SHIFT);
+	s->nwords = (s->nslots + 63) / 64;
+	s->state = map_zeroed(s->npages);
+	s->buf = map_zeroed(s->nslots << COW__PAGE_SHIFT);
+	s->used_bits = cow__calloc(s->nwords, sizeof(uint64_t));
+	s->slot_page = cow__calloc(s->nslots, sizeof(uint32_t));
+	s->slot_next = cow__calloc(s->nslots, sizeof(uint32_t));
+	s->order = cow__calloc(s->nslots, sizeof(uint32_t));
+	s->samples = cow__calloc(NSAMPLES, sizeof(uint32_t));
+	if (!s->state || !s->buf || !s->stage || !s->used_bits || !s->slot_page || !s->slot_next ||
+	    !s->order || !s->samples)
+		return COW_ENOMEM;
+	if (s->npages > UINT32_MAX)
+		return COW_EINVAL;
+	/*
+	 * Fault the buffer in now, outside the pause: a first touch costs
+	 * 1.4-11 us per page on these VMs and would land in the writers' faults.
+	 */
+	madvise(s->buf, s->nslots << COW__PAGE_SHIFT, 23 /* MADV_POPULATE_WRITE */);
+	madvise(s->stage, s->stage_pages << COW__PAGE_SHIFT, 23);
+	s->trap.start = (uintptr_t)s->r->addr;
+	s->trap.end = (uintptr_t)s->r->addr + s->r->size;
+	s->trap.fault = snap_fault;
+	s->trap.sig = s->backend == COW_MEM_UFFD ? SIGBUS : SIGSEGV;
+	if (s->backend == COW_MEM_UFFD) {
+		const struct cow__uffd_caps *c = cow__uffd_caps();
+		uint64_t f = COW__UFFD_SIGBUS;
+		bool unpop = c->features & COW__UFFD_WP_UNPOPULATED;
+		if (unpop)
+			f |= COW__UFFD_WP_UNPOPULATED;
+		int fd = cow__uffd_open(f);
+		if (fd < 0)
+			return fd;
+		s->uffd = fd;
+		int rc = cow__uffd_register(fd, s->r->addr, s->r->size, UFFDIO_REGISTER_MODE_WP);
+		if (rc)
+			return rc;
+		/*
+		 * Without WP_UNPOPULATED a never-touched page has no PTE to carry
+		 * the protection; map the zero page there first (no memory used).
+		 */
+		if (!unpop && (rc = cow__populate_read(s->r->addr, s->r->size)))
+			return rc;
+	}
+	return cow__trap_add(&s->trap);
+}
+
+int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+			   cow_mem_snap **out)
+{
+	if (!r || !sink || !out)
+		return COW_EINVAL;
+	*out = NULL;
+	int why;
+	cow_mem_backend b = pick(opts, &why);
+	if (why)
+		return why;
+	int rc = cow__region_claim(r, COW__R_SNAP);
+	if (rc)
+		return rc;
+	struct cow_mem_snap *s = cow__calloc(1, sizeof(*s));
+	if (!s) {
+		cow__region_release(r);
+		return COW_ENOMEM;
+	}
+	s->r = r;
+	s->sink = sink;
+	s->backend = b;
+	s->uffd = -1;
+	s->data_fd = -1;
+	s->status_fd = -1;
+	s->npages = r->size >> COW__PAGE_SHIFT;
+
+	rc = cow__sink_begin(sink, COW_MEM_IMAGE_FULL, r->size);
+	if (rc)
+		goto out_free;
+	if (b == COW_MEM_FORK) {
+		rc = fork_start(s);
+		if (rc)
+			goto out_sink;
+		*out = s;
+		return 0;
+	}
+
+	rc = inthread_setup(s, opts);
+	if (rc)
+		goto out_trap;
+	unsigned threads = opts && opts->threads ? opts->threads : cow__ncpu();
+	bool may_split = b == COW_MEM_UFFD && threads > 1;
+	rc = -pthread_create(&s->copier, NULL, copier_main, s);
+	if (rc)
+		goto out_trap;
+	s->have_copier = true;
+
+	/*
+	 * The instant: nobody writes the region until we return. Protect a
+	 * first probe of PROBE_PAGES alone and time it; only if the rest would
+	 * take long enough to be worth waking the copier's vCPU (tens of us
+	 * here) is the rest split between both threads. THP regions need one
+	 * PMD update per 2 MiB and never get there; 4 KiB regions of a few
+	 * hundred MiB and up do.
+	 */
+	s->t0 = cow__now_ns();
+	size_t first = COW_MIN(s->npages, (size_t)PROBE_PAGES);
+	rc = protect(s, 0, first);
+	uint64_t dt = cow__now_ns() - s->t0;
+	size_t rest = s->npages - first;
+	bool parallel = !rc && may_split && rest >= 1024 &&
+			(double)dt * (double)rest / (double)first > (double)SPLIT_NS;
+	atomic_store(&s->wp_next, first);
+	if (parallel) {
+		atomic_store(&s->phase, 1);
+		cow__futex_wake(&s->phase);
+	}
+	if (!rc) {
+		protect_chunks(s);
+		/*
+		 * Our last chunk claim came back past the end; a copier chunk is
+		 * still in flight only if it raised `busy` before that claim.
+		 */
+		while (atomic_load(&s->wp_busy) != 0)
+			sched_yield();
+		rc = atomic_load(&s->wp_err);
+	}
+	s->t_started = cow__now_ns();
+	if (rc) {
+		atomic_store(&s->phase, 4);
+		cow__futex_wake(&s->phase);
+		pthread_join(s->copier, NULL);
+		s->have_copier = false;
+		unprotect(s, 0, s->npages);
+		goto out_trap;
+	}
+	atomic_store(&s->phase, 3);
+	cow__futex_wake(&s->phase);
+	*out = s;
+	return 0;
+
+out_trap:
+	cow__trap_remove(&s->trap);
+	if (s->uffd >= 0)
+		close(s->uffd);
+out_sink:
+	cow__sink_end(sink, rc);
+out_free:
+	snap_free(s);
+	cow__region_release(r);
+	return rc;
+}
+
+int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
+{
+	if (!s)
+		return COW_EINVAL;
+	if (s->backend == COW_MEM_FORK) {
+		fork_wait(s);
+	} else {
+		pthread_join(s->copier, NULL);
+		/* Everything is DONE; lift any protection left (after a failure). */
+		int rc = unprotect(s, 0, s->npages);
+		if (rc && !s->err)
+			s->err = rc;
+		cow__trap_remove(&s->trap);
+		if (s->uffd >= 0)
+			close(s->uffd);
+	}
+	int end = cow__sink_end(s->sink, s->err);
+	if (!s->err && end)
+		s->err = end;
+	uint64_t now = cow__now_ns();
+	if (st) {
+		memset(st, 0, sizeof(*st));
+		st->backend = s->backend;
+		st->pause_ns = s->t_started - s->t0;
+		st->total_ns = now - s->t0;
+		st->pages = s->err ? 0 : s->npages;
+		st->faults = atomic_load(&s->faults);
+		st->stalls = atomic_load(&s->stalls);
+		st->retraps = atomic_load(&s->retraps);
+		st->waits = atomic_load(&s->waits);
+		if (s->samples)
+			st->fault_median_ns = cow__median(
+				s->samples, COW_MIN(atomic_load(&s->nsamples), (uint64_t)NSAMPLES));
+		st->extra_peak = s->backend == COW_MEM_FORK
+					 ? s->extra_fork
+					 : ((uint64_t)atomic_load(&s->peak) + s->stage_pages)
+						   << COW__PAGE_SHIFT;
+	}
+	int err = s->err;
+	cow__region_release(s->r);
+	snap_free(s);
+	return err;
+}
+
+int cow_mem_snapshot(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+		     cow_mem_snap_stats *stats)
+{
+	cow_mem_snap *s;
+	int rc = cow_mem_snapshot_start(r, sink, opts, &s);
+	if (rc)
+		return rc;
+	return cow_mem_snapshot_wait(s, stats);
+}
