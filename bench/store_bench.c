@@ -404,6 +404,21 @@ static void eng_sync(struct eng *e)
 		CK_MDB(mdb_env_sync(e->env, 1));
 }
 
+/* Bytes this process has caused to be written to storage (/proc/self/io). */
+static double written_mib(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	if (!f)
+		return 0;
+	char line[128];
+	unsigned long long v = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "write_bytes: %llu", &v) == 1)
+			break;
+	fclose(f);
+	return (double)v / MIB;
+}
+
 static double file_mib(const struct eng *e)
 {
 	struct stat st;
@@ -453,6 +468,7 @@ struct row {
 	bool done;
 	uint64_t ops;
 	double secs, p50, p99, file, live;
+	double wrote; /* MiB this process sent to storage during the timed part */
 };
 
 static struct row res[NPH][NENG][16]; /* per run */
@@ -486,12 +502,14 @@ static void phase_load(struct eng *e, int ei, uint64_t run)
 	sync_all();
 
 	struct row *r = row(PH_INSERT_1TXN, ei, run);
+	double w0 = written_mib();
 	double t0 = now();
 	wbegin(e);
 	for (uint64_t i = 0; i < cfg.keys; i++)
 		put(e, key(ins_order[i]), value(ins_order[i], 0));
 	wcommit(e);
 	r->secs = now() - t0;
+	r->wrote = written_mib() - w0;
 	r->ops = cfg.keys;
 	r->file = file_mib(e);
 
@@ -535,6 +553,7 @@ static void phase_load(struct eng *e, int ei, uint64_t run)
 	if (!lat)
 		die("out of memory");
 	sync_all();
+	double w1 = written_mib();
 	for (uint64_t j = 0; j < cfg.commits; j++) {
 		uint64_t k = cfg.keys + j;
 		double a = now();
@@ -545,6 +564,7 @@ static void phase_load(struct eng *e, int ei, uint64_t run)
 		r->secs += lat[j];
 	}
 	r->ops = cfg.commits;
+	r->wrote = written_mib() - w1;
 	if (cfg.commits) {
 		qsort(lat, cfg.commits, sizeof(*lat), cmp_double);
 		r->p50 = lat[cfg.commits / 2] * 1e6;
@@ -564,6 +584,7 @@ static void phase_per_txn(struct eng *e, int ei, uint64_t run)
 	eng_open(e, false);
 	sync_all();
 	struct row *r = row(PH_INSERT_PER_TXN, ei, run);
+	double w0 = written_mib();
 	double t0 = now();
 	for (uint64_t i = 0; i < cfg.keys;) {
 		wbegin(e);
@@ -572,6 +593,7 @@ static void phase_per_txn(struct eng *e, int ei, uint64_t run)
 		wcommit(e);
 	}
 	r->secs = now() - t0;
+	r->wrote = written_mib() - w0;
 	r->ops = cfg.keys;
 	r->file = file_mib(e);
 	rbegin(e);
@@ -600,6 +622,7 @@ static void phase_reader(struct eng *e, int ei, uint64_t run, int ph, uint64_t s
 	r->live = live_mib(e);
 	double before = file_mib(e);
 	rbegin(e);
+	double w0 = written_mib();
 	double t0 = now();
 	for (uint64_t u = 0; u < cfg.updates; u++) {
 		uint32_t k = upd_order[u];
@@ -611,8 +634,16 @@ static void phase_reader(struct eng *e, int ei, uint64_t run, int ph, uint64_t s
 	}
 	eng_sync(e);
 	r->secs = now() - t0;
+	r->wrote = written_mib() - w0;
 	r->ops = cfg.updates;
 	r->file = file_mib(e);
+	if (is_cow(e)) {
+		cow_store_stats st;
+		CK_COW(cow_store_stat(e->s, &st));
+		fprintf(stderr, "  cowkit %s: used %.1f pending %.1f free %.1f MiB\n",
+			phase_name[ph], (double)st.used_bytes / MIB, (double)st.pending_bytes / MIB,
+			(double)st.free_bytes / MIB);
+	}
 	/* The pinned reader still sees the loaded values. */
 	for (uint64_t u = 0; u < cfg.updates && u < 1000; u++)
 		get_check(e, key(upd_order[u]), value(upd_order[u], 0));
@@ -707,9 +738,9 @@ static struct verdict judge(int ph, const struct row *c, const struct row *l)
 static void csv_row(FILE *f, int ph, const char *eng, const struct row *r, double ratio,
 		    const char *target, const char *met)
 {
-	fprintf(f, "%s,%s,%" PRIu64 ",%.4f,%.0f,%.1f,%.1f,%.2f,%.2f,%.3f,%s,%s\n", phase_name[ph],
-		eng, r->ops, r->secs, ops_per_s(r), r->p50, r->p99, r->file, r->live, ratio, target,
-		met);
+	fprintf(f, "%s,%s,%" PRIu64 ",%.4f,%.0f,%.1f,%.1f,%.2f,%.2f,%.1f,%.3f,%s,%s\n",
+		phase_name[ph], eng, r->ops, r->secs, ops_per_s(r), r->p50, r->p99, r->file,
+		r->live, r->wrote, ratio, target, met);
 }
 
 /* A phase's figure for the human summary. */
@@ -730,7 +761,7 @@ static void describe(int ph, const struct row *r, char *buf, size_t size)
 static void report(FILE *f)
 {
 	fprintf(f, "phase,engine,ops,seconds,ops_per_s,p50_us,p99_us,file_mib,live_mib,"
-		   "ratio_vs_lmdb,target,met\n");
+		   "write_mib,ratio_vs_lmdb,target,met\n");
 	fprintf(say, "\n%-15s %14s %14s %8s  %s\n", "phase", "lmdb", "cowkit", "ratio", "target");
 	for (int ph = 0; ph < NPH; ph++) {
 		const struct row *l = median(ph, ENG_LMDB), *c = median(ph, ENG_COW);
