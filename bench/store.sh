@@ -1,7 +1,7 @@
 #!/bin/sh
 # Store benchmark: cowkit against LMDB, same data, same run.
 #
-#   bench/store.sh BUILD_DIR RESULTS_DIR
+#   bench/store.sh BUILD_DIR RESULTS_DIR [--plot-only]
 #
 # Writes RESULTS_DIR/store.csv (one row per phase and engine; cowkit rows carry
 # the ratio to LMDB and whether the DESIGN.md target is met) and
@@ -12,24 +12,27 @@
 #
 # The stores live in temporary directories under COW_BENCH_DIR, else $TMPDIR,
 # else /tmp: put that on a real disk (not tmpfs), or durable commits cost nothing.
+# --plot-only redraws store.png from an existing store.csv.
 set -eu
 build=${1:-build}
 results=${2:-bench/results}
+plot_only=${3:-}
 bin="$build/bench/store_bench"
-if [ ! -x "$bin" ]; then
-	echo "store: $bin not built (lmdb missing? scripts/deps.sh bench); skipped"
-	exit 0
-fi
-mkdir -p "$results"
-dir=${COW_BENCH_DIR:-${TMPDIR:-/tmp}}
-fs=$(df -P -T "$dir" 2>/dev/null | awk 'NR == 2 { print $2 }' || true)
-case "$fs" in
-tmpfs | ramfs) echo "store: warning: $dir is on $fs; durable commits will look free" >&2 ;;
-esac
-echo "store: $(date -u '+%Y-%m-%d %H:%M UTC'), stores under $dir (${fs:-unknown fs})"
-
 csv="$results/store.csv"
-"$bin" "$csv"
+if [ "$plot_only" != "--plot-only" ]; then
+	if [ ! -x "$bin" ]; then
+		echo "store: $bin not built (lmdb missing? scripts/deps.sh bench); skipped"
+		exit 0
+	fi
+	mkdir -p "$results"
+	dir=${COW_BENCH_DIR:-${TMPDIR:-/tmp}}
+	fs=$(df -P -T "$dir" 2>/dev/null | awk 'NR == 2 { print $2 }' || true)
+	case "$fs" in
+	tmpfs | ramfs) echo "store: warning: $dir is on $fs; durable commits will look free" >&2 ;;
+	esac
+	echo "store: $(date -u '+%Y-%m-%d %H:%M UTC'), stores under $dir (${fs:-unknown fs})"
+	"$bin" "$csv"
+fi
 
 if ! command -v gnuplot >/dev/null 2>&1; then
 	echo "store: gnuplot not installed; no plot (scripts/deps.sh bench)"
@@ -39,15 +42,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Left: cowkit / LMDB per phase, with the target for each bar.
 # Right: file size after the update txns over the live data, per engine.
-awk -F, '$2 == "cowkit" {
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+$2 == "cowkit" {
 	t = ""
 	if ($1 == "insert_1txn" || $1 == "get" || $1 == "scan") t = 1.0
 	else if ($1 == "insert_per_txn") t = 1.5
 	else if ($1 == "put_latency") t = 0.7
 	if (t != "") { label = $1; if ($1 == "put_latency") label = "put p50 (lower)"
-		printf "\"%s\" %s %s\n", label, $10, t }
+		printf "\"%s\" %s %s\n", label, $col["ratio_vs_lmdb"], t }
 }' "$csv" >"$tmp/ratio.dat"
-awk -F, '$1 ~ /^reader/ && $9 > 0 { v[$1 "," $2] = $8 / $9; seen[$1] = 1 }
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+$1 ~ /^reader/ && $col["live_mib"] > 0 {
+	v[$1 "," $2] = $col["file_mib"] / $col["live_mib"]; seen[$1] = 1 }
 END { for (p in seen) printf "%s %s %s\n", p, v[p ",lmdb"], v[p ",cowkit"] }' "$csv" |
 	sort >"$tmp/reader.dat"
 if [ ! -s "$tmp/ratio.dat" ]; then
@@ -67,6 +73,7 @@ set output "$results/store.png"
 set multiplot layout $layout title "cowkit store vs LMDB ($(sed -n 2p "$csv" | cut -d, -f3) keys, $(date -u +%Y-%m-%d))"
 set style fill solid 0.6 border -1
 set boxwidth 0.6
+set key top left
 set grid ytics
 set yrange [0:*]
 set offsets 0, 0, 0.25, 0
