@@ -171,6 +171,11 @@ int cow__bs_open(const char *path, bool create, bool rdonly, bool nosync, struct
 	if (!bs)
 		return COW_ENOMEM;
 	pthread_mutex_init(&bs->map_lock, NULL);
+	bs->vtags = cow__calloc(1u << COW_VCACHE_BITS, sizeof(uint64_t));
+	if (!bs->vtags) {
+		cow__free(bs);
+		return COW_ENOMEM;
+	}
 	bs->rdonly = rdonly;
 	bs->nosync = nosync;
 	int flags = rdonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0);
@@ -216,15 +221,23 @@ void cow__bs_close(struct cow__bs *bs)
 		bs->io->ops->close(bs->io);
 	cow__space_release(bs);
 	pthread_mutex_destroy(&bs->map_lock);
+	cow__free((void *)bs->vtags);
 	cow__free(bs);
 }
 
 /* ---- reads ---- */
 
-int cow__bs_read(struct cow__bs *bs, struct cow__vcache *vc, uint64_t nblocks,
-		 const struct cow__bptr *p, size_t len, const uint8_t **out)
+static inline uint64_t vtag(const struct cow__bptr *p)
+{
+	return ((p->addr * 0x9E3779B97F4A7C15ull) ^ p->csum) | 1;
+}
+
+int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const struct cow__bptr *p,
+		 size_t len, const uint8_t **out, bool *fresh)
 {
 	uint64_t nblk = (len + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
+	if (fresh)
+		*fresh = false;
 	if (nblocks == 0) /* the writer: its own, growing address space */
 		nblocks = bs->nblocks;
 	if (p->addr < 2 || nblk == 0 || p->addr + nblk > nblocks || p->addr + nblk < p->addr)
@@ -240,17 +253,17 @@ int cow__bs_read(struct cow__bs *bs, struct cow__vcache *vc, uint64_t nblocks,
 	if (rc)
 		return rc;
 	const uint8_t *b = cow__bs_mapped(bs, p->addr);
-	size_t slot = p->addr & (COW_VCACHE_SIZE - 1);
-	if (vc && vc->addr[slot] == p->addr && vc->csum[slot] == p->csum) {
+	uint64_t tag = vtag(p);
+	_Atomic uint64_t *slot = &bs->vtags[p->addr & ((1u << COW_VCACHE_BITS) - 1)];
+	if (!(flags & COW_READ_VERIFY) && __atomic_load_n(slot, __ATOMIC_RELAXED) == tag) {
 		*out = b;
 		return 0;
 	}
 	if (cow__csum(b, len) != p->csum)
 		return COW_CORRUPT(p->addr, "checksum mismatch");
-	if (vc) {
-		vc->addr[slot] = p->addr;
-		vc->csum[slot] = p->csum;
-	}
+	__atomic_store_n(slot, tag, __ATOMIC_RELAXED);
+	if (fresh)
+		*fresh = true;
 	*out = b;
 	return 0;
 }

@@ -76,12 +76,13 @@ struct cow__dirty {
 	uint8_t *buf;    /* nblk * 4096 bytes */
 };
 
-/* Small per-transaction cache of blocks already verified against a pointer. */
-#define COW_VCACHE_SIZE 256
-struct cow__vcache {
-	uint64_t addr[COW_VCACHE_SIZE];
-	uint64_t csum[COW_VCACHE_SIZE];
-};
+/*
+ * Blocks already verified against a pointer, one tag per slot (address and
+ * checksum mixed), shared by every thread of the process. A block is
+ * rewritten only after it was freed, and then its pointer carries another
+ * checksum, so a tag never needs invalidating.
+ */
+#define COW_VCACHE_BITS 16
 
 struct cow__bs {
 	struct cow__io *io;
@@ -93,6 +94,7 @@ struct cow__bs {
 	uint8_t *_Atomic map;
 	uint64_t map_reserved; /* blocks of address space reserved at map */
 	_Atomic uint64_t map_blocks;
+	_Atomic uint64_t *vtags; /* the verified-block cache (1 << COW_VCACHE_BITS) */
 	void *old_maps[8]; /* outgrown reservations, unmapped at close */
 	uint64_t old_sizes[8];
 	int nold;
@@ -116,6 +118,7 @@ struct cow__bs {
 	struct cow__pend *stuck; /* eligible but seen by an old reader */
 	size_t nstuck, cap_stuck;
 	uint64_t *stuck_readers; /* the reader set stuck was last checked against */
+	uint64_t stuck_durable;  /* and the D */
 	size_t nstuck_readers, cap_stuck_readers;
 
 	struct cow__ev *carry; /* releases not yet logged by a commit */
@@ -170,11 +173,14 @@ static inline const uint8_t *cow__bs_mapped(struct cow__bs *bs, uint64_t addr)
  * Read what @p points to: @len bytes (4096 for a node; a value's length for
  * an extent). In a write transaction a block born in it comes from its dirty
  * buffer; anything else comes from the mapping and is verified against
- * p->csum (unless @vc remembers it verified). @nblocks bounds valid
- * addresses (the reader's generation; 0 for the writer's own). Returns COW_ECORRUPT on mismatch.
+ * p->csum, unless the verified-block cache knows it (COW_READ_VERIFY: always
+ * verify). @nblocks bounds valid addresses (the reader's generation; 0 for
+ * the writer's own). *@fresh (may be NULL) says whether the bytes were
+ * verified just now. Returns COW_ECORRUPT on mismatch.
  */
-int cow__bs_read(struct cow__bs *bs, struct cow__vcache *vc, uint64_t nblocks,
-		 const struct cow__bptr *p, size_t len, const uint8_t **out);
+enum { COW_READ_VERIFY = 1 };
+int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const struct cow__bptr *p,
+		 size_t len, const uint8_t **out, bool *fresh);
 
 /* ---- write transaction (writer lock held) ---- */
 

@@ -94,12 +94,19 @@ void cow__dirty_drop(struct cow__bs *bs, uint64_t addr)
 
 void cow__dirty_clear(struct cow__bs *bs)
 {
-	for (size_t i = 0; i < bs->dirty_cap; i++)
+	for (size_t i = 0; i < bs->dirty_cap && bs->ndirty; i++)
 		if (bs->dirty[i].addr) {
 			cow__free(bs->dirty[i].buf);
 			bs->dirty[i].addr = 0;
+			bs->ndirty--;
 		}
 	bs->ndirty = 0;
+	/* A big transaction's table would make every later commit scan it. */
+	if (bs->dirty_cap > 1024) {
+		cow__free(bs->dirty);
+		bs->dirty = NULL;
+		bs->dirty_cap = 0;
+	}
 }
 
 static int cmp_dirty(const void *a, const void *b)

@@ -228,11 +228,18 @@ int cow__bs_begin(struct cow__bs *bs, uint64_t gen, const uint64_t *readers, siz
 	bs->nevents = 0;
 	int rc = 0;
 
-	/* Pending extents freed at or before D: release, or park as stuck. */
+	/*
+	 * Every pending extent was freed by a committed transaction. It may be
+	 * reused when no registered reader can see it and no superblock that
+	 * open may still choose reaches it: freed at or before D, or born after
+	 * D (then neither D nor the newest commit reaches it; FORMAT.md
+	 * section 6). The others wait in `stuck` until the readers or D move.
+	 */
 	size_t i = 0;
-	for (; i < bs->npending && bs->pending[i].freed <= bs->durable; i++) {
+	for (; i < bs->npending; i++) {
 		const struct cow__pend *p = &bs->pending[i];
-		if (seen(p, readers, nreaders))
+		bool durable_ok = p->freed <= bs->durable || p->birth > bs->durable;
+		if (!durable_ok || seen(p, readers, nreaders))
 			rc = push_pend(&bs->stuck, &bs->nstuck, &bs->cap_stuck, *p);
 		else
 			rc = release(bs, p);
@@ -246,21 +253,24 @@ int cow__bs_begin(struct cow__bs *bs, uint64_t gen, const uint64_t *readers, siz
 	if (rc)
 		return rc;
 
-	/* Stuck extents: look again only when the reader set changed. */
-	bool same = nreaders == bs->nstuck_readers &&
+	/* Stuck extents: look again only when the reader set or D changed. */
+	bool same = nreaders == bs->nstuck_readers && bs->stuck_durable == bs->durable &&
 		    (nreaders == 0 || memcmp(readers, bs->stuck_readers, nreaders * sizeof(*readers)) == 0);
 	if (!same && bs->nstuck) {
 		size_t keep = 0;
 		for (size_t j = 0; j < bs->nstuck; j++) {
-			if (rc == 0 && !seen(&bs->stuck[j], readers, nreaders))
-				rc = release(bs, &bs->stuck[j]);
+			const struct cow__pend *p = &bs->stuck[j];
+			bool durable_ok = p->freed <= bs->durable || p->birth > bs->durable;
+			if (rc == 0 && durable_ok && !seen(p, readers, nreaders))
+				rc = release(bs, p);
 			else
-				bs->stuck[keep++] = bs->stuck[j];
+				bs->stuck[keep++] = *p;
 		}
 		bs->nstuck = keep;
 		if (rc)
 			return rc;
 	}
+	bs->stuck_durable = bs->durable;
 	if (!same) {
 		rc = cow__grow((void **)&bs->stuck_readers, &bs->cap_stuck_readers, nreaders + 1,
 			       sizeof(uint64_t));
@@ -371,7 +381,7 @@ static int read_chain(struct cow__bs *bs, struct cow__bptr head, uint64_t nblock
 			return rc;
 		(*blks)[*n - 1] = head;
 		const uint8_t *b;
-		rc = cow__bs_read(bs, NULL, nblocks, &head, COW_BLOCK_SIZE, &b);
+		rc = cow__bs_read(bs, 0, nblocks, &head, COW_BLOCK_SIZE, &b, NULL);
 		if (rc)
 			return rc;
 		int kind;
@@ -619,59 +629,76 @@ int cow__bs_format(struct cow__bs *bs)
 }
 
 /*
- * Link @n blocks starting at @addr into a chain ending in @tail (older), and
- * return the head pointer. Blocks are already filled apart from their header.
+ * Link blocks @addr[0..n) (filled apart from their header) into a chain whose
+ * oldest block points at @tail, and return the head pointer. The blocks need
+ * not be adjacent: a space map never needs a long free run to be written.
  */
-static struct cow__bptr link_chain(struct cow__bs *bs, uint64_t addr, uint8_t *buf, uint64_t n,
-				   int kind, const uint32_t *counts, struct cow__bptr tail)
+static struct cow__bptr link_chain(struct cow__bs *bs, const uint64_t *addr, uint8_t **buf,
+				   uint64_t n, const uint32_t *counts, struct cow__bptr tail)
 {
 	struct cow__bptr next = tail;
 	for (uint64_t i = 0; i < n; i++) {
-		uint8_t *b = buf + i * COW_BLOCK_SIZE;
-		hdr_put(b, kind == SPACE_LOG ? SPACE_LOG : b[4], addr + i, bs->txn_gen, &next,
-			counts[i]);
-		next = (struct cow__bptr){addr + i, bs->txn_gen, cow__csum(b, COW_BLOCK_SIZE)};
+		uint8_t *b = buf[i];
+		hdr_put(b, b[4], addr[i], bs->txn_gen, &next, counts[i]);
+		next = (struct cow__bptr){addr[i], bs->txn_gen, cow__csum(b, COW_BLOCK_SIZE)};
 	}
 	return next;
 }
 
-static int write_log(struct cow__bs *bs, struct cow__sb *sb)
+/* One more block for a chain being written. */
+static int chain_alloc(struct cow__bs *bs, int kind, uint64_t **addr, uint8_t ***buf, size_t *n,
+		       size_t *cap)
 {
-	/* Records: carried releases, this transaction's events, the log's own ALLOC. */
-	size_t nrec = bs->ncarry + bs->nevents + 1;
-	uint64_t m = (nrec + COW_EV_PER_BLOCK - 1) / COW_EV_PER_BLOCK;
-	uint64_t addr;
-	uint8_t *buf;
-	int rc = cow__bs_alloc(bs, m, &addr, &buf); /* appends the ALLOC event */
+	size_t cap2 = *cap;
+	int rc = cow__grow((void **)addr, cap, *n + 1, sizeof(**addr));
+	if (rc == 0)
+		rc = cow__grow((void **)buf, &cap2, *n + 1, sizeof(**buf));
 	if (rc)
 		return rc;
-	uint32_t *counts = cow__calloc(m, sizeof(uint32_t));
-	if (!counts)
-		return COW_ENOMEM;
-	size_t r = 0;
-	for (size_t i = 0; i < bs->ncarry + bs->nevents; i++, r++) {
+	rc = cow__bs_alloc(bs, 1, &(*addr)[*n], &(*buf)[*n]);
+	if (rc)
+		return rc;
+	(*buf)[*n][4] = (uint8_t)kind;
+	(*n)++;
+	return 0;
+}
+
+static int write_log(struct cow__bs *bs, struct cow__sb *sb)
+{
+	uint64_t *addr = NULL;
+	uint8_t **buf = NULL;
+	uint32_t *counts = NULL;
+	size_t m = 0, cap = 0;
+	int rc = 0;
+	/* Records: carried releases, this transaction's events, the log's own ALLOCs. */
+	while (rc == 0 && m * COW_EV_PER_BLOCK < bs->ncarry + bs->nevents + 1)
+		rc = chain_alloc(bs, SPACE_LOG, &addr, &buf, &m, &cap);
+	if (rc == 0 && !(counts = cow__calloc(m, sizeof(uint32_t))))
+		rc = COW_ENOMEM;
+	for (size_t r = 0; rc == 0 && r < bs->ncarry + bs->nevents; r++) {
 		const struct cow__ev *e =
-			i < bs->ncarry ? &bs->carry[i] : &bs->events[i - bs->ncarry];
-		uint8_t *b = buf + (r / COW_EV_PER_BLOCK) * COW_BLOCK_SIZE;
-		uint8_t *rec = b + COW_SPACE_HDR + 8 + 32 * (r % COW_EV_PER_BLOCK);
+			r < bs->ncarry ? &bs->carry[r] : &bs->events[r - bs->ncarry];
+		uint8_t *rec = buf[r / COW_EV_PER_BLOCK] + COW_SPACE_HDR + 8 +
+			       32 * (r % COW_EV_PER_BLOCK);
 		rec[0] = (uint8_t)e->op;
 		cow__put64(rec + 8, e->start);
 		cow__put64(rec + 16, e->len);
 		cow__put64(rec + 24, e->birth);
 		counts[r / COW_EV_PER_BLOCK]++;
 	}
-	for (uint64_t i = 0; i < m; i++)
-		cow__put64(buf + i * COW_BLOCK_SIZE + COW_SPACE_HDR, bs->txn_gen);
-	sb->space_log = link_chain(bs, addr, buf, m, SPACE_LOG, counts, bs->sb.space_log);
-	sb->space_base = bs->sb.space_base;
-	sb->log_blocks = bs->sb.log_blocks + m;
-	cow__free(counts);
-	for (uint64_t i = 0; i < m; i++) {
-		rc = chain_push(bs, addr + i, bs->txn_gen);
-		if (rc)
-			return rc;
+	if (rc == 0) {
+		for (size_t i = 0; i < m; i++)
+			cow__put64(buf[i] + COW_SPACE_HDR, bs->txn_gen);
+		sb->space_log = link_chain(bs, addr, buf, m, counts, bs->sb.space_log);
+		sb->space_base = bs->sb.space_base;
+		sb->log_blocks = bs->sb.log_blocks + m;
 	}
-	return 0;
+	for (size_t i = 0; rc == 0 && i < m; i++)
+		rc = chain_push(bs, addr[i], bs->txn_gen);
+	cow__free(addr);
+	cow__free(buf);
+	cow__free(counts);
+	return rc;
 }
 
 static int write_base(struct cow__bs *bs, struct cow__sb *sb)
@@ -682,28 +709,27 @@ static int write_base(struct cow__bs *bs, struct cow__sb *sb)
 		if (rc)
 			return rc;
 	}
-	uint64_t addr = 0, k = 0;
-	uint8_t *buf = NULL;
-	for (;;) {
-		uint64_t nbit = (bs->nblocks + k + COW_BITMAP_BITS - 1) / COW_BITMAP_BITS;
+	uint64_t *addr = NULL;
+	uint8_t **buf = NULL;
+	uint32_t *counts = NULL;
+	size_t k = 0, cap = 0;
+	int rc = 0;
+	for (;;) { /* allocating may grow the store, and so the bitmap */
+		uint64_t nbit = (bs->nblocks + COW_BITMAP_BITS - 1) / COW_BITMAP_BITS;
 		uint64_t npend = (bs->npending + bs->nstuck + COW_PEND_PER_BLOCK - 1) /
 				 COW_PEND_PER_BLOCK;
-		uint64_t need = nbit + npend;
-		if (k && need <= k)
+		if (k >= nbit + npend && k > 0)
 			break;
-		if (k) /* allocated too few: give them back (born now, so free at once) */
-			cow__bs_free(bs, addr, k, bs->txn_gen);
-		k = need + 1;
-		int rc = cow__bs_alloc(bs, k, &addr, &buf);
-		if (rc)
-			return rc;
+		if ((rc = chain_alloc(bs, SPACE_PENDING, &addr, &buf, &k, &cap)))
+			goto out;
 	}
-	uint32_t *counts = cow__calloc(k, sizeof(uint32_t));
-	if (!counts)
-		return COW_ENOMEM;
+	if (!(counts = cow__calloc(k, sizeof(uint32_t)))) {
+		rc = COW_ENOMEM;
+		goto out;
+	}
 	uint64_t i = 0;
 	for (uint64_t first = 0; first < bs->nblocks; first += COW_BITMAP_BITS, i++) {
-		uint8_t *b = buf + i * COW_BLOCK_SIZE;
+		uint8_t *b = buf[i];
 		b[4] = SPACE_BITMAP;
 		uint64_t cnt = COW_MIN(COW_BITMAP_BITS, bs->nblocks - first);
 		cow__put64(b + COW_SPACE_HDR, first);
@@ -718,31 +744,26 @@ static int write_base(struct cow__bs *bs, struct cow__sb *sb)
 		const struct cow__pend *p =
 			j < bs->npending ? &bs->pending[j] : &bs->stuck[j - bs->npending];
 		uint64_t blk = i + j / COW_PEND_PER_BLOCK;
-		uint8_t *b = buf + blk * COW_BLOCK_SIZE;
-		b[4] = SPACE_PENDING;
-		uint8_t *r = b + COW_SPACE_HDR + 32 * (j % COW_PEND_PER_BLOCK);
+		uint8_t *r = buf[blk] + COW_SPACE_HDR + 32 * (j % COW_PEND_PER_BLOCK);
 		cow__put64(r, p->start);
 		cow__put64(r + 8, p->len);
 		cow__put64(r + 16, p->birth);
 		cow__put64(r + 24, p->freed);
 		counts[blk]++;
 	}
-	for (uint64_t j = 0; j < k; j++) /* spare blocks: empty pending blocks */
-		if (buf[j * COW_BLOCK_SIZE + 4] == 0)
-			buf[j * COW_BLOCK_SIZE + 4] = SPACE_PENDING;
 	struct cow__bptr null = {0, 0, 0};
-	sb->space_base = link_chain(bs, addr, buf, k, 0, counts, null);
+	sb->space_base = link_chain(bs, addr, buf, k, counts, null);
 	sb->space_log = null;
 	sb->log_blocks = 0;
-	cow__free(counts);
 	bs->nchain = 0;
 	bs->base_blocks = k;
-	for (uint64_t j = 0; j < k; j++) {
-		int rc = chain_push(bs, addr + j, bs->txn_gen);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	for (size_t j = 0; rc == 0 && j < k; j++)
+		rc = chain_push(bs, addr[j], bs->txn_gen);
+out:
+	cow__free(addr);
+	cow__free(buf);
+	cow__free(counts);
+	return rc;
 }
 
 int cow__space_persist(struct cow__bs *bs, struct cow__sb *sb)

@@ -19,9 +19,15 @@
 int cow__node_get(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t **out)
 {
 	const uint8_t *n;
-	int rc = cow__bs_read(tx->bs, &tx->vc, tx->nblocks, p, COW_BLOCK_SIZE, &n);
+	bool fresh;
+	int rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, p, COW_BLOCK_SIZE, &n, &fresh);
 	if (rc)
 		return rc;
+	tx->nodes_read++;
+	if (!fresh) { /* checked when it was verified (or built by this transaction) */
+		*out = n;
+		return 0;
+	}
 	if (cow__le32(n) != N_MAGIC || (n_kind(n) != N_LEAF && n_kind(n) != N_BRANCH))
 		return COW_CORRUPT(p->addr, "not a tree node");
 	if (cow__le64(n + 8) != p->addr || cow__le64(n + 16) != p->birth)
@@ -85,7 +91,7 @@ static int value_of(struct cow__tx *tx, const uint8_t *c, cow_buf *val)
 	struct cow__bptr p;
 	cow__bptr_load(&p, leaf_val(c));
 	const uint8_t *data;
-	int rc = cow__bs_read(tx->bs, NULL, tx->nblocks, &p, vlen, &data);
+	int rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &p, vlen, &data, NULL);
 	if (rc)
 		return rc;
 	val->data = data;
@@ -483,7 +489,7 @@ int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 	if (sp.happened) {
 		/* The root split: a new root with the two halves. */
 		const uint8_t *left;
-		rc = cow__bs_read(tx->bs, NULL, tx->nblocks, &t->root, COW_BLOCK_SIZE, &left);
+		rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &t->root, COW_BLOCK_SIZE, &left, NULL);
 		if (rc)
 			goto out;
 		int level = n_level(left) + 1;

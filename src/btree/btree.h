@@ -25,9 +25,9 @@ struct cow__tx {
 	uint64_t gen;     /* generation read (or being written) */
 	uint64_t nblocks; /* valid block addresses are below this */
 	bool write;
-	struct cow__tree *refs; /* write txn: the reference-count tree */
-	uint64_t nodes_read;    /* statistics: nodes fetched (diff cost tests) */
-	struct cow__vcache vc;
+	struct cow__tree *refs; /* the reference-count tree */
+	unsigned read_flags;    /* COW_READ_VERIFY: fsck, never trust the cache */
+	uint64_t nodes_read;    /* statistics: nodes fetched */
 };
 
 /*

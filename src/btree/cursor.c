@@ -240,7 +240,7 @@ int cow__cursor_get(struct cow__cursor *c, cow_buf *key, cow_buf *val)
 	struct cow__bptr p;
 	cow__bptr_load(&p, leaf_val(cell));
 	const uint8_t *data;
-	int rc = cow__bs_read(c->tx->bs, NULL, c->tx->nblocks, &p, vlen, &data);
+	int rc = cow__bs_read(c->tx->bs, c->tx->read_flags, c->tx->nblocks, &p, vlen, &data, NULL);
 	if (rc)
 		return rc;
 	val->data = data;
@@ -276,7 +276,7 @@ static int walk(struct cow__tx *tx, const struct cow__bptr *p, const struct cow_
 			cow__bptr_load(&ep, leaf_val(c));
 			if (ep.birth > w->min_birth) {
 				const uint8_t *data;
-				rc = cow__bs_read(tx->bs, NULL, tx->nblocks, &ep, leaf_vlen(c), &data);
+				rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &ep, leaf_vlen(c), &data, NULL);
 				if (rc == 0 && w->blk)
 					rc = w->blk(w->ctx, ep.addr,
 						    (leaf_vlen(c) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT,
@@ -349,7 +349,7 @@ static int verify(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t *
 				struct cow__bptr ep;
 				cow__bptr_load(&ep, leaf_val(c));
 				const uint8_t *data;
-				rc = cow__bs_read(tx->bs, NULL, tx->nblocks, &ep, leaf_vlen(c), &data);
+				rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &ep, leaf_vlen(c), &data, NULL);
 				if (rc)
 					return rc;
 				if (ep.birth > p->birth)

@@ -47,7 +47,6 @@ static int expand(struct cow__tx *tx, struct iter *it)
 	int rc = cow__node_get(tx, &top.p, &n);
 	if (rc)
 		return rc;
-	tx->nodes_read++;
 	for (unsigned k = n_count(n); k-- > 0;) {
 		const uint8_t *c = n_cell(n, k);
 		struct item x = {.level = n_level(n) - 1};
@@ -83,7 +82,7 @@ static int value(struct cow__tx *tx, const uint8_t *c, cow_buf *v, struct cow__b
 	}
 	cow__bptr_load(ext, leaf_val(c));
 	const uint8_t *d;
-	int rc = cow__bs_read(tx->bs, NULL, tx->nblocks, ext, leaf_vlen(c), &d);
+	int rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, ext, leaf_vlen(c), &d, NULL);
 	v->data = d;
 	v->len = leaf_vlen(c);
 	return rc;

@@ -98,7 +98,7 @@ static void walk(struct fsck *f, const char *obj, bool volume, const struct cow_
 			if (ep.addr < f->nblocks && (f->seen[ep.addr] & 1))
 				continue;
 			const uint8_t *data;
-			rc = cow__bs_read(f->tx->bs, NULL, f->tx->nblocks, &ep, leaf_vlen(c), &data);
+			rc = cow__bs_read(f->tx->bs, f->tx->read_flags, f->tx->nblocks, &ep, leaf_vlen(c), &data, NULL);
 			if (rc) {
 				if (ep.addr < f->nblocks)
 					f->seen[ep.addr] |= 1;
@@ -124,6 +124,7 @@ int cow_store_fsck(cow_store *s, unsigned flags, int (*fn)(void *ctx, const cow_
 	if (rc)
 		return rc;
 	struct fsck f = {.tx = &t->tx, .nblocks = t->tx.nblocks, .fn = fn, .ctx = ctx, .r = &r};
+	t->tx.read_flags = COW_READ_VERIFY; /* trust nothing remembered */
 	f.seen = cow__calloc(f.nblocks ? f.nblocks : 1, 1);
 	if (!f.seen) {
 		cow_txn_abort(t);

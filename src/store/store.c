@@ -335,7 +335,6 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 		if (rc)
 			goto fail;
 		t->tx = (struct cow__tx){.bs = s->bs, .gen = m.gen, .nblocks = m.nblocks};
-		memset(&t->tx.vc, 0xff, sizeof(t->tx.vc));
 		t->catalog.root = m.catalog; /* the catalog's count is not tracked */
 		t->refs.root = m.refs;
 		t->tx.refs = &t->refs;
@@ -368,7 +367,6 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 	}
 	s->next_id = s->bs->sb.next_id;
 	t->tx = (struct cow__tx){.bs = s->bs, .gen = m.gen + 1, .nblocks = 0, .write = true};
-	memset(&t->tx.vc, 0xff, sizeof(t->tx.vc));
 	t->catalog.root = m.catalog;
 	t->refs.root = m.refs;
 	t->tx.refs = &t->refs;
