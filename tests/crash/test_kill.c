@@ -20,7 +20,18 @@
  *    transaction and a doomed reader is killed with it, so stale slots of
  *    dead processes must have been cleared;
  *  - the next writer builds on what the parent saw (its first transaction
- *    reads state exactly as the model has it).
+ *    reads state exactly as the model has it), with one exception below;
+ *  - a commit a reader saw is never lost.
+ *
+ * In one round of three the readers close the store before the kill, so the
+ * parent's reopen is alone and runs recovery (picks the newest superblock
+ * that verifies, resets the lock file); in the others the store stays open
+ * in other processes and the reopen trusts the lock file, which the killed
+ * writer may have left behind its newest durable commit (killed after the
+ * flush, before publishing). That commit stays invisible while the store is
+ * open somewhere, and reappears when a process next opens the store alone,
+ * unless a later commit replaced its superblock slot first: so after a
+ * reopen that trusted the lock file, the next lone open may find A + 1.
  *
  * The readers check every transaction: the counters agree, the map's digest
  * for counter N is the model's (shared memory collects them), the counter
@@ -35,12 +46,14 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "check.h"
+#include "io/io.h"
 #include "store/store.h"
 
 #define NKEYS	 2000
@@ -59,7 +72,8 @@ struct model {
 /* Shared with the reader processes. */
 struct shared {
 	atomic_int stop;
-	atomic_int failed;
+	atomic_int pause;  /* set: readers close the store until it is cleared */
+	atomic_int paused; /* readers that have closed it */
 	atomic_ulong reads[NREADERS];
 	atomic_ulong digest[MAXGEN]; /* digest seen for counter N (0: not seen) */
 };
@@ -219,6 +233,95 @@ static int step(struct model *m, cow_map *mp)
 	return rc;
 }
 
+/*
+ * Kill at an exact point: in half of the rounds the writer kills itself just
+ * before or just after its kill_at-th write, flush or grow of the data file,
+ * which lands the kill in the narrow windows a timer rarely hits (between
+ * the blocks and the superblock, between the superblock and the flush,
+ * between the flush and publishing the commit to readers).
+ */
+static long kill_at, kill_ops;
+static bool kill_after;
+
+struct kio {
+	struct cow__io io;
+	struct cow__io *inner;
+};
+
+static void kill_before(void)
+{
+	if (++kill_ops == kill_at && !kill_after)
+		raise(SIGKILL);
+}
+
+static int kill_then(int rc)
+{
+	if (kill_ops == kill_at && kill_after)
+		raise(SIGKILL);
+	return rc;
+}
+
+static int k_pwritev(struct cow__io *io, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	struct cow__io *in = ((struct kio *)io)->inner;
+	kill_before();
+	return kill_then(in->ops->pwritev(in, iov, iovcnt, off));
+}
+
+static int k_sync(struct cow__io *io)
+{
+	struct cow__io *in = ((struct kio *)io)->inner;
+	kill_before();
+	return kill_then(in->ops->sync(in));
+}
+
+static int k_grow(struct cow__io *io, uint64_t size)
+{
+	struct cow__io *in = ((struct kio *)io)->inner;
+	kill_before();
+	return kill_then(in->ops->grow(in, size));
+}
+
+static int k_pread(struct cow__io *io, void *buf, size_t len, uint64_t off)
+{
+	struct cow__io *in = ((struct kio *)io)->inner;
+	return in->ops->pread(in, buf, len, off);
+}
+
+static int k_size(struct cow__io *io, uint64_t *size)
+{
+	struct cow__io *in = ((struct kio *)io)->inner;
+	return in->ops->size(in, size);
+}
+
+static void k_close(struct cow__io *io)
+{
+	struct cow__io *in = ((struct kio *)io)->inner;
+	in->ops->close(in);
+	free(io);
+}
+
+static const struct cow__io_ops kops = {
+	.pwritev = k_pwritev,
+	.pread = k_pread,
+	.sync = k_sync,
+	.grow = k_grow,
+	.size = k_size,
+	.close = k_close,
+};
+
+static int kwrap(struct cow__io *inner, struct cow__io **out)
+{
+	struct kio *k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->io.ops = &kops;
+	k->io.fd = inner->fd;
+	k->inner = inner;
+	*out = &k->io;
+	return 0;
+}
+
 static void die(int code, const char *fmt, const char *arg)
 {
 	fprintf(stderr, fmt, arg);
@@ -236,6 +339,8 @@ static void writer(const char *path, struct model *m, int fd)
 	cow_store *s;
 	cow_txn *pin, *t;
 	cow_map *mp;
+	if (kill_at)
+		cow__io_wrap = kwrap;
 	int rc = cow_store_open(path, NULL, &s);
 	if (rc)
 		die(20, "writer: open: %s", cow_errname(rc));
@@ -244,15 +349,22 @@ static void writer(const char *path, struct model *m, int fd)
 	for (bool first = true;; first = false) {
 		if ((rc = cow_txn_begin(s, 0, &t)) != 0)
 			die(22, "writer: begin: %s", cow_errname(rc));
-		if (first) { /* the writer builds on exactly what the parent saw */
+		if (first) { /* what does the writer build on? Tell the parent. */
+			static struct model nx;
 			char why[200];
 			uint64_t n = 0, d = 0;
 			if (digest_store(t, &n, &d, why, sizeof(why)))
 				die(23, "writer: %s", why);
-			if (n != m->n || d != digest_model(m))
+			nx = *m;
+			step(&nx, NULL);
+			if (d == digest_model(&nx))
+				*m = nx; /* see resurface in main() */
+			else if (d != digest_model(m))
 				die(24, "writer: %s",
-				    "the write transaction does not start from the "
-				    "state the parent recovered");
+				    "the write transaction starts from neither the state the "
+				    "parent recovered nor the next one");
+			if (write(fd, &m->n, 8) != 8)
+				die(27, "writer: %s", "ack pipe");
 		}
 		if ((rc = cow_map_open(t, "m", &mp)) != 0 || (rc = step(m, mp)) != 0)
 			die(25, "writer: write: %s", cow_errname(rc));
@@ -302,19 +414,34 @@ static void read_once(cow_store *s, int r, uint64_t *last, uint64_t *rng)
 	cow_txn_abort(t);
 }
 
+/* Children die with the parent (a failed CHECK must not leave readers behind). */
+static void die_with_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(50);
+}
+
 static void reader(const char *path, int r)
 {
-	cow_store *s;
-	int rc = cow_store_open(path, NULL, &s);
-	if (rc)
-		die(36, "reader: open: %s", cow_errname(rc));
 	uint64_t last = 0, rng = seed0 + (uint64_t)r + 1;
 	check_rand(&rng);
 	while (!atomic_load(&sh->stop)) {
-		read_once(s, r, &last, &rng);
-		atomic_fetch_add(&sh->reads[r], 1);
+		cow_store *s;
+		int rc = cow_store_open(path, NULL, &s);
+		if (rc)
+			die(36, "reader: open: %s", cow_errname(rc));
+		while (!atomic_load(&sh->stop) && !atomic_load(&sh->pause)) {
+			read_once(s, r, &last, &rng);
+			atomic_fetch_add(&sh->reads[r], 1);
+		}
+		cow_store_close(s);
+		if (!atomic_load(&sh->pause))
+			continue;
+		atomic_fetch_add(&sh->paused, 1);
+		while (atomic_load(&sh->pause) && !atomic_load(&sh->stop))
+			nanosleep(&(struct timespec){0, 200000}, NULL);
+		atomic_fetch_sub(&sh->paused, 1);
 	}
-	cow_store_close(s);
 	_exit(0);
 }
 
@@ -347,6 +474,7 @@ int main(int argc, char **argv)
 {
 	long iters = argc > 1 ? atol(argv[1]) : 200;
 	seed0 = check_seed();
+	pid_t parent = getpid();
 	uint64_t rng = seed0;
 	check_rand(&rng);
 	const char *path = check_path("kill.cow");
@@ -377,19 +505,34 @@ int main(int argc, char **argv)
 	for (int r = 0; r < NREADERS; r++) {
 		readers[r] = fork();
 		CHECK(readers[r] >= 0);
-		if (readers[r] == 0)
+		if (readers[r] == 0) {
+			die_with_parent(parent);
 			reader(path, r);
+		}
 	}
 
 	long inflight = 0, commits = 0, early = 0;
+	long alone_rounds = 0, resurfaced = 0;
+	bool shared_reopen = false; /* the last reopen trusted the lock file */
 	for (long it = 0; it < iters; it++) {
 		int ack[2], dp[2];
+		bool alone = it % 3 == 2;
+		bool may_resurface = alone && shared_reopen;
+		if (alone) { /* the readers close the store: the reopen will recover */
+			atomic_store(&sh->pause, 1);
+			while (atomic_load(&sh->paused) < NREADERS) {
+				check_readers(readers);
+				nanosleep(&(struct timespec){0, 200000}, NULL);
+			}
+			alone_rounds++;
+		}
 		CHECK_EQ(pipe(ack), 0);
 		CHECK_EQ(pipe(dp), 0);
 		pid_t dk = fork(); /* a reader that dies with the writer */
 		CHECK(dk >= 0);
 		if (dk == 0) {
 			close(dp[0]);
+			die_with_parent(parent);
 			doomed(path, dp[1]);
 		}
 		close(dp[1]);
@@ -397,40 +540,73 @@ int main(int argc, char **argv)
 		CHECK_EQ(read(dp[0], &c, 1), 1);
 		close(dp[0]);
 
+		/*
+		 * Kill at a random moment (often early: open, recovery, the first
+		 * commit), or have the writer kill itself at a chosen io operation.
+		 */
+		uint64_t r = check_rand(&rng);
+		bool at_io = r % 2 == 0;
+		long us = r % 3 == 0 ? (long)(r >> 8) % 3000 : (long)(r >> 8) % 40000;
+		kill_at = at_io ? 1 + (long)((r >> 8) % 40) : 0;
+		kill_after = (r >> 20) % 2;
 		pid_t w = fork();
 		CHECK(w >= 0);
 		if (w == 0) {
 			close(ack[0]);
+			die_with_parent(parent);
 			writer(path, &model, ack[1]);
 		}
 		close(ack[1]);
-		/* Kill at a random moment: often early (open, recovery, first commit). */
-		uint64_t r = check_rand(&rng);
-		long us = r % 3 == 0 ? (long)(r >> 8) % 3000 : (long)(r >> 8) % 40000;
-		nanosleep(&(struct timespec){0, us * 1000}, NULL);
-		kill(w, SIGKILL);
-		kill(dk, SIGKILL);
+		if (!at_io) {
+			nanosleep(&(struct timespec){0, us * 1000}, NULL);
+			kill(w, SIGKILL);
+		}
 		int status;
 		CHECK_EQ(waitpid(w, &status, 0), w);
-		if (!WIFSIGNALED(status))
+		kill(dk, SIGKILL);
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 			check__fail(__FILE__, __LINE__,
-				    "iteration %ld: the writer exited (code %d) "
-				    "before the kill",
-				    it, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+				    "iteration %ld: the writer exited (status %#x) before the kill",
+				    it, status);
 		CHECK_EQ(waitpid(dk, &status, 0), dk);
 
 		/* The acknowledged commits: bring the model up to the last one, A. */
+		/*
+		 * The writer first says which commit it builds on: the one the
+		 * parent's last reopen saw, or (resurface) the next one. A reopen
+		 * while other processes keep the store open trusts the lock file,
+		 * so it does not see a commit that is durable but whose writer
+		 * died before publishing it; the next open by a process alone
+		 * recovers from the superblocks and finds it. Only then may it
+		 * appear, and only if nothing was committed since.
+		 */
 		uint64_t got, acked = model.n;
+		bool started = read(ack[0], &got, 8) == 8;
+		if (started && got != model.n) {
+			if (!(may_resurface && got == model.n + 1))
+				check__fail(__FILE__, __LINE__,
+					    "iteration %ld: the writer builds on commit %llu, the "
+					    "parent's reopen saw %llu",
+					    it, (unsigned long long)got,
+					    (unsigned long long)model.n);
+			CHECK_OK(step(&model, NULL));
+			if (model.n < MAXGEN)
+				digests[model.n] = digest_model(&model);
+			acked = model.n;
+			resurfaced++;
+		}
+		long round = 0;
 		while (read(ack[0], &got, 8) == 8) {
 			CHECK_EQ(got, model.n + 1);
 			CHECK_OK(step(&model, NULL));
 			if (model.n < MAXGEN)
 				digests[model.n] = digest_model(&model);
 			acked = got;
-			commits++;
+			round++;
 		}
 		close(ack[0]);
-		early += acked == next.n; /* no commit in this round */
+		commits += round;
+		early += round == 0;
 		next = model;
 		CHECK_OK(step(&next, NULL)); /* A + 1, the commit that may have been in flight */
 		uint64_t want = digest_model(&model), want_next = digest_model(&next);
@@ -476,7 +652,12 @@ int main(int argc, char **argv)
 				"iteration %ld: %llu readers registered, only %d processes alive",
 				it, (unsigned long long)st.readers, NREADERS);
 		cow_store_close(s);
-
+		shared_reopen = !alone;
+		if (alone) {
+			atomic_store(&sh->pause, 0);
+			while (atomic_load(&sh->paused) > 0)
+				nanosleep(&(struct timespec){0, 200000}, NULL);
+		}
 		check_readers(readers);
 	}
 
@@ -503,10 +684,11 @@ int main(int argc, char **argv)
 	CHECK_EQ(st.readers, 0);
 	CHECK_OK(cow__store_check(s));
 	cow_store_close(s);
-	printf("%ld kills: %ld acknowledged commits, the one in flight found whole %ld times, "
-	       "%ld writers killed before their first commit; %lu consistent reads by %d "
+	printf("%ld kills (%ld with the store open nowhere else): %ld acknowledged commits; the "
+	       "one in flight was found whole at reopen %ld times, later by a lone open %ld "
+	       "times; %ld writers killed before their first commit; %lu consistent reads by %d "
 	       "readers\n",
-	       iters, commits, inflight, early, reads, NREADERS);
+	       iters, alone_rounds, commits, inflight, resurfaced, early, reads, NREADERS);
 	free(digests);
 	return 0;
 }
