@@ -646,6 +646,10 @@ int main(int argc, char **argv)
 		}
 		cow_store_stats st;
 		CHECK_OK(cow_store_stat(s, &st));
+		if (alone && st.readers != 0) /* the readers had closed the store */
+			check__fail(__FILE__, __LINE__,
+				    "iteration %ld: %llu readers registered, no reader alive", it,
+				    (unsigned long long)st.readers);
 		if (st.readers > NREADERS)
 			check__fail(
 				__FILE__, __LINE__,
