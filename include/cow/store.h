@@ -82,8 +82,10 @@ typedef struct cow_store_options {
  * @opts: flags; NULL means none (open an existing store, durable commits).
  * @out:  receives the handle, to be closed with cow_store_close().
  *
- * Opening recovers from any crash: it picks the newest commit whose blocks
- * all verify (docs/FORMAT.md section 7). Errors: COW_ENOENT (no store and no
+ * Opening recovers from any crash: the first process to open the store picks
+ * the newest commit whose blocks all verify (docs/FORMAT.md section 7); later
+ * openers join the state the lock file publishes, and the next write
+ * transaction adopts any newer complete commit a killed writer left behind. Errors: COW_ENOENT (no store and no
  * CREATE), COW_EEXIST (CREATE|EXCL and it exists), COW_EFORMAT (not a cowkit
  * store, or a newer format), COW_ECORRUPT (no commit verifies), COW_ENOMEM,
  * and -errno from the file system (COW_EACCES, COW_EIO, ...).

@@ -295,17 +295,33 @@ int cow_store_sync(cow_store *s)
 
 /* ---- transactions ---- */
 
-/* Bring this process's writer state to the newest commit (maybe another process's). */
-static int writer_sync_state(cow_store *s, const struct cow__meta *m)
+/*
+ * Bring this process's writer state to the newest commit (maybe another
+ * process's). A writer killed between its flush and publishing the commit
+ * leaves a complete, durable generation newer than the lock file says: it is
+ * adopted (and published) here, so no generation number is ever used for two
+ * different commits.
+ */
+static int writer_sync_state(cow_store *s, struct cow__meta *m)
 {
 	struct cow__bs *bs = s->bs;
-	if (bs->loaded && bs->sb.gen == m->gen)
-		return 0;
 	struct cow__sb sb[2];
 	bool valid[2];
 	int rc = cow__bs_read_slots(bs, sb, valid);
 	if (rc)
 		return rc;
+	for (int i = 0; i < 2; i++) {
+		if (!valid[i] || sb[i].gen <= m->gen || cow__store_verify_sb(bs, &sb[i]) != 0)
+			continue;
+		rc = cow__bs_load(bs, &sb[i], i);
+		if (rc)
+			return rc;
+		*m = (struct cow__meta){sb[i].gen, sb[i].nblocks, sb[i].catalog, sb[i].refs};
+		cow__lock_publish(&s->lk, m);
+		return 0;
+	}
+	if (bs->loaded && bs->sb.gen == m->gen)
+		return 0;
 	for (int i = 0; i < 2; i++)
 		if (valid[i] && sb[i].gen == m->gen)
 			return cow__bs_load(bs, &sb[i], i);
