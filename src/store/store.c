@@ -174,6 +174,26 @@ static int create_store(cow_store *s, struct cow__sb *out)
 	return 0;
 }
 
+/* The in-process writer slot: false (busy) only with @nowait. */
+static bool writer_acquire(cow_store *s, bool nowait)
+{
+	pthread_mutex_lock(&s->wmutex);
+	while (s->wbusy && !nowait)
+		pthread_cond_wait(&s->wcond, &s->wmutex);
+	bool got = !s->wbusy;
+	s->wbusy = true;
+	pthread_mutex_unlock(&s->wmutex);
+	return got;
+}
+
+static void writer_release(cow_store *s)
+{
+	pthread_mutex_lock(&s->wmutex);
+	s->wbusy = false;
+	pthread_cond_signal(&s->wcond);
+	pthread_mutex_unlock(&s->wmutex);
+}
+
 /* A file whose first commit never completed: both slots still zero. */
 static bool never_committed(struct cow__bs *bs)
 {
@@ -197,6 +217,7 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 	s->lk.fd = s->lk.wfd = -1;
 	s->flags = flags;
 	pthread_mutex_init(&s->wmutex, NULL);
+	pthread_cond_init(&s->wcond, NULL);
 	int rc = COW_ENOMEM;
 	s->path = cow__strdup(path);
 	if (!s->path)
@@ -256,7 +277,7 @@ void cow_store_close(cow_store *s)
 		 * blocks (and later damage to them is reported, not taken for a
 		 * torn commit). Only if nobody committed after us.
 		 */
-		pthread_mutex_lock(&s->wmutex);
+		writer_acquire(s, false);
 		if (s->bs->loaded && cow__lock_writer(&s->lk, false) == 0) {
 			struct cow__meta m;
 			cow__lock_read_meta(&s->lk, &m);
@@ -266,11 +287,12 @@ void cow_store_close(cow_store *s)
 		} else if (s->bs->nosync) {
 			s->bs->io->ops->sync(s->bs->io);
 		}
-		pthread_mutex_unlock(&s->wmutex);
+		writer_release(s);
 	}
 	cow__lock_close(&s->lk);
 	cow__bs_close(s->bs);
 	pthread_mutex_destroy(&s->wmutex);
+	pthread_cond_destroy(&s->wcond);
 	cow__free(s->readers);
 	cow__free(s->path);
 	cow__free(s);
@@ -284,16 +306,17 @@ int cow_store_sync(cow_store *s)
 	if (rc)
 		return rc;
 	/* Record durability for this process's writer state. */
-	pthread_mutex_lock(&s->wmutex);
+	writer_acquire(s, false);
 	if (s->bs->loaded) {
 		s->bs->durable = s->bs->sb.gen;
 		s->bs->durable_slot = s->bs->sb_slot;
 	}
-	pthread_mutex_unlock(&s->wmutex);
+	writer_release(s);
 	return 0;
 }
 
 /* ---- transactions ---- */
+
 
 /*
  * Bring this process's writer state to the newest commit (maybe another
@@ -358,13 +381,9 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 		return 0;
 	}
 
-	if (flags & COW_TXN_NOWAIT) {
-		if (pthread_mutex_trylock(&s->wmutex) != 0) {
-			rc = COW_ELOCKED;
-			goto fail;
-		}
-	} else {
-		pthread_mutex_lock(&s->wmutex);
+	if (!writer_acquire(s, flags & COW_TXN_NOWAIT)) {
+		rc = COW_ELOCKED;
+		goto fail;
 	}
 	rc = cow__lock_writer(&s->lk, !(flags & COW_TXN_NOWAIT));
 	if (rc)
@@ -391,7 +410,7 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 unlock:
 	cow__lock_writer_release(&s->lk);
 unlock_mutex:
-	pthread_mutex_unlock(&s->wmutex);
+	writer_release(s);
 fail:
 	if (t->slot >= 0)
 		cow__lock_reader_leave(&s->lk, t->slot);
@@ -422,7 +441,7 @@ static void txn_free(cow_txn *t)
 static void writer_end(cow_txn *t)
 {
 	cow__lock_writer_release(&t->s->lk);
-	pthread_mutex_unlock(&t->s->wmutex);
+	writer_release(t->s);
 }
 
 void cow_txn_abort(cow_txn *t)

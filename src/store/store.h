@@ -62,7 +62,14 @@ struct cow_store {
 	unsigned flags;
 	struct cow__bs *bs;
 	struct cow__lock lk;
-	pthread_mutex_t wmutex; /* one write transaction per process at a time */
+	/*
+	 * One write transaction per process at a time. A flag under a mutex
+	 * rather than the mutex itself: a transaction may end in another
+	 * thread than the one that began it.
+	 */
+	pthread_mutex_t wmutex;
+	pthread_cond_t wcond;
+	bool wbusy;
 	uint64_t *readers;      /* scratch for the reader scan (writer only) */
 	size_t nreaders, cap_readers;
 	uint64_t next_id;       /* writer: next object id */
