@@ -230,6 +230,27 @@ COW_API int cow_mem_sink_buffer(void *buf, size_t len, cow_mem_sink **out);
  */
 COW_API int cow_mem_sink_callbacks(const cow_mem_sink_ops *ops, void *ctx, cow_mem_sink **out);
 
+/*
+ * cow_mem_sink_volume - a sink that makes every image a version of volume
+ * @name in store @s: begin opens a write transaction (creating the volume,
+ * or resizing it to the region), pages become volume writes (all-zero pages
+ * stay holes), and a complete image commits with a snapshot
+ * "@name@ckptN" (N = 1, 2, ... after the newest existing one). A delta image
+ * only rewrites the pages it carries, so each checkpoint is a full version
+ * sharing every unchanged block with the previous one: any of them restores
+ * alone (cow_mem_restore_volume), and they can be destroyed in any order.
+ * @s must stay open while the sink lives. Returns 0, COW_EINVAL, COW_ENOMEM.
+ */
+typedef struct cow_store cow_store;
+COW_API int cow_mem_sink_volume(cow_store *s, const char *name, cow_mem_sink **out);
+
+/*
+ * cow_mem_sink_volume_last - the snapshot the last complete image became
+ * ("NAME@ckptN"), or "" before any. Static storage inside the sink: valid
+ * until the next image or cow_mem_sink_destroy.
+ */
+COW_API const char *cow_mem_sink_volume_last(const cow_mem_sink *sink);
+
 /* cow_mem_sink_destroy - free a sink (not the fd/buffer behind it). Accepts NULL. */
 COW_API void cow_mem_sink_destroy(cow_mem_sink *s);
 
@@ -378,6 +399,16 @@ typedef struct cow_mem_restore_stats {
  */
 COW_API int cow_mem_restore_start(cow_mem_region *r, const void *src, size_t len,
 				  cow_mem_backend backend, cow_mem_restore **out);
+
+/*
+ * cow_mem_restore_volume - restore @r from version @snapshot ("NAME@ckptN",
+ * or any volume) of store @s: the volume is read into a private buffer, then
+ * restored as cow_mem_restore_start does (lazily where possible). The buffer
+ * is freed by cow_mem_restore_wait. Returns the errors of both, and those of
+ * cow_vol_open/cow_vol_pread (COW_ENOTFOUND, COW_ECORRUPT, ...).
+ */
+COW_API int cow_mem_restore_volume(cow_mem_region *r, cow_store *s, const char *snapshot,
+				   cow_mem_backend backend, cow_mem_restore **out);
 
 /*
  * cow_mem_restore_wait - wait until every page is present, then free @h.

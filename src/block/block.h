@@ -157,6 +157,9 @@ int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2]);
  */
 int cow__bs_load(struct cow__bs *bs, const struct cow__sb *sb, int slot);
 
+/* Verify the space-map blocks of @sb born after sb->synced (recovery). */
+int cow__bs_verify_space(struct cow__bs *bs, const struct cow__sb *sb);
+
 /* Initialize a brand-new store's writer state (before its first commit). */
 int cow__bs_format(struct cow__bs *bs);
 

@@ -393,6 +393,31 @@ static int read_chain(struct cow__bs *bs, struct cow__bptr head, uint64_t nblock
 	return 0;
 }
 
+/* Verify the blocks of one chain born after @synced (newest first: stop at the first older). */
+static int verify_chain(struct cow__bs *bs, struct cow__bptr head, uint64_t nblocks,
+			uint64_t synced)
+{
+	for (uint64_t n = 0; head.addr && head.birth > synced; n++) {
+		if (n > nblocks)
+			return COW_CORRUPT(head.addr, "space-map chain loops");
+		const uint8_t *b;
+		int rc = cow__bs_read(bs, COW_READ_VERIFY, nblocks, &head, COW_BLOCK_SIZE, &b, NULL);
+		int kind;
+		uint32_t count;
+		if (rc == 0)
+			rc = hdr_check(b, &head, &kind, &count, &head);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int cow__bs_verify_space(struct cow__bs *bs, const struct cow__sb *sb)
+{
+	int rc = verify_chain(bs, sb->space_base, sb->nblocks, sb->synced);
+	return rc ? rc : verify_chain(bs, sb->space_log, sb->nblocks, sb->synced);
+}
+
 static int chain_push(struct cow__bs *bs, uint64_t addr, uint64_t birth)
 {
 	int rc = cow__grow((void **)&bs->chain, &bs->cap_chain, bs->nchain + 1, sizeof(*bs->chain));

@@ -138,4 +138,11 @@ uint64_t cow__median(uint32_t *v, size_t n);
 /* Online CPUs, at least 1. */
 unsigned cow__ncpu(void);
 
+/* A callback sink that frees @ctx when destroyed; and its ctx (or NULL). */
+int cow__sink_callbacks_owned(const cow_mem_sink_ops *ops, void *ctx, cow_mem_sink **out);
+void *cow__sink_ctx(const cow_mem_sink *s);
+
+/* The restore handle frees @buf when it is done (volume restores). */
+void cow__restore_own(cow_mem_restore *h, void *buf);
+
 #endif

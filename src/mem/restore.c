@@ -39,7 +39,13 @@ struct cow_mem_restore {
 	int err;
 	uint64_t t0, setup_ns, done_ns;
 	_Atomic uint64_t faults, first_fault_ns, zero_chunks, bytes;
+	void *owned; /* a source buffer this handle frees (cow_mem_restore_volume) */
 };
+
+void cow__restore_own(cow_mem_restore *h, void *buf)
+{
+	h->owned = buf;
+}
 
 /*
  * Fill [off, off+len) of the region: zero chunks get the zero page, others
@@ -276,6 +282,7 @@ int cow_mem_restore_wait(cow_mem_restore *h, cow_mem_restore_stats *st)
 	}
 	int rc = h->err;
 	cow__region_release(h->r);
+	cow__free(h->owned);
 	cow__free(h);
 	return rc;
 }

@@ -17,6 +17,7 @@ struct cow_mem_sink {
 	uint64_t base;
 	char *buf; /* buffer sinks */
 	size_t len;
+	bool owns_ctx; /* free ctx with the sink (cowkit's own callback sinks) */
 };
 
 static int fd_write(void *ctx, uint64_t off, const void *data, size_t len)
@@ -99,8 +100,23 @@ int cow_mem_sink_callbacks(const cow_mem_sink_ops *ops, void *ctx, cow_mem_sink 
 	return rc;
 }
 
+int cow__sink_callbacks_owned(const cow_mem_sink_ops *ops, void *ctx, cow_mem_sink **out)
+{
+	int rc = cow_mem_sink_callbacks(ops, ctx, out);
+	if (rc == 0)
+		(*out)->owns_ctx = true;
+	return rc;
+}
+
+void *cow__sink_ctx(const cow_mem_sink *s)
+{
+	return s && s->owns_ctx ? s->ctx : NULL;
+}
+
 void cow_mem_sink_destroy(cow_mem_sink *s)
 {
+	if (s && s->owns_ctx)
+		cow__free(s->ctx);
 	cow__free(s);
 }
 

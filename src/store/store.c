@@ -84,7 +84,8 @@ int cow__store_verify_sb(struct cow__bs *bs, const struct cow__sb *sb)
 	struct cow__tx *tx = cow__calloc(1, sizeof(*tx));
 	if (!tx)
 		return COW_ENOMEM;
-	*tx = (struct cow__tx){.bs = bs, .gen = sb->gen, .nblocks = sb->nblocks};
+	*tx = (struct cow__tx){
+		.bs = bs, .gen = sb->gen, .nblocks = sb->nblocks, .read_flags = COW_READ_VERIFY};
 	struct vctx v = {tx, sb->synced};
 	struct cow__tree cat = {.root = sb->catalog}, refs = {.root = sb->refs};
 	struct cow__walk w = {.min_birth = sb->synced, .val = verify_obj, .ctx = &v};
@@ -92,6 +93,8 @@ int cow__store_verify_sb(struct cow__bs *bs, const struct cow__sb *sb)
 	struct cow__walk wr = {.min_birth = sb->synced};
 	if (rc == 0)
 		rc = cow__btree_walk(tx, &refs, &wr);
+	if (rc == 0)
+		rc = cow__bs_verify_space(bs, sb);
 	cow__free(tx);
 	return rc;
 }
@@ -336,9 +339,8 @@ static int writer_sync_state(cow_store *s, struct cow__meta *m)
 	for (int i = 0; i < 2; i++) {
 		if (!valid[i] || sb[i].gen <= m->gen || cow__store_verify_sb(bs, &sb[i]) != 0)
 			continue;
-		rc = cow__bs_load(bs, &sb[i], i);
-		if (rc)
-			return rc;
+		if (cow__bs_load(bs, &sb[i], i) != 0)
+			continue; /* not complete after all: the commit below overwrites it */
 		*m = (struct cow__meta){sb[i].gen, sb[i].nblocks, sb[i].catalog, sb[i].refs};
 		cow__lock_publish(&s->lk, m);
 		return 0;

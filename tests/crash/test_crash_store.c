@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "faultio.h"
+#include "base/base.h"
 #include "store/store.h"
 
 #define NKEYS 1500
@@ -208,9 +209,16 @@ int main(int argc, char **argv)
 		o.flags = 0;
 		CHECK_OK(cow_store_open(path, &o, &s));
 		rc = cow__store_check(s);
-		if (rc)
-			check__fail(__FILE__, __LINE__, "iteration %ld: store check failed: %s", it,
-				    cow_errname(rc));
+		if (rc) {
+			uint64_t blk = 0;
+			const char *why = "?";
+			cow__last_corrupt(&blk, &why);
+			check__fail(__FILE__, __LINE__,
+				    "iteration %ld (crash at op %ld, %s): store check failed: %s: "
+				    "block %llu: %s",
+				    it, fc.crash_at, nosync ? "nosync" : "sync", cow_errname(rc),
+				    (unsigned long long)blk, why);
+		}
 		uint64_t d = digest_store(s);
 		int found = -1;
 		for (int k = nallowed - 1; k >= 0 && found < 0; k--)
