@@ -17,6 +17,9 @@
 
 #include "cow/visibility.h"
 #include "cow/errors.h"
+#include "cow/store.h"
+#include "cow/mem.h"
+#include "cow/share.h"
 
 #ifdef __cplusplus
 extern "C" {

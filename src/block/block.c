@@ -222,6 +222,7 @@ void cow__bs_close(struct cow__bs *bs)
 	cow__space_release(bs);
 	pthread_mutex_destroy(&bs->map_lock);
 	cow__free((void *)bs->vtags);
+	cow__free(bs->stage);
 	cow__free(bs);
 }
 
@@ -242,12 +243,15 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 		nblocks = bs->nblocks;
 	if (p->addr < 2 || nblk == 0 || p->addr + nblk > nblocks || p->addr + nblk < p->addr)
 		return COW_CORRUPT(p->addr, "block pointer out of range");
-	if (bs->txn_gen && p->birth == bs->txn_gen) {
+	if ((flags & COW_READ_WRITER) && p->birth == bs->txn_gen) {
 		uint8_t *buf = cow__bs_dirty(bs, p->addr);
-		if (!buf)
-			return COW_CORRUPT(p->addr, "pointer to a block this transaction never wrote");
-		*out = buf;
-		return 0;
+		if (buf) {
+			*out = buf;
+			return 0;
+		}
+		int rc = cow__bs_stage_flush(bs); /* a value written through: in the file */
+		if (rc)
+			return rc;
 	}
 	int rc = cow__bs_map_ensure(bs, p->addr + nblk);
 	if (rc)

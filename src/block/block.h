@@ -134,6 +134,14 @@ struct cow__bs {
 	struct cow__dirty *dirty;
 	size_t dirty_cap, ndirty;
 	uint64_t txn_gen; /* generation being written; 0 when no write txn */
+
+	/*
+	 * Value extents are written through at once (they are final when put),
+	 * gathered here into large sequential writes instead of dirty buffers.
+	 */
+	uint8_t *stage;
+	size_t stage_cap, stage_len;
+	uint64_t stage_addr; /* first block in the stage */
 };
 
 /*
@@ -181,7 +189,10 @@ static inline const uint8_t *cow__bs_mapped(struct cow__bs *bs, uint64_t addr)
  * the writer's own). *@fresh (may be NULL) says whether the bytes were
  * verified just now. Returns COW_ECORRUPT on mismatch.
  */
-enum { COW_READ_VERIFY = 1 };
+enum {
+	COW_READ_VERIFY = 1, /* always verify, never trust the cache (recovery, fsck) */
+	COW_READ_WRITER = 2, /* the writer: blocks born in its transaction are its own */
+};
 int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const struct cow__bptr *p,
 		 size_t len, const uint8_t **out, bool *fresh);
 
@@ -196,6 +207,17 @@ int cow__bs_begin(struct cow__bs *bs, uint64_t gen, const uint64_t *readers, siz
 
 /* Allocate @n consecutive blocks and a zeroed dirty buffer for them. */
 int cow__bs_alloc(struct cow__bs *bs, uint64_t n, uint64_t *addr, uint8_t **buf);
+
+/*
+ * Allocate @n consecutive blocks and write @len bytes (<= n * 4096) into them
+ * now, through the write stage (no dirty buffer). For values: they never
+ * change once written. Reads in the transaction find them in the file.
+ */
+int cow__bs_write_new(struct cow__bs *bs, uint64_t n, const void *data, size_t len,
+		      uint64_t *addr);
+
+/* Write out the stage (before reading a staged block, and at commit). */
+int cow__bs_stage_flush(struct cow__bs *bs);
 
 /*
  * Free @n blocks at @addr born at @birth. A block born in this transaction is

@@ -157,7 +157,9 @@ int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
 	if (rc)
 		goto fail;
 	sb->nblocks = bs->nblocks;
-	rc = write_dirty(bs);
+	rc = cow__bs_stage_flush(bs);
+	if (rc == 0)
+		rc = write_dirty(bs);
 	if (rc)
 		goto fail;
 	cow__sb_encode(sb, sbuf);
@@ -181,6 +183,7 @@ int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
 	bs->txn_gen = 0;
 	return 0;
 fail:
+	bs->stage_len = 0;
 	/*
 	 * Nothing of this generation may become visible later: spoil the slot we
 	 * may have written (best effort; if this write fails too, a reopen still

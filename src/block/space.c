@@ -72,20 +72,32 @@ bool cow__bs_is_pending(struct cow__bs *bs, uint64_t b)
 	return false;
 }
 
+/* The first free block in [from, to), or UINT64_MAX: a word at a time. */
+static uint64_t next_free(const struct cow__bs *bs, uint64_t from, uint64_t to)
+{
+	if (from >= to)
+		return UINT64_MAX;
+	size_t w = (size_t)(from >> 6), last = (size_t)((to - 1) >> 6);
+	uint64_t free_bits = ~bs->bits[w] & (~0ull << (from & 63));
+	for (;;) {
+		if (free_bits) {
+			uint64_t b = ((uint64_t)w << 6) + (uint64_t)__builtin_ctzll(free_bits);
+			return b < to ? b : UINT64_MAX;
+		}
+		if (++w > last)
+			return UINT64_MAX;
+		free_bits = ~bs->bits[w];
+	}
+}
+
 /* First run of @n free blocks in [from, to), or UINT64_MAX. */
 static uint64_t find_run(const struct cow__bs *bs, uint64_t from, uint64_t to, uint64_t n)
 {
 	uint64_t b = from;
-	while (b + n <= to) {
-		/* Skip full words quickly. */
-		if ((b & 63) == 0 && bs->bits[b >> 6] == ~0ull) {
-			b += 64;
-			continue;
-		}
-		if (bit_test(bs, b)) {
-			b++;
-			continue;
-		}
+	for (;;) {
+		b = next_free(bs, b, to);
+		if (b == UINT64_MAX || b + n > to)
+			return UINT64_MAX;
 		uint64_t run = 1;
 		while (run < n && !bit_test(bs, b + run))
 			run++;
@@ -93,7 +105,6 @@ static uint64_t find_run(const struct cow__bs *bs, uint64_t from, uint64_t to, u
 			return b;
 		b += run + 1;
 	}
-	return UINT64_MAX;
 }
 
 /* Grow the address space (and the file, in steps) by at least @n blocks. */
@@ -139,7 +150,8 @@ static int push_pend(struct cow__pend **arr, size_t *n, size_t *cap, struct cow_
 	return 0;
 }
 
-int cow__bs_alloc(struct cow__bs *bs, uint64_t n, uint64_t *addr, uint8_t **buf)
+/* Find (or grow the store for) @n free blocks and mark them allocated. */
+static int alloc_blocks(struct cow__bs *bs, uint64_t n, uint64_t *addr, uint8_t **buf)
 {
 	/* Reserve room for the event first so nothing below can fail half-done. */
 	int rc = cow__grow((void **)&bs->events, &bs->cap_events, bs->nevents + 1,
@@ -160,14 +172,61 @@ int cow__bs_alloc(struct cow__bs *bs, uint64_t n, uint64_t *addr, uint8_t **buf)
 			return rc;
 		start = oldn - tail;
 	}
-	rc = cow__dirty_add(bs, start, n, buf);
-	if (rc)
+	if (buf && (rc = cow__dirty_add(bs, start, n, buf)))
 		return rc;
 	bits_set(bs, start, n, true);
 	bs->events[bs->nevents++] = (struct cow__ev){COW_EV_ALLOC, start, n, bs->txn_gen};
 	bs->hint = start + n;
 	*addr = start;
 	return 0;
+}
+
+int cow__bs_alloc(struct cow__bs *bs, uint64_t n, uint64_t *addr, uint8_t **buf)
+{
+	return alloc_blocks(bs, n, addr, buf);
+}
+
+int cow__bs_stage_flush(struct cow__bs *bs)
+{
+	if (!bs->stage_len)
+		return 0;
+	size_t len = bs->stage_len;
+	bs->stage_len = 0;
+	return cow__io_pwrite(bs->io, bs->stage, len, bs->stage_addr << COW_BLOCK_SHIFT);
+}
+
+int cow__bs_write_new(struct cow__bs *bs, uint64_t n, const void *data, size_t len,
+		      uint64_t *addr)
+{
+	int rc = alloc_blocks(bs, n, addr, NULL);
+	if (rc)
+		return rc;
+	size_t bytes = (size_t)n << COW_BLOCK_SHIFT;
+	if (!bs->stage) {
+		bs->stage = cow__malloc(1u << 20);
+		bs->stage_cap = bs->stage ? 1u << 20 : 0;
+	}
+	/* Not adjacent to what is staged, or no room: write the stage out first. */
+	if (bs->stage_len &&
+	    (*addr != bs->stage_addr + (bs->stage_len >> COW_BLOCK_SHIFT) ||
+	     bs->stage_len + bytes > bs->stage_cap))
+		rc = cow__bs_stage_flush(bs);
+	if (rc == 0 && bytes > bs->stage_cap) { /* large: straight to the file */
+		struct iovec v[2] = {{(void *)data, len}, {NULL, 0}};
+		static const uint8_t zeros[COW_BLOCK_SIZE];
+		v[1].iov_base = (void *)zeros;
+		v[1].iov_len = bytes - len;
+		rc = bs->io->ops->pwritev(bs->io, v, bytes > len ? 2 : 1, *addr << COW_BLOCK_SHIFT);
+	} else if (rc == 0) {
+		if (!bs->stage_len)
+			bs->stage_addr = *addr;
+		memcpy(bs->stage + bs->stage_len, data, len);
+		memset(bs->stage + bs->stage_len + len, 0, bytes - len);
+		bs->stage_len += bytes;
+	}
+	if (rc) /* give the blocks back: born now, so free at once */
+		cow__bs_free(bs, *addr, n, bs->txn_gen);
+	return rc;
 }
 
 int cow__bs_free(struct cow__bs *bs, uint64_t addr, uint64_t n, uint64_t birth)
@@ -303,6 +362,7 @@ void cow__bs_abort(struct cow__bs *bs)
 		}
 	}
 	bs->nevents = 0;
+	bs->stage_len = 0; /* staged values were for free blocks: drop them */
 	cow__dirty_clear(bs);
 	bs->txn_gen = 0;
 }

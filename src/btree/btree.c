@@ -455,14 +455,15 @@ int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 		memcpy(cell + 8 + klen, val, vlen);
 		clen = 8 + klen + vlen;
 	} else {
-		/* A large value goes to consecutive blocks: reads get one pointer. */
-		uint8_t *buf;
+		/*
+		 * A large value goes to consecutive blocks (reads get one pointer),
+		 * written through at once: it never changes in place.
+		 */
 		ext_n = (vlen + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
-		int rc = cow__bs_alloc(tx->bs, ext_n, &ext_addr, &buf);
+		int rc = cow__bs_write_new(tx->bs, ext_n, val, vlen, &ext_addr);
 		if (rc)
 			return rc;
-		memcpy(buf, val, vlen);
-		struct cow__bptr ep = {ext_addr, tx->gen, cow__csum(buf, vlen)};
+		struct cow__bptr ep = {ext_addr, tx->gen, cow__csum(val, vlen)};
 		t->blocks += (int64_t)ext_n;
 		cell[2] = V_EXTENT;
 		cow__bptr_store(cell + 8 + klen, &ep);

@@ -403,7 +403,11 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 		goto unlock;
 	}
 	s->next_id = s->bs->sb.next_id;
-	t->tx = (struct cow__tx){.bs = s->bs, .gen = m.gen + 1, .nblocks = 0, .write = true};
+	t->tx = (struct cow__tx){.bs = s->bs,
+				 .gen = m.gen + 1,
+				 .nblocks = 0,
+				 .write = true,
+				 .read_flags = COW_READ_WRITER};
 	t->catalog.root = m.catalog;
 	t->refs.root = m.refs;
 	t->tx.refs = &t->refs;
