@@ -593,6 +593,8 @@ static void mode_fsrandw(const char *sys)
 
 /* ---- seq: volume sequential write vs raw file ---- */
 
+static double seq_commit_ms; /* of the last seq_cow(): time inside cow_txn_commit */
+
 static double seq_cow(uint64_t size, uint64_t per_commit)
 {
 	static unsigned char buf[MIB];
@@ -609,12 +611,16 @@ static double seq_cow(uint64_t size, uint64_t per_commit)
 		if (rc)
 			die("cow_vol_pwrite", rc);
 		if (per_commit && (o + MIB) % per_commit == 0 && o + MIB < size) {
+			double c0 = now_ms();
 			commit(t);
+			seq_commit_ms += now_ms() - c0;
 			t = begin(s);
 			v = vol(t, "v");
 		}
 	}
+	double c0 = now_ms();
 	commit(t);
+	seq_commit_ms += now_ms() - c0;
 	double ms = now_ms() - t0;
 	store_gone(s, "seq.cow");
 	return (double)size / MIB / (ms / 1e3);
@@ -648,11 +654,16 @@ static void mode_seq(void)
 	uint64_t size = (uint64_t)env_long("VERSIONS_SEQ_MIB", 1024) * MIB;
 	int runs = (int)env_long("VERSIONS_RANDW_RUNS", 3);
 	double raw[MAXRUNS], one[MAXRUNS], chunk[MAXRUNS], r1[MAXRUNS], r64[MAXRUNS];
+	double c1[MAXRUNS], c64[MAXRUNS];
 	fprintf(stderr, "versions: sequential write, %s\n", size_name(size));
 	for (int r = 0; r < runs; r++) {
 		raw[r] = seq_raw(size);
+		seq_commit_ms = 0;
 		one[r] = seq_cow(size, 0);
+		c1[r] = seq_commit_ms;
+		seq_commit_ms = 0;
 		chunk[r] = seq_cow(size, 64 * MIB);
+		c64[r] = seq_commit_ms;
 		r1[r] = one[r] / raw[r];
 		r64[r] = chunk[r] / raw[r];
 		fprintf(stderr,
@@ -664,6 +675,9 @@ static void mode_seq(void)
 	row("seq", "cowkit", "one commit", size, "mib_per_s", one, runs, "1 MiB pwrites");
 	row("seq", "cowkit", "commit every 64 MiB", size, "mib_per_s", chunk, runs,
 	    "1 MiB pwrites");
+	row("seq", "cowkit", "one commit", size, "commit_ms", c1, runs, "inside cow_txn_commit");
+	row("seq", "cowkit", "commit every 64 MiB", size, "commit_ms", c64, runs,
+	    "inside cow_txn_commit, summed");
 	row("seq", "cowkit", "one commit/raw", size, "ratio", r1, runs, "per run");
 	row("seq", "cowkit", "commit every 64 MiB/raw", size, "ratio", r64, runs, "per run");
 }
