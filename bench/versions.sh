@@ -20,7 +20,7 @@
 # end (also on error or interrupt). Without root, loop devices, mkfs.* or
 # permission to mount, those peers are skipped with the reason printed.
 #
-# Knobs: VERSIONS_RUNS (5), VERSIONS_FRAG (16384), VERSIONS_RANDW (20000),
+# Knobs: VERSIONS_RUNS (7), VERSIONS_FRAG (16384), VERSIONS_RANDW (20000),
 # VERSIONS_RANDW_RUNS (3), VERSIONS_SEQ_MIB (1024), VERSIONS_BIG=0 (no 16 GiB
 # object), VERSIONS_PEERS="xfs btrfs qcow2" (which peers to run).
 set -eu
@@ -185,11 +185,15 @@ function verdict(x, t, ge) {
 	return (ge ? x >= t : x <= t) ? "MET" : "MISSED"
 }
 function num(x, f) { return x == "" ? "-" : sprintf(f, x) }
-NR > 1 { val[$1, $2, $3, $4, $5] = $6; if ($1 == "seq") sq = $4 }
+function mn(e, s, var, sz, m,   k) {
+	k = e SUBSEP s SUBSEP var SUBSEP sz SUBSEP m
+	return (k in lo) ? lo[k] : ""
+}
+NR > 1 { val[$1, $2, $3, $4, $5] = $6; lo[$1, $2, $3, $4, $5] = $7; if ($1 == "seq") sq = $4 }
 END {
-	M = 1048576; G = 1073741824; G16 = 17179869184
+	M = "1048576"; G = "1073741824"; G16 = "17179869184" # strings: mawk prints big numbers as 1.7e+10
 	print "snapshot/clone + commit (ms): 1 MiB, 1 GiB, 16 GiB; ratio 16 GiB / 1 MiB (target <= 1.5)"
-	nr = split("cowkit:snapshot_ms cowkit:clone_ms xfs:ficlone_ms xfs:cp_reflink_ms btrfs:ficlone_ms btrfs:cp_reflink_ms", rows, " ")
+	nr = split("cowkit:snapshot_ms cowkit:clone_ms cowkit:snapshot_commit_ms cowkit:clone_commit_ms xfs:ficlone_ms xfs:cp_reflink_ms btrfs:ficlone_ms btrfs:cp_reflink_ms", rows, " ")
 	for (st = 1; st <= 2; st++) {
 		state = st == 1 ? "fresh" : "fragmented"
 		for (i = 1; i <= nr; i++) {
@@ -199,9 +203,11 @@ END {
 			if (a == "")
 				continue
 			r = (c != "" && a > 0) ? c / a : ""
-			printf "  %-6s %-13s %-10s %9s %9s %9s  ratio %6s  %s\n", p[1], p[2], state,
+			am = mn("snap", p[1], state, M, p[2]); cm = mn("snap", p[1], state, G16, p[2])
+			rm = (cm != "" && am > 0) ? cm / am : ""
+			printf "  %-6s %-13s %-10s %9s %9s %9s  ratio %6s  %-6s (of minimums %s)\n", p[1], p[2], state,
 				num(a, "%.3f"), num(b, "%.3f"), num(c, "%.3f"), num(r, "%.2f"),
-				p[1] == "cowkit" ? verdict(r, 1.5, 0) : "(peer)"
+				p[1] != "cowkit" ? "(peer)" : p[2] ~ /commit/ ? "(part)" : verdict(r, 1.5, 0), num(rm, "%.2f")
 		}
 	}
 	print "4 KiB random overwrites/s, durable every 1,000: unshared, fresh clone, clone/unshared (target >= 0.9)"
@@ -217,7 +223,7 @@ END {
 	}
 	o = v("randw", "qcow2", "overlay_create", G, "ms")
 	if (o != "")
-		printf "  (qcow2: qemu-img create -b of the overlay took %s ms, a process start included)\n", o
+		printf "  (qcow2: qemu-img create -b of the overlay took %.0f ms, a process start included)\n", o
 	print "sequential write MiB/s (target: volume >= 0.8x raw write + fdatasync)"
 	printf "  raw file write+fdatasync     %8.0f\n", v("seq", "raw", "write+fdatasync", sq, "mib_per_s")
 	r = v("seq", "cowkit", "one commit/raw", sq, "ratio")
@@ -227,14 +233,19 @@ END {
 	printf "  volume, commit every 64 MiB  %8.0f  ratio %5.2f  %s\n",
 		v("seq", "cowkit", "commit every 64 MiB", sq, "mib_per_s"), r, verdict(r, 0.8, 1)
 	print "destroy + commit (ms) against exclusive size"
-	split("volume:1048576 volume:16777216 volume:268435456 volume:1073741824 clone:0 clone:1048576 clone:16777216 clone:268435456", ds, " ")
-	for (i = 1; i <= 8; i++) {
+	split("volume:1048576 volume:16777216 volume:268435456 volume:1073741824 clone:0 clone:1048576 clone:16777216 clone:268435456 clone_scattered:1000 clone_scattered:16384", ds, " ")
+	for (i = 1; i in ds; i++) {
 		split(ds[i], p, ":")
 		ms = v("destroy", "cowkit", p[1], p[2], "destroy_ms")
 		if (ms == "")
 			continue
-		printf "  %-6s %-10s %5d MiB: exclusive %8.1f MiB  %9.3f ms\n", p[1],
-			p[1] == "clone" ? "overwrote" : "of", p[2] / M,
+		if (p[1] == "clone_scattered")
+			what = sprintf("clone of 1 GiB, %5d scattered 4 KiB writes", p[2])
+		else if (p[1] == "clone")
+			what = sprintf("clone of 1 GiB, %5d MiB overwritten     ", p[2] / M)
+		else
+			what = sprintf("volume of %4d MiB                      ", p[2] / M)
+		printf "  %s exclusive %8.1f MiB  %9.3f ms\n", what,
 			v("destroy", "cowkit", p[1], p[2], "exclusive_mib"), ms
 	}
 	while ((getline line < notes) > 0)
@@ -270,6 +281,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 		"$csv" | sort -k1,1 -k2g >"$d/destroy"
 	awk '$1 == "volume"' "$d/destroy" >"$d/destroy_volume"
 	awk '$1 == "clone"' "$d/destroy" >"$d/destroy_clone"
+	awk '$1 == "clone_scattered"' "$d/destroy" >"$d/destroy_scattered"
 	plotlines=""
 	for f in cowkit_snapshot_ms cowkit_clone_ms xfs_ficlone_ms btrfs_ficlone_ms; do
 		for st in fresh fragmented; do
@@ -310,7 +322,8 @@ set ylabel "ms"
 set key top left
 set yrange [*:*]
 plot "$d/destroy_volume" using 2:3 title "volume (all exclusive)", \
-     "$d/destroy_clone" using 2:3 title "clone of a 1 GiB volume, part overwritten"
+     "$d/destroy_clone" using 2:3 title "clone of a 1 GiB volume, part overwritten", \
+     "$d/destroy_scattered" using 2:3 title "clone of a 1 GiB volume, 1,000 / 16,384 scattered 4 KiB writes"
 unset multiplot
 EOF
 	echo "plot: $png"
