@@ -22,7 +22,8 @@
 #
 # Knobs: VERSIONS_RUNS (7), VERSIONS_FRAG (16384), VERSIONS_RANDW (20000),
 # VERSIONS_RANDW_RUNS (3), VERSIONS_SEQ_MIB (1024), VERSIONS_BIG=0 (no 16 GiB
-# object), VERSIONS_PEERS="xfs btrfs qcow2" (which peers to run).
+# object), VERSIONS_PEERS="xfs btrfs qcow2" (which peers to run),
+# VERSIONS_REPORT_ONLY=1 (only the summary and plot of an existing CSV).
 set -eu
 build=$1
 out=$2
@@ -45,9 +46,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 csv="$out/versions.csv"
-echo "experiment,system,variant,size_bytes,metric,median,min,max,n,extra" >"$csv"
-notes="$out/versions.notes"
+notes="$work/notes"
 : >"$notes"
+if [ "${VERSIONS_REPORT_ONLY:-0}" = 1 ]; then
+	# Summary and plot of an existing CSV only.
+	[ -s "$csv" ] || { echo "versions.sh: no $csv to report" >&2; exit 1; }
+else
+echo "experiment,system,variant,size_bytes,metric,median,min,max,n,extra" >"$csv"
 
 # ---- cowkit, in the scratch folder on the disk that holds TMPDIR ----
 "$bin" snap "$work" >>"$csv"
@@ -171,9 +176,15 @@ else
 fi
 
 
+fi # VERSIONS_REPORT_ONLY
+
 # ---- summary: ratios against the targets ----
 echo
-echo "versions: this run ($(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r)); medians"
+if [ "${VERSIONS_REPORT_ONLY:-0}" = 1 ]; then
+	echo "versions: report of $csv; medians"
+else
+	echo "versions: this run ($(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r)); medians"
+fi
 awk -F, -v notes="$notes" '
 function v(e, s, var, sz, m,   k) {
 	k = e SUBSEP s SUBSEP var SUBSEP sz SUBSEP m
@@ -272,7 +283,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 					print o[i], w[o[i], "unshared"], w[o[i], "clone"]
 		}' "$csv" >"$d/randw"
 	awk -F, '$1 == "seq" && $5 == "mib_per_s" {
-		l = $2 == "raw" ? "raw_file" : ($3 == "one commit" ? "volume,_1_commit" : "volume,_commit/64MiB")
+		l = $2 == "raw" ? "raw" : ($3 == "one commit" ? "vol,1_commit" : "vol,commit/64MiB")
 		print l, $6
 	}' "$csv" >"$d/seq"
 	awk -F, '$1 == "destroy" && $5 == "exclusive_mib" { ex[$3, $4] = $6 }
@@ -319,7 +330,7 @@ set style data linespoints
 set logscale xy
 set xlabel "exclusive MiB (0 drawn as 0.01)"
 set ylabel "ms"
-set key top left
+set key bottom right
 set yrange [*:*]
 plot "$d/destroy_volume" using 2:3 title "volume (all exclusive)", \
      "$d/destroy_clone" using 2:3 title "clone of a 1 GiB volume, part overwritten", \
