@@ -21,7 +21,7 @@
 # permission to mount, those peers are skipped with the reason printed.
 #
 # Knobs: VERSIONS_RUNS (7), VERSIONS_FRAG (16384), VERSIONS_RANDW (20000),
-# VERSIONS_RANDW_RUNS (3), VERSIONS_SEQ_MIB (1024), VERSIONS_BIG=0 (no 16 GiB
+# VERSIONS_RANDW_RUNS (5), VERSIONS_SEQ_MIB (1024), VERSIONS_BIG=0 (no 16 GiB
 # object), VERSIONS_PEERS="xfs btrfs qcow2" (which peers to run),
 # VERSIONS_REPORT_ONLY=1 (only the summary and plot of an existing CSV).
 set -eu
@@ -32,7 +32,7 @@ bin="$build/bench/versions_bench"
 [ -x "$bin" ] || { echo "versions.sh: build first ($bin)" >&2; exit 1; }
 peers=${VERSIONS_PEERS-"xfs btrfs qcow2"}
 randw_n=${VERSIONS_RANDW:-20000}
-randw_runs=${VERSIONS_RANDW_RUNS:-3}
+randw_runs=${VERSIONS_RANDW_RUNS:-5}
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/cowkit-versions.XXXXXX")
 mounts=""
