@@ -9,7 +9,7 @@ set -eu
 
 build="cmake make gcc g++ pkg-config liburcu-dev libxxhash-dev"
 test="python3 binutils"
-bench="liblmdb-dev gnuplot-nox"
+bench="liblmdb-dev gnuplot-nox btrfs-progs xfsprogs qemu-utils"
 fuzz="clang"
 
 groups="${*:-build test}"
