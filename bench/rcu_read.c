@@ -9,7 +9,9 @@
  * Every thread runs the same mix for a fixed time: with probability P an
  * update (all fields change), otherwise a read (a permission check on the
  * current credentials). Prints one CSV row per (mechanism, P, threads) with
- * reads/s and the ratio to rwlock measured in the same run:
+ * reads/s, the ratio to rwlock measured in the same run, and how many CPUs
+ * the workers really had (median; on a busy 2-vCPU machine a 2-thread point
+ * with cpus near 1 did not run its threads side by side):
  *
  *   rcu_read [SECONDS_PER_POINT] [REPEATS]     (default 0.3 s, median of 3)
  *
@@ -41,6 +43,7 @@ struct worker {
 	uint32_t update_ppm; /* updates per million operations */
 	uint64_t seed;
 	uint64_t reads, updates, allowed;
+	double cpu; /* seconds this thread ran */
 	pthread_t tid;
 };
 
@@ -105,6 +108,8 @@ static void update_once(struct worker *w)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct timespec c0, c1;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		for (int i = 0; i < 256; i++) {
 			uint64_t r = rnd(&w->seed);
@@ -117,6 +122,8 @@ static void *worker_main(void *arg)
 			}
 		}
 	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	w->cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
 	return NULL;
 }
 
@@ -127,27 +134,36 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* One measurement: reads/s over @secs with @threads workers. */
-static double run_point(enum mech m, uint32_t ppm, int threads, double secs, double *upd_per_s)
+/*
+ * One measurement: reads/s over @secs with @threads workers; *cpu is how
+ * many CPUs the workers had on average (2.0: both ran all the time; near
+ * 1.0 with 2 threads: other work on the machine held a vCPU).
+ */
+static double run_point(enum mech m, uint32_t ppm, int threads, double secs, double *upd_per_s,
+			double *cpu)
 {
 	struct worker w[2];
 	__atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
 	double t0 = now();
 	for (int i = 0; i < threads; i++) {
-		w[i] = (struct worker){m, ppm, 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1), 0, 0,
-				       0, 0};
+		w[i] = (struct worker){.m = m,
+				       .update_ppm = ppm,
+				       .seed = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)};
 		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
 			abort();
 	}
 	usleep((useconds_t)(secs * 1e6));
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	uint64_t reads = 0, updates = 0;
+	double cpus = 0;
 	for (int i = 0; i < threads; i++) {
 		pthread_join(w[i].tid, NULL);
 		reads += w[i].reads;
 		updates += w[i].updates;
+		cpus += w[i].cpu;
 	}
 	double el = now() - t0;
+	*cpu = cpus / el;
 	cow_rcu_barrier(); /* reclaim outside the next measurement */
 	*upd_per_s = (double)updates / el;
 	return (double)reads / el;
@@ -157,6 +173,12 @@ static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	return v[n / 2];
 }
 
 int main(int argc, char **argv)
@@ -177,24 +199,25 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	static const uint32_t ppms[] = {1000, 10000, 100000}; /* 0.1 %, 1 %, 10 % */
-	printf("mechanism,update_pct,threads,reads_per_s,updates_per_s,ratio_vs_rwlock\n");
+	printf("mechanism,update_pct,threads,reads_per_s,updates_per_s,ratio_vs_rwlock,cpus\n");
 	for (size_t p = 0; p < sizeof(ppms) / sizeof(ppms[0]); p++) {
 		for (int threads = 1; threads <= 2; threads++) {
-			double med[NMECH], upd[NMECH];
+			/* Repeats interleave the mechanisms, so load drift hits all alike. */
+			double r[NMECH][15], u[NMECH][15], c[NMECH][15];
+			for (int k = 0; k < repeats; k++)
+				for (int m = 0; m < NMECH; m++)
+					r[m][k] = run_point((enum mech)m, ppms[p], threads, secs,
+							    &u[m][k], &c[m][k]);
+			double med[NMECH], upd[NMECH], cpu[NMECH];
 			for (int m = 0; m < NMECH; m++) {
-				double r[15], u[15];
-				/* Interleave nothing: each mechanism's repeats back to back. */
-				for (int k = 0; k < repeats; k++)
-					r[k] = run_point((enum mech)m, ppms[p], threads, secs,
-							 &u[k]);
-				qsort(r, (size_t)repeats, sizeof(double), cmp_double);
-				qsort(u, (size_t)repeats, sizeof(double), cmp_double);
-				med[m] = r[repeats / 2];
-				upd[m] = u[repeats / 2];
+				med[m] = median(r[m], repeats);
+				upd[m] = median(u[m], repeats);
+				cpu[m] = median(c[m], repeats);
 			}
 			for (int m = 0; m < NMECH; m++)
-				printf("%s,%g,%d,%.0f,%.0f,%.3f\n", mech_name[m], ppms[p] / 1e4,
-				       threads, med[m], upd[m], med[m] / med[RWLOCK]);
+				printf("%s,%g,%d,%.0f,%.0f,%.3f,%.2f\n", mech_name[m],
+				       ppms[p] / 1e4, threads, med[m], upd[m], med[m] / med[RWLOCK],
+				       cpu[m]);
 			fflush(stdout);
 		}
 	}
