@@ -119,10 +119,14 @@ enum {
  * @init: ops->size bytes copied (through ops->copy if set) into version 1.
  * @out:  receives the object; unchanged on error.
  *
- * Returns 0, COW_EINVAL (a NULL argument or ops->size == 0), COW_ENOMEM, an
- * error from ops->copy, or -errno if the reclaimer thread cannot be started
- * (COW_EAGAIN). Any thread; the new object is not yet shared, so publish the
+ * Returns 0, COW_EINVAL (a NULL argument or ops->size == 0), COW_ENOMEM
+ * (also when the fork handlers cannot be registered), or an error from
+ * ops->copy. Any thread; the new object is not yet shared, so publish the
  * cow_rcu pointer to other threads by the usual means (mutex, thread start).
+ *
+ * The reclaimer thread starts on the first update of any object (a program
+ * that only reads gets no thread); if it cannot start, updaters free old
+ * versions themselves after a grace period, as with COW_RCU_WAIT.
  */
 COW_API int cow_rcu_create(const cow_rcu_ops *ops, const void *init, cow_rcu **out);
 

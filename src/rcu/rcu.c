@@ -228,19 +228,32 @@ static void fork_child(void)
 	pthread_mutex_unlock(&rec.lock);
 }
 
-/* Start the reclaimer if it is not running. rec.lock held. 0 or -errno. */
+/* Register the fork handlers once per process. rec.lock held. 0 or -errno. */
+static int register_atfork_locked(void)
+{
+	if (rec.atfork)
+		return 0;
+	int rc = pthread_atfork(fork_prepare, fork_parent, fork_child);
+	if (rc != 0)
+		return -rc;
+	rec.atfork = true;
+	return 0;
+}
+
+/*
+ * Start the reclaimer if it is not running: lazily, on the first retired
+ * version, so a program that only reads gets no thread. rec.lock held.
+ * 0 or -errno.
+ */
 static int start_reclaimer_locked(void)
 {
 	if (rec.running)
 		return 0;
-	if (!rec.atfork) {
-		int rc = pthread_atfork(fork_prepare, fork_parent, fork_child);
-		if (rc != 0)
-			return -rc;
-		rec.atfork = true;
-	}
+	int rc = register_atfork_locked();
+	if (rc != 0)
+		return rc;
 	pthread_attr_t attr;
-	int rc = pthread_attr_init(&attr);
+	rc = pthread_attr_init(&attr);
 	if (rc != 0)
 		return -rc;
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -363,7 +376,7 @@ int cow_rcu_create(const cow_rcu_ops *ops, const void *init, cow_rcu **out)
 	if (!ops || !init || !out || ops->size == 0)
 		return COW_EINVAL;
 	pthread_mutex_lock(&rec.lock);
-	int rc = start_reclaimer_locked();
+	int rc = register_atfork_locked(); /* readers may fork from now on */
 	pthread_mutex_unlock(&rec.lock);
 	if (rc != 0)
 		return rc;

@@ -5,6 +5,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -277,8 +278,42 @@ static void test_fork(void)
 	cow_rcu_destroy(r);
 }
 
+static int thread_count(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	int n = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* A program that only reads (and creates, destroys) gets no extra thread. */
+static void test_readers_get_no_thread(void)
+{
+	int before = thread_count();
+	if (before < 0)
+		return; /* no /proc: nothing to check against */
+	uint64_t x = 3;
+	cow_rcu_ops ops = {sizeof(x), NULL, NULL, NULL};
+	cow_rcu *r;
+	CHECK_OK(cow_rcu_create(&ops, &x, &r));
+	cow_rcu_read_lock();
+	CHECK_EQ(*(const uint64_t *)cow_rcu_deref(r), 3);
+	cow_rcu_read_unlock();
+	void *c;
+	CHECK_OK(cow_rcu_update_begin(r, &c));
+	cow_rcu_update_abort(r, c); /* nothing retired */
+	cow_rcu_destroy(r);
+	CHECK_EQ(thread_count(), before);
+}
+
 int main(void)
 {
+	test_readers_get_no_thread(); /* first: before any update starts the reclaimer */
 	test_basic();
 	test_errors();
 	test_alloc_failures();
