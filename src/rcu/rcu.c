@@ -108,11 +108,6 @@ static inline void *payload(struct version *v)
 /* ---- the reclaimer --------------------------------------------------- */
 
 /*
- * All fields under rec.lock. Sequence numbers count versions handed over
- * (retired) and versions freed, so cow_rcu_barrier() can wait for "all that
- * was retired before me" without knowing which batch holds what.
- */
-/*
  * Batching window, and the pending count that cuts it short. 2 ms bounds
  * grace periods to ~500/s; at the 2.4 M updates/s measured here the window
  * holds ~5,000 versions, so memory held for reclaim stays small and bounded.
@@ -120,6 +115,12 @@ static inline void *payload(struct version *v)
 #define GATHER_NS     2000000L
 #define PENDING_HURRY 65536
 
+/*
+ * All fields under rec.lock. Sequence numbers count versions handed over
+ * (retired) and versions freed, so cow_rcu_barrier() can wait for "all that
+ * was retired before me" without knowing which batch holds what. One batch
+ * is reclaimed at a time (busy), so freed only ever covers whole batches.
+ */
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work; /* pending became non-empty */
@@ -128,6 +129,7 @@ static struct {
 	uint64_t retired, freed, inflight; /* inflight: end seq of the batch in progress */
 	uint64_t npending;		   /* versions on the pending list */
 	bool hurry;			   /* skip the batching window (barrier, backlog) */
+	bool busy;			   /* a batch is being reclaimed */
 	bool running;			   /* a reclaimer thread exists (in this process) */
 	bool atfork;			   /* fork handlers registered */
 } rec = {
@@ -160,6 +162,9 @@ static void free_batch(struct version *v)
  */
 static void reclaim_pending_locked(void)
 {
+	while (rec.busy) /* only without a reclaimer thread: updaters reclaiming inline */
+		pthread_cond_wait(&rec.done, &rec.lock);
+	rec.busy = true;
 	struct version *batch = rec.pending;
 	uint64_t end = rec.retired;
 	rec.pending = NULL;
@@ -173,8 +178,8 @@ static void reclaim_pending_locked(void)
 	free_batch(batch);
 
 	pthread_mutex_lock(&rec.lock);
-	if (rec.freed < end)
-		rec.freed = end;
+	rec.freed = end;
+	rec.busy = false;
 	pthread_cond_broadcast(&rec.done);
 }
 
@@ -223,8 +228,10 @@ static void fork_child(void)
 {
 	urcu_bp_after_fork_child();
 	rec.running = false;
-	if (rec.freed < rec.inflight)
+	if (rec.busy) { /* the parent's reclaimer was freeing a batch: leak it here */
 		rec.freed = rec.inflight;
+		rec.busy = false;
+	}
 	pthread_mutex_unlock(&rec.lock);
 }
 
