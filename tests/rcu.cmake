@@ -18,3 +18,7 @@ add_test(NAME example_creds COMMAND example_creds 2 500000)
 add_test(NAME example_closures COMMAND example_closures)
 set_tests_properties(example_creds PROPERTIES LABELS concurrent TIMEOUT 300)
 set_tests_properties(example_closures PROPERTIES LABELS unit TIMEOUT 30)
+
+# Soak: 2 x 25 M reads (ctest -L long).
+add_test(NAME long_rcu_stress COMMAND concurrent_rcu_stress 25000000)
+set_tests_properties(long_rcu_stress PROPERTIES LABELS long TIMEOUT 1800)
