@@ -33,14 +33,17 @@ static int sync_gps; /* 1: a thread runs grace periods meanwhile */
 struct reader {
 	enum flavour f;
 	uint64_t n;
+	double cpu; /* seconds this thread ran */
 	pthread_t tid;
 };
 
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
+	struct timespec c0, c1;
 	if (r->f == MEMB)
 		urcu_memb_register_thread();
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		for (int i = 0; i < 1024; i++) {
 			switch (r->f) {
@@ -60,6 +63,8 @@ static void *reader_main(void *arg)
 		}
 		r->n += 1024;
 	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	r->cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
 	if (r->f == MEMB)
 		urcu_memb_unregister_thread();
 	return NULL;
@@ -100,7 +105,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: rcu_flavours [SECONDS_PER_POINT]\n");
 		return 2;
 	}
-	printf("flavour,readers,with_grace_periods,ns_per_read_section,grace_periods_per_s\n");
+	printf("flavour,readers,with_grace_periods,cpu_ns_per_read_section,grace_periods_per_s\n");
 	for (sync_gps = 0; sync_gps <= 1; sync_gps++) {
 		for (int readers = 1; readers <= 2; readers++) {
 			for (int f = 0; f < NFLAV; f++) {
@@ -109,7 +114,7 @@ int main(int argc, char **argv)
 				__atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
 				double t0 = now();
 				for (int i = 0; i < readers; i++) {
-					r[i] = (struct reader){(enum flavour)f, 0, 0};
+					r[i] = (struct reader){.f = (enum flavour)f};
 					if (pthread_create(&r[i].tid, NULL, reader_main, &r[i]))
 						abort();
 				}
@@ -118,16 +123,18 @@ int main(int argc, char **argv)
 				usleep((useconds_t)(secs * 1e6));
 				__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 				uint64_t n = 0;
+				double cpu = 0;
 				for (int i = 0; i < readers; i++) {
 					pthread_join(r[i].tid, NULL);
 					n += r[i].n;
+					cpu += r[i].cpu;
 				}
 				if (sync_gps)
 					pthread_join(s.tid, NULL);
 				double el = now() - t0;
-				/* ns per section, per reader thread */
+				/* CPU ns per section: robust to other load on the machine */
 				printf("%s,%d,%d,%.2f,%.0f\n", flav_name[f], readers, sync_gps,
-				       el * 1e9 * readers / (double)n, (double)s.n / el);
+				       cpu * 1e9 / (double)n, (double)s.n / el);
 				fflush(stdout);
 			}
 		}

@@ -11,7 +11,8 @@
  * current credentials). Prints one CSV row per (mechanism, P, threads) with
  * reads/s, the ratio to rwlock measured in the same run, and how many CPUs
  * the workers really had (median; on a busy 2-vCPU machine a 2-thread point
- * with cpus near 1 did not run its threads side by side):
+ * with cpus near 1 did not run its threads side by side), and reads per
+ * CPU-second (the cost of a read, less sensitive to other load):
  *
  *   rcu_read [SECONDS_PER_POINT] [REPEATS]     (default 0.3 s, median of 3)
  *
@@ -199,25 +200,30 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	static const uint32_t ppms[] = {1000, 10000, 100000}; /* 0.1 %, 1 %, 10 % */
-	printf("mechanism,update_pct,threads,reads_per_s,updates_per_s,ratio_vs_rwlock,cpus\n");
+	printf("mechanism,update_pct,threads,reads_per_s,updates_per_s,ratio_vs_rwlock,cpus,"
+	       "reads_per_cpu_s\n");
 	for (size_t p = 0; p < sizeof(ppms) / sizeof(ppms[0]); p++) {
 		for (int threads = 1; threads <= 2; threads++) {
 			/* Repeats interleave the mechanisms, so load drift hits all alike. */
-			double r[NMECH][15], u[NMECH][15], c[NMECH][15];
-			for (int k = 0; k < repeats; k++)
-				for (int m = 0; m < NMECH; m++)
+			double r[NMECH][15], u[NMECH][15], c[NMECH][15], pc[NMECH][15];
+			for (int k = 0; k < repeats; k++) {
+				for (int m = 0; m < NMECH; m++) {
 					r[m][k] = run_point((enum mech)m, ppms[p], threads, secs,
 							    &u[m][k], &c[m][k]);
-			double med[NMECH], upd[NMECH], cpu[NMECH];
+					pc[m][k] = c[m][k] > 0 ? r[m][k] / c[m][k] : 0;
+				}
+			}
+			double med[NMECH], upd[NMECH], cpu[NMECH], percpu[NMECH];
 			for (int m = 0; m < NMECH; m++) {
 				med[m] = median(r[m], repeats);
 				upd[m] = median(u[m], repeats);
 				cpu[m] = median(c[m], repeats);
+				percpu[m] = median(pc[m], repeats);
 			}
 			for (int m = 0; m < NMECH; m++)
-				printf("%s,%g,%d,%.0f,%.0f,%.3f,%.2f\n", mech_name[m],
+				printf("%s,%g,%d,%.0f,%.0f,%.3f,%.2f,%.0f\n", mech_name[m],
 				       ppms[p] / 1e4, threads, med[m], upd[m], med[m] / med[RWLOCK],
-				       cpu[m]);
+				       cpu[m], percpu[m]);
 			fflush(stdout);
 		}
 	}
