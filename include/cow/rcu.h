@@ -60,7 +60,9 @@
  *  - fork(): cowkit registers pthread_atfork handlers, so a child may keep
  *    using cow_rcu objects it inherited, from any thread. Versions whose
  *    reclaim was in flight at the instant of the fork are leaked in the
- *    child (never freed there), which is safe.
+ *    child (never freed there), which is safe. Do not fork inside a
+ *    read-side section: the fork handler waits for a grace period in
+ *    progress, which waits for that section.
  *  - Signal handlers must not call these functions.
  */
 #ifndef COW_RCU_H
