@@ -239,26 +239,34 @@ COW_API void cow_rcu_barrier(void);
  * name_create() returns COW_EINVAL otherwise. Use it at file scope, without
  * a semicolon after it (ISO C forbids an empty declaration).
  */
+/* Clang warns about unused static functions expanded in a .c file. */
+#if defined(__GNUC__) || defined(__clang__)
+#define COW__RCU_UNUSED __attribute__((unused))
+#else
+#define COW__RCU_UNUSED
+#endif
+
 #define COW_RCU_DEFINE(name, type)                                                                 \
 	struct name {                                                                              \
 		cow_rcu *rcu;                                                                      \
 	};                                                                                         \
-	static inline int name##_create(struct name *h, const cow_rcu_ops *ops, const type *init)  \
+	static inline COW__RCU_UNUSED int name##_create(struct name *h, const cow_rcu_ops *ops,    \
+							const type *init)                          \
 	{                                                                                          \
 		if (!ops || ops->size != sizeof(type))                                             \
 			return COW_EINVAL;                                                         \
 		return cow_rcu_create(ops, init, &h->rcu);                                         \
 	}                                                                                          \
-	static inline void name##_destroy(struct name *h)                                          \
+	static inline COW__RCU_UNUSED void name##_destroy(struct name *h)                          \
 	{                                                                                          \
 		cow_rcu_destroy(h->rcu);                                                           \
 		h->rcu = NULL;                                                                     \
 	}                                                                                          \
-	static inline const type *name##_deref(const struct name *h)                               \
+	static inline COW__RCU_UNUSED const type *name##_deref(const struct name *h)               \
 	{                                                                                          \
 		return (const type *)cow_rcu_deref(h->rcu);                                        \
 	}                                                                                          \
-	static inline int name##_update_begin(struct name *h, type **copy)                         \
+	static inline COW__RCU_UNUSED int name##_update_begin(struct name *h, type **copy)         \
 	{                                                                                          \
 		void *p = NULL;                                                                    \
 		int rc = cow_rcu_update_begin(h->rcu, &p);                                         \
@@ -266,11 +274,12 @@ COW_API void cow_rcu_barrier(void);
 			*copy = (type *)p;                                                         \
 		return rc;                                                                         \
 	}                                                                                          \
-	static inline int name##_update_commit(struct name *h, type *copy, unsigned flags)         \
+	static inline COW__RCU_UNUSED int name##_update_commit(struct name *h, type *copy,         \
+							       unsigned flags)                     \
 	{                                                                                          \
 		return cow_rcu_update_commit(h->rcu, copy, flags);                                 \
 	}                                                                                          \
-	static inline void name##_update_abort(struct name *h, type *copy)                         \
+	static inline COW__RCU_UNUSED void name##_update_abort(struct name *h, type *copy)         \
 	{                                                                                          \
 		cow_rcu_update_abort(h->rcu, copy);                                                \
 	}

@@ -20,6 +20,15 @@ struct thing {
 
 COW_RCU_DEFINE(thing_ref, struct thing)
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN_CLANG 1
+#endif
+#endif
+#ifndef TEST_TSAN_CLANG
+#define TEST_TSAN_CLANG 0
+#endif
+
 static long copies, releases, fail_copy;
 
 static int thing_copy(void *dst, const void *src, void *ctx)
@@ -241,7 +250,7 @@ static void test_serialized_updaters(void)
 /* A forked child keeps using an inherited object, reclaim included. */
 static void test_fork(void)
 {
-#ifdef __SANITIZE_THREAD__
+#if defined(__SANITIZE_THREAD__) || TEST_TSAN_CLANG
 	/* TSan cannot start threads in the child of a multi-threaded fork. */
 	printf("rcu: fork test not run under ThreadSanitizer\n");
 	return;
