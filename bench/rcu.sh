@@ -3,10 +3,11 @@
 #
 # Read-side throughput of cow_rcu against a pthread rwlock and a mutex at
 # 0.1 %, 1 % and 10 % updates, with 1 and 2 threads (RESULTS_DIR/rcu.csv,
-# rcu.png), and the liburcu flavour comparison behind the choice of urcu-bp
-# (RESULTS_DIR/rcu_flavours.csv). Ratios are against the rwlock of the same
-# run. Knobs: RCU_BENCH_SECONDS (per point, default 0.5), RCU_BENCH_REPEATS
-# (median of, default 5).
+# rcu.png; ratios against the rwlock of the same run); the liburcu flavour
+# comparison behind the choice of urcu-bp (rcu_flavours.csv); and what
+# deferred reclaim costs each fork(): cowkit's reclaimer against liburcu's
+# call_rcu (rcu_fork.csv). Knobs: RCU_BENCH_SECONDS (per point, default
+# 0.5), RCU_BENCH_REPEATS (median of, default 5).
 set -eu
 build=${1:-build}
 out=${2:-bench/results}
@@ -19,9 +20,15 @@ echo "rcu: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 mv "$out/rcu.csv.tmp" "$out/rcu.csv"
 "$build/bench/rcu_flavours" "$secs" >"$out/rcu_flavours.csv.tmp"
 mv "$out/rcu_flavours.csv.tmp" "$out/rcu_flavours.csv"
+echo "mode,fork_median_us,fork_p90_us" >"$out/rcu_fork.csv.tmp"
+for mode in none cow_read cow call_rcu; do
+	"$build/bench/rcu_fork" "$mode" 200 >>"$out/rcu_fork.csv.tmp"
+done
+mv "$out/rcu_fork.csv.tmp" "$out/rcu_fork.csv"
 echo "rcu: load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 column -s, -t <"$out/rcu.csv" 2>/dev/null || cat "$out/rcu.csv"
 column -s, -t <"$out/rcu_flavours.csv" 2>/dev/null || cat "$out/rcu_flavours.csv"
+column -s, -t <"$out/rcu_fork.csv" 2>/dev/null || cat "$out/rcu_fork.csv"
 
 if command -v gnuplot >/dev/null 2>&1; then
 	tmp=$(mktemp -d)
@@ -46,7 +53,7 @@ plot "$tmp/rcu-1" with linespoints lw 2 pt 7 title "rcu, 1 thread", \
      "$tmp/mutex-1" with linespoints dt 3 pt 8 title "mutex, 1 thread", \
      "$tmp/mutex-2" with linespoints dt 3 pt 10 title "mutex, 2 threads"
 GP
-	echo "rcu: wrote $out/rcu.csv $out/rcu_flavours.csv $out/rcu.png"
+	echo "rcu: wrote $out/rcu.csv $out/rcu_flavours.csv $out/rcu_fork.csv $out/rcu.png"
 else
-	echo "rcu: gnuplot missing (scripts/deps.sh bench); wrote $out/rcu.csv $out/rcu_flavours.csv"
+	echo "rcu: gnuplot missing (scripts/deps.sh bench); wrote $out/rcu.csv $out/rcu_flavours.csv $out/rcu_fork.csv"
 fi
