@@ -84,7 +84,7 @@ typedef struct cow_rcu cow_rcu;
  * How versions of one object are made and unmade. Every callback gets @ctx.
  */
 typedef struct cow_rcu_ops {
-	size_t size; /* bytes in one version; > 0 */
+	size_t size; /* bytes in one version; > 0; versions are aligned like max_align_t */
 	/*
 	 * Fill @dst (size bytes, uninitialized) from @src for a new version.
 	 * NULL means memcpy. Runs in the updater, under the update lock; return
