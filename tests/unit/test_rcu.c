@@ -4,6 +4,8 @@
  * failure, typed wrappers, fork.
  */
 #include <pthread.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -70,6 +72,7 @@ static void test_basic(void)
 	const struct thing *v1 = thing_ref_deref(&ref);
 	CHECK_EQ(v1->a, 1);
 	CHECK(v1 != &init); /* a copy, not the caller's struct */
+	CHECK_EQ((uintptr_t)v1 % alignof(max_align_t), 0);
 
 	/* Update while a reader holds v1: v1 stays intact for it. */
 	struct thing *n;
