@@ -14,6 +14,7 @@
  *   rcu_flavours [SECONDS_PER_POINT]
  */
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -31,7 +32,7 @@ static int stop;     /* atomic */
 static int sync_gps; /* 1: a thread runs grace periods meanwhile */
 
 struct reader {
-	enum flavour f;
+	alignas(64) enum flavour f; /* no cache line shared between readers */
 	uint64_t n;
 	double cpu; /* seconds this thread ran */
 	pthread_t tid;

@@ -19,6 +19,7 @@
  * Never asserts on time.
  */
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -39,8 +40,13 @@ static struct {
 	uint64_t serial; /* under the update lock of each mechanism */
 } obj = {.rw = PTHREAD_RWLOCK_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
 
+/*
+ * Per-thread counters are written on every operation: 64-byte aligned so
+ * that two workers never share a cache line (false sharing would slow every
+ * mechanism alike at 2 threads and hide the difference being measured).
+ */
 struct worker {
-	enum mech m;
+	alignas(64) enum mech m;
 	uint32_t update_ppm; /* updates per million operations */
 	uint64_t seed;
 	uint64_t reads, updates, allowed;

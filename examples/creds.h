@@ -14,6 +14,7 @@
 #define COW_EXAMPLE_CREDS_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -93,8 +94,9 @@ struct creds_run {
 	int rc;			       /* 0 or the first cowkit error */
 };
 
+/* One per reader thread; 64-byte aligned so readers share no cache line. */
 struct creds_reader {
-	struct creds_ref *ref;
+	alignas(64) struct creds_ref *ref;
 	uint64_t n, torn, allowed, changes;
 };
 

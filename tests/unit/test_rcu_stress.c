@@ -10,6 +10,7 @@
  * one deferring reclaim, one waiting for it (COW_RCU_WAIT).
  */
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -48,7 +49,7 @@ static void fill(struct ver *v, uint64_t serial)
 }
 
 struct reader {
-	uint64_t reads, bad, dead, backwards, seen;
+	alignas(64) uint64_t reads, bad, dead, backwards, seen;
 };
 
 static void *reader_main(void *arg)
