@@ -11,7 +11,7 @@
 
 int tour_rcu(struct tour *t)
 {
-	struct creds_run run = {.readers = 2, .reads_each = t->quick ? 250000 : 2500000};
+	struct creds_run run = {.readers = 2, .reads_each = t->quick ? 1000000 : 2500000};
 	creds_stress(&run);
 	if (run.rc != 0) {
 		tour_say("credentials stress failed: %s", cow_strerror(run.rc));
