@@ -743,7 +743,73 @@ int cow__btree_exclusive(struct cow__tx *tx, const struct cow__tree *t, uint64_t
 
 /* ---- the reference-count tree: block address (big-endian) -> count >= 2 ---- */
 
-uint64_t cow__ref_get(struct cow__tx *tx, uint64_t addr, int *err)
+/*
+ * Delayed reference counts: changes made during a transaction accumulate
+ * in memory (copying one shared leaf adds one to each of its ~100 children)
+ * and reach the refs tree at commit, sorted, in one pass.
+ */
+struct cow__refdelta {
+	uint64_t *key; /* address + 1; 0 = empty */
+	int64_t *val;
+	size_t cap, n;
+};
+
+static size_t rd_pos(const struct cow__refdelta *rd, uint64_t k)
+{
+	size_t h = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 21) & (rd->cap - 1);
+	while (rd->key[h] && rd->key[h] != k)
+		h = (h + 1) & (rd->cap - 1);
+	return h;
+}
+
+static int64_t rd_get(const struct cow__tx *tx, uint64_t addr)
+{
+	const struct cow__refdelta *rd = tx->rd;
+	if (!rd || !rd->n)
+		return 0;
+	size_t h = rd_pos(rd, addr + 1);
+	return rd->key[h] ? rd->val[h] : 0;
+}
+
+static int rd_add(struct cow__tx *tx, uint64_t addr, int64_t d)
+{
+	struct cow__refdelta *rd = tx->rd;
+	if (!rd) {
+		rd = tx->rd = cow__calloc(1, sizeof(*rd));
+		if (!rd)
+			return COW_ENOMEM;
+	}
+	if ((rd->n + 1) * 2 > rd->cap) {
+		struct cow__refdelta nr = {NULL, NULL, rd->cap ? rd->cap * 2 : 1024, 0};
+		nr.key = cow__calloc(nr.cap, sizeof(uint64_t));
+		nr.val = cow__calloc(nr.cap, sizeof(int64_t));
+		if (!nr.key || !nr.val) {
+			cow__free(nr.key);
+			cow__free(nr.val);
+			return COW_ENOMEM;
+		}
+		for (size_t i = 0; i < rd->cap; i++)
+			if (rd->key[i]) {
+				size_t h = rd_pos(&nr, rd->key[i]);
+				nr.key[h] = rd->key[i];
+				nr.val[h] = rd->val[i];
+				nr.n++;
+			}
+		cow__free(rd->key);
+		cow__free(rd->val);
+		*rd = nr;
+	}
+	size_t h = rd_pos(rd, addr + 1);
+	if (!rd->key[h]) {
+		rd->key[h] = addr + 1;
+		rd->val[h] = 0;
+		rd->n++;
+	}
+	rd->val[h] += d;
+	return 0;
+}
+
+static uint64_t tree_count(struct cow__tx *tx, uint64_t addr, int *err)
 {
 	if (!tx->refs || !tx->refs->root.addr)
 		return 1;
@@ -762,6 +828,14 @@ uint64_t cow__ref_get(struct cow__tx *tx, uint64_t addr, int *err)
 	return cow__le64(v.data);
 }
 
+uint64_t cow__ref_get(struct cow__tx *tx, uint64_t addr, int *err)
+{
+	int64_t c = (int64_t)tree_count(tx, addr, err) + rd_get(tx, addr);
+	if (c < 1 && !*err)
+		*err = COW_CORRUPT(addr, "reference count below one");
+	return c < 1 ? 1 : (uint64_t)c;
+}
+
 static int ref_set(struct cow__tx *tx, uint64_t addr, uint64_t count)
 {
 	uint8_t k[8], v[8];
@@ -778,9 +852,7 @@ int cow__ref_inc(struct cow__tx *tx, uint64_t addr)
 {
 	if (!tx->refs)
 		return COW_EINTERNAL;
-	int err = 0;
-	uint64_t c = cow__ref_get(tx, addr, &err);
-	return err ? err : ref_set(tx, addr, c + 1);
+	return rd_add(tx, addr, +1);
 }
 
 int cow__ref_drop(struct cow__tx *tx, const struct cow__bptr *p, uint64_t nblk, bool maybe_sh)
@@ -791,9 +863,55 @@ int cow__ref_drop(struct cow__tx *tx, const struct cow__bptr *p, uint64_t nblk, 
 		if (err)
 			return err;
 		if (c > 1)
-			return ref_set(tx, p->addr, c - 1);
+			return rd_add(tx, p->addr, -1);
 	}
 	return cow__bs_free(tx->bs, p->addr, nblk, p->birth);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int cow__refs_apply(struct cow__tx *tx)
+{
+	struct cow__refdelta *rd = tx->rd;
+	if (!rd || !rd->n)
+		return 0;
+	uint64_t *addrs = cow__malloc(rd->n * sizeof(uint64_t));
+	if (!addrs)
+		return COW_ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < rd->cap; i++)
+		if (rd->key[i] && rd->val[i])
+			addrs[n++] = rd->key[i] - 1;
+	qsort(addrs, n, sizeof(uint64_t), cmp_u64); /* the refs tree's order */
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int err = 0;
+		int64_t c = (int64_t)tree_count(tx, addrs[i], &err) + rd_get(tx, addrs[i]);
+		if (err)
+			rc = err;
+		else if (c < 1)
+			rc = COW_CORRUPT(addrs[i], "reference count below one");
+		else
+			rc = ref_set(tx, addrs[i], (uint64_t)c);
+	}
+	cow__free(addrs);
+	if (rc == 0)
+		cow__refs_discard(tx);
+	return rc;
+}
+
+void cow__refs_discard(struct cow__tx *tx)
+{
+	if (!tx->rd)
+		return;
+	cow__free(tx->rd->key);
+	cow__free(tx->rd->val);
+	cow__free(tx->rd);
+	tx->rd = NULL;
 }
 
 int cow__btree_depth(struct cow__tx *tx, const struct cow__tree *t)

@@ -19,6 +19,7 @@
 #include "cow/store.h"
 
 struct cow__tree;
+struct cow__refdelta;
 
 struct cow__tx {
 	struct cow__bs *bs;
@@ -26,6 +27,7 @@ struct cow__tx {
 	uint64_t nblocks; /* valid block addresses are below this */
 	bool write;
 	struct cow__tree *refs; /* the reference-count tree */
+	struct cow__refdelta *rd; /* write txn: count changes not yet in refs */
 	unsigned read_flags;    /* COW_READ_VERIFY: fsck, never trust the cache */
 	uint64_t nodes_read;    /* statistics: nodes fetched */
 };
@@ -79,6 +81,9 @@ uint64_t cow__ref_get(struct cow__tx *tx, uint64_t addr, int *err);
 int cow__ref_inc(struct cow__tx *tx, uint64_t addr);
 /* Drop one reference to @p (@nblk blocks): decrement, or free at zero. */
 int cow__ref_drop(struct cow__tx *tx, const struct cow__bptr *p, uint64_t nblk, bool maybe_shared);
+/* Write the transaction's count changes into the refs tree (at commit), or forget them. */
+int cow__refs_apply(struct cow__tx *tx);
+void cow__refs_discard(struct cow__tx *tx);
 
 /*
  * Diff two trees in key order, skipping subtrees they share by pointer.

@@ -431,6 +431,7 @@ uint64_t cow_txn_gen(const cow_txn *t)
 
 static void txn_free(cow_txn *t)
 {
+	cow__refs_discard(&t->tx);
 	while (t->maps) {
 		cow_map *m = t->maps;
 		t->maps = m->next;
@@ -471,7 +472,9 @@ static int flush_objects(cow_txn *t)
 		if (rc)
 			return rc;
 	}
-	int rc = cow__btree_finalize(&t->tx, &t->catalog);
+	int rc = cow__refs_apply(&t->tx);
+	if (rc == 0)
+		rc = cow__btree_finalize(&t->tx, &t->catalog);
 	if (rc == 0)
 		rc = cow__btree_finalize(&t->tx, &t->refs);
 	return rc;
