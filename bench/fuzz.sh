@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench/fuzz.sh [MINUTES [TARGET...]]
-# bench/fuzz.sh BUILD_DIR RESULTS_DIR        (as bench/run.sh calls it: 1 minute each)
+# bench/fuzz.sh BUILD_DIR RESULTS_DIR        (as bench/run.sh calls it: 1 minute each,
+#                                             or $FUZZ_MINUTES)
 #
 # Builds the libFuzzer targets with clang (ASan+UBSan, COW_FUZZ=ON) in their
 # own build directory ($COW_FUZZ_BUILD, default build-fuzz) and runs each for
@@ -10,7 +11,8 @@
 # timeouts land in BUILD/fuzz-artifacts/<t>/ and make the script exit 1.
 # libFuzzer runs in fork mode and goes on after a crash or a timeout, so one
 # run collects every distinct failure it meets (FUZZ_FORK=0: stop at the first).
-# Writes a summary line per target to RESULTS_DIR/fuzz.csv when given.
+# With RESULTS_DIR: a summary line per target in fuzz.csv, coverage over
+# time in fuzz_<t>.csv, and the plot fuzz.png.
 #
 # Adding a target: tests/fuzz/fuzz_<t>.c, tests/fuzz/corpus/<t>/, and its
 # name on the line below (and in COW_FUZZ_TARGETS in tests/fuzz.cmake).
@@ -21,7 +23,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 minutes=1
 results=""
 case "${1:-1}" in
-*[!0-9.]*) results=${2:-}; shift $# ;; # BUILD_DIR RESULTS_DIR: bench/run.sh
+*[!0-9.]*) results=${2:-}; minutes=${FUZZ_MINUTES:-1}; shift $# ;; # bench/run.sh
 *) minutes=${1:-1}; shift $(( $# > 0 ? 1 : 0 )) ;;
 esac
 targets=${*:-$targets_all}
@@ -76,12 +78,30 @@ for t in $targets; do
 	if [ -n "$results" ]; then
 		echo "$t,$seconds,${runs:-0},${speed:-0},$files,$kib,${cov:-0},${ft:-0},$fails" \
 			>>"$results/fuzz.csv"
+		# Coverage over time, from libFuzzer's fork-mode status lines.
+		prog="$results/fuzz_$t.csv"
+		echo "seconds,runs,coverage,features" >"$prog"
+		sed -n 's/^#\([0-9]*\): cov: \([0-9]*\) ft: \([0-9]*\) .* time: \([0-9]*\)s.*/\4,\1,\2,\3/p' \
+			"$log" >>"$prog"
+		plots="${plots:-}${plots:+, }'$prog' using 1:3 with lines title '$t'"
 	fi
 	if [ "$rc" -ne 0 ] || [ "$fails" -gt 0 ]; then
 		echo "fuzz.sh: $t failed; see $log and $art/" >&2
 		status=1
 	fi
 done
+if [ -n "$results" ] && [ -n "${plots:-}" ] && command -v gnuplot >/dev/null 2>&1; then
+	gnuplot <<-EOF
+		set terminal pngcairo size 900,560 noenhanced
+		set output '$results/fuzz.png'
+		set datafile separator ','
+		set key autotitle columnhead bottom right
+		set title 'fuzz targets: coverage over time (libFuzzer edges, one core)'
+		set xlabel 'seconds'
+		set ylabel 'covered edges'
+		plot $plots
+	EOF
+fi
 echo "fuzz.sh: to keep new coverage in the checked-in corpus (small inputs only):" >&2
 echo "  $build/tests/fuzz_<t> -merge=1 -max_len=65536 tests/fuzz/corpus/<t> $build/fuzz-corpus/<t>" >&2
 exit $status
