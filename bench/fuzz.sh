@@ -59,9 +59,7 @@ for t in $targets; do
 	fi
 	# -rss_limit_mb: ASan's own overhead; -timeout: a stuck input is a finding.
 	# shellcheck disable=SC2086
-	# NEEDSWORK: COW_FUZZ_SKIP_KNOWN steps around tests/fuzz/crashers/
-	# segv-pending-range.cow, which every run finds in minutes; drop it once fixed.
-	COW_LOG=off COW_FUZZ_SKIP_KNOWN=1 "$build/tests/fuzz_$t" -max_total_time="$seconds" -timeout=10 \
+	COW_LOG=off "$build/tests/fuzz_$t" -max_total_time="$seconds" -timeout=10 \
 		-rss_limit_mb=4096 -max_len=1048576 $mode \
 		-artifact_prefix="$art/" "$work" "$root/tests/fuzz/corpus/$t" \
 		>"$log" 2>&1 || rc=$?

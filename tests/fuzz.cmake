@@ -31,12 +31,8 @@ if(COW_FUZZ)
 	endif()
 	# The library again, instrumented for coverage and sanitizers, for the
 	# fuzz targets only: the rest of the build stays as configured.
-	# NEEDSWORK: -D_Atomic= because clang rejects __atomic_load_n on the
-	# `uint8_t *_Atomic map` of src/block/block.h; every access to the two
-	# _Atomic fields there goes through __atomic builtins or the map lock, so
-	# dropping the qualifier keeps the code's meaning. Remove once fixed.
 	set(fuzz_flags -fsanitize=address,undefined -fno-sanitize-recover=all
-		-fno-omit-frame-pointer -g -D_Atomic=)
+		-fno-omit-frame-pointer -g)
 	add_library(cow_fuzzlib STATIC ${COW_SOURCES})
 	target_include_directories(cow_fuzzlib PUBLIC ${PROJECT_SOURCE_DIR}/include
 		${PROJECT_SOURCE_DIR}/src)

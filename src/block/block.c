@@ -258,7 +258,7 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 		return rc;
 	const uint8_t *b = cow__bs_mapped(bs, p->addr);
 	uint64_t tag = vtag(p);
-	_Atomic uint64_t *slot = &bs->vtags[p->addr & ((1u << COW_VCACHE_BITS) - 1)];
+	uint64_t *slot = &bs->vtags[p->addr & ((1u << COW_VCACHE_BITS) - 1)];
 	if (!(flags & COW_READ_VERIFY) && __atomic_load_n(slot, __ATOMIC_RELAXED) == tag) {
 		*out = b;
 		return 0;

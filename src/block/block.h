@@ -91,10 +91,10 @@ struct cow__bs {
 
 	/* The read-only mapping: reserved address space, mapped up to map_blocks. */
 	pthread_mutex_t map_lock;
-	uint8_t *_Atomic map;
+	uint8_t *map; /* read and written with __atomic builtins */
 	uint64_t map_reserved; /* blocks of address space reserved at map */
-	_Atomic uint64_t map_blocks;
-	_Atomic uint64_t *vtags; /* the verified-block cache (1 << COW_VCACHE_BITS) */
+	uint64_t map_blocks; /* likewise */
+	uint64_t *vtags; /* (__atomic builtins) the verified-block cache (1 << COW_VCACHE_BITS) */
 	void *old_maps[8]; /* outgrown reservations, unmapped at close */
 	uint64_t old_sizes[8];
 	int nold;

@@ -541,7 +541,8 @@ static int replay(struct cow__bs *bs, const uint8_t *b, const struct cow__bptr *
 		const uint8_t *r = b + COW_SPACE_HDR + 8 + 32 * i;
 		uint64_t op = r[0], start = cow__le64(r + 8), len = cow__le64(r + 16),
 			 birth = cow__le64(r + 24);
-		if (start < 2 || len == 0 || start + len > bs->nblocks || start + len < start)
+		if (start < 2 || len == 0 || start + len > bs->nblocks || start + len < start ||
+		    (op == COW_EV_FREE && birth > gen))
 			return COW_CORRUPT(p->addr, "space log record out of range");
 		if (op == COW_EV_ALLOC) {
 			bits_set(bs, start, len, true);
@@ -618,10 +619,15 @@ int cow__bs_load(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 			}
 			for (uint32_t k = 0; k < count && rc == 0; k++) {
 				const uint8_t *r = b + COW_SPACE_HDR + 32 * k;
-				rc = push_pend(&bs->pending, &bs->npending, &bs->cap_pending,
-					       (struct cow__pend){cow__le64(r), cow__le64(r + 8),
-								  cow__le64(r + 16),
-								  cow__le64(r + 24)});
+				struct cow__pend p = {cow__le64(r), cow__le64(r + 8),
+						      cow__le64(r + 16), cow__le64(r + 24)};
+				if (p.start < 2 || p.len == 0 || p.start + p.len < p.start ||
+				    p.start + p.len > bs->nblocks || p.birth > p.freed ||
+				    p.freed > sb->gen) {
+					rc = COW_CORRUPT(blks[i].addr, "pending record out of range");
+					break;
+				}
+				rc = push_pend(&bs->pending, &bs->npending, &bs->cap_pending, p);
 			}
 		} else {
 			rc = COW_CORRUPT(blks[i].addr, "unexpected block in space-map base");

@@ -679,10 +679,12 @@ int cow__btree_finalize(struct cow__tx *tx, struct cow__tree *t)
  * children lose theirs. @count, when set, only counts what would be freed.
  */
 static int drop_subtree(struct cow__tx *tx, const struct cow__tree *t, const struct cow__bptr *p,
-			int depth, uint64_t *count)
+			int depth, uint64_t *count, uint64_t *budget)
 {
 	if (depth >= COW_BTREE_MAXDEPTH)
 		return COW_CORRUPT(p->addr, "tree too deep");
+	if ((*budget)-- == 0)
+		return COW_CORRUPT(p->addr, "a node is reachable twice in one tree");
 	bool sh;
 	int rc = shared(tx, t, p, &sh);
 	if (rc)
@@ -699,7 +701,7 @@ static int drop_subtree(struct cow__tx *tx, const struct cow__tree *t, const str
 		if (n_kind(n) == N_BRANCH) {
 			struct cow__bptr child;
 			br_child(c, &child);
-			rc = drop_subtree(tx, t, &child, depth + 1, count);
+			rc = drop_subtree(tx, t, &child, depth + 1, count, budget);
 		} else if (leaf_vkind(c) == V_EXTENT) {
 			struct cow__bptr ep;
 			cow__bptr_load(&ep, leaf_val(c));
@@ -725,7 +727,8 @@ static int drop_subtree(struct cow__tx *tx, const struct cow__tree *t, const str
 
 int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t)
 {
-	int rc = t->root.addr ? drop_subtree(tx, t, &t->root, 0, NULL) : 0;
+	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
+	int rc = t->root.addr ? drop_subtree(tx, t, &t->root, 0, NULL, &budget) : 0;
 	if (rc == 0) {
 		t->root = (struct cow__bptr){0, 0, 0};
 		t->count = 0;
@@ -738,7 +741,8 @@ int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t)
 int cow__btree_exclusive(struct cow__tx *tx, const struct cow__tree *t, uint64_t *blocks)
 {
 	*blocks = 0;
-	return t->root.addr ? drop_subtree(tx, t, &t->root, 0, blocks) : 0;
+	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
+	return t->root.addr ? drop_subtree(tx, t, &t->root, 0, blocks, &budget) : 0;
 }
 
 /* ---- the reference-count tree: block address (big-endian) -> count >= 2 ---- */

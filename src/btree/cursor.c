@@ -251,12 +251,15 @@ int cow__cursor_get(struct cow__cursor *c, cow_buf *key, cow_buf *val)
 /* ---- walk ---- */
 
 static int walk(struct cow__tx *tx, const struct cow__bptr *p, const struct cow__walk *w,
-		int depth)
+		int depth, uint64_t *budget)
 {
 	if (p->birth <= w->min_birth)
 		return 0;
 	if (depth >= COW_BTREE_MAXDEPTH)
 		return COW_CORRUPT(p->addr, "tree too deep");
+	/* A tree has fewer nodes than the store has blocks: more visits mean a node twice. */
+	if ((*budget)-- == 0)
+		return COW_CORRUPT(p->addr, "a node is reachable twice in one tree");
 	const uint8_t *n;
 	int rc = cow__node_get(tx, p, &n);
 	if (rc)
@@ -270,7 +273,7 @@ static int walk(struct cow__tx *tx, const struct cow__bptr *p, const struct cow_
 			br_child(c, &child);
 			if (child.birth > p->birth)
 				return COW_CORRUPT(child.addr, "child newer than its parent");
-			rc = walk(tx, &child, w, depth + 1);
+			rc = walk(tx, &child, w, depth + 1, budget);
 		} else if (leaf_vkind(c) == V_EXTENT) {
 			struct cow__bptr ep;
 			cow__bptr_load(&ep, leaf_val(c));
@@ -295,7 +298,8 @@ int cow__btree_walk(struct cow__tx *tx, const struct cow__tree *t, const struct 
 {
 	if (!t->root.addr)
 		return 0;
-	return walk(tx, &t->root, w, 0);
+	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
+	return walk(tx, &t->root, w, 0, &budget);
 }
 
 /* ---- verify ---- */
@@ -303,11 +307,14 @@ int cow__btree_walk(struct cow__tx *tx, const struct cow__tree *t, const struct 
 struct vstate {
 	uint64_t count;
 	int leaf_level;
+	uint64_t budget; /* nodes left before a node must have been seen twice */
 };
 
 static int verify(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t *lo, size_t lolen,
 		  const uint8_t *hi, size_t hilen, int level, bool root, struct vstate *vs)
 {
+	if (vs->budget-- == 0)
+		return COW_CORRUPT(p->addr, "a node is reachable twice in one tree");
 	const uint8_t *n;
 	int rc = cow__node_get(tx, p, &n);
 	if (rc)
@@ -387,7 +394,7 @@ static int verify(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t *
 
 int cow__btree_verify(struct cow__tx *tx, const struct cow__tree *t)
 {
-	struct vstate vs = {0, 0};
+	struct vstate vs = {0, 0, tx->nblocks ? tx->nblocks : tx->bs->nblocks};
 	if (!t->root.addr)
 		return t->count == 0 ? 0 : COW_CORRUPT(0, "empty tree with a nonzero count");
 	int rc = verify(tx, &t->root, NULL, 0, NULL, 0, -1, true, &vs);

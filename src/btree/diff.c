@@ -28,6 +28,7 @@ struct item {
 struct iter {
 	struct item *items;
 	size_t n, cap;
+	uint64_t expanded; /* nodes expanded so far */
 };
 
 static int push(struct iter *it, struct item x)
@@ -47,6 +48,9 @@ static int expand(struct cow__tx *tx, struct iter *it)
 	int rc = cow__node_get(tx, &top.p, &n);
 	if (rc)
 		return rc;
+	/* Two trees hold fewer distinct nodes than twice the store's blocks. */
+	if (++it->expanded > 2 * (tx->nblocks ? tx->nblocks : tx->bs->nblocks) + 64)
+		return COW_CORRUPT(top.p.addr, "a node is reachable twice in one tree");
 	for (unsigned k = n_count(n); k-- > 0;) {
 		const uint8_t *c = n_cell(n, k);
 		struct item x = {.level = n_level(n) - 1};
