@@ -20,6 +20,7 @@
 #include "cow/store.h"
 #include "cow/mem.h"
 #include "cow/share.h"
+#include "cow/rcu.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -227,6 +227,13 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	urcu_bp_after_fork_child();
+	/*
+	 * The parent's reclaimer may have been waiting on these at the fork:
+	 * their waiter counts are meaningless here, and a signal would wait for
+	 * a thread that does not exist in the child. Start them afresh.
+	 */
+	pthread_cond_init(&rec.work, NULL);
+	pthread_cond_init(&rec.done, NULL);
 	rec.running = false;
 	if (rec.busy) { /* the parent's reclaimer was freeing a batch: leak it here */
 		rec.freed = rec.inflight;

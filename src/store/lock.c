@@ -240,7 +240,8 @@ static struct slot *slot_at(struct cow__lock *lk, int i)
 	return (struct slot *)(void *)(lk->map + LK_HDR + (size_t)i * LK_SLOT);
 }
 
-int cow__lock_reader_enter(struct cow__lock *lk, struct cow__meta *m, int *out)
+int cow__lock_reader_enter(struct cow__lock *lk, void (*local)(void *ctx, struct cow__meta *m),
+			   void *ctx, struct cow__meta *m, int *out)
 {
 	uint32_t me = (uint32_t)getpid();
 	if ((pid_t)me != lk->start_pid) { /* forked child */
@@ -258,7 +259,15 @@ int cow__lock_reader_enter(struct cow__lock *lk, struct cow__meta *m, int *out)
 			continue;
 		__atomic_store_n(&s->start, lk->start_time, __ATOMIC_RELAXED);
 		for (;;) {
-			cow__lock_read_meta(lk, m);
+			/*
+			 * This process's own newest commit, published by RCU, unless
+			 * another process has committed since: then the shared copy.
+			 */
+			uint64_t gen = __atomic_load_n(u64at(lk->map, LK_GEN), __ATOMIC_SEQ_CST);
+			if (local)
+				local(ctx, m);
+			if (!local || m->gen != gen)
+				cow__lock_read_meta(lk, m);
 			__atomic_store_n(&s->gen, m->gen, __ATOMIC_SEQ_CST);
 			if (__atomic_load_n(u64at(lk->map, LK_GEN), __ATOMIC_SEQ_CST) == m->gen)
 				break;

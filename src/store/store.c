@@ -197,6 +197,29 @@ static void writer_release(cow_store *s)
 	pthread_mutex_unlock(&s->wmutex);
 }
 
+/* Publish @m to this process's readers (RCU) and, with @shared, to every process. */
+static void publish(cow_store *s, const struct cow__meta *m, bool shared)
+{
+	if (shared)
+		cow__lock_publish(&s->lk, m);
+	void *copy;
+	if (s->root && cow_rcu_update_begin(s->root, &copy) == 0) {
+		memcpy(copy, m, sizeof(*m));
+		if (cow_rcu_update_commit(s->root, copy, 0) != 0)
+			cow__log("could not publish generation %llu to local readers",
+				 (unsigned long long)m->gen);
+	}
+}
+
+/* RCU read side: this process's newest commit. */
+static void local_meta(void *ctx, struct cow__meta *m)
+{
+	cow_store *s = ctx;
+	cow_rcu_read_lock();
+	memcpy(m, cow_rcu_deref(s->root), sizeof(*m));
+	cow_rcu_read_unlock();
+}
+
 /* A file whose first commit never completed: both slots still zero. */
 static bool never_committed(struct cow__bs *bs)
 {
@@ -261,6 +284,12 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 	rc = cow__lock_shared(&s->lk);
 	if (rc)
 		goto fail;
+	struct cow__meta m;
+	cow__lock_read_meta(&s->lk, &m);
+	static const cow_rcu_ops root_ops = {.size = sizeof(struct cow__meta)};
+	rc = cow_rcu_create(&root_ops, &m, &s->root);
+	if (rc)
+		goto fail;
 	*out = s;
 	return 0;
 unlock:
@@ -293,6 +322,7 @@ void cow_store_close(cow_store *s)
 		writer_release(s);
 	}
 	cow__lock_close(&s->lk);
+	cow_rcu_destroy(s->root);
 	cow__bs_close(s->bs);
 	pthread_mutex_destroy(&s->wmutex);
 	pthread_cond_destroy(&s->wcond);
@@ -342,7 +372,7 @@ static int writer_sync_state(cow_store *s, struct cow__meta *m)
 		if (cow__bs_load(bs, &sb[i], i) != 0)
 			continue; /* not complete after all: the commit below overwrites it */
 		*m = (struct cow__meta){sb[i].gen, sb[i].nblocks, sb[i].catalog, sb[i].refs};
-		cow__lock_publish(&s->lk, m);
+		publish(s, m, true);
 		return 0;
 	}
 	if (bs->loaded && bs->sb.gen == m->gen)
@@ -369,7 +399,7 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 	struct cow__meta m;
 	int rc;
 	if (!write) {
-		rc = cow__lock_reader_enter(&s->lk, &m, &t->slot);
+		rc = cow__lock_reader_enter(&s->lk, s->root ? local_meta : NULL, s, &m, &t->slot);
 		if (rc)
 			goto fail;
 		rc = cow__bs_map_ensure(s->bs, m.nblocks);
@@ -498,7 +528,7 @@ int cow_txn_commit(cow_txn *t)
 	rc = cow__bs_commit(s->bs, &sb);
 	if (rc == 0) {
 		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog, sb.refs};
-		cow__lock_publish(&s->lk, &m);
+		publish(s, &m, true);
 	}
 	writer_end(t);
 	txn_free(t);

@@ -12,6 +12,7 @@
 
 #include "block/block.h"
 #include "btree/btree.h"
+#include "cow/rcu.h"
 #include "cow/store.h"
 
 /* ---- lock file (FORMAT.md section 8) ---- */
@@ -49,8 +50,12 @@ void cow__lock_publish(struct cow__lock *lk, const struct cow__meta *m);
 void cow__lock_read_meta(struct cow__lock *lk, struct cow__meta *m);
 void cow__lock_reset(struct cow__lock *lk, const struct cow__meta *m);
 
-/* Reader slots. */
-int cow__lock_reader_enter(struct cow__lock *lk, struct cow__meta *m, int *slot);
+/*
+ * Reader slots. @local (may be NULL) fills @m with this process's view of the
+ * newest commit; it is used when it matches the lock file's generation.
+ */
+int cow__lock_reader_enter(struct cow__lock *lk, void (*local)(void *ctx, struct cow__meta *m),
+			   void *ctx, struct cow__meta *m, int *slot);
 void cow__lock_reader_leave(struct cow__lock *lk, int slot);
 /* Generations of live readers, sorted; stale slots are cleared. *n on return. */
 int cow__lock_readers(struct cow__lock *lk, uint64_t **gens, size_t *n, size_t *cap);
@@ -73,6 +78,12 @@ struct cow_store {
 	uint64_t *readers;      /* scratch for the reader scan (writer only) */
 	size_t nreaders, cap_readers;
 	uint64_t next_id;       /* writer: next object id */
+	/*
+	 * The newest commit as this process knows it (a struct cow__meta),
+	 * published by the writer with RCU, so beginning a read transaction
+	 * takes no lock and retries no seqlock.
+	 */
+	cow_rcu *root;
 };
 
 /* Catalog records (FORMAT.md section 5). */
