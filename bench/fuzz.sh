@@ -16,7 +16,7 @@
 #
 # Adding a target: tests/fuzz/fuzz_<t>.c, tests/fuzz/corpus/<t>/, and its
 # name on the line below (and in COW_FUZZ_TARGETS in tests/fuzz.cmake).
-targets_all="open"
+targets_all="open recv"
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)

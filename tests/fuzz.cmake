@@ -7,10 +7,14 @@
 # A target is tests/fuzz/fuzz_<name>.c defining LLVMFuzzerTestOneInput, with
 # its corpus in tests/fuzz/corpus/<name>/; add its name to COW_FUZZ_TARGETS.
 option(COW_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
-set(COW_FUZZ_TARGETS open)
+set(COW_FUZZ_TARGETS open recv)
 
 add_executable(make_corpus fuzz/make_corpus.c)
 target_link_libraries(make_corpus PRIVATE cow_static)
+add_executable(make_streams fuzz/make_streams.c)
+target_include_directories(make_streams PRIVATE ${PROJECT_SOURCE_DIR}/src lib)
+target_compile_definitions(make_streams PRIVATE _GNU_SOURCE=1)
+target_link_libraries(make_streams PRIVATE cow_static)
 
 foreach(t ${COW_FUZZ_TARGETS})
 	cow_test(fuzz_${t}_replay SOURCES fuzz/fuzz_${t}.c fuzz/replay.c LABELS fuzz TIMEOUT 300
@@ -23,6 +27,11 @@ add_test(NAME fuzz_open_seeds COMMAND sh -c
 	"rm -rf seeds && \"$1\" seeds >/dev/null && \"$2\" seeds >/dev/null" sh
 	$<TARGET_FILE:make_corpus> $<TARGET_FILE:fuzz_open_replay>)
 set_tests_properties(fuzz_open_seeds PROPERTIES LABELS fuzz TIMEOUT 300
+	WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+add_test(NAME fuzz_recv_seeds COMMAND sh -c
+	"rm -rf streams && mkdir streams && \"$1\" streams >/dev/null && \"$2\" streams >/dev/null" sh
+	$<TARGET_FILE:make_streams> $<TARGET_FILE:fuzz_recv_replay>)
+set_tests_properties(fuzz_recv_seeds PROPERTIES LABELS fuzz TIMEOUT 300
 	WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 
 if(COW_FUZZ)
@@ -43,7 +52,7 @@ if(COW_FUZZ)
 		Threads::Threads ${CMAKE_DL_LIBS})
 	foreach(t ${COW_FUZZ_TARGETS})
 		add_executable(fuzz_${t} fuzz/fuzz_${t}.c)
-		target_include_directories(fuzz_${t} PRIVATE fuzz)
+		target_include_directories(fuzz_${t} PRIVATE fuzz lib)
 		target_compile_definitions(fuzz_${t} PRIVATE _GNU_SOURCE=1)
 		target_compile_options(fuzz_${t} PRIVATE -fsanitize=fuzzer ${fuzz_flags})
 		target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer ${fuzz_flags})
