@@ -43,6 +43,9 @@ static int descend(struct cow__cursor *c, int level, bool last)
 
 static void remember(struct cow__cursor *c)
 {
+	c->mods = c->tree->mods;
+	if (!c->tx->write)
+		return; /* a read transaction's trees never change: nothing to re-find */
 	const uint8_t *leaf = c->path[c->depth - 1].node;
 	const uint8_t *cell = n_cell(leaf, (unsigned)c->path[c->depth - 1].idx);
 	c->klen = leaf_klen(cell);
