@@ -22,3 +22,7 @@ cow_test(unit_fsck SOURCES unit/test_fsck.c LABELS unit crash TIMEOUT 120)
 # child of a multi-threaded parent: supported by cowkit (fork handlers), not by
 # ThreadSanitizer's runtime unless told so.
 set_tests_properties(unit_store_mproc PROPERTIES ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
+cow_test(crash_versions SOURCES crash/test_crash_versions.c lib/faultio.c LABELS crash TIMEOUT 600
+	ARGS 200)
+cow_test(crash_versions_long SOURCES crash/test_crash_versions.c lib/faultio.c LABELS crash long
+	TIMEOUT 3600 ARGS 4000)
