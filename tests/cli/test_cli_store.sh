@@ -84,6 +84,12 @@ check "list" 0 "$COW" list
 grep -q '^users  *map  *4 keys ' "$dir/out" || { echo "FAIL: list: $(cat "$dir/out")"; fails=$((fails + 1)); }
 check "stat" 0 "$COW" stat
 grep -q '^readers  *0$' "$dir/out" || { echo "FAIL: stat: $(cat "$dir/out")"; fails=$((fails + 1)); }
+check "scan --json" 0 "$COW" scan users --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[0]["key"]=="bob" and d[0]["value"]=="two words", d' "$dir/out" ||
+	{ echo "FAIL: scan --json: $(cat "$dir/out")"; fails=$((fails + 1)); }
+check "stat --json" 0 "$COW" stat --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["readers"]==0 and d["generation"]>0, d' "$dir/out" ||
+	{ echo "FAIL: stat --json: $(cat "$dir/out")"; fails=$((fails + 1)); }
 check "map drop" 0 "$COW" map drop copy
 check "dropped" 1 "$COW" scan copy
 # Volumes and versions.

@@ -43,6 +43,9 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Exit code for a cowkit error. */
 int cli_exit_code(int rc);
 
+/* Write @n bytes as a JSON string (quotes included; other bytes as \u00XX). */
+void cli_json_bytes(FILE *f, const void *p, size_t n);
+
 /* Sizes: "1.5 GiB" into buf. */
 const char *cli_size(char *buf, size_t len, double bytes);
 /* Parse "64M", "1G", "4096" (binary units); returns false on junk. */

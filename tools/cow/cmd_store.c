@@ -238,8 +238,11 @@ static int cmd_scan(int argc, char **argv)
 {
 	const char *name = NULL, *prefix = "";
 	uint64_t limit = UINT64_MAX;
+	bool json = false;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
 			prefix = argv[++i];
 		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
 			char *end;
@@ -264,6 +267,8 @@ static int cmd_scan(int argc, char **argv)
 	int rc = cow_cursor_open(m, &c);
 	if (rc == 0)
 		rc = plen ? cow_cursor_seek(c, prefix, plen) : cow_cursor_first(c);
+	if (json)
+		printf("[");
 	for (uint64_t n = 0; rc == 0 && n < limit; n++) {
 		cow_buf k, v;
 		rc = cow_cursor_get(c, &k, &v);
@@ -271,12 +276,22 @@ static int cmd_scan(int argc, char **argv)
 			break;
 		if (k.len < plen || memcmp(k.data, prefix, plen) != 0)
 			break;
-		put_escaped(k.data, k.len);
-		putchar('\t');
-		put_escaped(v.data, v.len);
-		putchar('\n');
+		if (json) {
+			printf("%s\n  {\"key\": ", n ? "," : "");
+			cli_json_bytes(stdout, k.data, k.len);
+			printf(", \"value\": ");
+			cli_json_bytes(stdout, v.data, v.len);
+			printf("}");
+		} else {
+			put_escaped(k.data, k.len);
+			putchar('\t');
+			put_escaped(v.data, v.len);
+			putchar('\n');
+		}
 		rc = cow_cursor_next(c);
 	}
+	if (json)
+		printf("\n]\n");
 	if (rc && rc != COW_ENOTFOUND)
 		ex = cli_fail(rc, "%s: scan of map '%s'", store_path(), name);
 	cow_txn_abort(t);
@@ -372,9 +387,9 @@ static int cmd_load(int argc, char **argv)
 
 static int cmd_stat(int argc, char **argv)
 {
-	(void)argv;
-	if (argc != 1)
-		return cli_usage("stat", "expected: cow stat");
+	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	if (argc != 1 && !json)
+		return cli_usage("stat", "expected: cow stat [--json]");
 	cow_store *s;
 	int ex = open_store("stat", 0, &s);
 	if (ex)
@@ -384,6 +399,14 @@ static int cmd_stat(int argc, char **argv)
 	cow_store_close(s);
 	if (rc)
 		return cli_fail(rc, "%s: stat", store_path());
+	if (json) {
+		printf("{\"generation\": %llu, \"file_bytes\": %llu, \"used_bytes\": %llu, "
+		       "\"pending_bytes\": %llu, \"free_bytes\": %llu, \"readers\": %llu}\n",
+		       (unsigned long long)st.gen, (unsigned long long)st.file_bytes,
+		       (unsigned long long)st.used_bytes, (unsigned long long)st.pending_bytes,
+		       (unsigned long long)st.free_bytes, (unsigned long long)st.readers);
+		return EXIT_OK;
+	}
 	char a[32], b[32], c[32], d[32];
 	printf("generation  %llu\nfile        %s\nused        %s\npending     %s\nfree        %s\n"
 	       "readers     %llu\n",
@@ -400,10 +423,11 @@ const struct cli_cmd cli_store_cmds[] = {
 	{"put", cmd_put, "NAME KEY VALUE", "set KEY to VALUE in map NAME ('-' reads stdin)", NULL},
 	{"get", cmd_get, "NAME KEY", "print KEY's value (exit 1 if missing)", NULL},
 	{"del", cmd_del, "NAME KEY", "delete KEY (exit 1 if missing)", NULL},
-	{"scan", cmd_scan, "NAME [--prefix P] [--limit N]", "print KEY<TAB>VALUE lines in key order",
+	{"scan", cmd_scan, "NAME [--prefix P] [--limit N] [--json]", "print KEY<TAB>VALUE lines in key order",
 	 "Keys and values are escaped: \\t, \\n, \\\\ and \\xHH for other control bytes.\n"},
 	{"load", cmd_load, "NAME < FILE", "load KEY<TAB>VALUE lines in one transaction",
 	 "The format is scan's; all lines go in one transaction, or none do.\n"},
-	{"stat", cmd_stat, "", "generation, file size, used/pending/free space, readers", NULL},
+	{"stat", cmd_stat, "[--json]", "generation, file size, used/pending/free space, readers",
+	 NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };

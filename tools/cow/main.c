@@ -171,3 +171,18 @@ bool cli_parse_size(const char *s, uint64_t *out)
 	*out = (uint64_t)(v * (double)mul);
 	return true;
 }
+
+void cli_json_bytes(FILE *f, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		if (c[i] == '"' || c[i] == '\\')
+			fprintf(f, "\\%c", c[i]);
+		else if (c[i] < 0x20 || c[i] >= 0x7f)
+			fprintf(f, "\\u%04x", c[i]);
+		else
+			fputc(c[i], f);
+	}
+	fputc('"', f);
+}
