@@ -132,7 +132,7 @@ int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out)
 	return 0;
 }
 
-int cow_map_create(cow_txn *t, const char *name)
+int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count)
 {
 	size_t len;
 	if (!t)
@@ -150,9 +150,15 @@ int cow_map_create(cow_txn *t, const char *name)
 		return COW_EEXIST;
 	if (rc != COW_ENOTFOUND)
 		return cow__txn_fail(t, rc);
-	o = (struct cow__obj){.type = OBJ_MAP, .id = t->s->next_id++, .created = t->tx.gen};
+	o = (struct cow__obj){
+		.type = type, .id = t->s->next_id++, .count = count, .created = t->tx.gen};
 	cow__guid(o.guid);
 	return cow__txn_fail(t, cow__catalog_put(t, name, &o));
+}
+
+int cow_map_create(cow_txn *t, const char *name)
+{
+	return cow__obj_create(t, name, OBJ_MAP, 0);
 }
 
 int cow_map_drop(cow_txn *t, const char *name)

@@ -146,6 +146,8 @@ int cow__name_check(const char *name, bool snapshot_ok, size_t *len);
 int cow__catalog_get(cow_txn *t, const char *name, struct cow__obj *o);
 int cow__catalog_put(cow_txn *t, const char *name, const struct cow__obj *o);
 int cow__txn_fail(cow_txn *t, int rc);
+/* A new, empty object @name of @type (count: a volume's size) in write txn @t. */
+int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count);
 /* Open @name as @type (0: any) in @t; snapshots and read txns give read-only handles. */
 int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out);
 /* The open handle of @name in @t, if any. */

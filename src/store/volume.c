@@ -20,30 +20,9 @@ static cow_vol *as_vol(cow_map *m)
 
 int cow_vol_create(cow_txn *t, const char *name, uint64_t size)
 {
-	size_t len;
-	if (!t)
-		return COW_EINVAL;
-	if (!t->write)
-		return COW_EREADONLY;
-	if (t->err)
-		return COW_ETXNERR;
-	int rc = cow__name_check(name, false, &len);
-	if (rc)
-		return rc;
 	if (size > VOL_MAX)
 		return COW_EINVAL;
-	struct cow__obj o = {0};
-	rc = cow__catalog_get(t, name, &o);
-	if (rc == 0)
-		return COW_EEXIST;
-	if (rc != COW_ENOTFOUND)
-		return cow__txn_fail(t, rc);
-	o = (struct cow__obj){.type = OBJ_VOLUME,
-			      .id = t->s->next_id++,
-			      .count = size,
-			      .created = t->tx.gen};
-	cow__guid(o.guid);
-	return cow__txn_fail(t, cow__catalog_put(t, name, &o));
+	return cow__obj_create(t, name, OBJ_VOLUME, size);
 }
 
 int cow_vol_open(cow_txn *t, const char *name, cow_vol **out)

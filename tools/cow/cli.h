@@ -36,6 +36,17 @@ extern const struct cli_cmd cli_trust_cmds[];
 extern const struct cli_cmd cli_share_cmds[];
 extern const struct cli_cmd cli_mem_cmds[];
 
+/* The store named by -s STORE or $COW_STORE, or NULL. */
+const char *cli_store_path(void);
+
+/*
+ * Open the store and begin a transaction (a write one if @write); on failure
+ * print why and return the exit code (0 on success).
+ */
+struct cow_store;
+struct cow_txn;
+int cli_begin(const char *cmd, bool write, struct cow_store **s, struct cow_txn **t);
+
 /* Print "cow: CONTEXT: MESSAGE" for a cowkit error and map it to an exit code. */
 int cli_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print "cow: MESSAGE" plus a usage hint; returns EXIT_USAGE. */

@@ -15,15 +15,9 @@
 #include "cli.h"
 #include "cow/store.h"
 
-static const char *store_path(void)
-{
-	const char *p = getenv("COW_STORE");
-	return p && *p ? p : NULL;
-}
-
 static int open_store(const char *cmd, unsigned flags, cow_store **s)
 {
-	const char *path = store_path();
+	const char *path = cli_store_path();
 	if (!path)
 		return cli_usage(cmd, "no store: give -s STORE or set COW_STORE");
 	cow_store_options o = {flags};
@@ -37,18 +31,12 @@ static int open_store(const char *cmd, unsigned flags, cow_store **s)
 static int open_map(const char *cmd, const char *name, bool write, cow_store **s, cow_txn **t,
 		    cow_map **m)
 {
-	int ex = open_store(cmd, 0, s);
+	int ex = cli_begin(cmd, write, s, t);
 	if (ex)
 		return ex;
-	int rc = cow_txn_begin(*s, write ? 0 : COW_TXN_RDONLY, t);
+	int rc = cow_map_open(*t, name, m);
 	if (rc) {
-		ex = cli_fail(rc, "%s: cannot begin a transaction", store_path());
-		cow_store_close(*s);
-		return ex;
-	}
-	rc = cow_map_open(*t, name, m);
-	if (rc) {
-		ex = cli_fail(rc, "%s: map '%s'", store_path(), name);
+		ex = cli_fail(rc, "%s: map '%s'", cli_store_path(), name);
 		cow_txn_abort(*t);
 		cow_store_close(*s);
 		return ex;
@@ -60,7 +48,7 @@ static int open_map(const char *cmd, const char *name, bool write, cow_store **s
 static int finish(const char *what, const char *name, cow_store *s, cow_txn *t)
 {
 	int rc = cow_txn_commit(t);
-	int ex = rc ? cli_fail(rc, "%s: %s '%s' (nothing was changed)", store_path(), what, name)
+	int ex = rc ? cli_fail(rc, "%s: %s '%s' (nothing was changed)", cli_store_path(), what, name)
 		    : EXIT_OK;
 	cow_store_close(s);
 	return ex;
@@ -68,7 +56,7 @@ static int finish(const char *what, const char *name, cow_store *s, cow_txn *t)
 
 static int fail_abort(int rc, const char *what, const char *name, cow_store *s, cow_txn *t)
 {
-	int ex = cli_fail(rc, "%s: %s '%s' (nothing was changed)", store_path(), what, name);
+	int ex = cli_fail(rc, "%s: %s '%s' (nothing was changed)", cli_store_path(), what, name);
 	cow_txn_abort(t);
 	cow_store_close(s);
 	return ex;
@@ -80,7 +68,7 @@ static int cmd_init(int argc, char **argv)
 		return cli_usage("init", "too many arguments");
 	if (argc == 2)
 		setenv("COW_STORE", argv[1], 1);
-	const char *path = store_path();
+	const char *path = cli_store_path();
 	if (!path)
 		return cli_usage("init", "no store: give STORE, -s STORE or set COW_STORE");
 	cow_store *s;
@@ -99,16 +87,11 @@ static int cmd_map(int argc, char **argv)
 		return cli_usage("map", "expected: cow map create|drop NAME");
 	bool create = strcmp(argv[1], "create") == 0;
 	cow_store *s;
-	int ex = open_store("map", 0, &s);
+	cow_txn *t;
+	int ex = cli_begin("map", true, &s, &t);
 	if (ex)
 		return ex;
-	cow_txn *t;
-	int rc = cow_txn_begin(s, 0, &t);
-	if (rc) {
-		cow_store_close(s);
-		return cli_fail(rc, "%s: cannot begin a transaction", store_path());
-	}
-	rc = create ? cow_map_create(t, argv[2]) : cow_map_drop(t, argv[2]);
+	int rc = create ? cow_map_create(t, argv[2]) : cow_map_drop(t, argv[2]);
 	if (rc)
 		return fail_abort(rc, create ? "create map" : "drop map", argv[2], s, t);
 	return finish(create ? "create map" : "drop map", argv[2], s, t);
@@ -181,10 +164,10 @@ static int cmd_get(int argc, char **argv)
 	cow_buf v;
 	int rc = cow_map_get(m, argv[2], strlen(argv[2]), &v);
 	if (rc == COW_ENOTFOUND) {
-		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", store_path(), argv[1], argv[2]);
+		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), argv[1], argv[2]);
 		ex = EXIT_NOTFOUND;
 	} else if (rc) {
-		ex = cli_fail(rc, "%s: get from map '%s'", store_path(), argv[1]);
+		ex = cli_fail(rc, "%s: get from map '%s'", cli_store_path(), argv[1]);
 	} else {
 		fwrite(v.data, 1, v.len, stdout);
 		if (isatty(STDOUT_FILENO))
@@ -207,7 +190,7 @@ static int cmd_del(int argc, char **argv)
 		return ex;
 	int rc = cow_map_del(m, argv[2], strlen(argv[2]));
 	if (rc == COW_ENOTFOUND) {
-		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", store_path(), argv[1], argv[2]);
+		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), argv[1], argv[2]);
 		cow_txn_abort(t);
 		cow_store_close(s);
 		return EXIT_NOTFOUND;
@@ -293,7 +276,7 @@ static int cmd_scan(int argc, char **argv)
 	if (json)
 		printf("\n]\n");
 	if (rc && rc != COW_ENOTFOUND)
-		ex = cli_fail(rc, "%s: scan of map '%s'", store_path(), name);
+		ex = cli_fail(rc, "%s: scan of map '%s'", cli_store_path(), name);
 	cow_txn_abort(t);
 	cow_store_close(s);
 	return ex;
@@ -398,7 +381,7 @@ static int cmd_stat(int argc, char **argv)
 	int rc = cow_store_stat(s, &st);
 	cow_store_close(s);
 	if (rc)
-		return cli_fail(rc, "%s: stat", store_path());
+		return cli_fail(rc, "%s: stat", cli_store_path());
 	if (json) {
 		printf("{\"generation\": %llu, \"file_bytes\": %llu, \"used_bytes\": %llu, "
 		       "\"pending_bytes\": %llu, \"free_bytes\": %llu, \"readers\": %llu}\n",

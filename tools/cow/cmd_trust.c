@@ -11,12 +11,6 @@
 #include "cli.h"
 #include "cow/store.h"
 
-static const char *store_path(void)
-{
-	const char *p = getenv("COW_STORE");
-	return p && *p ? p : NULL;
-}
-
 struct io {
 	int fd;
 	uint64_t bytes;
@@ -77,22 +71,6 @@ static int read_fd(void *ctx, void *buf, size_t len)
 	}
 }
 
-static int open_begin(bool write, cow_store **s, cow_txn **t, const char *cmd)
-{
-	const char *path = store_path();
-	if (!path)
-		return cli_usage(cmd, "no store: give -s STORE or set COW_STORE");
-	int rc = cow_store_open(path, NULL, s);
-	if (rc)
-		return cli_fail(rc, "cannot open store %s", path);
-	rc = cow_txn_begin(*s, write ? 0 : COW_TXN_RDONLY, t);
-	if (rc) {
-		cow_store_close(*s);
-		return cli_fail(rc, "%s: cannot begin a transaction", path);
-	}
-	return 0;
-}
-
 static int cmd_send(int argc, char **argv)
 {
 	const char *base = NULL, *snap = NULL;
@@ -110,7 +88,7 @@ static int cmd_send(int argc, char **argv)
 		return cli_usage("send", "refusing to write a stream to a terminal; redirect it");
 	cow_store *s;
 	cow_txn *t;
-	int ex = open_begin(false, &s, &t, "send");
+	int ex = cli_begin("send", false, &s, &t);
 	if (ex)
 		return ex;
 	struct io io = {.fd = STDOUT_FILENO, .progress = isatty(STDERR_FILENO)};
@@ -119,7 +97,7 @@ static int cmd_send(int argc, char **argv)
 	cow_txn_abort(t);
 	cow_store_close(s);
 	if (rc)
-		return cli_fail(rc, "%s: send %s%s%s", store_path(), base ? base : "",
+		return cli_fail(rc, "%s: send %s%s%s", cli_store_path(), base ? base : "",
 				base ? " .. " : "", snap);
 	return EXIT_OK;
 }
@@ -130,7 +108,7 @@ static int cmd_recv(int argc, char **argv)
 		return cli_usage("recv", "expected: cow recv NAME < FILE");
 	cow_store *s;
 	cow_txn *t;
-	int ex = open_begin(true, &s, &t, "recv");
+	int ex = cli_begin("recv", true, &s, &t);
 	if (ex)
 		return ex;
 	struct io io = {.fd = STDIN_FILENO, .progress = isatty(STDERR_FILENO)};
@@ -147,7 +125,7 @@ static int cmd_recv(int argc, char **argv)
 				   : rc == COW_EMISMATCH ? " (the base snapshot is missing or differs)"
 				   : rc == COW_EBUSY     ? " (changed since the base: roll back first)"
 							 : "";
-		return cli_fail(rc, "%s: recv into '%s'%s; the store is unchanged", store_path(),
+		return cli_fail(rc, "%s: recv into '%s'%s; the store is unchanged", cli_store_path(),
 				argv[1], hint);
 	}
 	printf("received %s\n", snap);
@@ -181,7 +159,7 @@ static int check(const char *cmd, int argc, char **argv, unsigned flags)
 		return cli_usage(cmd, "expected: cow %s [STORE]", cmd);
 	if (argc == 2)
 		setenv("COW_STORE", argv[1], 1);
-	const char *path = store_path();
+	const char *path = cli_store_path();
 	if (!path)
 		return cli_usage(cmd, "no store: give STORE, -s STORE or set COW_STORE");
 	setenv("COW_LOG", "off", 0); /* problems are reported below, with context */

@@ -9,29 +9,6 @@
 #include "cli.h"
 #include "cow/store.h"
 
-static const char *store_path(void)
-{
-	const char *p = getenv("COW_STORE");
-	return p && *p ? p : NULL;
-}
-
-/* Open the store and begin a transaction. */
-static int begin(const char *cmd, bool write, cow_store **s, cow_txn **t)
-{
-	const char *path = store_path();
-	if (!path)
-		return cli_usage(cmd, "no store: give -s STORE or set COW_STORE");
-	int rc = cow_store_open(path, NULL, s);
-	if (rc)
-		return cli_fail(rc, "cannot open store %s", path);
-	rc = cow_txn_begin(*s, write ? 0 : COW_TXN_RDONLY, t);
-	if (rc) {
-		cow_store_close(*s);
-		return cli_fail(rc, "%s: cannot begin a transaction", path);
-	}
-	return 0;
-}
-
 /* End: commit on success (rc == 0), abort otherwise; report with @what. */
 static int end(cow_store *s, cow_txn *t, int rc, const char *what, const char *name)
 {
@@ -42,7 +19,7 @@ static int end(cow_store *s, cow_txn *t, int rc, const char *what, const char *n
 	}
 	int ex = EXIT_OK;
 	if (rc)
-		ex = cli_fail(rc, "%s: %s '%s'%s", store_path(), what, name,
+		ex = cli_fail(rc, "%s: %s '%s'%s", cli_store_path(), what, name,
 			      rc == COW_EBUSY ? " (clones or snapshots depend on it)" : "");
 	cow_store_close(s);
 	return ex;
@@ -65,7 +42,7 @@ static int cmd_vol(int argc, char **argv)
 	if (strcmp(sub, "create") == 0 || strcmp(sub, "resize") == 0) {
 		if (argc != 4 || !parse_u64(argv[3], &a))
 			return cli_usage("vol", "expected: cow vol %s NAME SIZE", sub);
-		if ((ex = begin("vol", true, &s, &t)))
+		if ((ex = cli_begin("vol", true, &s, &t)))
 			return ex;
 		if (sub[0] == 'c') {
 			rc = cow_vol_create(t, name, a);
@@ -80,7 +57,7 @@ static int cmd_vol(int argc, char **argv)
 	if (strcmp(sub, "write") == 0) {
 		if (argc != 4 || !parse_u64(argv[3], &a))
 			return cli_usage("vol", "expected: cow vol write NAME OFFSET < DATA");
-		if ((ex = begin("vol", true, &s, &t)))
+		if ((ex = cli_begin("vol", true, &s, &t)))
 			return ex;
 		cow_vol *v;
 		rc = cow_vol_open(t, name, &v);
@@ -102,7 +79,7 @@ static int cmd_vol(int argc, char **argv)
 	if (strcmp(sub, "read") == 0) {
 		if (argc != 5 || !parse_u64(argv[3], &a) || !parse_u64(argv[4], &b))
 			return cli_usage("vol", "expected: cow vol read NAME OFFSET LENGTH > DATA");
-		if ((ex = begin("vol", false, &s, &t)))
+		if ((ex = cli_begin("vol", false, &s, &t)))
 			return ex;
 		cow_vol *v;
 		rc = cow_vol_open(t, name, &v);
@@ -126,7 +103,7 @@ static int cmd_snapshot(int argc, char **argv)
 		return cli_usage("snapshot", "expected: cow snapshot NAME@SNAP | @SNAP");
 	cow_store *s;
 	cow_txn *t;
-	int ex = begin("snapshot", true, &s, &t);
+	int ex = cli_begin("snapshot", true, &s, &t);
 	if (ex)
 		return ex;
 	ex = end(s, t, cow_snapshot(t, argv[1]), "snapshot", argv[1]);
@@ -141,7 +118,7 @@ static int cmd_clone(int argc, char **argv)
 		return cli_usage("clone", "expected: cow clone NAME@SNAP NEWNAME");
 	cow_store *s;
 	cow_txn *t;
-	int ex = begin("clone", true, &s, &t);
+	int ex = cli_begin("clone", true, &s, &t);
 	if (ex)
 		return ex;
 	ex = end(s, t, cow_clone(t, argv[1], argv[2]), "clone", argv[1]);
@@ -156,7 +133,7 @@ static int cmd_rollback(int argc, char **argv)
 		return cli_usage("rollback", "expected: cow rollback NAME@SNAP");
 	cow_store *s;
 	cow_txn *t;
-	int ex = begin("rollback", true, &s, &t);
+	int ex = cli_begin("rollback", true, &s, &t);
 	return ex ? ex : end(s, t, cow_rollback(t, argv[1]), "rollback to", argv[1]);
 }
 
@@ -172,7 +149,7 @@ static int cmd_destroy(int argc, char **argv)
 		return cli_usage("destroy", "expected: cow destroy [-r] NAME[@SNAP]");
 	cow_store *s;
 	cow_txn *t;
-	int ex = begin("destroy", true, &s, &t);
+	int ex = cli_begin("destroy", true, &s, &t);
 	return ex ? ex : end(s, t, cow_destroy(t, argv[i], flags), "destroy", argv[i]);
 }
 
@@ -182,7 +159,7 @@ static int cmd_promote(int argc, char **argv)
 		return cli_usage("promote", "expected: cow promote CLONE");
 	cow_store *s;
 	cow_txn *t;
-	int ex = begin("promote", true, &s, &t);
+	int ex = cli_begin("promote", true, &s, &t);
 	return ex ? ex : end(s, t, cow_promote(t, argv[1]), "promote", argv[1]);
 }
 
@@ -264,7 +241,7 @@ static int run_list(const char *cmd, struct listopt *o)
 {
 	cow_store *s;
 	cow_txn *t;
-	int ex = begin(cmd, false, &s, &t);
+	int ex = cli_begin(cmd, false, &s, &t);
 	if (ex)
 		return ex;
 	o->t = t;
@@ -280,7 +257,7 @@ static int run_list(const char *cmd, struct listopt *o)
 		rc = COW_ENOTFOUND;
 	cow_txn_abort(t);
 	cow_store_close(s);
-	return rc ? cli_fail(rc, "%s: %s", store_path(), cmd) : EXIT_OK;
+	return rc ? cli_fail(rc, "%s: %s", cli_store_path(), cmd) : EXIT_OK;
 }
 
 static int cmd_list(int argc, char **argv)
@@ -316,13 +293,13 @@ static int cmd_du(int argc, char **argv)
 	if (ex || o.json || o.only)
 		return ex;
 	cow_store *s;
-	if (cow_store_open(store_path(), NULL, &s) != 0)
+	if (cow_store_open(cli_store_path(), NULL, &s) != 0)
 		return EXIT_FAIL;
 	cow_store_stats st;
 	int rc = cow_store_stat(s, &st);
 	cow_store_close(s);
 	if (rc)
-		return cli_fail(rc, "%s: stat", store_path());
+		return cli_fail(rc, "%s: stat", cli_store_path());
 	char a[32], b[32], c[32], d[32];
 	printf("\nstore: file %s, used %s, pending %s, free %s\n",
 	       cli_size(a, sizeof(a), (double)st.file_bytes),
@@ -375,13 +352,13 @@ static int cmd_diff(int argc, char **argv)
 		return cli_usage("diff", "expected: cow diff NAME@A NAME@B (or NAME for the live one)");
 	cow_store *s;
 	cow_txn *t;
-	int ex = begin("diff", false, &s, &t);
+	int ex = cli_begin("diff", false, &s, &t);
 	if (ex)
 		return ex;
 	int rc = cow_diff(t, argv[1], argv[2], print_diff, NULL);
 	cow_txn_abort(t);
 	cow_store_close(s);
-	return rc ? cli_fail(rc, "%s: diff %s %s", store_path(), argv[1], argv[2]) : EXIT_OK;
+	return rc ? cli_fail(rc, "%s: diff %s %s", cli_store_path(), argv[1], argv[2]) : EXIT_OK;
 }
 
 const struct cli_cmd cli_version_cmds[] = {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cow/store.h"
 
 static const struct cli_cmd *const groups[] = {
 	cli_store_cmds,
@@ -185,4 +186,26 @@ void cli_json_bytes(FILE *f, const void *p, size_t n)
 			fputc(c[i], f);
 	}
 	fputc('"', f);
+}
+
+const char *cli_store_path(void)
+{
+	const char *p = getenv("COW_STORE");
+	return p && *p ? p : NULL;
+}
+
+int cli_begin(const char *cmd, bool write, cow_store **s, cow_txn **t)
+{
+	const char *path = cli_store_path();
+	if (!path)
+		return cli_usage(cmd, "no store: give -s STORE or set COW_STORE");
+	int rc = cow_store_open(path, NULL, s);
+	if (rc)
+		return cli_fail(rc, "cannot open store %s", path);
+	rc = cow_txn_begin(*s, write ? 0 : COW_TXN_RDONLY, t);
+	if (rc) {
+		cow_store_close(*s);
+		return cli_fail(rc, "%s: cannot begin a transaction", path);
+	}
+	return 0;
 }
