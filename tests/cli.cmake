@@ -2,3 +2,9 @@
 add_test(NAME cli_store COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_store.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_store PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)
+
+# The main job in its quick form: every step must succeed.
+add_test(NAME tour_quick COMMAND sh -c
+	"d=$(mktemp -d) && \"$1\" tour --quick --dir \"$d\"; rc=$?; rm -rf \"$d\"; exit $rc" sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(tour_quick PROPERTIES LABELS unit TIMEOUT 600)
