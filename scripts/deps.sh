@@ -8,7 +8,7 @@
 set -eu
 
 build="cmake make gcc g++ pkg-config liburcu-dev libxxhash-dev"
-test="python3 binutils"
+test="python3 binutils btrfs-progs xfsprogs"
 bench="liblmdb-dev gnuplot-nox btrfs-progs xfsprogs qemu-utils"
 fuzz="clang"
 

@@ -8,3 +8,7 @@ add_test(NAME tour_quick COMMAND sh -c
 	"d=$(mktemp -d) && \"$1\" tour --quick --dir \"$d\"; rc=$?; rm -rf \"$d\"; exit $rc" sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(tour_quick PROPERTIES LABELS unit TIMEOUT 600)
+
+add_test(NAME cli_reflink COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_reflink.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_reflink PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)

@@ -264,6 +264,33 @@ COW_API int cow_vol_punch(cow_vol *v, uint64_t off, uint64_t len);
 /* cow_vol_resize - grow (with zeros) or shrink (dropping data past the end). */
 COW_API int cow_vol_resize(cow_vol *v, uint64_t size);
 
+/* ---- volumes to and from files ---- */
+
+typedef struct cow_export_stats {
+	uint64_t bytes;        /* the volume's size */
+	uint64_t cloned_bytes; /* shared with the store by reflink (FICLONERANGE), not copied */
+	uint64_t copied_bytes; /* written */
+	uint64_t hole_bytes;   /* left as holes */
+} cow_export_stats;
+
+/*
+ * cow_vol_export - write volume (or snapshot) @name into the file open on
+ * @fd, which is truncated to the volume's size: holes stay holes. Every
+ * block is verified first. Where the store file and @fd are on one file
+ * system with reflinks (btrfs, XFS), runs of blocks are cloned
+ * (FICLONERANGE) instead of copied; @st says how many bytes went which way.
+ * Errors: COW_ENOTFOUND, COW_ETYPE, COW_ECORRUPT, -errno from the file.
+ */
+COW_API int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st);
+
+/*
+ * cow_vol_import - create volume @name holding the contents of the file open
+ * on @fd (its whole size), in write transaction @t; all-zero blocks become
+ * holes. *@bytes (may be NULL) gets the bytes read. Errors: COW_EEXIST,
+ * COW_EINVAL, COW_ENOSPC, -errno from the file.
+ */
+COW_API int cow_vol_import(cow_txn *t, const char *name, int fd, uint64_t *bytes);
+
 /* ---- versions ---- */
 
 /*

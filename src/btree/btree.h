@@ -138,5 +138,7 @@ int cow__cursor_seek(struct cow__cursor *c, const void *key, size_t klen);
 int cow__cursor_next(struct cow__cursor *c);
 int cow__cursor_prev(struct cow__cursor *c);
 int cow__cursor_get(struct cow__cursor *c, cow_buf *key, cow_buf *val);
+/* The extent pointer of the current value (COW_EINVAL if it is inline). Unverified. */
+int cow__cursor_extent(struct cow__cursor *c, struct cow__bptr *p, size_t *vlen);
 
 #endif

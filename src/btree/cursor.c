@@ -251,6 +251,18 @@ int cow__cursor_get(struct cow__cursor *c, cow_buf *key, cow_buf *val)
 	return 0;
 }
 
+int cow__cursor_extent(struct cow__cursor *c, struct cow__bptr *p, size_t *vlen)
+{
+	if (c->depth == 0)
+		return COW_ENOTFOUND;
+	const uint8_t *cell = n_cell(c->path[c->depth - 1].node, (unsigned)c->path[c->depth - 1].idx);
+	if (leaf_vkind(cell) != V_EXTENT)
+		return COW_EINVAL;
+	cow__bptr_load(p, leaf_val(cell));
+	*vlen = leaf_vlen(cell);
+	return 0;
+}
+
 /* ---- walk ---- */
 
 static int walk(struct cow__tx *tx, const struct cow__bptr *p, const struct cow__walk *w,
