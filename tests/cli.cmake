@@ -12,3 +12,7 @@ set_tests_properties(tour_quick PROPERTIES LABELS unit TIMEOUT 600)
 add_test(NAME cli_reflink COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_reflink.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_reflink PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+add_test(NAME cli_errors COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_errors.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_errors PROPERTIES LABELS unit TIMEOUT 120)

@@ -90,6 +90,9 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[0]["key"]=
 check "stat --json" 0 "$COW" stat --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["readers"]==0 and d["generation"]>0, d' "$dir/out" ||
 	{ echo "FAIL: stat --json: $(cat "$dir/out")"; fails=$((fails + 1)); }
+check "fsck --json" 0 "$COW" fsck --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["clean"] and d["problems"]==0, d' "$dir/out" ||
+	{ echo "FAIL: fsck --json: $(cat "$dir/out")"; fails=$((fails + 1)); }
 check "map drop" 0 "$COW" map drop copy
 check "dropped" 1 "$COW" scan copy
 # Volumes and versions.
@@ -105,6 +108,9 @@ check "snapshot exists" 3 "$COW" snapshot disk@a
 check "write after snapshot" 0 sh -c "printf xyz | \"$COW\" vol write disk 0"
 check "diff" 0 "$COW" diff disk@a disk
 expect_out "diff names the block" "$(printf 'M\t0\t4096')"
+check "diff --json" 0 "$COW" diff disk@a disk --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d==[{"kind":"changed","offset":0,"length":4096}], d' "$dir/out" ||
+	{ echo "FAIL: diff --json: $(cat "$dir/out")"; fails=$((fails + 1)); }
 check "clone" 0 "$COW" clone disk@a disk2
 check "snapshot still old" 0 sh -c "\"$COW\" vol read disk2 1000 300000 > \"$dir/back\""
 cmp -s "$dir/data" "$dir/back" || { echo "FAIL: clone lost data"; fails=$((fails + 1)); }

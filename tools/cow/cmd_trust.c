@@ -134,7 +134,23 @@ static int cmd_recv(int argc, char **argv)
 
 static int print_problem(void *ctx, const cow_fsck_problem *p)
 {
-	(void)ctx;
+	int *json = ctx;
+	if (*json) {
+		printf("%s\n    {\"object\": ", *json > 1 ? "," : "");
+		cli_json_bytes(stdout, p->object, strlen(p->object));
+		printf(", \"block\": %llu", (unsigned long long)p->block);
+		if (p->has_offset)
+			printf(", \"offset\": %llu", (unsigned long long)p->offset);
+		else if (p->key.len) {
+			printf(", \"key\": ");
+			cli_json_bytes(stdout, p->key.data, p->key.len);
+		}
+		printf(", \"what\": ");
+		cli_json_bytes(stdout, p->what, strlen(p->what));
+		printf("}");
+		*json = 2;
+		return 0;
+	}
 	printf("DAMAGE %s: block %llu", p->object, (unsigned long long)p->block);
 	if (p->has_offset)
 		printf(", offset %llu", (unsigned long long)p->offset);
@@ -155,8 +171,13 @@ static int print_problem(void *ctx, const cow_fsck_problem *p)
 
 static int check(const char *cmd, int argc, char **argv, unsigned flags)
 {
+	int json = 0;
+	if (argc > 1 && strcmp(argv[argc - 1], "--json") == 0) {
+		json = 1;
+		argc--;
+	}
 	if (argc > 2)
-		return cli_usage(cmd, "expected: cow %s [STORE]", cmd);
+		return cli_usage(cmd, "expected: cow %s [STORE] [--json]", cmd);
 	if (argc == 2)
 		setenv("COW_STORE", argv[1], 1);
 	const char *path = cli_store_path();
@@ -175,15 +196,26 @@ static int check(const char *cmd, int argc, char **argv, unsigned flags)
 		return EXIT_FAIL; /* could not run */
 	}
 	cow_fsck_report r;
-	rc = cow_store_fsck(s, flags, print_problem, NULL, &r);
+	if (json)
+		printf("{\"problems_found\": [");
+	rc = cow_store_fsck(s, flags, print_problem, &json, &r);
 	cow_store_close(s);
 	if (rc && rc != COW_ECORRUPT) {
+		if (json)
+			printf("]}\n");
 		cli_fail(rc, "%s: %s could not finish", path, cmd);
 		return EXIT_FAIL;
 	}
-	printf("%s %s: %llu objects, %llu blocks verified, %llu problems\n", cmd, path,
-	       (unsigned long long)r.objects, (unsigned long long)r.blocks,
-	       (unsigned long long)r.problems);
+	if (json)
+		printf("%s], \"objects\": %llu, \"blocks\": %llu, \"problems\": %llu, "
+		       "\"clean\": %s}\n",
+		       json > 1 ? "\n  " : "", (unsigned long long)r.objects,
+		       (unsigned long long)r.blocks, (unsigned long long)r.problems,
+		       r.problems ? "false" : "true");
+	else
+		printf("%s %s: %llu objects, %llu blocks verified, %llu problems\n", cmd, path,
+		       (unsigned long long)r.objects, (unsigned long long)r.blocks,
+		       (unsigned long long)r.problems);
 	return rc ? EXIT_DAMAGED : EXIT_OK;
 }
 
@@ -202,10 +234,10 @@ const struct cli_cmd cli_trust_cmds[] = {
 	 "write a snapshot (or the change since BASE) as a stream", "The format is docs/STREAM.md.\n"},
 	{"recv", cmd_recv, "NAME < FILE",
 	 "apply a stream: all of it, in one transaction, or nothing", NULL},
-	{"fsck", cmd_fsck, "[STORE]",
+	{"fsck", cmd_fsck, "[STORE] [--json]",
 	 "verify checksums, structure, reference counts and free space",
 	 "Exit status: 0 clean, 4 damage found (each problem on a DAMAGE line),\n"
 	 "3 the check could not run.\n"},
-	{"scrub", cmd_scrub, "[STORE]", "verify every block's checksum (read-only, online)", NULL},
+	{"scrub", cmd_scrub, "[STORE] [--json]", "verify every block's checksum (read-only, online)", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };

@@ -330,9 +330,37 @@ static void put_escaped(const void *p, size_t n)
 	}
 }
 
+struct diffout {
+	bool json;
+	int n;
+};
+
 static int print_diff(void *ctx, const cow_diff_entry *e)
 {
-	(void)ctx;
+	struct diffout *d = ctx;
+	const char *kind = e->kind == COW_DIFF_ADDED     ? "added"
+			   : e->kind == COW_DIFF_REMOVED ? "removed"
+							 : "changed";
+	if (d->json) {
+		printf("%s\n  {\"kind\": \"%s\"", d->n++ ? "," : "", kind);
+		if (e->length) {
+			printf(", \"offset\": %llu, \"length\": %llu}", (unsigned long long)e->offset,
+			       (unsigned long long)e->length);
+			return 0;
+		}
+		printf(", \"key\": ");
+		cli_json_bytes(stdout, e->key.data, e->key.len);
+		if (e->kind != COW_DIFF_ADDED) {
+			printf(", \"old\": ");
+			cli_json_bytes(stdout, e->old_value.data, e->old_value.len);
+		}
+		if (e->kind != COW_DIFF_REMOVED) {
+			printf(", \"new\": ");
+			cli_json_bytes(stdout, e->new_value.data, e->new_value.len);
+		}
+		printf("}");
+		return 0;
+	}
 	if (e->length) {
 		printf("M\t%llu\t%llu\n", (unsigned long long)e->offset,
 		       (unsigned long long)e->length);
@@ -350,17 +378,33 @@ static int print_diff(void *ctx, const cow_diff_entry *e)
 
 static int cmd_diff(int argc, char **argv)
 {
-	if (argc != 3)
-		return cli_usage("diff", "expected: cow diff NAME@A NAME@B (or NAME for the live one)");
+	struct diffout d = {false, 0};
+	const char *a = NULL, *b = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			d.json = true;
+		else if (!a)
+			a = argv[i];
+		else if (!b)
+			b = argv[i];
+		else
+			b = NULL, a = NULL, i = argc;
+	}
+	if (!a || !b)
+		return cli_usage("diff", "expected: cow diff NAME@A NAME@B [--json] (or NAME for the live one)");
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("diff", false, &s, &t);
 	if (ex)
 		return ex;
-	int rc = cow_diff(t, argv[1], argv[2], print_diff, NULL);
+	if (d.json)
+		printf("[");
+	int rc = cow_diff(t, a, b, print_diff, &d);
+	if (d.json)
+		printf("\n]\n");
 	cow_txn_abort(t);
 	cow_store_close(s);
-	return rc ? cli_fail(rc, "%s: diff %s %s", cli_store_path(), argv[1], argv[2]) : EXIT_OK;
+	return rc ? cli_fail(rc, "%s: diff %s %s", cli_store_path(), a, b) : EXIT_OK;
 }
 
 static int cmd_import(int argc, char **argv)
@@ -442,7 +486,7 @@ const struct cli_cmd cli_version_cmds[] = {
 	 "objects and snapshots: size, referenced, exclusive, generation, origin",
 	 "REFER counts every block the version references; EXCL only those no other\n"
 	 "version shares, i.e. what destroying it would free.\n"},
-	{"diff", cmd_diff, "NAME@A NAME@B",
+	{"diff", cmd_diff, "NAME@A NAME@B [--json]",
 	 "what changed between two versions (+/-/M lines; volumes: offset, length)", NULL},
 	{"rollback", cmd_rollback, "NAME@SNAP", "make NAME equal to its snapshot again", NULL},
 	{"destroy", cmd_destroy, "[-r] NAME[@SNAP]",
