@@ -266,6 +266,9 @@ COW_API int cow_vol_resize(cow_vol *v, uint64_t size);
 
 /* ---- volumes to and from files ---- */
 
+/* Progress of long work: @done of @total units (bytes, blocks); called now and then. */
+typedef void (*cow_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
 typedef struct cow_export_stats {
 	uint64_t bytes;        /* the volume's size */
 	uint64_t cloned_bytes; /* shared with the store by reflink (FICLONERANGE), not copied */
@@ -275,21 +278,25 @@ typedef struct cow_export_stats {
 
 /*
  * cow_vol_export - write volume (or snapshot) @name into the file open on
- * @fd, which is truncated to the volume's size: holes stay holes. Every
+ * @fd, which is truncated to the volume's size: holes stay holes (@progress,
+ * which may be NULL, hears of the bytes done). Every
  * block is verified first. Where the store file and @fd are on one file
  * system with reflinks (btrfs, XFS), runs of blocks are cloned
  * (FICLONERANGE) instead of copied; @st says how many bytes went which way.
  * Errors: COW_ENOTFOUND, COW_ETYPE, COW_ECORRUPT, -errno from the file.
  */
-COW_API int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st);
+COW_API int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st,
+			   cow_progress_fn progress, void *progress_ctx);
 
 /*
  * cow_vol_import - create volume @name holding the contents of the file open
  * on @fd (its whole size), in write transaction @t; all-zero blocks become
- * holes. *@bytes (may be NULL) gets the bytes read. Errors: COW_EEXIST,
+ * holes. *@bytes (may be NULL) gets the bytes read; @progress (may be NULL)
+ * hears of them as they go. Errors: COW_EEXIST,
  * COW_EINVAL, COW_ENOSPC, -errno from the file.
  */
-COW_API int cow_vol_import(cow_txn *t, const char *name, int fd, uint64_t *bytes);
+COW_API int cow_vol_import(cow_txn *t, const char *name, int fd, uint64_t *bytes,
+			   cow_progress_fn progress, void *progress_ctx);
 
 /* ---- versions ---- */
 
@@ -434,10 +441,11 @@ enum {
  * passed to @fn (may be NULL) with the object and key or offset it affects.
  * Returns 0 when clean, COW_ECORRUPT when problems were found, or another
  * error when the check could not run. Takes the writer lock unless SCRUB.
+ * @progress (may be NULL) hears of blocks verified against the store's blocks.
  */
 COW_API int cow_store_fsck(cow_store *s, unsigned flags,
 			   int (*fn)(void *ctx, const cow_fsck_problem *p), void *ctx,
-			   cow_fsck_report *report);
+			   cow_fsck_report *report, cow_progress_fn progress, void *progress_ctx);
 
 /*
  * cow_store_list - call @fn for every object and snapshot in the catalog, in

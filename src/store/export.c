@@ -27,6 +27,8 @@ struct exporter {
 	uint64_t size;
 	bool reflink; /* still worth trying */
 	cow_export_stats *st;
+	cow_progress_fn progress;
+	void *pctx;
 };
 
 static int write_all(int fd, const void *p, size_t len, uint64_t off)
@@ -70,6 +72,8 @@ static int flush_run(struct exporter *e, const struct run *r)
 			return -errno;
 		}
 	}
+	if (e->progress)
+		e->progress(e->pctx, off + len, e->size);
 	if (!len)
 		return 0;
 	const uint8_t *data = cow__bs_mapped(e->bs, r->addr + ((off - (r->block << COW_BLOCK_SHIFT)) >> COW_BLOCK_SHIFT));
@@ -79,7 +83,8 @@ static int flush_run(struct exporter *e, const struct run *r)
 	return rc;
 }
 
-int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st)
+int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st,
+		   cow_progress_fn progress, void *progress_ctx)
 {
 	cow_export_stats dummy;
 	if (!st)
@@ -101,7 +106,7 @@ int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st)
 		rc = -errno;
 	if (rc)
 		return rc;
-	struct exporter e = {bs, fd, size, true, st};
+	struct exporter e = {bs, fd, size, true, st, progress, progress_ctx};
 	struct run r = {0, 0, 0};
 	struct cow__cursor c;
 	cow__cursor_init(&c, &t->tx, &m->tree);
@@ -135,12 +140,15 @@ int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st)
 		rc = 0;
 	if (rc == 0)
 		rc = flush_run(&e, &r);
+	if (rc == 0 && progress)
+		progress(progress_ctx, size, size);
 	st->bytes = size;
 	st->hole_bytes = size - st->cloned_bytes - st->copied_bytes;
 	return cow__txn_fail(t, rc);
 }
 
-int cow_vol_import(cow_txn *t, const char *name, int fd, uint64_t *bytes)
+int cow_vol_import(cow_txn *t, const char *name, int fd, uint64_t *bytes,
+		   cow_progress_fn progress, void *progress_ctx)
 {
 	if (!t || fd < 0)
 		return COW_EINVAL;
@@ -168,6 +176,8 @@ int cow_vol_import(cow_txn *t, const char *name, int fd, uint64_t *bytes)
 		}
 		rc = cow_vol_pwrite(v, buf, (size_t)n, off);
 		off += (uint64_t)n;
+		if (progress)
+			progress(progress_ctx, off, (uint64_t)end);
 	}
 	cow__free(buf);
 	if (rc == 0 && bytes)

@@ -22,6 +22,8 @@ struct fsck {
 	void *ctx;
 	cow_fsck_report *r;
 	int stop; /* the callback asked to stop */
+	cow_progress_fn progress;
+	void *pctx;
 };
 
 static void report(struct fsck *f, const char *obj, uint64_t block, const uint8_t *key,
@@ -83,7 +85,8 @@ static void walk(struct fsck *f, const char *obj, bool volume, const struct cow_
 		return;
 	}
 	f->seen[p->addr] |= 1;
-	f->r->blocks++;
+	if ((++f->r->blocks & 1023) == 0 && f->progress)
+		f->progress(f->pctx, f->r->blocks, f->nblocks);
 	for (unsigned i = 0; i < n_count(n) && !f->stop; i++) {
 		const uint8_t *c = n_cell(n, i);
 		if (n_kind(n) == N_BRANCH) {
@@ -114,7 +117,8 @@ static void walk(struct fsck *f, const char *obj, bool volume, const struct cow_
 }
 
 int cow_store_fsck(cow_store *s, unsigned flags, int (*fn)(void *ctx, const cow_fsck_problem *p),
-		   void *ctx, cow_fsck_report *report_out)
+		   void *ctx, cow_fsck_report *report_out, cow_progress_fn progress,
+		   void *progress_ctx)
 {
 	if (!s)
 		return COW_EINVAL;
@@ -123,7 +127,13 @@ int cow_store_fsck(cow_store *s, unsigned flags, int (*fn)(void *ctx, const cow_
 	int rc = cow_txn_begin(s, COW_TXN_RDONLY, &t);
 	if (rc)
 		return rc;
-	struct fsck f = {.tx = &t->tx, .nblocks = t->tx.nblocks, .fn = fn, .ctx = ctx, .r = &r};
+	struct fsck f = {.tx = &t->tx,
+			 .nblocks = t->tx.nblocks,
+			 .fn = fn,
+			 .ctx = ctx,
+			 .r = &r,
+			 .progress = progress,
+			 .pctx = progress_ctx};
 	t->tx.read_flags = COW_READ_VERIFY; /* trust nothing remembered */
 	f.seen = cow__calloc(f.nblocks ? f.nblocks : 1, 1);
 	if (!f.seen) {

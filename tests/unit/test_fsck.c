@@ -87,7 +87,7 @@ int main(void)
 	CHECK_OK(cow_txn_commit(t));
 	cow_fsck_report r;
 	struct seen seen = {0};
-	CHECK_OK(cow_store_fsck(s, 0, collect, &seen, &r));
+	CHECK_OK(cow_store_fsck(s, 0, collect, &seen, &r, NULL, NULL));
 	CHECK_EQ(r.problems, 0);
 	CHECK_EQ(r.objects, 6);
 	cow_store_close(s);
@@ -100,7 +100,7 @@ int main(void)
 	flip(path, dblk, 100);
 	CHECK_OK(cow_store_open(path, NULL, &s));
 	memset(&seen, 0, sizeof(seen));
-	CHECK_RC(cow_store_fsck(s, COW_FSCK_SCRUB, collect, &seen, &r), COW_ECORRUPT);
+	CHECK_RC(cow_store_fsck(s, COW_FSCK_SCRUB, collect, &seen, &r, NULL, NULL), COW_ECORRUPT);
 	/* Each damaged block once, though two versions (live and @s) share it. */
 	CHECK_EQ(seen.n, 2);
 	bool saw_leaf = false, saw_data = false;
@@ -112,7 +112,7 @@ int main(void)
 	}
 	CHECK(saw_leaf);
 	CHECK(saw_data);
-	CHECK_RC(cow_store_fsck(s, 0, NULL, NULL, &r), COW_ECORRUPT);
+	CHECK_RC(cow_store_fsck(s, 0, NULL, NULL, &r, NULL, NULL), COW_ECORRUPT);
 	/* Reads: damage is COW_ECORRUPT, the rest still works. */
 	CHECK_OK(cow_txn_begin(s, COW_TXN_RDONLY, &t));
 	cow_buf b;

@@ -84,7 +84,7 @@ int main(void)
 	CHECK_OK(cow_txn_begin(s, 0, &t));
 	CHECK_OK(cow_destroy(t, "ram@ckpt1", 0));
 	CHECK_OK(cow_txn_commit(t));
-	CHECK_OK(cow_store_fsck(s, 0, NULL, NULL, NULL));
+	CHECK_OK(cow_store_fsck(s, 0, NULL, NULL, NULL, NULL, NULL));
 	cow_mem_region *r2;
 	CHECK_OK(cow_mem_region_alloc(PAGES * 4096, 0, &r2));
 	cow_mem_restore *h;

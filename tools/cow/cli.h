@@ -57,6 +57,20 @@ int cli_exit_code(int rc);
 /* Write @n bytes as a JSON string (quotes included; other bytes as \u00XX). */
 void cli_json_bytes(FILE *f, const void *p, size_t n);
 
+/*
+ * Progress on stderr when it is a terminal: "\rVERB 45% (x of y)". Pass
+ * cli_progress as a cow_progress_fn with the struct as its context.
+ */
+struct cli_progress {
+	bool on;
+	bool bytes; /* units are bytes (else blocks) */
+	double last;
+	const char *verb;
+};
+void cli_progress_begin(struct cli_progress *p, const char *verb, bool bytes);
+void cli_progress(void *ctx, uint64_t done, uint64_t total);
+void cli_progress_end(struct cli_progress *p);
+
 /* Sizes: "1.5 GiB" into buf. */
 const char *cli_size(char *buf, size_t len, double bytes);
 /* Parse "64M", "1G", "4096" (binary units); returns false on junk. */

@@ -198,7 +198,10 @@ static int check(const char *cmd, int argc, char **argv, unsigned flags)
 	cow_fsck_report r;
 	if (json)
 		printf("{\"problems_found\": [");
-	rc = cow_store_fsck(s, flags, print_problem, &json, &r);
+	struct cli_progress pr;
+	cli_progress_begin(&pr, cmd, false);
+	rc = cow_store_fsck(s, flags, print_problem, &json, &r, cli_progress, &pr);
+	cli_progress_end(&pr);
 	cow_store_close(s);
 	if (rc && rc != COW_ECORRUPT) {
 		if (json)

@@ -422,7 +422,10 @@ static int cmd_import(int argc, char **argv)
 		return ex;
 	}
 	uint64_t bytes = 0;
-	int rc = cow_vol_import(t, argv[2], fd, &bytes);
+	struct cli_progress pr;
+	cli_progress_begin(&pr, "importing", true);
+	int rc = cow_vol_import(t, argv[2], fd, &bytes, cli_progress, &pr);
+	cli_progress_end(&pr);
 	close(fd);
 	ex = end(s, t, rc, "import into volume", argv[2]);
 	if (ex == EXIT_OK) {
@@ -450,7 +453,10 @@ static int cmd_export(int argc, char **argv)
 		return ex;
 	}
 	cow_export_stats st;
-	int rc = cow_vol_export(t, argv[1], fd, &st);
+	struct cli_progress pr;
+	cli_progress_begin(&pr, "exporting", true);
+	int rc = cow_vol_export(t, argv[1], fd, &st, cli_progress, &pr);
+	cli_progress_end(&pr);
 	if (rc == 0 && fsync(fd) != 0)
 		rc = -errno;
 	close(fd);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cow/store.h"
@@ -208,4 +210,40 @@ int cli_begin(const char *cmd, bool write, cow_store **s, cow_txn **t)
 		return cli_fail(rc, "%s: cannot begin a transaction", path);
 	}
 	return 0;
+}
+
+void cli_progress_begin(struct cli_progress *p, const char *verb, bool bytes)
+{
+	p->on = isatty(STDERR_FILENO);
+	p->bytes = bytes;
+	p->last = 0;
+	p->verb = verb;
+}
+
+void cli_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct cli_progress *p = ctx;
+	if (!p->on)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double now = ts.tv_sec + ts.tv_nsec / 1e9;
+	if (now - p->last < 0.2 && done < total)
+		return;
+	p->last = now;
+	char a[32], b[32];
+	if (p->bytes)
+		fprintf(stderr, "\r%s %3.0f%% (%s of %s)   ", p->verb,
+			total ? 100.0 * (double)done / (double)total : 100.0,
+			cli_size(a, sizeof(a), (double)done), cli_size(b, sizeof(b), (double)total));
+	else
+		fprintf(stderr, "\r%s %3.0f%% (%llu blocks)   ", p->verb,
+			total ? 100.0 * (double)done / (double)total : 100.0,
+			(unsigned long long)done);
+}
+
+void cli_progress_end(struct cli_progress *p)
+{
+	if (p->on && p->last > 0)
+		fprintf(stderr, "\n");
 }
