@@ -153,8 +153,9 @@ static int cmd_put(int argc, char **argv)
 
 static int cmd_get(int argc, char **argv)
 {
-	if (argc != 3)
-		return cli_usage("get", "expected: cow get NAME KEY");
+	bool json = argc == 4 && strcmp(argv[3], "--json") == 0;
+	if (argc != 3 && !json)
+		return cli_usage("get", "expected: cow get NAME KEY [--json]");
 	cow_store *s;
 	cow_txn *t;
 	cow_map *m;
@@ -168,6 +169,12 @@ static int cmd_get(int argc, char **argv)
 		ex = EXIT_NOTFOUND;
 	} else if (rc) {
 		ex = cli_fail(rc, "%s: get from map '%s'", cli_store_path(), argv[1]);
+	} else if (json) {
+		printf("{\"key\": ");
+		cli_json_bytes(stdout, argv[2], strlen(argv[2]));
+		printf(", \"value\": ");
+		cli_json_bytes(stdout, v.data, v.len);
+		printf("}\n");
 	} else {
 		fwrite(v.data, 1, v.len, stdout);
 		if (isatty(STDOUT_FILENO))
@@ -404,7 +411,7 @@ const struct cli_cmd cli_store_cmds[] = {
 	{"init", cmd_init, "[STORE]", "create a new, empty store", NULL},
 	{"map", cmd_map, "create|drop NAME", "create or delete a map", NULL},
 	{"put", cmd_put, "NAME KEY VALUE", "set KEY to VALUE in map NAME ('-' reads stdin)", NULL},
-	{"get", cmd_get, "NAME KEY", "print KEY's value (exit 1 if missing)", NULL},
+	{"get", cmd_get, "NAME KEY [--json]", "print KEY's value (exit 1 if missing)", NULL},
 	{"del", cmd_del, "NAME KEY", "delete KEY (exit 1 if missing)", NULL},
 	{"scan", cmd_scan, "NAME [--prefix P] [--limit N] [--json]", "print KEY<TAB>VALUE lines in key order",
 	 "Keys and values are escaped: \\t, \\n, \\\\ and \\xHH for other control bytes.\n"},
