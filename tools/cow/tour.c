@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli.h"
 #include "tour.h"
@@ -27,6 +28,13 @@ struct step {
 	const char *shows; /* one line of plain words */
 	int (*run)(struct tour *t);
 };
+
+double tour_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 void tour_say(const char *fmt, ...)
 {

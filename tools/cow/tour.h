@@ -15,6 +15,19 @@ struct tour {
 	uint64_t size;   /* working-set size in bytes for the data-heavy steps */
 };
 
+/* A cowkit call inside a step: on error, say which call and why, and go to fail. */
+#define TRY(expr)                                                                          \
+	do {                                                                               \
+		int rc_ = (expr);                                                          \
+		if (rc_) {                                                                 \
+			tour_say("%s: %s", #expr, cow_strerror(rc_));                      \
+			goto fail;                                                         \
+		}                                                                          \
+	} while (0)
+
+/* Monotonic milliseconds. */
+double tour_now_ms(void);
+
 /* Print a measured line under the current step: "    what: value". */
 void tour_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -13,15 +13,6 @@
 #include "cow/store.h"
 #include "tour.h"
 
-#define TRY(expr)                                                                          \
-	do {                                                                               \
-		int rc_ = (expr);                                                          \
-		if (rc_) {                                                                 \
-			tour_say("%s: %s", #expr, cow_strerror(rc_));                      \
-			goto fail;                                                         \
-		}                                                                          \
-	} while (0)
-
 int tour_checkpoint(struct tour *t)
 {
 	char path[512], a[32], b[32];

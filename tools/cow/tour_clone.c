@@ -12,27 +12,11 @@
 #include "cow/store.h"
 #include "tour.h"
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-#define TRY(expr)                                                                          \
-	do {                                                                               \
-		int rc_ = (expr);                                                          \
-		if (rc_) {                                                                 \
-			tour_say("%s: %s", #expr, cow_strerror(rc_));                      \
-			goto fail;                                                         \
-		}                                                                          \
-	} while (0)
-
 /* @n random 4 KiB overwrites into volume @name, a durable commit every 1000. */
 static double overwrite_rate(cow_store *s, const char *name, uint64_t size, int n, uint64_t *rng)
 {
 	static char block[4096];
-	double t0 = now_ms();
+	double t0 = tour_now_ms();
 	cow_txn *t = NULL;
 	cow_vol *v;
 	for (int i = 0; i < n; i++) {
@@ -51,7 +35,7 @@ static double overwrite_rate(cow_store *s, const char *name, uint64_t size, int 
 			t = NULL;
 		}
 	}
-	return n / ((now_ms() - t0) / 1e3);
+	return n / ((tour_now_ms() - t0) / 1e3);
 }
 
 int tour_clone(struct tour *t)
@@ -68,7 +52,7 @@ int tour_clone(struct tour *t)
 	TRY(cow_store_open(path, &(cow_store_options){COW_STORE_CREATE}, &s));
 
 	/* A volume written end to end. */
-	double t0 = now_ms();
+	double t0 = tour_now_ms();
 	TRY(cow_txn_begin(s, 0, &x));
 	TRY(cow_vol_create(x, "base", size));
 	TRY(cow_vol_open(x, "base", &v));
@@ -79,21 +63,21 @@ int tour_clone(struct tour *t)
 	}
 	TRY(cow_txn_commit(x));
 	x = NULL;
-	double wr = now_ms() - t0;
+	double wr = tour_now_ms() - t0;
 	tour_say("wrote a %s volume in %.0f ms (%.0f MiB/s, one durable commit)",
 		 cli_size(sz, sizeof(sz), (double)size), wr, size / 1048576.0 / (wr / 1e3));
 
 	/* Clone: snapshot + clone + durable commit. */
-	t0 = now_ms();
+	t0 = tour_now_ms();
 	TRY(cow_txn_begin(s, 0, &x));
 	TRY(cow_snapshot(x, "base@v1"));
 	TRY(cow_clone(x, "base@v1", "fast"));
 	TRY(cow_txn_commit(x));
 	x = NULL;
-	double clone_ms = now_ms() - t0;
+	double clone_ms = tour_now_ms() - t0;
 
 	/* Copy: read every byte, write a new volume. */
-	t0 = now_ms();
+	t0 = tour_now_ms();
 	TRY(cow_txn_begin(s, 0, &x));
 	TRY(cow_vol_create(x, "slow", size));
 	TRY(cow_vol_open(x, "base", &v));
@@ -104,7 +88,7 @@ int tour_clone(struct tour *t)
 	}
 	TRY(cow_txn_commit(x));
 	x = NULL;
-	double copy_ms = now_ms() - t0;
+	double copy_ms = tour_now_ms() - t0;
 	tour_say("clone (snapshot + clone + commit): %.2f ms; byte copy: %.0f ms (%.0fx)", clone_ms,
 		 copy_ms, copy_ms / clone_ms);
 

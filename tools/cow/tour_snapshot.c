@@ -12,22 +12,6 @@
 #include "cow/store.h"
 #include "tour.h"
 
-#define TRY(expr)                                                                          \
-	do {                                                                               \
-		int rc_ = (expr);                                                          \
-		if (rc_) {                                                                 \
-			tour_say("%s: %s", #expr, cow_strerror(rc_));                      \
-			goto fail;                                                         \
-		}                                                                          \
-	} while (0)
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 struct stream {
 	char *p;
 	size_t n, cap, pos;
@@ -63,7 +47,7 @@ static int from_mem(void *ctx, void *buf, size_t len)
 static int ship(cow_store *from, cow_store *to, const char *snap, const char *base,
 		struct stream *st)
 {
-	double t0 = now_ms();
+	double t0 = tour_now_ms();
 	cow_txn *t;
 	int rc = cow_txn_begin(from, COW_TXN_RDONLY, &t);
 	if (rc)
@@ -80,7 +64,7 @@ static int ship(cow_store *from, cow_store *to, const char *snap, const char *ba
 		rc = cow_txn_commit(t);
 	else
 		cow_txn_abort(t);
-	st->ms = now_ms() - t0;
+	st->ms = tour_now_ms() - t0;
 	return rc;
 }
 
@@ -100,7 +84,7 @@ int tour_snapshot(struct tour *t)
 	cow_txn *x = NULL;
 	cow_map *m;
 	TRY(cow_store_open(path, &(cow_store_options){COW_STORE_CREATE}, &s));
-	double t0 = now_ms();
+	double t0 = tour_now_ms();
 	TRY(cow_txn_begin(s, 0, &x));
 	TRY(cow_map_create(x, "users"));
 	TRY(cow_map_open(x, "users", &m));
@@ -112,16 +96,16 @@ int tour_snapshot(struct tour *t)
 	}
 	TRY(cow_txn_commit(x));
 	x = NULL;
-	tour_say("loaded %llu keys in %.0f ms", (unsigned long long)n, now_ms() - t0);
+	tour_say("loaded %llu keys in %.0f ms", (unsigned long long)n, tour_now_ms() - t0);
 
 	cow_store_stats st0, st1;
 	TRY(cow_store_stat(s, &st0));
-	t0 = now_ms();
+	t0 = tour_now_ms();
 	TRY(cow_txn_begin(s, 0, &x));
 	TRY(cow_snapshot(x, "users@monday"));
 	TRY(cow_txn_commit(x));
 	x = NULL;
-	double snap_ms = now_ms() - t0;
+	double snap_ms = tour_now_ms() - t0;
 	TRY(cow_store_stat(s, &st1));
 	tour_say("snapshot users@monday: %.2f ms, %lld KiB of new blocks for %.0f MiB of data",
 		 snap_ms, (long long)(st1.used_bytes - st0.used_bytes) / 1024,
@@ -141,10 +125,10 @@ int tour_snapshot(struct tour *t)
 		 "(root to leaf), everything else is shared with the snapshot",
 		 (unsigned long long)live.exclusive / 1024);
 	int changes = 0;
-	t0 = now_ms();
+	t0 = tour_now_ms();
 	TRY(cow_diff(x, "users@monday", "users", count_diff, &changes));
 	tour_say("diff users@monday users: %d changed key in %.2f ms (shared subtrees skipped)",
-		 changes, now_ms() - t0);
+		 changes, tour_now_ms() - t0);
 	cow_map *old;
 	cow_buf v;
 	TRY(cow_map_open(x, "users@monday", &old));
