@@ -272,12 +272,3 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 	return 0;
 }
 
-int cow__bs_sync(struct cow__bs *bs)
-{
-	int rc = bs->io->ops->sync(bs->io);
-	if (rc == 0 && bs->loaded) {
-		bs->durable = bs->sb.gen;
-		bs->durable_slot = bs->sb_slot;
-	}
-	return rc;
-}

@@ -245,14 +245,10 @@ void cow__bs_abort(struct cow__bs *bs);
  */
 void cow__bs_mark_clean(struct cow__bs *bs);
 
-/* Flush the file; the newest commit becomes durable. */
-int cow__bs_sync(struct cow__bs *bs);
-
 /* Blocks in use, pending, free below nblocks. */
 void cow__bs_space(struct cow__bs *bs, uint64_t *used, uint64_t *pending, uint64_t *free_blocks);
 
-/* For checkers: is block @b allocated (in use or pending)? Is it pending? */
+/* For checkers: is block @b allocated (in use or pending)? */
 bool cow__bs_allocated(struct cow__bs *bs, uint64_t b);
-bool cow__bs_is_pending(struct cow__bs *bs, uint64_t b);
 
 #endif

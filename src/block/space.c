@@ -61,17 +61,6 @@ bool cow__bs_allocated(struct cow__bs *bs, uint64_t b)
 	return b < bs->nblocks && bit_test(bs, b);
 }
 
-bool cow__bs_is_pending(struct cow__bs *bs, uint64_t b)
-{
-	for (size_t i = 0; i < bs->npending; i++)
-		if (b >= bs->pending[i].start && b < bs->pending[i].start + bs->pending[i].len)
-			return true;
-	for (size_t i = 0; i < bs->nstuck; i++)
-		if (b >= bs->stuck[i].start && b < bs->stuck[i].start + bs->stuck[i].len)
-			return true;
-	return false;
-}
-
 /* The first free block in [from, to), or UINT64_MAX: a word at a time. */
 static uint64_t next_free(const struct cow__bs *bs, uint64_t from, uint64_t to)
 {
