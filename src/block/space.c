@@ -119,14 +119,13 @@ static int grow(struct cow__bs *bs, uint64_t n)
 	return 0;
 }
 
-static int push_ev(struct cow__bs *bs, struct cow__ev **arr, size_t *n, size_t *cap,
-		   uint64_t op, uint64_t start, uint64_t len, uint64_t birth)
+static int push_ev(struct cow__ev **arr, size_t *n, size_t *cap, uint64_t op, uint64_t start,
+		   uint64_t len, uint64_t birth)
 {
 	int rc = cow__grow((void **)arr, cap, *n + 1, sizeof(**arr));
 	if (rc)
 		return rc;
 	(*arr)[(*n)++] = (struct cow__ev){op, start, len, birth};
-	(void)bs;
 	return 0;
 }
 
@@ -223,7 +222,7 @@ int cow__bs_free(struct cow__bs *bs, uint64_t addr, uint64_t n, uint64_t birth)
 	if (addr < 2 || addr + n > bs->nblocks)
 		return COW_CORRUPT(addr, "freeing a block outside the store");
 	if (birth == bs->txn_gen) {
-		int rc = push_ev(bs, &bs->events, &bs->nevents, &bs->cap_events, COW_EV_RELEASE,
+		int rc = push_ev(&bs->events, &bs->nevents, &bs->cap_events, COW_EV_RELEASE,
 				 addr, n, birth);
 		if (rc)
 			return rc;
@@ -237,7 +236,7 @@ int cow__bs_free(struct cow__bs *bs, uint64_t addr, uint64_t n, uint64_t birth)
 			   sizeof(*bs->pending));
 	if (rc)
 		return rc;
-	rc = push_ev(bs, &bs->events, &bs->nevents, &bs->cap_events, COW_EV_FREE, addr, n, birth);
+	rc = push_ev(&bs->events, &bs->nevents, &bs->cap_events, COW_EV_FREE, addr, n, birth);
 	if (rc)
 		return rc;
 	bs->pending[bs->npending++] = (struct cow__pend){addr, n, birth, bs->txn_gen};
@@ -260,7 +259,7 @@ static bool seen(const struct cow__pend *p, const uint64_t *readers, size_t n)
 
 static int release(struct cow__bs *bs, const struct cow__pend *p)
 {
-	int rc = push_ev(bs, &bs->carry, &bs->ncarry, &bs->cap_carry, COW_EV_RELEASE, p->start,
+	int rc = push_ev(&bs->carry, &bs->ncarry, &bs->cap_carry, COW_EV_RELEASE, p->start,
 			 p->len, p->birth);
 	if (rc)
 		return rc;

@@ -28,6 +28,7 @@ static const char lk_magic[8] = {'C', 'O', 'W', 'K', 'I', 'T', 'L', 'K'};
 #define LK_NBLOCKS 80
 #define LK_CATALOG 88
 #define LK_REFS 112
+#define LK_INFLIGHT 136 /* generation a writer is committing, or 0 */
 
 static uint64_t *u64at(uint8_t *base, size_t off)
 {
@@ -219,10 +220,21 @@ void cow__lock_read_meta(struct cow__lock *lk, struct cow__meta *m)
 	}
 }
 
+void cow__lock_set_inflight(struct cow__lock *lk, uint64_t gen)
+{
+	__atomic_store_n(u64at(lk->map, LK_INFLIGHT), gen, __ATOMIC_SEQ_CST);
+}
+
+uint64_t cow__lock_inflight(struct cow__lock *lk)
+{
+	return __atomic_load_n(u64at(lk->map, LK_INFLIGHT), __ATOMIC_SEQ_CST);
+}
+
 void cow__lock_reset(struct cow__lock *lk, const struct cow__meta *m)
 {
 	memset(lk->map + LK_HDR, 0, LK_SIZE - LK_HDR);
 	memcpy(lk->map, lk_magic, 8);
+	cow__lock_set_inflight(lk, 0);
 	cow__put32(lk->map + 8, 1);
 	cow__lock_publish(lk, m);
 }
@@ -303,8 +315,18 @@ int cow__lock_readers(struct cow__lock *lk, uint64_t **gens, size_t *n, size_t *
 		uint64_t gen = __atomic_load_n(&s->gen, __ATOMIC_SEQ_CST);
 		uint64_t start = __atomic_load_n(&s->start, __ATOMIC_RELAXED);
 		bool dead = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-		if (!dead && gen && start && proc_start_time((pid_t)pid) != start)
-			dead = true; /* the pid was reused */
+		/*
+		 * A live pid may have been reused by another process: compare start
+		 * times, reading /proc at most once a second per slot (this runs at
+		 * every write transaction's begin).
+		 */
+		uint64_t now = cow__now_ns();
+		if (!dead && gen && start &&
+		    (lk->checked_pid[i] != pid || now - lk->checked_at[i] > 1000000000u)) {
+			dead = proc_start_time((pid_t)pid) != start;
+			lk->checked_pid[i] = pid;
+			lk->checked_at[i] = now;
+		}
 		if (dead) {
 			/* Nobody else writes a slot whose owner is dead: clear gen, then free it. */
 			__atomic_store_n(&s->gen, 0, __ATOMIC_SEQ_CST);

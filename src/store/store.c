@@ -354,19 +354,24 @@ int cow_store_sync(cow_store *s)
 /*
  * Bring this process's writer state to the newest commit (maybe another
  * process's). A writer killed between its flush and publishing the commit
- * leaves a complete, durable generation newer than the lock file says: it is
- * adopted (and published) here, so no generation number is ever used for two
- * different commits.
+ * leaves a complete, durable generation newer than the lock file says (and
+ * its in-flight mark set): it is adopted (and published) here, so no
+ * generation number is ever used for two different commits. Without the mark
+ * the slots are read only when another process committed last.
  */
 static int writer_sync_state(cow_store *s, struct cow__meta *m)
 {
 	struct cow__bs *bs = s->bs;
+	bool orphan = cow__lock_inflight(&s->lk) != 0;
+	if (!orphan && bs->loaded && bs->sb.gen == m->gen)
+		return 0; /* the common case: this process made the newest commit */
 	struct cow__sb sb[2];
 	bool valid[2];
 	int rc = cow__bs_read_slots(bs, sb, valid);
 	if (rc)
 		return rc;
-	for (int i = 0; i < 2; i++) {
+	cow__lock_set_inflight(&s->lk, 0);
+	for (int i = 0; orphan && i < 2; i++) {
 		if (!valid[i] || sb[i].gen <= m->gen || cow__store_verify_sb(bs, &sb[i]) != 0)
 			continue;
 		if (cow__bs_load(bs, &sb[i], i) != 0)
@@ -525,11 +530,13 @@ int cow_txn_commit(cow_txn *t)
 		return rc;
 	}
 	struct cow__sb sb = {.catalog = t->catalog.root, .refs = t->refs.root, .next_id = s->next_id};
+	cow__lock_set_inflight(&s->lk, t->tx.gen);
 	rc = cow__bs_commit(s->bs, &sb);
 	if (rc == 0) {
 		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog, sb.refs};
 		publish(s, &m, true);
 	}
+	cow__lock_set_inflight(&s->lk, 0);
 	writer_end(t);
 	txn_free(t);
 	return rc;

@@ -36,6 +36,8 @@ struct cow__lock {
 	uint8_t *map;    /* LK_SIZE bytes, shared */
 	uint64_t start_time; /* this process's start time (reader slots) */
 	pid_t start_pid;
+	uint32_t checked_pid[LK_NSLOTS]; /* writer: slot owners whose start time */
+	uint64_t checked_at[LK_NSLOTS];  /* was last compared, and when */
 };
 
 int cow__lock_open(const char *path, struct cow__lock *lk, bool *alone);
@@ -49,6 +51,13 @@ int cow__lock_shared(struct cow__lock *lk);
 void cow__lock_publish(struct cow__lock *lk, const struct cow__meta *m);
 void cow__lock_read_meta(struct cow__lock *lk, struct cow__meta *m);
 void cow__lock_reset(struct cow__lock *lk, const struct cow__meta *m);
+/*
+ * The generation a writer is committing (set before its first write, cleared
+ * once published or failed): nonzero at the next writer's begin means the
+ * last writer died mid-commit, maybe after its flush.
+ */
+void cow__lock_set_inflight(struct cow__lock *lk, uint64_t gen);
+uint64_t cow__lock_inflight(struct cow__lock *lk);
 
 /*
  * Reader slots. @local (may be NULL) fills @m with this process's view of the
