@@ -45,7 +45,6 @@
 static char dir[256], path[300], lockpath[320];
 static bool verbose;	/* $COW_FUZZ_VERBOSE: say what each image gave */
 static bool strict;	/* all maps in one read transaction ($COW_FUZZ_LENIENT: one each) */
-static bool skip_known; /* $COW_FUZZ_SKIP_KNOWN: see known_bad_pending() */
 static long nmaps_seen, nkeys_seen;
 /*
  * A key a cursor returned that a get did not find. Only a tree whose keys
@@ -84,7 +83,6 @@ static int setup(void)
 		return 0;
 	verbose = getenv("COW_FUZZ_VERBOSE") != NULL;
 	strict = getenv("COW_FUZZ_LENIENT") == NULL;
-	skip_known = getenv("COW_FUZZ_SKIP_KNOWN") != NULL;
 	const char *env = getenv("COW_FUZZ_LOG");
 	if (!env || !*env)
 		setenv("COW_LOG", "off", 1); /* corruption reports would flood the fuzzer */
@@ -230,33 +228,6 @@ static void fix_image(uint8_t *b, uint64_t nblocks)
 		put64(sb + 4088, cow__csum(sb, 4088));
 	}
 	free(im.seen);
-}
-
-/*
- * Formerly tests/fuzz/crashers/segv-pending-range.cow (fixed: load checks pending records). With
- * $COW_FUZZ_SKIP_KNOWN set (bench/fuzz.sh sets it), images whose space-map
- * base holds a pending extent outside the store are only opened read-only,
- * so fuzzing gets past that known crash. Drop this once it is fixed.
- */
-static bool known_bad_pending(const uint8_t *b, uint64_t nblocks)
-{
-	for (uint64_t slot = 0; slot < 2 && slot < nblocks; slot++) {
-		const uint8_t *sb = b + slot * COW_BLOCK_SIZE;
-		uint64_t sbn = get64(sb + 32), a = get64(sb + 64);
-		for (int k = 0; a >= 2 && a < nblocks && k < FUZZ_MAX_DEPTH; k++) {
-			const uint8_t *s = b + a * COW_BLOCK_SIZE;
-			uint32_t cnt = get32(s + 48);
-			for (uint32_t i = 0;
-			     s[4] == 2 && i < cnt && 56 + 32 * (i + 1) <= COW_BLOCK_SIZE; i++) {
-				uint64_t start = get64(s + 56 + 32 * i),
-					 len = get64(s + 64 + 32 * i);
-				if (start + len < start || start + len > sbn)
-					return true;
-			}
-			a = get64(s + 24);
-		}
-	}
-	return false;
 }
 
 /* ---- reading everything ---- */
@@ -452,8 +423,6 @@ static void run_image(const uint8_t *data, size_t size)
 {
 	write_file(data, size);
 	try_open(COW_STORE_RDONLY);
-	if (skip_known && known_bad_pending(data, size / COW_BLOCK_SIZE))
-		return;
 	write_file(data, size); /* the read-write open may have changed it */
 	try_open(0);
 }

@@ -2,7 +2,7 @@
  * Write the seed corpus of the open fuzz target: small real stores.
  *
  *   make_corpus OUTDIR
- *   make_corpus --crashers OUTDIR   (the inputs of tests/fuzz/crashers/)
+ *   make_corpus --crashers OUTDIR   (the fixed-*.cow inputs of the corpus: bugs found, fixed)
  *
  * Each seed is a data file made through the public API (the lock file is
  * not part of it), cut after the last block either superblock counts
@@ -199,7 +199,7 @@ static void nosync(void)
 	cow_store_close(s);
 }
 
-/* ---- crashers: inputs that break the store today (tests/fuzz/crashers/README.md) ---- */
+/* ---- crashers: inputs that broke the store once (docs/fuzz.md, "Fixed findings") ---- */
 
 static void put16(uint8_t *p, uint64_t v)
 {
