@@ -9,24 +9,8 @@
 #include <stdlib.h>
 #include <xxhash.h>
 
+#include "memstream.h"
 #include "recv_common.h"
-
-struct mem {
-	uint8_t *p;
-	size_t n, cap;
-};
-
-static int mem_write(void *ctx, const void *buf, size_t len)
-{
-	struct mem *m = ctx;
-	if (m->n + len > m->cap) {
-		m->cap = (m->n + len) * 2;
-		m->p = realloc(m->p, m->cap);
-	}
-	memcpy(m->p + m->n, buf, len);
-	m->n += len;
-	return 0;
-}
 
 static void emit(cow_store *s, const char *dir, const char *file, const char *snap,
 		 const char *base)

@@ -6,37 +6,8 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "memstream.h"
 #include "store/store.h"
-
-struct mem {
-	uint8_t *p;
-	size_t n, cap, pos;
-	size_t limit; /* recv: pretend the stream ends here */
-};
-
-static int mem_write(void *ctx, const void *buf, size_t len)
-{
-	struct mem *m = ctx;
-	if (m->n + len > m->cap) {
-		m->cap = (m->n + len) * 2;
-		m->p = realloc(m->p, m->cap);
-	}
-	memcpy(m->p + m->n, buf, len);
-	m->n += len;
-	return 0;
-}
-
-static int mem_read(void *ctx, void *buf, size_t len)
-{
-	struct mem *m = ctx;
-	size_t end = m->limit ? m->limit : m->n;
-	size_t k = m->pos + len > end ? end - m->pos : len;
-	if (k > 7)
-		k = k / 2 + 1; /* short reads, like a pipe */
-	memcpy(buf, m->p + m->pos, k);
-	m->pos += k;
-	return (int)k;
-}
 
 static cow_store *open_new(const char *name)
 {
