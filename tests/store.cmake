@@ -26,3 +26,9 @@ cow_test(crash_versions SOURCES crash/test_crash_versions.c lib/faultio.c LABELS
 	ARGS 200)
 cow_test(crash_versions_long SOURCES crash/test_crash_versions.c lib/faultio.c LABELS crash long
 	TIMEOUT 3600 ARGS 4000)
+cow_test(unit_store_trust SOURCES unit/test_store_trust.c LABELS unit concurrent TIMEOUT 120)
+set_tests_properties(unit_store_trust PROPERTIES ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
+add_test(NAME unit_store_pidns COMMAND unit_store_trust pidns)
+add_test(NAME unit_store_otheruid COMMAND unit_store_trust otheruid)
+set_tests_properties(unit_store_pidns unit_store_otheruid PROPERTIES LABELS "unit;concurrent"
+	TIMEOUT 120 SKIP_RETURN_CODE 77 ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")

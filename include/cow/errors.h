@@ -30,6 +30,7 @@ extern "C" {
 	X(EIO, -EIO, "input/output error")                                                 \
 	X(EBADF, -EBADF, "bad file descriptor")                                            \
 	X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                             \
+	X(EDEADLK, -EDEADLK, "this thread already holds the write transaction")            \
 	X(ENOMEM, -ENOMEM, "out of memory")                                                \
 	X(EACCES, -EACCES, "permission denied")                                            \
 	X(EFAULT, -EFAULT, "bad address")                                                  \

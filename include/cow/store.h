@@ -23,15 +23,37 @@
  * and the maps and cursors opened in it, belong to one thread at a time.
  *
  *	call                       may run concurrently with
- *	cow_txn_begin(RDONLY)      anything, in any thread or process
+ *	cow_store_open             anything, in any thread or process; never
+ *	                           waits for a writer (only creating a new
+ *	                           store takes the writer lock, briefly)
+ *	cow_txn_begin(RDONLY)      anything, in any thread or process; never
+ *	                           waits for a writer
  *	cow_txn_begin(write)       anything; it waits while another write txn
- *	                           is open in this or another process
+ *	                           is open in this or another process, through
+ *	                           whatever path (links, bind mounts) it opened
  *	cow_txn_commit/abort       anything (each txn by its own thread)
- *	cow_store_close            nothing: every txn must be ended first
+ *	cow_store_stat             anything; never waits for a writer
+ *	cow_store_close            nothing of this handle: every txn must be
+ *	                           ended first
  *
- * Forked children may keep using a store opened before fork(): their read
- * transactions register with their own pid, and a write transaction in the
- * child takes the writer lock anew. A transaction must not cross fork().
+ * Processes coordinate through locks on the data file itself, which the
+ * kernel releases when a process dies (docs/FORMAT.md section 8): no lock
+ * file, no pids, so readers in other PID namespaces or under other uids are
+ * seen, and a reader needs only read access to the data file.
+ *
+ * Forked children may keep using a store opened before fork(): their
+ * transactions lock through a descriptor of their own. A transaction must
+ * not cross fork(): in the child, every call on one begun before it returns
+ * COW_EINVAL and leaves the parent's locks alone.
+ *
+ * Misuse that is cheap to catch returns an error instead of crashing or
+ * hanging: a second commit or abort of a transaction, or a map, volume or
+ * cursor used after its transaction ended (COW_EINVAL, detected while the
+ * handle has not been reused: the last COW_TXN_QUARANTINE ended transactions
+ * of a store are kept); a second write transaction begun by the thread that
+ * holds one (COW_EDEADLK); cow_store_close with transactions open (the
+ * handle is left open and a message logged). Other misuse (a handle used
+ * after its store was closed, two threads in one transaction) is undefined.
  */
 #ifndef COW_STORE_H
 #define COW_STORE_H
@@ -78,24 +100,28 @@ typedef struct cow_store_options {
 /*
  * cow_store_open - open (or create) the store at @path.
  *
- * @path: the data file; the lock file is "@path.lock" beside it.
+ * @path: the data file (the store is this one file).
  * @opts: flags; NULL means none (open an existing store, durable commits).
  * @out:  receives the handle, to be closed with cow_store_close().
  *
- * Opening recovers from any crash: the first process to open the store picks
- * the newest commit whose blocks all verify (docs/FORMAT.md section 7); later
- * openers join the state the lock file publishes, and the next write
- * transaction adopts any newer complete commit a killed writer left behind. Errors: COW_ENOENT (no store and no
- * CREATE), COW_EEXIST (CREATE|EXCL and it exists), COW_EFORMAT (not a cowkit
- * store, or a newer format), COW_ECORRUPT (no commit verifies), COW_ENOMEM,
- * and -errno from the file system (COW_EACCES, COW_EIO, ...).
+ * Opening recovers from any crash: it picks the newest commit whose blocks
+ * all verify (docs/FORMAT.md section 7), takes no lock (except to create a
+ * store) and, with RDONLY, needs only read access and creates nothing. A
+ * commit that a killed writer completed in the page cache is seen at once.
+ * Errors: COW_ENOENT (no store and no CREATE), COW_EEXIST (CREATE|EXCL and
+ * it exists), COW_EFORMAT (not a cowkit store, or a newer format),
+ * COW_ECORRUPT (a store, but no commit verifies: both superblocks damaged,
+ * or the file truncated), COW_ENOMEM, COW_EAGAIN (the superblocks kept
+ * changing under a busy writer: try again), and -errno from the file system
+ * (COW_EACCES, COW_EIO, ...).
  */
 COW_API int cow_store_open(const char *path, const cow_store_options *opts, cow_store **out);
 
 /*
  * cow_store_close - close the handle and free it. NULL is allowed. Every
- * transaction of this handle must have been committed or aborted. Commits
- * made in NOSYNC mode are flushed first.
+ * transaction of this handle must have been committed or aborted (if one is
+ * open, the handle is left open and a message logged). Commits made in
+ * NOSYNC mode are flushed first.
  */
 COW_API void cow_store_close(cow_store *s);
 
@@ -111,13 +137,14 @@ typedef struct cow_store_stats {
 	uint64_t used_bytes;   /* blocks in use by live trees and space maps */
 	uint64_t pending_bytes; /* freed blocks that some reader may still see */
 	uint64_t free_bytes;   /* blocks ready for reuse (within file_bytes) */
-	uint64_t readers;      /* registered read transactions, all processes */
+	uint64_t readers;      /* generations pinned by read transactions, all processes */
 } cow_store_stats;
 
 /*
- * cow_store_stat - figures about the store. Takes the writer lock briefly
- * (waits for a running write transaction). Errors: COW_ELOCKED never (it
- * waits); -errno from the lock file.
+ * cow_store_stat - figures about the store: the newest commit's, read from
+ * its superblock, so it takes no lock and never waits for a writer (space
+ * figures are 0 in a store whose last commit was made by a build that did
+ * not record them). Errors: COW_ECORRUPT, -errno from the file system.
  */
 COW_API int cow_store_stat(cow_store *s, cow_store_stats *st);
 
@@ -135,8 +162,9 @@ enum {
  * sees its own changes; nobody else sees them before commit.
  *
  * Errors: COW_ELOCKED (NOWAIT and another writer is active), COW_EREADONLY
- * (write txn on an RDONLY store), COW_EBUSY (the reader table is full),
- * COW_ENOMEM, COW_EIO.
+ * (write txn on an RDONLY store), COW_EDEADLK (this thread already holds
+ * the write txn), COW_EBUSY (write txn: a reader still holds a generation
+ * whose commit failed; retry when it ends), COW_ENOMEM, COW_EIO.
  */
 COW_API int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out);
 

@@ -43,6 +43,8 @@ void cow__sb_encode(const struct cow__sb *sb, uint8_t *b)
 	memcpy(b + 120, sb->uuid, 16);
 	cow__put64(b + 136, sb->next_id);
 	cow__bptr_store(b + 144, &sb->refs);
+	cow__put64(b + 168, sb->used_blocks);
+	cow__put64(b + 176, sb->pending_blocks);
 	cow__put64(b + 4088, cow__csum(b, 4088));
 }
 
@@ -69,6 +71,8 @@ static int sb_decode(const uint8_t *b, struct cow__sb *sb)
 	memcpy(sb->uuid, b + 120, 16);
 	sb->next_id = cow__le64(b + 136);
 	cow__bptr_load(&sb->refs, b + 144);
+	sb->used_blocks = cow__le64(b + 168);
+	sb->pending_blocks = cow__le64(b + 176);
 	if (sb->nblocks < 2 || sb->synced > sb->gen)
 		return -1;
 	return 1;
@@ -90,6 +94,24 @@ int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2])
 	if (!valid[0] && !valid[1] && format_err)
 		return format_err;
 	return 0;
+}
+
+void cow__bs_slot_peek(struct cow__bs *bs, int i, uint64_t raw[2])
+{
+	const uint64_t *b = (const uint64_t *)(const void *)cow__bs_mapped(bs, (uint64_t)i);
+	raw[0] = __atomic_load_n(&b[16 / 8], __ATOMIC_ACQUIRE);
+	raw[1] = __atomic_load_n(&b[4088 / 8], __ATOMIC_ACQUIRE);
+}
+
+int cow__bs_slot_load(struct cow__bs *bs, int i, struct cow__sb *sb, uint64_t raw[2])
+{
+	uint64_t buf[COW_BLOCK_SIZE / 8];
+	const uint64_t *b = (const uint64_t *)(const void *)cow__bs_mapped(bs, (uint64_t)i);
+	for (size_t k = 0; k < COW_ARRAY_SIZE(buf); k++) /* word by word: the slot may be changing */
+		buf[k] = __atomic_load_n(&b[k], __ATOMIC_RELAXED);
+	raw[0] = buf[16 / 8];
+	raw[1] = buf[4088 / 8];
+	return sb_decode((const uint8_t *)buf, sb);
 }
 
 /* ---- the mapping ---- */

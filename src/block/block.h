@@ -53,6 +53,8 @@ struct cow__sb {
 	uint64_t log_blocks;
 	uint8_t uuid[16];
 	uint64_t next_id;
+	uint64_t used_blocks;    /* space figures at commit (cow_store_stat): in use or pending */
+	uint64_t pending_blocks; /* of which pending */
 };
 
 /* A pending extent: born at @birth, unreachable since @freed. */
@@ -158,6 +160,19 @@ void cow__bs_close(struct cow__bs *bs);
  * @sb[i] is its content then.
  */
 int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2]);
+
+/*
+ * The raw generation and checksum fields of slot @i as the mapping shows
+ * them now (racy: another process may be writing the slot). Any thread.
+ */
+void cow__bs_slot_peek(struct cow__bs *bs, int i, uint64_t raw[2]);
+
+/*
+ * Decode slot @i from the mapping: 1 valid (@sb filled, @raw its fields),
+ * 0 empty (zeros), -1 damaged or torn, COW_EFORMAT another version. Any
+ * thread; the mapping must cover blocks 0 and 1.
+ */
+int cow__bs_slot_load(struct cow__bs *bs, int i, struct cow__sb *sb, uint64_t raw[2]);
 
 /*
  * Make the writer state current for superblock @sb (in slot @slot): load the

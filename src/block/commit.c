@@ -157,6 +157,10 @@ int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
 	if (rc)
 		goto fail;
 	sb->nblocks = bs->nblocks;
+	uint64_t used, pending, free_blocks;
+	cow__bs_space(bs, &used, &pending, &free_blocks);
+	sb->used_blocks = used + pending;
+	sb->pending_blocks = pending;
 	rc = cow__bs_stage_flush(bs);
 	if (rc == 0)
 		rc = write_dirty(bs);

@@ -94,11 +94,10 @@ int cow__obj_flush(cow_map *m)
 int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out)
 {
 	size_t len;
-	if (!t || !out)
-		return COW_EINVAL;
-	if (t->err)
-		return COW_ETXNERR;
-	int rc = cow__name_check(name, true, &len);
+	int rc = cow__txn_check(t, false);
+	if (rc || !out)
+		return rc ? rc : COW_EINVAL;
+	rc = cow__name_check(name, true, &len);
 	if (rc)
 		return rc;
 	cow_map *m = cow__obj_find(t, name);
@@ -135,13 +134,10 @@ int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out)
 int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count)
 {
 	size_t len;
-	if (!t)
-		return COW_EINVAL;
-	if (!t->write)
-		return COW_EREADONLY;
-	if (t->err)
-		return COW_ETXNERR;
-	int rc = cow__name_check(name, false, &len);
+	int rc = cow__txn_check(t, true);
+	if (rc)
+		return rc;
+	rc = cow__name_check(name, false, &len);
 	if (rc)
 		return rc;
 	struct cow__obj o = {0};
@@ -181,10 +177,11 @@ static int map_check(cow_map *m, bool write)
 {
 	if (!m)
 		return COW_EINVAL;
+	int rc = cow__txn_check(m->txn, false);
+	if (rc)
+		return rc;
 	if (m->dropped)
 		return COW_ENOTFOUND;
-	if (m->txn->err)
-		return COW_ETXNERR;
 	if (write && m->readonly)
 		return COW_EREADONLY;
 	return 0;

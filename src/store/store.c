@@ -2,12 +2,16 @@
  * Stores and transactions: open with recovery, the writer's begin/commit/
  * abort, read transactions pinned to a generation, and the debug checker.
  *
- * Recovery happens only when a process opens a store that no other process
- * has open (it can take byte 1 of the lock file exclusively): it picks the
- * newest superblock that verifies and resets the lock file from it. Other
- * openers trust the lock file, which the writer keeps current.
+ * The superblock slots are the one truth about the newest commit, for every
+ * process: there is no lock file to agree with them. Opening picks the newest
+ * slot whose blocks verify; later slots are trusted as they appear, since
+ * only a writer holding the writer lock writes them, after all their blocks.
+ * Readers pin their generation with a lock the kernel drops when they die
+ * (lock.c); the writer reuses no block a pinned generation can see.
  */
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -99,43 +103,6 @@ int cow__store_verify_sb(struct cow__bs *bs, const struct cow__sb *sb)
 	return rc;
 }
 
-/*
- * Choose the superblock to open at: newest first, the first whose new blocks
- * all verify. With @load, also load the space map from it (which verifies
- * the space chains and makes the state durable).
- */
-static int recover(struct cow__bs *bs, bool load, struct cow__sb *out, int *out_slot)
-{
-	struct cow__sb sb[2];
-	bool valid[2];
-	int rc = cow__bs_read_slots(bs, sb, valid);
-	if (rc)
-		return rc;
-	int order[2] = {0, 1};
-	if (valid[0] && valid[1] && sb[1].gen > sb[0].gen)
-		order[0] = 1, order[1] = 0;
-	int last = COW_EFORMAT;
-	for (int k = 0; k < 2; k++) {
-		int i = order[k];
-		if (!valid[i])
-			continue;
-		rc = cow__store_verify_sb(bs, &sb[i]);
-		if (rc == 0 && load)
-			rc = cow__bs_load(bs, &sb[i], i);
-		if (rc == 0) {
-			*out = sb[i];
-			*out_slot = i;
-			return 0;
-		}
-		if (rc != COW_ECORRUPT)
-			return rc;
-		cow__log("generation %llu does not verify; falling back",
-			 (unsigned long long)sb[i].gen);
-		last = COW_ECORRUPT;
-	}
-	return last;
-}
-
 void cow__guid(uint8_t guid[16])
 {
 	static _Atomic uint64_t counter;
@@ -155,8 +122,8 @@ static void fill_uuid(uint8_t uuid[16])
 	memcpy(uuid + 8, &b, 8);
 }
 
-/* A new store: format, then commit generation 1 with an empty catalog. */
-static int create_store(cow_store *s, struct cow__sb *out)
+/* A new store: format, then commit generation 1 with an empty catalog. Writer lock held. */
+static int create_store(cow_store *s)
 {
 	struct cow__bs *bs = s->bs;
 	int rc = cow__bs_format(bs);
@@ -171,22 +138,36 @@ static int create_store(cow_store *s, struct cow__sb *out)
 	bs->nosync = false; /* the first commit is always durable */
 	rc = cow__bs_commit(bs, &sb);
 	bs->nosync = nosync;
-	if (rc)
-		return rc;
-	*out = sb;
-	return 0;
+	return rc;
 }
 
-/* The in-process writer slot: false (busy) only with @nowait. */
-static bool writer_acquire(cow_store *s, bool nowait)
+/*
+ * The in-process writer slot: false (busy) only with @nowait. A thread that
+ * asks again while its own write transaction is open would wait forever:
+ * COW_EDEADLK instead.
+ */
+static int writer_acquire(cow_store *s, bool nowait)
 {
+	int rc = 0;
 	pthread_mutex_lock(&s->wmutex);
+	if (s->wbusy && s->wepoch != cow__fork_epoch())
+		s->wbusy = false; /* the writer is the parent's, in the parent */
+	if (s->wbusy && pthread_equal(s->wowner, pthread_self())) {
+		rc = COW_EDEADLK;
+		goto out;
+	}
 	while (s->wbusy && !nowait)
 		pthread_cond_wait(&s->wcond, &s->wmutex);
-	bool got = !s->wbusy;
+	if (s->wbusy) {
+		rc = COW_ELOCKED;
+		goto out;
+	}
 	s->wbusy = true;
+	s->wowner = pthread_self();
+	s->wepoch = cow__fork_epoch();
+out:
 	pthread_mutex_unlock(&s->wmutex);
-	return got;
+	return rc;
 }
 
 static void writer_release(cow_store *s)
@@ -197,31 +178,221 @@ static void writer_release(cow_store *s)
 	pthread_mutex_unlock(&s->wmutex);
 }
 
-/* Publish @m to this process's readers (RCU) and, with @shared, to every process. */
-static void publish(cow_store *s, const struct cow__meta *m, bool shared)
+/* ---- the newest commit, from the superblock slots ---- */
+
+static void meta_of(const struct cow__sb *sb, struct cow__meta *m)
 {
-	if (shared)
-		cow__lock_publish(&s->lk, m);
-	void *copy;
-	if (s->root && cow_rcu_update_begin(s->root, &copy) == 0) {
-		memcpy(copy, m, sizeof(*m));
-		if (cow_rcu_update_commit(s->root, copy, 0) != 0)
-			cow__log("could not publish generation %llu to local readers",
-				 (unsigned long long)m->gen);
-	}
+	*m = (struct cow__meta){.gen = sb->gen,
+				.nblocks = sb->nblocks,
+				.catalog = sb->catalog,
+				.refs = sb->refs,
+				.used_blocks = sb->used_blocks,
+				.pending_blocks = sb->pending_blocks};
 }
 
-/* RCU read side: this process's newest commit. */
-static void local_meta(void *ctx, struct cow__meta *m)
+/* RCU read side: what this process knows. */
+static void known_get(cow_store *s, struct cow__known *k)
 {
-	cow_store *s = ctx;
 	cow_rcu_read_lock();
-	memcpy(m, cow_rcu_deref(s->root), sizeof(*m));
+	memcpy(k, cow_rcu_deref(s->root), sizeof(*k));
 	cow_rcu_read_unlock();
 }
 
-/* A file whose first commit never completed: both slots still zero. */
-static bool never_committed(struct cow__bs *bs)
+static void known_set(cow_store *s, const struct cow__known *k)
+{
+	void *copy;
+	if (cow_rcu_update_begin(s->root, &copy) != 0)
+		return; /* the old version stays: readers then refresh from the slots */
+	memcpy(copy, k, sizeof(*k));
+	if (cow_rcu_update_commit(s->root, copy, 0) != 0)
+		cow__log("could not publish generation %llu to local readers",
+			 (unsigned long long)k->m.gen);
+}
+
+/* Do the slots still hold what @k was chosen from? */
+static bool slots_unchanged(cow_store *s, const struct cow__known *k)
+{
+	for (int i = 0; i < 2; i++) {
+		uint64_t raw[2];
+		cow__bs_slot_peek(s->bs, i, raw);
+		if (raw[0] != k->raw[i][0] || raw[1] != k->raw[i][1])
+			return false;
+	}
+	return true;
+}
+
+/* One look at both slots. */
+struct slots {
+	struct cow__sb sb[2];
+	bool valid[2];
+	bool torn[2]; /* the superblock magic, a wrong checksum */
+	uint64_t raw[2][2];
+	int newest; /* index of the newest valid slot */
+};
+
+/*
+ * Decode both slots from the mapping. A slot with the magic and a wrong
+ * checksum may be half-written by a live writer at this instant: it is read
+ * again a while, unless it looked exactly so before (damage, or a writer
+ * that died mid-write). Slots this process rejected at open stay rejected
+ * while unchanged. s->known_mu held.
+ */
+static int look(cow_store *s, struct slots *v)
+{
+	int format_err = 0;
+	for (int i = 0; i < 2; i++) {
+		int rc;
+		for (int tries = 0;; tries++) {
+			rc = cow__bs_slot_load(s->bs, i, &v->sb[i], v->raw[i]);
+			if (rc != -1)
+				break;
+			if (v->raw[i][0] == s->torn[i].gen && v->raw[i][1] == s->torn[i].csum)
+				break;
+			if (tries == 1000) {
+				s->torn[i].gen = v->raw[i][0];
+				s->torn[i].csum = v->raw[i][1];
+				break;
+			}
+			sched_yield();
+		}
+		v->torn[i] =
+			rc == -1 && memcmp(cow__bs_mapped(s->bs, (uint64_t)i), "COWKITSB", 8) == 0;
+		v->valid[i] = rc == 1 && !(v->raw[i][0] == s->rejected[i].gen &&
+					   v->raw[i][1] == s->rejected[i].csum);
+		if (rc == COW_EFORMAT)
+			format_err = rc;
+	}
+	if (v->valid[0] && v->valid[1]) {
+		const struct cow__sb *a = &v->sb[0], *b = &v->sb[1];
+		/* Of two with one generation, the one marked clean. */
+		v->newest = a->gen != b->gen ? b->gen > a->gen : b->synced > a->synced;
+	} else if (v->valid[0] || v->valid[1]) {
+		v->newest = v->valid[0] ? 0 : 1;
+	} else if (format_err) {
+		return format_err;
+	} else {
+		/* No slot ever was a superblock: not a store, rather than a damaged one. */
+		for (int i = 0; i < 2; i++)
+			if (memcmp(cow__bs_mapped(s->bs, (uint64_t)i), "COWKITSB", 8) == 0)
+				return COW_CORRUPT(0, "no superblock slot is valid");
+		return COW_EFORMAT;
+	}
+	return 0;
+}
+
+/* Would @a and @b choose the same commit for the same reasons? */
+static bool same_look(const struct slots *a, const struct slots *b)
+{
+	return memcmp(a->raw, b->raw, sizeof(a->raw)) == 0 && a->valid[0] == b->valid[0] &&
+	       a->valid[1] == b->valid[1];
+}
+
+/*
+ * The newest commit, pinned for a read transaction, learnt from the slots
+ * (the slow path of reader_begin). After the pin the slots are read again
+ * and must tell the same: then any writer that lists pins from now on sees
+ * the pin, and one that listed them before builds a generation that frees
+ * nothing this one sees (FORMAT.md section 8). A choice made while a slot
+ * was torn is not remembered: the slot is probably being written.
+ */
+static int refresh_pinned(cow_store *s, uint64_t epoch, struct cow__known *k)
+{
+	pthread_mutex_lock(&s->known_mu);
+	int rc;
+	for (;;) {
+		struct slots a, b;
+		rc = look(s, &a);
+		if (rc)
+			break;
+		uint64_t gen = a.sb[a.newest].gen;
+		rc = cow__locks_pin(&s->lk, gen);
+		if (rc)
+			break;
+		rc = look(s, &b);
+		if (rc == 0 && same_look(&a, &b)) {
+			meta_of(&a.sb[a.newest], &k->m);
+			memcpy(k->raw, a.raw, sizeof(k->raw));
+			if (!a.torn[0] && !a.torn[1])
+				known_set(s, k);
+			break;
+		}
+		cow__locks_unpin(&s->lk, gen, epoch);
+		if (rc)
+			break;
+	}
+	pthread_mutex_unlock(&s->known_mu);
+	return rc;
+}
+
+/* Learn the newest commit from the slots, without a pin (stat, close, after a commit). */
+static int refresh(cow_store *s, struct cow__known *k)
+{
+	pthread_mutex_lock(&s->known_mu);
+	struct slots a;
+	int rc = look(s, &a);
+	if (rc == 0) {
+		meta_of(&a.sb[a.newest], &k->m);
+		memcpy(k->raw, a.raw, sizeof(k->raw));
+		if (!a.torn[0] && !a.torn[1])
+			known_set(s, k);
+	}
+	pthread_mutex_unlock(&s->known_mu);
+	return rc;
+}
+
+/*
+ * At open: the newest slot whose new blocks all verify (FORMAT.md section
+ * 7). Every slot written after this is a live writer's (or a killed one's,
+ * complete in the page cache), so it is trusted without a walk; a slot that
+ * fails here was torn by a power loss and stays rejected until a writer
+ * overwrites it. Each candidate is pinned while it is walked.
+ */
+static int choose_at_open(cow_store *s, struct cow__known *k)
+{
+	uint64_t epoch = cow__fork_epoch();
+	int rc = COW_EAGAIN;
+	pthread_mutex_lock(&s->known_mu);
+	for (int round = 0; round < 64; round++) {
+		struct slots a, b;
+		rc = look(s, &a);
+		if (rc)
+			break;
+		int i = a.newest;
+		rc = cow__locks_pin(&s->lk, a.sb[i].gen);
+		if (rc)
+			break;
+		rc = look(s, &b);
+		if (rc == 0 && same_look(&a, &b))
+			rc = cow__store_verify_sb(s->bs, &a.sb[i]);
+		else if (rc == 0)
+			rc = COW_EAGAIN; /* changed: look again */
+		if (rc == 0 || rc == COW_ECORRUPT) {
+			struct slots c;
+			if (look(s, &c) != 0 || !same_look(&a, &c))
+				rc = COW_EAGAIN;
+		}
+		cow__locks_unpin(&s->lk, a.sb[i].gen, epoch);
+		if (rc == 0) {
+			meta_of(&a.sb[i], &k->m);
+			memcpy(k->raw, a.raw, sizeof(k->raw));
+			break;
+		}
+		if (rc == COW_ECORRUPT) {
+			cow__log("generation %llu does not verify; falling back",
+				 (unsigned long long)a.sb[i].gen);
+			s->rejected[i].gen = a.raw[i][0];
+			s->rejected[i].csum = a.raw[i][1];
+			rc = COW_EAGAIN; /* the other slot, if valid, in the next round */
+		} else if (rc != COW_EAGAIN) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->known_mu);
+	return rc;
+}
+
+/* Both slots zero: a file whose first commit never completed. */
+static bool never_committed(struct cow__bs *bs, uint64_t size)
 {
 	uint8_t buf[2 * COW_BLOCK_SIZE];
 	if (bs->io->ops->pread(bs->io, buf, sizeof(buf), 0) != 0)
@@ -229,7 +400,31 @@ static bool never_committed(struct cow__bs *bs)
 	for (size_t i = 0; i < sizeof(buf); i++)
 		if (buf[i])
 			return false;
-	return true;
+	/*
+	 * A first commit writes a handful of blocks. A bigger file with both
+	 * slots gone is a damaged store, never to be formatted over.
+	 */
+	return size <= 16 * COW_BLOCK_SIZE;
+}
+
+/* Is the file a new store to create (1), a store (0), or an error? Writer lock held to create. */
+static int classify(cow_store *s)
+{
+	uint64_t size;
+	int rc = s->bs->io->ops->size(s->bs->io, &size);
+	if (rc)
+		return rc;
+	if (size == 0 || never_committed(s->bs, size))
+		return 1;
+	if (size < 2 * COW_BLOCK_SIZE) {
+		uint8_t magic[8];
+		rc = s->bs->io->ops->pread(s->bs->io, magic, sizeof(magic), 0);
+		if (rc)
+			return rc;
+		return memcmp(magic, "COWKITSB", 8) == 0 ? COW_CORRUPT(0, "truncated store")
+							 : COW_EFORMAT;
+	}
+	return 0;
 }
 
 int cow_store_open(const char *path, const cow_store_options *opts, cow_store **out)
@@ -237,13 +432,16 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 	unsigned flags = opts ? opts->flags : 0;
 	if (!path || !out)
 		return COW_EINVAL;
+	bool rdonly = flags & COW_STORE_RDONLY;
 	cow_store *s = cow__calloc(1, sizeof(*s));
 	if (!s)
 		return COW_ENOMEM;
-	s->lk.fd = s->lk.wfd = -1;
+	s->lk.fd = -1;
 	s->flags = flags;
 	pthread_mutex_init(&s->wmutex, NULL);
 	pthread_cond_init(&s->wcond, NULL);
+	pthread_mutex_init(&s->known_mu, NULL);
+	pthread_mutex_init(&s->qmutex, NULL);
 	int rc = COW_ENOMEM;
 	s->path = cow__strdup(path);
 	if (!s->path)
@@ -252,80 +450,88 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 		rc = COW_EEXIST;
 		goto fail;
 	}
-	rc = cow__bs_open(path, flags & COW_STORE_CREATE, flags & COW_STORE_RDONLY,
+	rc = cow__bs_open(path, (flags & COW_STORE_CREATE) && !rdonly, rdonly,
 			  flags & COW_STORE_NOSYNC, &s->bs);
 	if (rc)
 		goto fail;
-	bool alone;
-	rc = cow__lock_open(path, &s->lk, &alone);
+	rc = cow__locks_open(&s->lk, s->path, s->bs->io->fd, rdonly);
 	if (rc)
 		goto fail;
-	if (alone) {
-		struct cow__sb sb;
-		int slot;
-		uint64_t size;
-		rc = s->bs->io->ops->size(s->bs->io, &size);
-		if (rc)
-			goto unlock;
-		if (size == 0 || never_committed(s->bs)) {
-			if (!(flags & COW_STORE_CREATE) || (flags & COW_STORE_RDONLY)) {
-				rc = COW_EFORMAT;
-				goto unlock;
-			}
-			rc = create_store(s, &sb);
-		} else {
-			rc = recover(s->bs, !(flags & COW_STORE_RDONLY), &sb, &slot);
+	rc = classify(s);
+	if (rc == 1) {
+		if (!(flags & COW_STORE_CREATE) || rdonly) {
+			rc = COW_EFORMAT;
+			goto fail;
 		}
+		/* Creating: look again under the writer lock, another process may be at it. */
+		rc = cow__locks_writer(&s->lk, true);
 		if (rc)
-			goto unlock;
-		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog, sb.refs};
-		cow__lock_reset(&s->lk, &m);
+			goto fail;
+		rc = classify(s);
+		if (rc == 1)
+			rc = create_store(s);
+		cow__locks_writer_release(&s->lk);
 	}
-	rc = cow__lock_shared(&s->lk);
 	if (rc)
 		goto fail;
-	struct cow__meta m;
-	cow__lock_read_meta(&s->lk, &m);
-	static const cow_rcu_ops root_ops = {.size = sizeof(struct cow__meta)};
-	rc = cow_rcu_create(&root_ops, &m, &s->root);
+	rc = cow__bs_map_ensure(s->bs, 2);
+	if (rc)
+		goto fail;
+	struct cow__known k;
+	rc = choose_at_open(s, &k);
+	if (rc)
+		goto fail;
+	static const cow_rcu_ops root_ops = {.size = sizeof(struct cow__known)};
+	rc = cow_rcu_create(&root_ops, &k, &s->root);
 	if (rc)
 		goto fail;
 	*out = s;
 	return 0;
-unlock:
-	cow__lock_writer_release(&s->lk);
 fail:
 	cow_store_close(s);
 	return rc;
 }
 
+static void txn_free(cow_txn *t);
+
 void cow_store_close(cow_store *s)
 {
 	if (!s)
 		return;
-	if (s->bs && !s->bs->rdonly && s->lk.map) {
+	long open = atomic_load(&s->ntxn);
+	if (open > 0) {
+		/* Freeing it would leave those transactions dangling; waiting could deadlock. */
+		cow__log("cow_store_close: %ld transaction(s) still open; the handle is left open",
+			 open);
+		return;
+	}
+	if (s->bs && !s->bs->rdonly && s->bs->loaded && writer_acquire(s, false) == 0) {
 		/*
 		 * Mark the newest commit clean, so reopening need not verify its
 		 * blocks (and later damage to them is reported, not taken for a
 		 * torn commit). Only if nobody committed after us.
 		 */
-		writer_acquire(s, false);
-		if (s->bs->loaded && cow__lock_writer(&s->lk, false) == 0) {
-			struct cow__meta m;
-			cow__lock_read_meta(&s->lk, &m);
-			if (m.gen == s->bs->sb.gen)
+		struct cow__known k;
+		if (cow__locks_writer(&s->lk, false) == 0) {
+			if (refresh(s, &k) == 0 && k.m.gen == s->bs->sb.gen)
 				cow__bs_mark_clean(s->bs);
-			cow__lock_writer_release(&s->lk);
+			cow__locks_writer_release(&s->lk);
 		} else if (s->bs->nosync) {
 			s->bs->io->ops->sync(s->bs->io);
 		}
 		writer_release(s);
 	}
-	cow__lock_close(&s->lk);
+	for (unsigned i = 0; i < COW_TXN_QUARANTINE; i++)
+		if (s->quarantine[i])
+			txn_free(s->quarantine[i]);
+	if (s->lk.fd >= 0 || s->lk.pins)
+		cow__locks_close(&s->lk);
 	cow_rcu_destroy(s->root);
 	cow__bs_close(s->bs);
 	pthread_mutex_destroy(&s->wmutex);
 	pthread_cond_destroy(&s->wcond);
+	pthread_mutex_destroy(&s->known_mu);
+	pthread_mutex_destroy(&s->qmutex);
 	cow__free(s->readers);
 	cow__free(s->path);
 	cow__free(s);
@@ -339,7 +545,8 @@ int cow_store_sync(cow_store *s)
 	if (rc)
 		return rc;
 	/* Record durability for this process's writer state. */
-	writer_acquire(s, false);
+	if (writer_acquire(s, false) != 0)
+		return 0; /* this thread's own write txn is open: it knows its state */
 	if (s->bs->loaded) {
 		s->bs->durable = s->bs->sb.gen;
 		s->bs->durable_slot = s->bs->sb_slot;
@@ -350,88 +557,116 @@ int cow_store_sync(cow_store *s)
 
 /* ---- transactions ---- */
 
+int cow__txn_check(const cow_txn *t, bool write)
+{
+	if (!t)
+		return COW_EINVAL;
+	if (t->ended) {
+		cow__log("a transaction was used after it ended");
+		return COW_EINVAL;
+	}
+	if (t->epoch != cow__fork_epoch()) {
+		cow__log("a transaction was used in a child process after fork()");
+		return COW_EINVAL;
+	}
+	if (write && !t->write)
+		return COW_EREADONLY;
+	return t->err ? COW_ETXNERR : 0;
+}
 
 /*
- * Bring this process's writer state to the newest commit (maybe another
- * process's). A writer killed between its flush and publishing the commit
- * leaves a complete, durable generation newer than the lock file says (and
- * its in-flight mark set): it is adopted (and published) here, so no
- * generation number is ever used for two different commits. Without the mark
- * the slots are read only when another process committed last.
+ * Bring this process's writer state to the newest commit, which may be
+ * another process's, or a complete commit whose writer was killed before it
+ * returned: loading it flushes the file, so it is durable from here on and no
+ * generation number is ever used for two different commits.
  */
 static int writer_sync_state(cow_store *s, struct cow__meta *m)
 {
 	struct cow__bs *bs = s->bs;
-	bool orphan = cow__lock_inflight(&s->lk) != 0;
-	if (!orphan && bs->loaded && bs->sb.gen == m->gen)
-		return 0; /* the common case: this process made the newest commit */
-	struct cow__sb sb[2];
-	bool valid[2];
-	int rc = cow__bs_read_slots(bs, sb, valid);
+	struct slots v;
+	pthread_mutex_lock(&s->known_mu);
+	int rc = look(s, &v);
+	pthread_mutex_unlock(&s->known_mu);
 	if (rc)
 		return rc;
-	cow__lock_set_inflight(&s->lk, 0);
-	for (int i = 0; orphan && i < 2; i++) {
-		if (!valid[i] || sb[i].gen <= m->gen || cow__store_verify_sb(bs, &sb[i]) != 0)
-			continue;
-		if (cow__bs_load(bs, &sb[i], i) != 0)
-			continue; /* not complete after all: the commit below overwrites it */
-		*m = (struct cow__meta){sb[i].gen, sb[i].nblocks, sb[i].catalog, sb[i].refs};
-		publish(s, m, true);
-		return 0;
-	}
-	if (bs->loaded && bs->sb.gen == m->gen)
-		return 0;
+	/*
+	 * Nobody else writes slots while we hold the writer lock, so a torn one
+	 * is what a writer killed mid-write (or damage) left: never valid, and
+	 * cleared so that readers stop waiting for it to complete.
+	 */
 	for (int i = 0; i < 2; i++)
-		if (valid[i] && sb[i].gen == m->gen)
-			return cow__bs_load(bs, &sb[i], i);
-	return COW_CORRUPT(0, "the newest commit's superblock is missing");
+		if (v.torn[i]) {
+			uint8_t zero[COW_BLOCK_SIZE] = {0};
+			cow__log("superblock slot %d is damaged; clearing it", i);
+			rc = cow__io_pwrite(bs->io, zero, sizeof(zero),
+					    (uint64_t)i * COW_BLOCK_SIZE);
+			if (rc)
+				return rc;
+		}
+	int i = v.newest;
+	if (!bs->loaded || bs->sb_slot != i || bs->sb.gen != v.sb[i].gen) {
+		rc = cow__bs_load(bs, &v.sb[i], i);
+		if (rc)
+			return rc;
+	}
+	meta_of(&v.sb[i], m);
+	return 0;
 }
 
-int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
+static int reader_begin(cow_store *s, cow_txn *t)
 {
-	if (!s || !out)
-		return COW_EINVAL;
-	bool write = !(flags & COW_TXN_RDONLY);
-	if (write && (s->flags & COW_STORE_RDONLY))
-		return COW_EREADONLY;
-	cow_txn *t = cow__calloc(1, sizeof(*t));
-	if (!t)
-		return COW_ENOMEM;
-	t->s = s;
-	t->write = write;
-	t->slot = -1;
-	struct cow__meta m;
-	int rc;
-	if (!write) {
-		rc = cow__lock_reader_enter(&s->lk, s->root ? local_meta : NULL, s, &m, &t->slot);
+	struct cow__known k;
+	known_get(s, &k);
+	int rc = 0;
+	bool fast = slots_unchanged(s, &k);
+	if (fast) {
+		rc = cow__locks_pin(&s->lk, k.m.gen);
 		if (rc)
-			goto fail;
-		rc = cow__bs_map_ensure(s->bs, m.nblocks);
-		if (rc)
-			goto fail;
-		t->tx = (struct cow__tx){.bs = s->bs, .gen = m.gen, .nblocks = m.nblocks};
-		t->catalog.root = m.catalog; /* the catalog's count is not tracked */
-		t->refs.root = m.refs;
-		t->tx.refs = &t->refs;
-		*out = t;
-		return 0;
+			return rc;
+		/* Still the newest after the pin: see refresh_pinned for why that is enough. */
+		fast = slots_unchanged(s, &k);
+		if (!fast)
+			cow__locks_unpin(&s->lk, k.m.gen, t->epoch);
 	}
+	if (!fast) {
+		rc = refresh_pinned(s, t->epoch, &k);
+		if (rc)
+			return rc;
+	}
+	t->pin = k.m.gen;
+	rc = cow__bs_map_ensure(s->bs, k.m.nblocks);
+	if (rc)
+		return rc;
+	t->tx = (struct cow__tx){.bs = s->bs, .gen = k.m.gen, .nblocks = k.m.nblocks};
+	t->catalog.root = k.m.catalog; /* the catalog's count is not tracked */
+	t->refs.root = k.m.refs;
+	t->tx.refs = &t->refs;
+	return 0;
+}
 
-	if (!writer_acquire(s, flags & COW_TXN_NOWAIT)) {
-		rc = COW_ELOCKED;
-		goto fail;
-	}
-	rc = cow__lock_writer(&s->lk, !(flags & COW_TXN_NOWAIT));
+static int writer_begin(cow_store *s, cow_txn *t, bool nowait)
+{
+	int rc = writer_acquire(s, nowait);
+	if (rc)
+		return rc;
+	rc = cow__locks_writer(&s->lk, !nowait);
 	if (rc)
 		goto unlock_mutex;
-	cow__lock_read_meta(&s->lk, &m);
+	struct cow__meta m;
 	rc = writer_sync_state(s, &m);
 	if (rc)
 		goto unlock;
-	rc = cow__lock_readers(&s->lk, &s->readers, &s->nreaders, &s->cap_readers);
+	rc = cow__locks_pinned(&s->lk, &s->readers, &s->nreaders, &s->cap_readers);
 	if (rc)
 		goto unlock;
+	if (s->nreaders && s->readers[s->nreaders - 1] > m.gen) {
+		/* Readers of a commit that failed after its superblock was seen. */
+		cow__log("a reader holds generation %llu, which failed to commit; retry when it "
+			 "ends",
+			 (unsigned long long)s->readers[s->nreaders - 1]);
+		rc = COW_EBUSY;
+		goto unlock;
+	}
 	rc = cow__bs_begin(s->bs, m.gen + 1, s->readers, s->nreaders);
 	if (rc) {
 		cow__bs_abort(s->bs);
@@ -446,17 +681,37 @@ int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
 	t->catalog.root = m.catalog;
 	t->refs.root = m.refs;
 	t->tx.refs = &t->refs;
-	*out = t;
 	return 0;
 unlock:
-	cow__lock_writer_release(&s->lk);
+	cow__locks_writer_release(&s->lk);
 unlock_mutex:
 	writer_release(s);
-fail:
-	if (t->slot >= 0)
-		cow__lock_reader_leave(&s->lk, t->slot);
-	cow__free(t);
 	return rc;
+}
+
+int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out)
+{
+	if (!s || !out)
+		return COW_EINVAL;
+	bool write = !(flags & COW_TXN_RDONLY);
+	if (write && (s->flags & COW_STORE_RDONLY))
+		return COW_EREADONLY;
+	cow_txn *t = cow__calloc(1, sizeof(*t));
+	if (!t)
+		return COW_ENOMEM;
+	t->s = s;
+	t->write = write;
+	t->epoch = cow__fork_epoch();
+	int rc = write ? writer_begin(s, t, flags & COW_TXN_NOWAIT) : reader_begin(s, t);
+	if (rc) {
+		if (t->pin)
+			cow__locks_unpin(&s->lk, t->pin, t->epoch);
+		cow__free(t);
+		return rc;
+	}
+	atomic_fetch_add(&s->ntxn, 1);
+	*out = t;
+	return 0;
 }
 
 uint64_t cow_txn_gen(const cow_txn *t)
@@ -466,7 +721,6 @@ uint64_t cow_txn_gen(const cow_txn *t)
 
 static void txn_free(cow_txn *t)
 {
-	cow__refs_discard(&t->tx);
 	while (t->maps) {
 		cow_map *m = t->maps;
 		t->maps = m->next;
@@ -480,23 +734,56 @@ static void txn_free(cow_txn *t)
 	cow__free(t);
 }
 
-static void writer_end(cow_txn *t)
+/*
+ * The end of every transaction: release what it holds and keep its memory in
+ * the store's quarantine for a while, so a second commit or abort, or a map
+ * used after the end, fails cleanly instead of touching freed memory.
+ */
+static void txn_end(cow_txn *t)
 {
-	cow__lock_writer_release(&t->s->lk);
-	writer_release(t->s);
+	cow_store *s = t->s;
+	cow__refs_discard(&t->tx);
+	if (t->write) {
+		cow__locks_writer_release(&s->lk);
+		writer_release(s);
+	} else if (t->pin) {
+		cow__locks_unpin(&s->lk, t->pin, t->epoch);
+	}
+	t->ended = true;
+	pthread_mutex_lock(&s->qmutex);
+	cow_txn *old = s->quarantine[s->qnext];
+	s->quarantine[s->qnext] = t;
+	s->qnext = (s->qnext + 1) % COW_TXN_QUARANTINE;
+	pthread_mutex_unlock(&s->qmutex);
+	atomic_fetch_sub(&s->ntxn, 1);
+	if (old)
+		txn_free(old);
+}
+
+/* Misuse that must not touch the store: an ended txn, or one from before fork(). */
+static bool txn_foreign(cow_txn *t)
+{
+	if (t->ended)
+		return true;
+	if (t->epoch != cow__fork_epoch()) {
+		/* The locks it holds are the parent's: leave them. */
+		cow__refs_discard(&t->tx);
+		return true;
+	}
+	return false;
 }
 
 void cow_txn_abort(cow_txn *t)
 {
 	if (!t)
 		return;
-	if (t->write) {
-		cow__bs_abort(t->s->bs);
-		writer_end(t);
-	} else if (t->slot >= 0) {
-		cow__lock_reader_leave(&t->s->lk, t->slot);
+	if (txn_foreign(t)) {
+		cow__txn_check(t, false); /* logs which misuse */
+		return;
 	}
-	txn_free(t);
+	if (t->write)
+		cow__bs_abort(t->s->bs);
+	txn_end(t);
 }
 
 /* Write back every changed object's tree into the catalog, then finalize. */
@@ -519,8 +806,10 @@ int cow_txn_commit(cow_txn *t)
 {
 	if (!t)
 		return COW_EINVAL;
+	if (txn_foreign(t))
+		return cow__txn_check(t, false);
 	if (!t->write) {
-		cow_txn_abort(t);
+		txn_end(t);
 		return 0;
 	}
 	cow_store *s = t->s;
@@ -529,16 +818,14 @@ int cow_txn_commit(cow_txn *t)
 		cow_txn_abort(t);
 		return rc;
 	}
-	struct cow__sb sb = {.catalog = t->catalog.root, .refs = t->refs.root, .next_id = s->next_id};
-	cow__lock_set_inflight(&s->lk, t->tx.gen);
+	struct cow__sb sb = {
+		.catalog = t->catalog.root, .refs = t->refs.root, .next_id = s->next_id};
 	rc = cow__bs_commit(s->bs, &sb);
 	if (rc == 0) {
-		struct cow__meta m = {sb.gen, sb.nblocks, sb.catalog, sb.refs};
-		publish(s, &m, true);
+		struct cow__known k;
+		refresh(s, &k); /* this process's readers see it without a slot decode */
 	}
-	cow__lock_set_inflight(&s->lk, 0);
-	writer_end(t);
-	txn_free(t);
+	txn_end(t);
 	return rc;
 }
 
@@ -547,9 +834,14 @@ int cow_store_stat(cow_store *s, cow_store_stats *st)
 	if (!s || !st)
 		return COW_EINVAL;
 	memset(st, 0, sizeof(*st));
-	struct cow__meta m;
-	cow__lock_read_meta(&s->lk, &m);
-	st->gen = m.gen;
+	struct cow__known k;
+	known_get(s, &k);
+	if (!slots_unchanged(s, &k)) {
+		int rc = refresh(s, &k);
+		if (rc)
+			return rc;
+	}
+	st->gen = k.m.gen;
 	uint64_t size;
 	int rc = s->bs->io->ops->size(s->bs->io, &size);
 	if (rc)
@@ -557,23 +849,16 @@ int cow_store_stat(cow_store *s, cow_store_stats *st)
 	st->file_bytes = size;
 	uint64_t *gens = NULL;
 	size_t n = 0, cap = 0;
-	rc = cow__lock_readers(&s->lk, &gens, &n, &cap);
+	rc = cow__locks_pinned(&s->lk, &gens, &n, &cap);
 	cow__free(gens);
 	if (rc)
 		return rc;
 	st->readers = n;
-	if (s->flags & COW_STORE_RDONLY)
-		return 0;
-	cow_txn *t;
-	rc = cow_txn_begin(s, 0, &t);
-	if (rc)
-		return rc;
-	uint64_t used, pending, free_blocks;
-	cow__bs_space(s->bs, &used, &pending, &free_blocks);
-	st->used_bytes = used * COW_BLOCK_SIZE;
-	st->pending_bytes = pending * COW_BLOCK_SIZE;
-	st->free_bytes = free_blocks * COW_BLOCK_SIZE;
-	cow_txn_abort(t);
+	uint64_t file_blocks = size >> COW_BLOCK_SHIFT;
+	uint64_t used = k.m.used_blocks;
+	st->used_bytes = (used - k.m.pending_blocks) * COW_BLOCK_SIZE;
+	st->pending_bytes = k.m.pending_blocks * COW_BLOCK_SIZE;
+	st->free_bytes = file_blocks > used ? (file_blocks - used) * COW_BLOCK_SIZE : 0;
 	return 0;
 }
 
@@ -587,8 +872,8 @@ int cow_store_stat(cow_store *s, cow_store_stats *st)
  */
 struct check {
 	struct cow__tx *tx;
-	uint32_t *refs;  /* expected reference count per block */
-	uint8_t *flags;  /* 1 visited node, 2 pending, 4 extent tail */
+	uint32_t *refs; /* expected reference count per block */
+	uint8_t *flags; /* 1 visited node, 2 pending, 4 extent tail */
 	uint64_t nblocks;
 };
 
@@ -617,7 +902,8 @@ static int check_children(struct check *c, const uint8_t *n, int depth)
 			rc = check_node(c, &p, depth + 1);
 		} else if (cell[2] == 1) { /* leaf cell with an extent */
 			cow__bptr_load(&p, cell + 8 + cow__le16(cell));
-			uint64_t nblk = (cow__le32(cell + 4) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
+			uint64_t nblk =
+				(cow__le32(cell + 4) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
 			rc = count_ref(c, p.addr, nblk);
 		} else {
 			continue;
@@ -720,7 +1006,8 @@ int cow__store_check(cow_store *s)
 			if (err)
 				rc = err;
 			else if (have != want)
-				rc = COW_CORRUPT(b, "reference count differs from the parents found");
+				rc = COW_CORRUPT(b,
+						 "reference count differs from the parents found");
 		}
 	}
 	/* Every stored count belongs to a block that really has that many parents. */

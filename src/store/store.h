@@ -15,59 +15,62 @@
 #include "cow/rcu.h"
 #include "cow/store.h"
 
-/* ---- lock file (FORMAT.md section 8) ---- */
+/* ---- locks on the data file (FORMAT.md section 8) ---- */
 
-#define LK_SIZE 65536u
-#define LK_HDR 4096u
-#define LK_SLOT 32u
-#define LK_NSLOTS ((LK_SIZE - LK_HDR) / LK_SLOT)
-
+/* The newest commit, as a reader or writer needs it. */
 struct cow__meta {
 	uint64_t gen;
 	uint64_t nblocks;
 	struct cow__bptr catalog;
 	struct cow__bptr refs;
+	uint64_t used_blocks, pending_blocks; /* space figures at that commit */
 };
 
-struct cow__lock {
-	int fd;          /* the lock file, shared by forked children */
-	int wfd;         /* descriptor for the writer lock, this process's own */
-	pid_t wfd_pid;   /* process that opened wfd */
-	uint8_t *map;    /* LK_SIZE bytes, shared */
-	uint64_t start_time; /* this process's start time (reader slots) */
-	pid_t start_pid;
-	uint32_t checked_pid[LK_NSLOTS]; /* writer: slot owners whose start time */
-	uint64_t checked_at[LK_NSLOTS];  /* was last compared, and when */
+struct cow__pin {
+	uint64_t gen;
+	uint64_t count; /* read transactions of this process on gen */
 };
 
-int cow__lock_open(const char *path, struct cow__lock *lk, bool *alone);
-void cow__lock_close(struct cow__lock *lk);
-/* Writer lock: byte 0 of the lock file (and the in-process mutex, by the caller). */
-int cow__lock_writer(struct cow__lock *lk, bool wait);
-void cow__lock_writer_release(struct cow__lock *lk);
-/* Let other processes open the store (after recovery). */
-int cow__lock_shared(struct cow__lock *lk);
+struct cow__locks {
+	int fd;		  /* this process's own description: writer lock, pins */
+	int probe_fd;	  /* the io descriptor: never locks, so GETLK sees every lock */
+	const char *path; /* for reopening after fork() */
+	bool rdonly;
+	uint64_t epoch;	    /* fork epoch fd belongs to */
+	pthread_mutex_t mu; /* fd, pins */
+	struct cow__pin *pins;
+	size_t npins, cap;
+};
 
-void cow__lock_publish(struct cow__lock *lk, const struct cow__meta *m);
-void cow__lock_read_meta(struct cow__lock *lk, struct cow__meta *m);
-void cow__lock_reset(struct cow__lock *lk, const struct cow__meta *m);
+/* Counts forks: a child sees a new value (descriptors it shares are the parent's). */
+uint64_t cow__fork_epoch(void);
+int cow__locks_open(struct cow__locks *lk, const char *path, int probe_fd, bool rdonly);
+void cow__locks_close(struct cow__locks *lk);
+/* The writer lock (byte 0): COW_ELOCKED if busy and !@wait; COW_EREADONLY. */
+int cow__locks_writer(struct cow__locks *lk, bool wait);
+void cow__locks_writer_release(struct cow__locks *lk);
 /*
- * The generation a writer is committing (set before its first write, cleared
- * once published or failed): nonzero at the next writer's begin means the
- * last writer died mid-commit, maybe after its flush.
+ * Pin generation @gen for a read transaction of this process; unpin with the
+ * fork epoch the pin was taken in (a pin from before fork() is the parent's).
  */
-void cow__lock_set_inflight(struct cow__lock *lk, uint64_t gen);
-uint64_t cow__lock_inflight(struct cow__lock *lk);
+int cow__locks_pin(struct cow__locks *lk, uint64_t gen);
+void cow__locks_unpin(struct cow__locks *lk, uint64_t gen, uint64_t epoch);
+/* Every pinned generation of every process, sorted; *n on return. */
+int cow__locks_pinned(struct cow__locks *lk, uint64_t **gens, size_t *n, size_t *cap);
 
 /*
- * Reader slots. @local (may be NULL) fills @m with this process's view of the
- * newest commit; it is used when it matches the lock file's generation.
+ * What a process knows of the superblock slots: the commit it reads (m, the
+ * newest valid slot) and the raw generation and checksum fields of both
+ * slots when it was chosen. While the slots still hold those fields, m is
+ * still the newest commit (published to this process's readers with RCU).
  */
-int cow__lock_reader_enter(struct cow__lock *lk, void (*local)(void *ctx, struct cow__meta *m),
-			   void *ctx, struct cow__meta *m, int *slot);
-void cow__lock_reader_leave(struct cow__lock *lk, int slot);
-/* Generations of live readers, sorted; stale slots are cleared. *n on return. */
-int cow__lock_readers(struct cow__lock *lk, uint64_t **gens, size_t *n, size_t *cap);
+struct cow__known {
+	struct cow__meta m;
+	uint64_t raw[2][2];
+};
+
+/* Ended transactions kept (not freed) to catch a second commit or abort. */
+#define COW_TXN_QUARANTINE 16
 
 /* ---- handles ---- */
 
@@ -75,7 +78,7 @@ struct cow_store {
 	char *path;
 	unsigned flags;
 	struct cow__bs *bs;
-	struct cow__lock lk;
+	struct cow__locks lk;
 	/*
 	 * One write transaction per process at a time. A flag under a mutex
 	 * rather than the mutex itself: a transaction may end in another
@@ -84,21 +87,32 @@ struct cow_store {
 	pthread_mutex_t wmutex;
 	pthread_cond_t wcond;
 	bool wbusy;
-	uint64_t *readers;      /* scratch for the reader scan (writer only) */
+	pthread_t wowner;  /* thread that began the write txn (wbusy) */
+	uint64_t wepoch;   /* fork epoch of that thread's process */
+	uint64_t *readers; /* scratch for the pin scan (writer only) */
 	size_t nreaders, cap_readers;
-	uint64_t next_id;       /* writer: next object id */
+	uint64_t next_id; /* writer: next object id */
 	/*
-	 * The newest commit as this process knows it (a struct cow__meta),
-	 * published by the writer with RCU, so beginning a read transaction
-	 * takes no lock and retries no seqlock.
+	 * The newest commit as this process knows it (a struct cow__known),
+	 * published with RCU, so beginning a read transaction takes no lock
+	 * while the slots do not change.
 	 */
 	cow_rcu *root;
+	pthread_mutex_t known_mu; /* refreshing root; rejected */
+	struct {
+		uint64_t gen,
+			csum;	/* a slot found not to verify at open: skipped while unchanged */
+	} rejected[2], torn[2]; /* and a slot found torn, not waited for again */
+	_Atomic long ntxn;	/* transactions not yet ended */
+	pthread_mutex_t qmutex; /* quarantine */
+	struct cow_txn *quarantine[COW_TXN_QUARANTINE];
+	unsigned qnext;
 };
 
 /* Catalog records (FORMAT.md section 5). */
 enum { OBJ_MAP = 1, OBJ_VOLUME = 2 };
 enum { OBJF_SNAPSHOT = 1 };
-#define CAT_FIXED 88
+#define CAT_FIXED	 88
 #define COW_FULLNAME_MAX (2 * COW_NAME_MAX + 1) /* NAME@SNAP */
 struct cow__obj {
 	int type;
@@ -109,7 +123,7 @@ struct cow__obj {
 	uint64_t created;
 	uint64_t shared_gen;
 	uint64_t blocks;
-	uint8_t guid[16]; /* identity of this version, kept by send/recv */
+	uint8_t guid[16];		   /* identity of this version, kept by send/recv */
 	char origin[COW_FULLNAME_MAX + 1]; /* a clone's origin snapshot, or "" */
 };
 void cow__guid(uint8_t guid[16]);
@@ -125,11 +139,11 @@ struct cow_map {
 	cow_txn *txn;
 	struct cow_map *next;
 	char name[COW_FULLNAME_MAX + 1];
-	struct cow__obj rec;   /* as in the catalog, root/count/blocks kept in tree */
+	struct cow__obj rec; /* as in the catalog, root/count/blocks kept in tree */
 	struct cow__tree tree;
-	uint64_t clean_mods;   /* tree.mods when last written to the catalog */
+	uint64_t clean_mods; /* tree.mods when last written to the catalog */
 	bool dropped;
-	bool readonly;         /* a snapshot, or a read transaction */
+	bool readonly; /* a snapshot, or a read transaction */
 };
 
 struct cow_cursor {
@@ -141,8 +155,10 @@ struct cow_cursor {
 struct cow_txn {
 	cow_store *s;
 	bool write;
-	int err;  /* write txn: first hard error; only abort is allowed then */
-	int slot; /* read txn: reader slot */
+	bool ended;	/* committed or aborted: kept in quarantine, every call fails */
+	int err;	/* write txn: first hard error; only abort is allowed then */
+	uint64_t epoch; /* fork epoch at begin: a transaction must not cross fork() */
+	uint64_t pin;	/* read txn: the generation pinned, or 0 */
 	struct cow__tx tx;
 	struct cow__tree catalog;
 	struct cow__tree refs;
@@ -155,6 +171,11 @@ int cow__name_check(const char *name, bool snapshot_ok, size_t *len);
 int cow__catalog_get(cow_txn *t, const char *name, struct cow__obj *o);
 int cow__catalog_put(cow_txn *t, const char *name, const struct cow__obj *o);
 int cow__txn_fail(cow_txn *t, int rc);
+/*
+ * Can @t be used (@write: for changes)? COW_EINVAL for NULL, an ended
+ * transaction or one begun before fork(); COW_EREADONLY; COW_ETXNERR.
+ */
+int cow__txn_check(const cow_txn *t, bool write);
 /* A new, empty object @name of @type (count: a volume's size) in write txn @t. */
 int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count);
 /* Open @name as @type (0: any) in @t; snapshots and read txns give read-only handles. */

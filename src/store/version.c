@@ -15,11 +15,7 @@
 
 static int write_check(cow_txn *t)
 {
-	if (!t)
-		return COW_EINVAL;
-	if (!t->write)
-		return COW_EREADONLY;
-	return t->err ? COW_ETXNERR : 0;
+	return cow__txn_check(t, true);
 }
 
 /* Split "NAME@SNAP" into its parts (in @obj); 0 or COW_EINVAL. */

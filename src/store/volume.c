@@ -43,10 +43,11 @@ static int vol_check(cow_vol *v, bool write)
 {
 	if (!v)
 		return COW_EINVAL;
+	int rc = cow__txn_check(v->m.txn, false);
+	if (rc)
+		return rc;
 	if (v->m.dropped)
 		return COW_ENOTFOUND;
-	if (v->m.txn->err)
-		return COW_ETXNERR;
 	if (write && v->m.readonly)
 		return COW_EREADONLY;
 	return 0;
