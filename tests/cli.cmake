@@ -16,3 +16,8 @@ set_tests_properties(cli_reflink PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_
 add_test(NAME cli_errors COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_errors.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_errors PROPERTIES LABELS unit TIMEOUT 120)
+
+# The number parser behind every numeric argument, linked alone.
+cow_test(unit_cli_num SOURCES unit/test_cli_num.c ${PROJECT_SOURCE_DIR}/tools/cow/num.c
+	LABELS unit TIMEOUT 30)
+target_include_directories(unit_cli_num PRIVATE ${PROJECT_SOURCE_DIR}/tools/cow)

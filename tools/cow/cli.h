@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "cow/cow.h"
+#include "num.h"
 
 /* Exit codes scripts can trust (documented in docs/cow.1 and `cow help`). */
 enum {
@@ -73,7 +74,24 @@ void cli_progress_end(struct cli_progress *p);
 
 /* Sizes: "1.5 GiB" into buf. */
 const char *cli_size(char *buf, size_t len, double bytes);
-/* Parse "64M", "1G", "4096" (binary units); returns false on junk. */
-bool cli_parse_size(const char *s, uint64_t *out);
+/*
+ * Numeric arguments (num.h says what is accepted). Parse @s, the argument
+ * @what ("SIZE", "--limit") of command @cmd, as @kind within [@min, @max].
+ * On failure print "cow CMD: bad WHAT 'S': why" and return false; the
+ * caller then exits with EXIT_USAGE.
+ */
+bool cli_arg_num(const char *cmd, const char *what, const char *s, enum cli_num_kind kind,
+		 uint64_t min, uint64_t max, uint64_t *out);
+/* Sizes and offsets in bytes, 0 to 2^64-1. */
+static inline bool cli_arg_bytes(const char *cmd, const char *what, const char *s, uint64_t *out)
+{
+	return cli_arg_num(cmd, what, s, CLI_NUM_BYTES, 0, UINT64_MAX, out);
+}
+/*
+ * A decimal such as "0.5", kept as an integer times 10^@decimals, within
+ * [@min, @max] (scaled too); @range says the bounds in words for the message.
+ */
+bool cli_arg_fixed(const char *cmd, const char *what, const char *s, unsigned decimals,
+		   uint64_t min, uint64_t max, const char *range, uint64_t *out);
 
 #endif

@@ -235,10 +235,9 @@ static int cmd_scan(int argc, char **argv)
 		else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
 			prefix = argv[++i];
 		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-			char *end;
-			limit = strtoull(argv[++i], &end, 10);
-			if (*end || !*argv[i])
-				return cli_usage("scan", "bad --limit '%s'", argv[i]);
+			if (!cli_arg_num("scan", "--limit", argv[++i], CLI_NUM_COUNT, 0, UINT64_MAX,
+					 &limit))
+				return EXIT_USAGE;
 		} else if (!name && argv[i][0] != '-')
 			name = argv[i];
 		else

@@ -40,6 +40,7 @@ static void list_commands(FILE *f)
 			fprintf(f, "  %-34s %s\n", head, c->summary);
 		}
 	fprintf(f, "\nThe store is named by -s STORE or $COW_STORE.\n"
+		   "Sizes and offsets are whole bytes: 4096, 4K (= 4096), 4kB (= 4000), 16G.\n"
 		   "Exit codes: 0 ok, 1 not found, 2 usage, 3 failed, 4 store damaged.\n"
 		   "`cow help COMMAND` says more about one command.\n");
 }
@@ -148,30 +149,43 @@ const char *cli_size(char *buf, size_t len, double bytes)
 	return buf;
 }
 
-bool cli_parse_size(const char *s, uint64_t *out)
+bool cli_arg_num(const char *cmd, const char *what, const char *s, enum cli_num_kind kind,
+		 uint64_t min, uint64_t max, uint64_t *out)
 {
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || v < 0)
-		return false;
-	uint64_t mul = 1;
-	switch (*end) {
-	case 0:
-		break;
-	case 'k': case 'K': mul = 1ull << 10; end++; break;
-	case 'm': case 'M': mul = 1ull << 20; end++; break;
-	case 'g': case 'G': mul = 1ull << 30; end++; break;
-	case 't': case 'T': mul = 1ull << 40; end++; break;
-	default:
+	uint64_t v;
+	char why[160];
+	enum cli_num_error err = cli_num_parse(s, kind, max, &v);
+	if (err) {
+		cli_usage(cmd, "bad %s '%s': %s", what, s,
+			  cli_num_explain(err, kind, max, why, sizeof(why)));
 		return false;
 	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	if (*end)
+	if (v < min) {
+		cli_usage(cmd, "bad %s '%s': at least %llu", what, s, (unsigned long long)min);
 		return false;
-	*out = (uint64_t)(v * (double)mul);
+	}
+	*out = v;
+	return true;
+}
+
+bool cli_arg_fixed(const char *cmd, const char *what, const char *s, unsigned decimals,
+		   uint64_t min, uint64_t max, const char *range, uint64_t *out)
+{
+	uint64_t v;
+	char why[160];
+	enum cli_num_error err = cli_num_parse_fixed(s, decimals, max, &v);
+	if (err == CLI_NUM_OK && v < min)
+		err = CLI_NUM_RANGE;
+	if (err == CLI_NUM_RANGE) {
+		cli_usage(cmd, "bad %s '%s': expected %s", what, s, range);
+		return false;
+	}
+	if (err) {
+		cli_usage(cmd, "bad %s '%s': %s (%s)", what, s,
+			  cli_num_explain(err, CLI_NUM_FIXED, max, why, sizeof(why)), range);
+		return false;
+	}
+	*out = v;
 	return true;
 }
 
