@@ -21,3 +21,8 @@ set_tests_properties(cli_errors PROPERTIES LABELS unit TIMEOUT 120)
 cow_test(unit_cli_num SOURCES unit/test_cli_num.c ${PROJECT_SOURCE_DIR}/tools/cow/num.c
 	LABELS unit TIMEOUT 30)
 target_include_directories(unit_cli_num PRIVATE ${PROJECT_SOURCE_DIR}/tools/cow)
+
+# Damaged stores are exit 4 and "damaged"; files that never were stores exit 3.
+add_test(NAME cli_damaged COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_damaged.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_damaged PROPERTIES LABELS unit TIMEOUT 120)

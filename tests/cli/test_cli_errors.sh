@@ -19,6 +19,9 @@ printf 'COWSTRM\0garbage' >"$dir/badmagic"
 "$COW" send disk@a >"$dir/good.stream"
 head -c 5000 "$dir/good.stream" >"$dir/cut.stream"
 "$COW" list >/dev/null # a clean close: later opens write nothing
+: >"$dir/empty.cow"
+cp "$COW_STORE" "$dir/short.cow"
+truncate -s 12288 "$dir/short.cow"
 
 fails=0
 n=0
@@ -46,8 +49,11 @@ done <<TABLE
 2|no command|"$COW" nosuchcommand
 2|expected: cow put|"$COW" put m
 2|no store|env -u COW_STORE "$COW" get m k
-1|cannot open store|"$COW" -s "$dir/nothing.cow" get m k
-3|not a cowkit store|"$COW" -s "$dir/garbage" list
+1|nothing.cow: no such file|"$COW" -s "$dir/nothing.cow" get m k
+3|garbage: not a cowkit store|"$COW" -s "$dir/garbage" list
+3|empty.cow: not a cowkit store|"$COW" -s "$dir/empty.cow" get m k
+4|short.cow: damaged|"$COW" -s "$dir/short.cow" get m k
+4|short.cow: damaged|"$COW" -s "$dir/short.cow" list
 1|has no key|"$COW" get m nokey
 1|map 'nomap'|"$COW" get nomap k
 1|has no key|"$COW" del m nokey

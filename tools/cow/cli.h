@@ -50,6 +50,12 @@ int cli_begin(const char *cmd, bool write, struct cow_store **s, struct cow_txn 
 
 /* Print "cow: CONTEXT: MESSAGE" for a cowkit error and map it to an exit code. */
 int cli_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Print why the store at @path did not open, naming the file and the cause
+ * ("cow: s.cow: permission denied", "cow: s.cow: damaged: ...", "cow: s.cow:
+ * not a cowkit store, ..."), and return the exit code for @rc.
+ */
+int cli_open_fail(const char *path, int rc);
 /* Print "cow: MESSAGE" plus a usage hint; returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Exit code for a cowkit error. */

@@ -23,7 +23,7 @@ static int open_store(const char *cmd, unsigned flags, cow_store **s)
 	cow_store_options o = {flags};
 	int rc = cow_store_open(path, &o, s);
 	if (rc)
-		return cli_fail(rc, "cannot open store %s", path);
+		return cli_open_fail(path, rc);
 	return 0;
 }
 
@@ -75,7 +75,7 @@ static int cmd_init(int argc, char **argv)
 	cow_store_options o = {COW_STORE_CREATE | COW_STORE_EXCL};
 	int rc = cow_store_open(path, &o, &s);
 	if (rc)
-		return cli_fail(rc, "cannot create store %s", path);
+		return cli_fail(rc, "%s: cannot create store", path);
 	cow_store_close(s);
 	printf("created store %s\n", path);
 	return EXIT_OK;

@@ -120,11 +120,20 @@ static int cmd_recv(int argc, char **argv)
 	else
 		cow_txn_abort(t);
 	cow_store_close(s);
+	if (rc == COW_EFORMAT) {
+		/* About the stream, not the store, whatever cow_strerror() says. */
+		fprintf(stderr,
+			"cow: %s: recv into '%s': the stream is malformed or truncated; "
+			"the store is unchanged\n",
+			cli_store_path(), argv[1]);
+		return EXIT_FAIL;
+	}
 	if (rc) {
-		const char *hint = rc == COW_EFORMAT     ? " (malformed or truncated stream)"
-				   : rc == COW_EMISMATCH ? " (the base snapshot is missing or differs)"
-				   : rc == COW_EBUSY     ? " (changed since the base: roll back first)"
-							 : "";
+		const char *hint = "";
+		if (rc == COW_EMISMATCH)
+			hint = " (the base snapshot is missing or differs)";
+		else if (rc == COW_EBUSY)
+			hint = " (changed since the base: roll back first)";
 		return cli_fail(rc, "%s: recv into '%s'%s; the store is unchanged", cli_store_path(),
 				argv[1], hint);
 	}

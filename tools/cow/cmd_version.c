@@ -304,10 +304,11 @@ static int cmd_du(int argc, char **argv)
 	if (ex || o.json || o.only)
 		return ex;
 	cow_store *s;
-	if (cow_store_open(cli_store_path(), NULL, &s) != 0)
-		return EXIT_FAIL;
+	int rc = cow_store_open(cli_store_path(), NULL, &s);
+	if (rc)
+		return cli_open_fail(cli_store_path(), rc);
 	cow_store_stats st;
-	int rc = cow_store_stat(s, &st);
+	rc = cow_store_stat(s, &st);
 	cow_store_close(s);
 	if (rc)
 		return cli_fail(rc, "%s: stat", cli_store_path());

@@ -41,7 +41,13 @@ static void list_commands(FILE *f)
 		}
 	fprintf(f, "\nThe store is named by -s STORE or $COW_STORE.\n"
 		   "Sizes and offsets are whole bytes: 4096, 4K (= 4096), 4kB (= 4000), 16G.\n"
-		   "Exit codes: 0 ok, 1 not found, 2 usage, 3 failed, 4 store damaged.\n"
+		   "Exit codes:\n"
+		   "  0  ok (fsck, scrub: no damage)\n"
+		   "  1  not found: key, object, process, or the store file\n"
+		   "  2  usage: bad arguments, a refused number, an invalid name\n"
+		   "  3  failed, nothing changed: permission, I/O, space, busy, exists,\n"
+		   "     a bad stream, not a cowkit store (fsck, scrub: could not run)\n"
+		   "  4  the store is damaged: corrupt, cut short, no commit verifies\n"
 		   "`cow help COMMAND` says more about one command.\n");
 }
 
@@ -119,7 +125,17 @@ int cli_fail(int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, ": %s\n", cow_strerror(rc));
+	fprintf(stderr, ": %s%s\n", rc == COW_ECORRUPT ? "damaged: " : "", cow_strerror(rc));
+	return cli_exit_code(rc);
+}
+
+int cli_open_fail(const char *path, int rc)
+{
+	const char *hint = rc == COW_ENOENT	? " (`cow init` creates a store)"
+			   : rc == COW_ECORRUPT ? "; `cow fsck` says more"
+						: "";
+	fprintf(stderr, "cow: %s: %s%s%s\n", path, rc == COW_ECORRUPT ? "damaged: " : "",
+		cow_strerror(rc), hint);
 	return cli_exit_code(rc);
 }
 
@@ -217,7 +233,7 @@ int cli_begin(const char *cmd, bool write, cow_store **s, cow_txn **t)
 		return cli_usage(cmd, "no store: give -s STORE or set COW_STORE");
 	int rc = cow_store_open(path, NULL, s);
 	if (rc)
-		return cli_fail(rc, "cannot open store %s", path);
+		return cli_open_fail(path, rc);
 	rc = cow_txn_begin(*s, write ? 0 : COW_TXN_RDONLY, t);
 	if (rc) {
 		cow_store_close(*s);
