@@ -26,3 +26,8 @@ target_include_directories(unit_cli_num PRIVATE ${PROJECT_SOURCE_DIR}/tools/cow)
 add_test(NAME cli_damaged COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_damaged.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_damaged PROPERTIES LABELS unit TIMEOUT 120)
+
+# As nobody: read commands work on a store they may only read, and create nothing.
+add_test(NAME cli_readonly COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_readonly.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_readonly PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)

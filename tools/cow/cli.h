@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "cow/cow.h"
+#include "cow/store.h"
 #include "num.h"
 
 /* Exit codes scripts can trust (documented in docs/cow.1 and `cow help`). */
@@ -41,12 +42,21 @@ extern const struct cli_cmd cli_mem_cmds[];
 const char *cli_store_path(void);
 
 /*
- * Open the store and begin a transaction (a write one if @write); on failure
- * print why and return the exit code (0 on success).
+ * Open the store named by -s or $COW_STORE: read-write if @write, otherwise
+ * with COW_STORE_RDONLY, so commands that only read work for users who may
+ * only read. On failure print why (naming the file) and return the exit
+ * code; 0 on success.
  */
 struct cow_store;
 struct cow_txn;
+int cli_open(const char *cmd, bool write, struct cow_store **s);
+/* cli_open, then begin a transaction (a write one if @write). */
 int cli_begin(const char *cmd, bool write, struct cow_store **s, struct cow_txn **t);
+/*
+ * cow_store_stat on a read-only open of the store; *@space says whether the
+ * used/pending/free figures are known. Returns an exit code.
+ */
+int cli_stat(const char *cmd, cow_store_stats *st, bool *space);
 
 /* Print "cow: CONTEXT: MESSAGE" for a cowkit error and map it to an exit code. */
 int cli_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

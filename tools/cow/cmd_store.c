@@ -15,18 +15,6 @@
 #include "cli.h"
 #include "cow/store.h"
 
-static int open_store(const char *cmd, unsigned flags, cow_store **s)
-{
-	const char *path = cli_store_path();
-	if (!path)
-		return cli_usage(cmd, "no store: give -s STORE or set COW_STORE");
-	cow_store_options o = {flags};
-	int rc = cow_store_open(path, &o, s);
-	if (rc)
-		return cli_open_fail(path, rc);
-	return 0;
-}
-
 /* Open STORE, begin a transaction and open map @name in it. */
 static int open_map(const char *cmd, const char *name, bool write, cow_store **s, cow_txn **t,
 		    cow_map **m)
@@ -374,35 +362,45 @@ static int cmd_load(int argc, char **argv)
 	return ex;
 }
 
+/* A byte count, or "unknown" / null when @known is false. */
+static const char *figure(char *buf, size_t len, bool known, uint64_t v, bool json)
+{
+	if (!known)
+		snprintf(buf, len, "%s", json ? "null" : "unknown (needs write access)");
+	else if (json)
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+	else
+		cli_size(buf, len, (double)v);
+	return buf;
+}
+
 static int cmd_stat(int argc, char **argv)
 {
 	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
 	if (argc != 1 && !json)
 		return cli_usage("stat", "expected: cow stat [--json]");
-	cow_store *s;
-	int ex = open_store("stat", 0, &s);
+	cow_store_stats st;
+	bool space;
+	int ex = cli_stat("stat", &st, &space);
 	if (ex)
 		return ex;
-	cow_store_stats st;
-	int rc = cow_store_stat(s, &st);
-	cow_store_close(s);
-	if (rc)
-		return cli_fail(rc, "%s: stat", cli_store_path());
+	char a[32], b[32], c[32], d[32];
 	if (json) {
-		printf("{\"generation\": %llu, \"file_bytes\": %llu, \"used_bytes\": %llu, "
-		       "\"pending_bytes\": %llu, \"free_bytes\": %llu, \"readers\": %llu}\n",
+		printf("{\"generation\": %llu, \"file_bytes\": %llu, \"used_bytes\": %s, "
+		       "\"pending_bytes\": %s, \"free_bytes\": %s, \"readers\": %llu}\n",
 		       (unsigned long long)st.gen, (unsigned long long)st.file_bytes,
-		       (unsigned long long)st.used_bytes, (unsigned long long)st.pending_bytes,
-		       (unsigned long long)st.free_bytes, (unsigned long long)st.readers);
+		       figure(b, sizeof(b), space, st.used_bytes, true),
+		       figure(c, sizeof(c), space, st.pending_bytes, true),
+		       figure(d, sizeof(d), space, st.free_bytes, true),
+		       (unsigned long long)st.readers);
 		return EXIT_OK;
 	}
-	char a[32], b[32], c[32], d[32];
 	printf("generation  %llu\nfile        %s\nused        %s\npending     %s\nfree        %s\n"
 	       "readers     %llu\n",
 	       (unsigned long long)st.gen, cli_size(a, sizeof(a), (double)st.file_bytes),
-	       cli_size(b, sizeof(b), (double)st.used_bytes),
-	       cli_size(c, sizeof(c), (double)st.pending_bytes),
-	       cli_size(d, sizeof(d), (double)st.free_bytes), (unsigned long long)st.readers);
+	       figure(b, sizeof(b), space, st.used_bytes, false),
+	       figure(c, sizeof(c), space, st.pending_bytes, false),
+	       figure(d, sizeof(d), space, st.free_bytes, false), (unsigned long long)st.readers);
 	return EXIT_OK;
 }
 

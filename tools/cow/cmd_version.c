@@ -303,16 +303,17 @@ static int cmd_du(int argc, char **argv)
 	int ex = run_list("du", &o);
 	if (ex || o.json || o.only)
 		return ex;
-	cow_store *s;
-	int rc = cow_store_open(cli_store_path(), NULL, &s);
-	if (rc)
-		return cli_open_fail(cli_store_path(), rc);
 	cow_store_stats st;
-	rc = cow_store_stat(s, &st);
-	cow_store_close(s);
-	if (rc)
-		return cli_fail(rc, "%s: stat", cli_store_path());
+	bool space;
+	ex = cli_stat("du", &st, &space);
+	if (ex)
+		return ex;
 	char a[32], b[32], c[32], d[32];
+	if (!space) {
+		printf("\nstore: file %s (used, pending and free need write access)\n",
+		       cli_size(a, sizeof(a), (double)st.file_bytes));
+		return EXIT_OK;
+	}
 	printf("\nstore: file %s, used %s, pending %s, free %s\n",
 	       cli_size(a, sizeof(a), (double)st.file_bytes),
 	       cli_size(b, sizeof(b), (double)st.used_bytes),
