@@ -102,6 +102,10 @@ done <<TABLE
 3|malformed or truncated|"$COW" recv x < "$dir/cut.stream"
 3|already exists|"$COW" recv disk < "$dir/good.stream"
 2|TAB|printf 'no-tab-here\n' | "$COW" load m
+2|bad escape|printf 'k\\x-1\tv\n' | "$COW" load m
+2|bad escape|printf 'k\\x 1\tv\n' | "$COW" load m
+2|bad escape|printf 'k\\x+f\tv\n' | "$COW" load m
+2|bad escape|printf 'k\\x4\tv\n' | "$COW" load m
 2|-t takes|"$COW" list -t bogus
 1|not found|"$COW" export nothing "$dir/out.img"
 1|cannot open|"$COW" import "$dir/nofile" x

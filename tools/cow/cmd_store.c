@@ -276,6 +276,18 @@ static int cmd_scan(int argc, char **argv)
 	return ex;
 }
 
+/* The value of a hex digit, or -1 (strtol would take " f", "+f" and "-1"). */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Undo put_escaped in place; returns the new length or -1 on a bad escape. */
 static long unescape(char *p, size_t n)
 {
@@ -292,14 +304,11 @@ static long unescape(char *p, size_t n)
 		case 'n': p[o++] = '\n'; break;
 		case '\\': p[o++] = '\\'; break;
 		case 'x': {
-			if (i + 2 >= n)
+			int hi = i + 2 < n ? hex_digit(p[i + 1]) : -1;
+			int lo = i + 2 < n ? hex_digit(p[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
 				return -1;
-			char hex[3] = {p[i + 1], p[i + 2], 0};
-			char *end;
-			long v = strtol(hex, &end, 16);
-			if (*end)
-				return -1;
-			p[o++] = (char)v;
+			p[o++] = (char)(hi << 4 | lo);
 			i += 2;
 			break;
 		}
