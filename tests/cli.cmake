@@ -16,3 +16,18 @@ set_tests_properties(cli_reflink PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_
 add_test(NAME cli_errors COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_errors.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_errors PROPERTIES LABELS unit TIMEOUT 120)
+
+# The number parser behind every numeric argument, linked alone.
+cow_test(unit_cli_num SOURCES unit/test_cli_num.c ${PROJECT_SOURCE_DIR}/tools/cow/num.c
+	LABELS unit TIMEOUT 30)
+target_include_directories(unit_cli_num PRIVATE ${PROJECT_SOURCE_DIR}/tools/cow)
+
+# Damaged stores are exit 4 and "damaged"; files that never were stores exit 3.
+add_test(NAME cli_damaged COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_damaged.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_damaged PROPERTIES LABELS unit TIMEOUT 120)
+
+# As nobody: read commands work on a store they may only read, and create nothing.
+add_test(NAME cli_readonly COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_readonly.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_readonly PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)

@@ -103,6 +103,21 @@ check "vol write" 0 sh -c "\"$COW\" vol write disk 1000 < \"$dir/data\""
 check "vol read" 0 sh -c "\"$COW\" vol read disk 1000 300000 > \"$dir/back\""
 cmp -s "$dir/data" "$dir/back" || { echo "FAIL: vol read returns other bytes"; fails=$((fails + 1)); }
 check "vol read past end" 3 "$COW" vol read disk 16M 1
+# Numbers are exact integers: an offset above 2^53 does not round, and the
+# units mean what `cow help vol` says (K = 1024, kB = 1000).
+check "vol create 16P" 0 "$COW" vol create big 16P
+check "write above 2^53" 0 sh -c "printf abc | \"$COW\" vol write big 9007199254740993"
+check "read above 2^53" 0 sh -c "\"$COW\" vol read big 9007199254740992 5 | tr '\\000' ."
+expect_out "bytes land at the exact offset" ".abc."
+check "vol create 4K" 0 "$COW" vol create k 4K
+check "4K is 4096 bytes" 0 "$COW" vol read k 4095 1
+check "4K is not more" 3 "$COW" vol read k 4096 1
+check "vol create 4kB" 0 "$COW" vol create kb 4kB
+check "4kB is 4000 bytes" 0 "$COW" vol read kb 3999 1
+check "4kB is not more" 3 "$COW" vol read kb 4000 1
+check "1e30 is refused" 2 "$COW" vol create e 1e30
+expect_err "the message says what is accepted" "bad SIZE '1e30': expected a whole number of bytes"
+check "objects for numbers destroyed" 0 sh -c "\"$COW\" destroy big && \"$COW\" destroy k && \"$COW\" destroy kb"
 check "snapshot" 0 "$COW" snapshot disk@a
 check "snapshot exists" 3 "$COW" snapshot disk@a
 check "write after snapshot" 0 sh -c "printf xyz | \"$COW\" vol write disk 0"

@@ -2,6 +2,9 @@
  * `cow share` end to end: a synthetic family (parent maps N pages, a child
  * writes K), then share_json_check.py runs the real binary with --json,
  * checks the documented schema and the figures, and the CLI's error exits.
+ * As root it also runs the binary as nobody; where nobody cannot reach the
+ * build (a clone in a home directory only root may enter) the script runs
+ * everything else and exits 77, and so does this test.
  *
  * usage: test_share_cli COW_BINARY CHECK_SCRIPT
  */
@@ -27,6 +30,8 @@ int main(int argc, char **argv)
 	int rc = system(cmd);
 	fam_release(&w);
 	CHECK(WIFEXITED(rc));
+	if (WEXITSTATUS(rc) == 77)
+		SKIP("the check script could not run every check (its reason is above)");
 	CHECK_EQ(WEXITSTATUS(rc), 0);
 	return 0;
 }

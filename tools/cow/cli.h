@@ -10,6 +10,8 @@
 #include <stdio.h>
 
 #include "cow/cow.h"
+#include "cow/store.h"
+#include "num.h"
 
 /* Exit codes scripts can trust (documented in docs/cow.1 and `cow help`). */
 enum {
@@ -40,15 +42,30 @@ extern const struct cli_cmd cli_mem_cmds[];
 const char *cli_store_path(void);
 
 /*
- * Open the store and begin a transaction (a write one if @write); on failure
- * print why and return the exit code (0 on success).
+ * Open the store named by -s or $COW_STORE: read-write if @write, otherwise
+ * with COW_STORE_RDONLY, so commands that only read work for users who may
+ * only read. On failure print why (naming the file) and return the exit
+ * code; 0 on success.
  */
 struct cow_store;
 struct cow_txn;
+int cli_open(const char *cmd, bool write, struct cow_store **s);
+/* cli_open, then begin a transaction (a write one if @write). */
 int cli_begin(const char *cmd, bool write, struct cow_store **s, struct cow_txn **t);
+/*
+ * cow_store_stat on a read-only open of the store; *@space says whether the
+ * used/pending/free figures are known. Returns an exit code.
+ */
+int cli_stat(const char *cmd, cow_store_stats *st, bool *space);
 
 /* Print "cow: CONTEXT: MESSAGE" for a cowkit error and map it to an exit code. */
 int cli_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Print why the store at @path did not open, naming the file and the cause
+ * ("cow: s.cow: permission denied", "cow: s.cow: damaged: ...", "cow: s.cow:
+ * not a cowkit store, ..."), and return the exit code for @rc.
+ */
+int cli_open_fail(const char *path, int rc);
 /* Print "cow: MESSAGE" plus a usage hint; returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Exit code for a cowkit error. */
@@ -73,7 +90,24 @@ void cli_progress_end(struct cli_progress *p);
 
 /* Sizes: "1.5 GiB" into buf. */
 const char *cli_size(char *buf, size_t len, double bytes);
-/* Parse "64M", "1G", "4096" (binary units); returns false on junk. */
-bool cli_parse_size(const char *s, uint64_t *out);
+/*
+ * Numeric arguments (num.h says what is accepted). Parse @s, the argument
+ * @what ("SIZE", "--limit") of command @cmd, as @kind within [@min, @max].
+ * On failure print "cow CMD: bad WHAT 'S': why" and return false; the
+ * caller then exits with EXIT_USAGE.
+ */
+bool cli_arg_num(const char *cmd, const char *what, const char *s, enum cli_num_kind kind,
+		 uint64_t min, uint64_t max, uint64_t *out);
+/* Sizes and offsets in bytes, 0 to 2^64-1. */
+static inline bool cli_arg_bytes(const char *cmd, const char *what, const char *s, uint64_t *out)
+{
+	return cli_arg_num(cmd, what, s, CLI_NUM_BYTES, 0, UINT64_MAX, out);
+}
+/*
+ * A decimal such as "0.5", kept as an integer times 10^@decimals, within
+ * [@min, @max] (scaled too); @range says the bounds in words for the message.
+ */
+bool cli_arg_fixed(const char *cmd, const char *what, const char *s, unsigned decimals,
+		   uint64_t min, uint64_t max, const char *range, uint64_t *out);
 
 #endif

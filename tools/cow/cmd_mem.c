@@ -95,11 +95,13 @@ static int mem_snapshot(int argc, char **argv)
 	bool json = false, compare = true;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_parse_size(argv[++i], &d.size) || d.size < (1u << 20))
-				return cli_usage("mem", "bad --size '%s' (at least 1M)", argv[i]);
+			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
+					 UINT64_MAX, &d.size))
+				return EXIT_USAGE;
 		} else if (strcmp(argv[i], "--buffer") == 0 && i + 1 < argc) {
-			if (!cli_parse_size(argv[++i], &d.buffer) || d.buffer < 4096)
-				return cli_usage("mem", "bad --buffer '%s'", argv[i]);
+			if (!cli_arg_num("mem", "--buffer", argv[++i], CLI_NUM_BYTES, 4096,
+					 UINT64_MAX, &d.buffer))
+				return EXIT_USAGE;
 		} else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
 			if (!parse_backend(argv[++i], &d.backend))
 				return cli_usage("mem", "unknown backend '%s'", argv[i]);
@@ -175,12 +177,15 @@ static int mem_checkpoint(int argc, char **argv)
 	cow_mem_backend b = COW_MEM_AUTO;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_parse_size(argv[++i], &size) || size < (1u << 20))
-				return cli_usage("mem", "bad --size '%s'", argv[i]);
+			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
+					 UINT64_MAX, &size))
+				return EXIT_USAGE;
 		} else if (strcmp(argv[i], "--dirty") == 0 && i + 1 < argc) {
-			pct = atof(argv[++i]);
-			if (pct < 0 || pct > 100)
-				return cli_usage("mem", "--dirty takes a percentage");
+			uint64_t millionths;
+			if (!cli_arg_fixed("mem", "--dirty", argv[++i], 6, 0, 100000000,
+					   "a percentage from 0 to 100", &millionths))
+				return EXIT_USAGE;
+			pct = (double)millionths / 1e6;
 		} else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
 			if (!parse_backend(argv[++i], &b))
 				return cli_usage("mem", "unknown backend '%s'", argv[i]);
@@ -238,8 +243,9 @@ static int mem_restore(int argc, char **argv)
 	uint64_t size = 1ull << 30;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_parse_size(argv[++i], &size) || size < (1u << 20))
-				return cli_usage("mem", "bad --size '%s'", argv[i]);
+			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
+					 UINT64_MAX, &size))
+				return EXIT_USAGE;
 		} else {
 			return cli_usage("mem", "unknown argument '%s'", argv[i]);
 		}

@@ -355,7 +355,6 @@ static int run_share(int argc, char **argv)
 		return cli_fail(COW_ENOMEM, "share");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		char *end;
 		if (strcmp(a, "--children") == 0) {
 			o.flags |= COW_SHARE_CHILDREN;
 		} else if (strcmp(a, "--json") == 0) {
@@ -365,22 +364,26 @@ static int run_share(int argc, char **argv)
 		} else if (strcmp(a, "--smaps-only") == 0) {
 			o.flags |= COW_SHARE_SMAPS_ONLY;
 		} else if (strcmp(a, "--watch") == 0 && i + 1 < argc) {
-			o.watch = strtod(argv[++i], &end);
-			if (*end || !(o.watch > 0) || o.watch > 86400) {
-				ret = cli_usage("share", "bad --watch '%s' (seconds, > 0)",
-						argv[i]);
+			uint64_t ns;
+			if (!cli_arg_fixed("share", "--watch", argv[++i], 9, 1,
+					   86400ull * 1000000000,
+					   "seconds, more than 0 and at most 86400", &ns)) {
+				ret = EXIT_USAGE;
 				goto out;
 			}
+			o.watch = (double)ns / 1e9;
 		} else if (strcmp(a, "--count") == 0 && i + 1 < argc) {
-			o.count = strtol(argv[++i], &end, 10);
-			if (*end || o.count <= 0) {
-				ret = cli_usage("share", "bad --count '%s'", argv[i]);
+			uint64_t n;
+			if (!cli_arg_num("share", "--count", argv[++i], CLI_NUM_COUNT, 1, LONG_MAX,
+					 &n)) {
+				ret = EXIT_USAGE;
 				goto out;
 			}
+			o.count = (long)n;
 		} else {
-			errno = 0;
-			long pid = strtol(a, &end, 10);
-			if (*a == 0 || *end || errno || pid <= 0 || pid > INT_MAX) {
+			uint64_t pid;
+			if (cli_num_parse(a, CLI_NUM_COUNT, INT_MAX, &pid) != CLI_NUM_OK ||
+			    pid == 0) {
 				ret = cli_usage("share", "'%s' is not a PID or an option", a);
 				goto out;
 			}

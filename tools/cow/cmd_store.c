@@ -15,18 +15,6 @@
 #include "cli.h"
 #include "cow/store.h"
 
-static int open_store(const char *cmd, unsigned flags, cow_store **s)
-{
-	const char *path = cli_store_path();
-	if (!path)
-		return cli_usage(cmd, "no store: give -s STORE or set COW_STORE");
-	cow_store_options o = {flags};
-	int rc = cow_store_open(path, &o, s);
-	if (rc)
-		return cli_fail(rc, "cannot open store %s", path);
-	return 0;
-}
-
 /* Open STORE, begin a transaction and open map @name in it. */
 static int open_map(const char *cmd, const char *name, bool write, cow_store **s, cow_txn **t,
 		    cow_map **m)
@@ -75,7 +63,7 @@ static int cmd_init(int argc, char **argv)
 	cow_store_options o = {COW_STORE_CREATE | COW_STORE_EXCL};
 	int rc = cow_store_open(path, &o, &s);
 	if (rc)
-		return cli_fail(rc, "cannot create store %s", path);
+		return cli_fail(rc, "%s: cannot create store", path);
 	cow_store_close(s);
 	printf("created store %s\n", path);
 	return EXIT_OK;
@@ -235,10 +223,9 @@ static int cmd_scan(int argc, char **argv)
 		else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
 			prefix = argv[++i];
 		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-			char *end;
-			limit = strtoull(argv[++i], &end, 10);
-			if (*end || !*argv[i])
-				return cli_usage("scan", "bad --limit '%s'", argv[i]);
+			if (!cli_arg_num("scan", "--limit", argv[++i], CLI_NUM_COUNT, 0, UINT64_MAX,
+					 &limit))
+				return EXIT_USAGE;
 		} else if (!name && argv[i][0] != '-')
 			name = argv[i];
 		else
@@ -289,6 +276,18 @@ static int cmd_scan(int argc, char **argv)
 	return ex;
 }
 
+/* The value of a hex digit, or -1 (strtol would take " f", "+f" and "-1"). */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Undo put_escaped in place; returns the new length or -1 on a bad escape. */
 static long unescape(char *p, size_t n)
 {
@@ -305,14 +304,11 @@ static long unescape(char *p, size_t n)
 		case 'n': p[o++] = '\n'; break;
 		case '\\': p[o++] = '\\'; break;
 		case 'x': {
-			if (i + 2 >= n)
+			int hi = i + 2 < n ? hex_digit(p[i + 1]) : -1;
+			int lo = i + 2 < n ? hex_digit(p[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
 				return -1;
-			char hex[3] = {p[i + 1], p[i + 2], 0};
-			char *end;
-			long v = strtol(hex, &end, 16);
-			if (*end)
-				return -1;
-			p[o++] = (char)v;
+			p[o++] = (char)(hi << 4 | lo);
 			i += 2;
 			break;
 		}
@@ -375,35 +371,45 @@ static int cmd_load(int argc, char **argv)
 	return ex;
 }
 
+/* A byte count, or "unknown" / null when @known is false. */
+static const char *figure(char *buf, size_t len, bool known, uint64_t v, bool json)
+{
+	if (!known)
+		snprintf(buf, len, "%s", json ? "null" : "unknown (needs write access)");
+	else if (json)
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+	else
+		cli_size(buf, len, (double)v);
+	return buf;
+}
+
 static int cmd_stat(int argc, char **argv)
 {
 	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
 	if (argc != 1 && !json)
 		return cli_usage("stat", "expected: cow stat [--json]");
-	cow_store *s;
-	int ex = open_store("stat", 0, &s);
+	cow_store_stats st;
+	bool space;
+	int ex = cli_stat("stat", &st, &space);
 	if (ex)
 		return ex;
-	cow_store_stats st;
-	int rc = cow_store_stat(s, &st);
-	cow_store_close(s);
-	if (rc)
-		return cli_fail(rc, "%s: stat", cli_store_path());
+	char a[32], b[32], c[32], d[32];
 	if (json) {
-		printf("{\"generation\": %llu, \"file_bytes\": %llu, \"used_bytes\": %llu, "
-		       "\"pending_bytes\": %llu, \"free_bytes\": %llu, \"readers\": %llu}\n",
+		printf("{\"generation\": %llu, \"file_bytes\": %llu, \"used_bytes\": %s, "
+		       "\"pending_bytes\": %s, \"free_bytes\": %s, \"readers\": %llu}\n",
 		       (unsigned long long)st.gen, (unsigned long long)st.file_bytes,
-		       (unsigned long long)st.used_bytes, (unsigned long long)st.pending_bytes,
-		       (unsigned long long)st.free_bytes, (unsigned long long)st.readers);
+		       figure(b, sizeof(b), space, st.used_bytes, true),
+		       figure(c, sizeof(c), space, st.pending_bytes, true),
+		       figure(d, sizeof(d), space, st.free_bytes, true),
+		       (unsigned long long)st.readers);
 		return EXIT_OK;
 	}
-	char a[32], b[32], c[32], d[32];
 	printf("generation  %llu\nfile        %s\nused        %s\npending     %s\nfree        %s\n"
 	       "readers     %llu\n",
 	       (unsigned long long)st.gen, cli_size(a, sizeof(a), (double)st.file_bytes),
-	       cli_size(b, sizeof(b), (double)st.used_bytes),
-	       cli_size(c, sizeof(c), (double)st.pending_bytes),
-	       cli_size(d, sizeof(d), (double)st.free_bytes), (unsigned long long)st.readers);
+	       figure(b, sizeof(b), space, st.used_bytes, false),
+	       figure(c, sizeof(c), space, st.pending_bytes, false),
+	       figure(d, sizeof(d), space, st.free_bytes, false), (unsigned long long)st.readers);
 	return EXIT_OK;
 }
 

@@ -27,11 +27,6 @@ static int end(cow_store *s, cow_txn *t, int rc, const char *what, const char *n
 	return ex;
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	return cli_parse_size(s, out);
-}
-
 static int cmd_vol(int argc, char **argv)
 {
 	if (argc < 3)
@@ -42,8 +37,10 @@ static int cmd_vol(int argc, char **argv)
 	int ex, rc;
 	uint64_t a = 0, b = 0;
 	if (strcmp(sub, "create") == 0 || strcmp(sub, "resize") == 0) {
-		if (argc != 4 || !parse_u64(argv[3], &a))
+		if (argc != 4)
 			return cli_usage("vol", "expected: cow vol %s NAME SIZE", sub);
+		if (!cli_arg_bytes("vol", "SIZE", argv[3], &a))
+			return EXIT_USAGE;
 		if ((ex = cli_begin("vol", true, &s, &t)))
 			return ex;
 		if (sub[0] == 'c') {
@@ -57,8 +54,10 @@ static int cmd_vol(int argc, char **argv)
 		return end(s, t, rc, sub[0] == 'c' ? "create volume" : "resize volume", name);
 	}
 	if (strcmp(sub, "write") == 0) {
-		if (argc != 4 || !parse_u64(argv[3], &a))
+		if (argc != 4)
 			return cli_usage("vol", "expected: cow vol write NAME OFFSET < DATA");
+		if (!cli_arg_bytes("vol", "OFFSET", argv[3], &a))
+			return EXIT_USAGE;
 		if ((ex = cli_begin("vol", true, &s, &t)))
 			return ex;
 		cow_vol *v;
@@ -67,6 +66,10 @@ static int cmd_vol(int argc, char **argv)
 		size_t n;
 		uint64_t total = 0;
 		while (rc == 0 && (n = fread(buf, 1, sizeof(buf), stdin)) > 0) {
+			if (n > UINT64_MAX - a - total) { /* past 2^64: no volume is that big */
+				rc = COW_ERANGE;
+				break;
+			}
 			rc = cow_vol_pwrite(v, buf, n, a + total);
 			total += n;
 		}
@@ -79,8 +82,14 @@ static int cmd_vol(int argc, char **argv)
 		return ex;
 	}
 	if (strcmp(sub, "read") == 0) {
-		if (argc != 5 || !parse_u64(argv[3], &a) || !parse_u64(argv[4], &b))
+		if (argc != 5)
 			return cli_usage("vol", "expected: cow vol read NAME OFFSET LENGTH > DATA");
+		if (!cli_arg_bytes("vol", "OFFSET", argv[3], &a) ||
+		    !cli_arg_bytes("vol", "LENGTH", argv[4], &b))
+			return EXIT_USAGE;
+		if (b > UINT64_MAX - a)
+			return cli_usage("vol", "OFFSET %llu + LENGTH %llu is past 2^64-1",
+					 (unsigned long long)a, (unsigned long long)b);
 		if ((ex = cli_begin("vol", false, &s, &t)))
 			return ex;
 		cow_vol *v;
@@ -294,15 +303,17 @@ static int cmd_du(int argc, char **argv)
 	int ex = run_list("du", &o);
 	if (ex || o.json || o.only)
 		return ex;
-	cow_store *s;
-	if (cow_store_open(cli_store_path(), NULL, &s) != 0)
-		return EXIT_FAIL;
 	cow_store_stats st;
-	int rc = cow_store_stat(s, &st);
-	cow_store_close(s);
-	if (rc)
-		return cli_fail(rc, "%s: stat", cli_store_path());
+	bool space;
+	ex = cli_stat("du", &st, &space);
+	if (ex)
+		return ex;
 	char a[32], b[32], c[32], d[32];
+	if (!space) {
+		printf("\nstore: file %s (used, pending and free need write access)\n",
+		       cli_size(a, sizeof(a), (double)st.file_bytes));
+		return EXIT_OK;
+	}
 	printf("\nstore: file %s, used %s, pending %s, free %s\n",
 	       cli_size(a, sizeof(a), (double)st.file_bytes),
 	       cli_size(b, sizeof(b), (double)st.used_bytes),
@@ -484,7 +495,12 @@ const struct cli_cmd cli_version_cmds[] = {
 	 "  cow vol create NAME SIZE         a new volume of SIZE bytes (64M, 16T, ...)\n"
 	 "  cow vol write NAME OFFSET < DATA write stdin at OFFSET, in one transaction\n"
 	 "  cow vol read NAME OFFSET LENGTH  write LENGTH bytes to stdout (holes are zeros)\n"
-	 "  cow vol resize NAME SIZE         grow with zeros or shrink\n"},
+	 "  cow vol resize NAME SIZE         grow with zeros or shrink\n"
+	 "\n"
+	 "SIZE, OFFSET and LENGTH are whole numbers of bytes in decimal, optionally\n"
+	 "followed by K, M, G, T, P or E (powers of 1024; KiB, MiB, ... say the same)\n"
+	 "or kB, MB, GB, TB, PB, EB (powers of 1000). 4K is 4096, 4kB is 4000.\n"
+	 "No fractions, exponents, signs or hex; at most 2^64-1.\n"},
 	{"snapshot", cmd_snapshot, "NAME@SNAP | @SNAP",
 	 "a read-only version of one object, or of every object at once (O(1))", NULL},
 	{"clone", cmd_clone, "NAME@SNAP NEWNAME", "a writable copy of a snapshot (O(1))", NULL},

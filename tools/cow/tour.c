@@ -2,6 +2,7 @@
  * `cow tour`: the main job. Walks every row of the design's feature table on
  * a store in a scratch folder and prints what each step measured.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,15 +57,17 @@ static int run_tour(int argc, char **argv)
 			t.quick = true;
 			t.size = 32ull << 20;
 		} else if (strcmp(argv[i], "--step") == 0 && i + 1 < argc) {
-			char *end;
-			only = strtol(argv[++i], &end, 10);
-			if (*end || only < 1)
-				return cli_usage("tour", "bad --step '%s'", argv[i]);
+			uint64_t n;
+			if (!cli_arg_num("tour", "--step", argv[++i], CLI_NUM_COUNT, 1, LONG_MAX,
+					 &n))
+				return EXIT_USAGE;
+			only = (long)n;
 		} else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
 			t.dir = argv[++i];
 		} else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_parse_size(argv[++i], &t.size) || t.size < (1u << 20))
-				return cli_usage("tour", "bad --size '%s' (at least 1M)", argv[i]);
+			if (!cli_arg_num("tour", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
+					 UINT64_MAX, &t.size))
+				return EXIT_USAGE;
 		} else {
 			return cli_usage("tour", "unknown argument '%s'", argv[i]);
 		}
