@@ -31,3 +31,7 @@ set_tests_properties(cli_damaged PROPERTIES LABELS unit TIMEOUT 120)
 add_test(NAME cli_readonly COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_readonly.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_readonly PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)
+
+add_test(NAME cli_pipes COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_pipes.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_pipes PROPERTIES LABELS unit TIMEOUT 300)
