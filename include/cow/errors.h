@@ -6,6 +6,11 @@
  * caller may compare against either. cowkit's own conditions live in a band
  * below -1000 that no errno value reaches. Codes and messages come from the
  * one list below; cow_strerror() and cow_errname() read it.
+ *
+ * Two codes mean "not there", for a reason: COW_ENOENT is the file system's
+ * (the store file or a file to import is missing), COW_ENOTFOUND the
+ * store's (a key, an object, a snapshot). The first is about the machine,
+ * the second about the data, and scripts often treat them differently.
  */
 #ifndef COW_ERRORS_H
 #define COW_ERRORS_H
@@ -30,6 +35,8 @@ extern "C" {
 	X(EIO, -EIO, "input/output error")                                                 \
 	X(EBADF, -EBADF, "bad file descriptor")                                            \
 	X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                             \
+	X(EEXIST, -EEXIST, "already exists")                                               \
+	X(EBUSY, -EBUSY, "in use: other objects or handles depend on it")                  \
 	X(EDEADLK, -EDEADLK, "this thread already holds the write transaction")            \
 	X(ENOMEM, -ENOMEM, "out of memory")                                                \
 	X(EACCES, -EACCES, "permission denied")                                            \
@@ -46,8 +53,6 @@ extern "C" {
 	X(ECORRUPT, -1001, "store data is corrupt (checksum or structure mismatch)")        \
 	X(EFORMAT, -1002, "not a cowkit store, or a format version this build cannot read") \
 	X(ENOTFOUND, -1003, "not found")                                                   \
-	X(EEXIST, -1004, "already exists")                                                 \
-	X(EBUSY, -1005, "in use: other objects or handles depend on it")                   \
 	X(EREADONLY, -1006, "read-only: a snapshot or a read transaction")                 \
 	X(ETXNERR, -1007, "transaction failed earlier; it can only be aborted")            \
 	X(ETOOBIG, -1008, "key or value too large")                                        \

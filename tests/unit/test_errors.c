@@ -10,7 +10,12 @@ int main(void)
 	CHECK_EQ(COW_ENOSPC, -ENOSPC);
 	CHECK_EQ(COW_EIO, -EIO);
 	CHECK_EQ(COW_ENOMEM, -ENOMEM);
-	int own[] = {COW_ECORRUPT, COW_EFORMAT, COW_ENOTFOUND, COW_EEXIST, COW_EBUSY,
+	/* Codes named after an errno are that errno, so rc == -EEXIST works. */
+	CHECK_EQ(COW_EEXIST, -EEXIST);
+	CHECK_EQ(COW_EBUSY, -EBUSY);
+	CHECK_EQ(COW_EDEADLK, -EDEADLK);
+	CHECK_EQ(COW_ENOENT, -ENOENT);
+	int own[] = {COW_ECORRUPT, COW_EFORMAT, COW_ENOTFOUND,
 		     COW_EREADONLY, COW_ETXNERR, COW_ETOOBIG, COW_ETYPE, COW_EMISMATCH,
 		     COW_ELOCKED, COW_EINTERNAL};
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
