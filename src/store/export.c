@@ -144,7 +144,7 @@ int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st,
 		progress(progress_ctx, size, size);
 	st->bytes = size;
 	st->hole_bytes = size - st->cloned_bytes - st->copied_bytes;
-	return cow__txn_fail(t, rc);
+	return rc;
 }
 
 int cow_vol_import(cow_txn *t, const char *name, int fd, uint64_t *bytes,
@@ -182,5 +182,5 @@ int cow_vol_import(cow_txn *t, const char *name, int fd, uint64_t *bytes,
 	cow__free(buf);
 	if (rc == 0 && bytes)
 		*bytes = off;
-	return cow__txn_fail(t, rc);
+	return cow__txn_poison(t, rc); /* the volume exists, half-filled */
 }

@@ -51,17 +51,7 @@ int cow__catalog_put(cow_txn *t, const char *name, const struct cow__obj *o)
 {
 	uint8_t rec[CAT_FIXED + COW_FULLNAME_MAX];
 	size_t len = cow__obj_encode(o, rec);
-	return cow__btree_put(&t->tx, &t->catalog, name, strlen(name), rec, len);
-}
-
-/* A hard error inside a write transaction: only abort remains. */
-int cow__txn_fail(cow_txn *t, int rc)
-{
-	if (rc && rc != COW_ENOTFOUND && rc != COW_EINVAL && rc != COW_EEXIST && rc != COW_ETYPE &&
-	    rc != COW_EREADONLY && rc != COW_ETOOBIG && rc != COW_EBUSY && rc != COW_ERANGE &&
-	    t->write && !t->err)
-		t->err = rc;
-	return rc;
+	return cow__txn_poison(t, cow__btree_put(&t->tx, &t->catalog, name, strlen(name), rec, len));
 }
 
 cow_map *cow__obj_find(cow_txn *t, const char *name)
@@ -79,7 +69,7 @@ int cow__obj_flush(cow_map *m)
 	cow_txn *t = m->txn;
 	int rc = cow__btree_finalize(&t->tx, &m->tree);
 	if (rc)
-		return rc;
+		return cow__txn_poison(t, rc);
 	m->rec.root = m->tree.root;
 	m->rec.blocks = (uint64_t)m->tree.blocks;
 	m->rec.shared_gen = m->tree.shared_gen;
@@ -110,7 +100,7 @@ int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out)
 	struct cow__obj o = {0};
 	rc = cow__catalog_get(t, name, &o);
 	if (rc)
-		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+		return rc;
 	if (type && o.type != type)
 		return COW_ETYPE;
 	m = cow__calloc(1, sizeof(*m));
@@ -145,11 +135,11 @@ int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count)
 	if (rc == 0)
 		return COW_EEXIST;
 	if (rc != COW_ENOTFOUND)
-		return cow__txn_fail(t, rc);
+		return rc;
 	o = (struct cow__obj){
 		.type = type, .id = t->s->next_id++, .count = count, .created = t->tx.gen};
 	cow__guid(o.guid);
-	return cow__txn_fail(t, cow__catalog_put(t, name, &o));
+	return cow__catalog_put(t, name, &o);
 }
 
 int cow_map_create(cow_txn *t, const char *name)
@@ -194,7 +184,7 @@ int cow_map_get(cow_map *m, const void *key, size_t klen, cow_buf *val)
 		return rc;
 	if (!val || klen == 0 || klen > COW_KEY_MAX)
 		return COW_EINVAL;
-	return cow__txn_fail(m->txn, cow__btree_get(&m->txn->tx, &m->tree, key, klen, val));
+	return cow__btree_get(&m->txn->tx, &m->tree, key, klen, val);
 }
 
 int cow_map_put(cow_map *m, const void *key, size_t klen, const void *val, size_t vlen)
@@ -204,8 +194,8 @@ int cow_map_put(cow_map *m, const void *key, size_t klen, const void *val, size_
 		return rc;
 	if (klen == 0 || klen > COW_KEY_MAX || (!val && vlen))
 		return COW_EINVAL;
-	return cow__txn_fail(m->txn,
-			     cow__btree_put(&m->txn->tx, &m->tree, key, klen, val ? val : "", vlen));
+	return cow__txn_poison(m->txn,
+			       cow__btree_put(&m->txn->tx, &m->tree, key, klen, val ? val : "", vlen));
 }
 
 int cow_map_del(cow_map *m, const void *key, size_t klen)
@@ -215,7 +205,8 @@ int cow_map_del(cow_map *m, const void *key, size_t klen)
 		return rc;
 	if (klen == 0 || klen > COW_KEY_MAX)
 		return COW_EINVAL;
-	return cow__txn_fail(m->txn, cow__btree_del(&m->txn->tx, &m->tree, key, klen));
+	rc = cow__btree_del(&m->txn->tx, &m->tree, key, klen);
+	return rc == COW_ENOTFOUND ? rc : cow__txn_poison(m->txn, rc); /* absent: nothing changed */
 }
 
 uint64_t cow_map_count(const cow_map *m)

@@ -574,6 +574,13 @@ int cow__txn_check(const cow_txn *t, bool write)
 	return t->err ? COW_ETXNERR : 0;
 }
 
+int cow__txn_poison(cow_txn *t, int rc)
+{
+	if (rc && t->write && !t->err)
+		t->err = rc;
+	return rc;
+}
+
 /*
  * Bring this process's writer state to the newest commit, which may be
  * another process's, or a complete commit whose writer was killed before it

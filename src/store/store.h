@@ -170,7 +170,13 @@ struct cow_txn {
 int cow__name_check(const char *name, bool snapshot_ok, size_t *len);
 int cow__catalog_get(cow_txn *t, const char *name, struct cow__obj *o);
 int cow__catalog_put(cow_txn *t, const char *name, const struct cow__obj *o);
-int cow__txn_fail(cow_txn *t, int rc);
+/*
+ * A mutation of @t failed part-way (@rc != 0): the transaction may hold half
+ * of it, so only abort is allowed from now on (COW_ETXNERR). Called exactly
+ * where state changes fail, never for a refusal made before changing
+ * anything. Returns @rc.
+ */
+int cow__txn_poison(cow_txn *t, int rc);
 /*
  * Can @t be used (@write: for changes)? COW_EINVAL for NULL, an ended
  * transaction or one begun before fork(); COW_EREADONLY; COW_ETXNERR.

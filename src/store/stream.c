@@ -471,5 +471,5 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 		snprintf(snapshot_out, snapshot_len, "%s", full);
 out:
 	XXH3_freeState(in.h);
-	return cow__txn_fail(t, rc);
+	return cow__txn_poison(t, rc);
 }

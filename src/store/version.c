@@ -96,7 +96,7 @@ static int snapshot_one(cow_txn *t, const char *obj, const char *snap)
 	s.origin[0] = 0;
 	cow__guid(s.guid);
 	if (s.root.addr && (rc = cow__ref_inc(&t->tx, s.root.addr)))
-		return rc;
+		return cow__txn_poison(t, rc);
 	/* From now on the object's blocks may be shared: its writes must look. */
 	m->tree.shared_gen = m->rec.shared_gen = t->tx.gen;
 	m->tree.mods++;
@@ -140,16 +140,19 @@ int cow_snapshot(cow_txn *t, const char *snapshot)
 			int r = cow__catalog_get(t, full, &x);
 			rc = r == 0 ? COW_EEXIST : r == COW_ENOTFOUND ? 0 : r;
 		}
-		for (size_t i = 0; rc == 0 && i < ns.n; i++)
+		for (size_t i = 0; rc == 0 && i < ns.n; i++) {
 			rc = snapshot_one(t, ns.v[i], snapshot + 1);
+			if (rc && i > 0) /* some are taken: all or nothing */
+				cow__txn_poison(t, rc);
+		}
 		cow__free(ns.v);
-		return cow__txn_fail(t, rc);
+		return rc;
 	}
 	char obj[COW_NAME_MAX + 1];
 	const char *snap;
 	if ((rc = split_name(snapshot, obj, &snap)))
 		return rc;
-	return cow__txn_fail(t, snapshot_one(t, obj, snap));
+	return snapshot_one(t, obj, snap);
 }
 
 /* ---- clone, rollback ---- */
@@ -169,9 +172,9 @@ int cow_clone(cow_txn *t, const char *snapshot, const char *newname)
 	if (rc == 0)
 		return COW_EEXIST;
 	if (rc != COW_ENOTFOUND)
-		return cow__txn_fail(t, rc);
+		return rc;
 	if ((rc = cow__catalog_get(t, snapshot, &s)))
-		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+		return rc;
 	c = s;
 	c.flags = 0;
 	c.id = t->s->next_id++;
@@ -179,8 +182,8 @@ int cow_clone(cow_txn *t, const char *snapshot, const char *newname)
 	memcpy(c.origin, snapshot, strlen(snapshot) + 1);
 	cow__guid(c.guid);
 	if (c.root.addr && (rc = cow__ref_inc(&t->tx, c.root.addr)))
-		return cow__txn_fail(t, rc);
-	return cow__txn_fail(t, cow__catalog_put(t, newname, &c));
+		return cow__txn_poison(t, rc);
+	return cow__catalog_put(t, newname, &c);
 }
 
 int cow_rollback(cow_txn *t, const char *snapshot)
@@ -194,7 +197,7 @@ int cow_rollback(cow_txn *t, const char *snapshot)
 		return rc;
 	struct cow__obj s = {0};
 	if ((rc = cow__catalog_get(t, snapshot, &s)))
-		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+		return rc;
 	cow_map *m;
 	if ((rc = cow__obj_open(t, obj, s.type, &m)))
 		return rc;
@@ -202,7 +205,7 @@ int cow_rollback(cow_txn *t, const char *snapshot)
 	if (rc == 0 && s.root.addr)
 		rc = cow__ref_inc(&t->tx, s.root.addr);
 	if (rc)
-		return cow__txn_fail(t, rc);
+		return cow__txn_poison(t, rc);
 	m->tree.root = s.root;
 	m->tree.blocks = (int64_t)s.blocks;
 	m->tree.count = s.type == OBJ_MAP ? s.count : 0;
@@ -258,10 +261,10 @@ static int destroy_one(cow_txn *t, const char *name)
 	struct cow__tree tree = {.root = o.root, .shared_gen = o.shared_gen};
 	rc = cow__btree_destroy(&t->tx, m ? &m->tree : &tree);
 	if (rc)
-		return rc;
+		return cow__txn_poison(t, rc);
 	if (m)
 		m->dropped = true;
-	return cow__btree_del(&t->tx, &t->catalog, name, strlen(name));
+	return cow__txn_poison(t, cow__btree_del(&t->tx, &t->catalog, name, strlen(name)));
 }
 
 int cow_destroy(cow_txn *t, const char *name, unsigned flags)
@@ -274,7 +277,8 @@ int cow_destroy(cow_txn *t, const char *name, unsigned flags)
 		return rc;
 	struct cow__obj o = {0};
 	if ((rc = cow__catalog_get(t, name, &o)))
-		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+		return rc;
+	size_t gone = 0; /* snapshots destroyed: after one, all or nothing */
 	if (!(o.flags & OBJF_SNAPSHOT)) {
 		char prefix[COW_NAME_MAX + 2];
 		snprintf(prefix, sizeof(prefix), "%s@", name);
@@ -295,12 +299,14 @@ int cow_destroy(cow_txn *t, const char *name, unsigned flags)
 			char full[COW_FULLNAME_MAX + 2];
 			snprintf(full, sizeof(full), "%s@%s", name, ns.v[i]);
 			rc = destroy_one(t, full);
+			gone += rc == 0;
 		}
 		cow__free(ns.v);
 		if (rc)
-			return cow__txn_fail(t, rc);
+			return gone ? cow__txn_poison(t, rc) : rc;
 	}
-	return cow__txn_fail(t, destroy_one(t, name));
+	rc = destroy_one(t, name);
+	return gone ? cow__txn_poison(t, rc) : rc;
 }
 
 /* ---- promote ---- */
@@ -384,7 +390,7 @@ int cow_promote(cow_txn *t, const char *name)
 	memcpy(origin, c.origin, sizeof(origin));
 	if ((rc = split_name(origin, obj, &snap)) || (rc = cow__catalog_get(t, origin, &s)) ||
 	    (rc = cow__catalog_get(t, obj, &o)))
-		return rc == COW_ENOTFOUND ? rc : cow__txn_fail(t, rc);
+		return rc;
 
 	struct moved mv = {.from = obj, .to = name, .upto = s.id};
 	char prefix[COW_NAME_MAX + 2];
@@ -401,6 +407,7 @@ int cow_promote(cow_txn *t, const char *name)
 	if (rc == 0)
 		rc = catalog_each(t, NULL, collect_fix, &fx);
 	/* Move the snapshots, then repoint the clones that hung on them. */
+	bool changed = rc == 0; /* from here on a failure leaves half a promote */
 	for (size_t i = 0; rc == 0 && i < mv.snaps.n; i++) {
 		char src[COW_FULLNAME_MAX + 2], dst[COW_FULLNAME_MAX + 2];
 		snprintf(src, sizeof(src), "%s@%s", obj, mv.snaps.v[i]);
@@ -435,7 +442,7 @@ int cow_promote(cow_txn *t, const char *name)
 	}
 	cow__free(mv.snaps.v);
 	cow__free(fx.who.v);
-	return cow__txn_fail(t, rc);
+	return changed ? cow__txn_poison(t, rc) : rc;
 }
 
 /* ---- figures ---- */

@@ -76,7 +76,7 @@ int cow_vol_pread(cow_vol *v, void *buf, size_t len, uint64_t off)
 		if (rc)                               /* is not read (nor its damage reported) */
 			break;
 		if (kb.len != 8)
-			return cow__txn_fail(v->m.txn, COW_CORRUPT(0, "bad volume block map key"));
+			return COW_CORRUPT(0, "bad volume block map key");
 		uint64_t b = cow__be64(kb.data);
 		if (b > last)
 			break;
@@ -84,13 +84,13 @@ int cow_vol_pread(cow_vol *v, void *buf, size_t len, uint64_t off)
 		if (rc)
 			break;
 		if (vb.len != COW_BLOCK_SIZE)
-			return cow__txn_fail(v->m.txn, COW_CORRUPT(0, "bad volume block map entry"));
+			return COW_CORRUPT(0, "bad volume block map entry");
 		uint64_t bstart = b << COW_BLOCK_SHIFT;
 		uint64_t from = COW_MAX(bstart, off), to = COW_MIN(bstart + COW_BLOCK_SIZE, off + len);
 		memcpy(out + (from - off), (const uint8_t *)vb.data + (from - bstart), to - from);
 		rc = cow__cursor_next(&c);
 	}
-	return rc == COW_ENOTFOUND ? 0 : cow__txn_fail(v->m.txn, rc);
+	return rc == COW_ENOTFOUND ? 0 : rc;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -144,7 +144,7 @@ int cow_vol_pwrite(cow_vol *v, const void *buf, size_t len, uint64_t off)
 		off += n;
 		len -= n;
 	}
-	return cow__txn_fail(v->m.txn, rc);
+	return cow__txn_poison(v->m.txn, rc);
 }
 
 /* Drop every block in [first, last]. */
@@ -195,7 +195,7 @@ int cow_vol_punch(cow_vol *v, uint64_t off, uint64_t len)
 		return rc;
 	if (z > a)
 		rc = drop_blocks(v, a >> COW_BLOCK_SHIFT, (z >> COW_BLOCK_SHIFT) - 1);
-	return cow__txn_fail(v->m.txn, rc);
+	return cow__txn_poison(v->m.txn, rc);
 }
 
 int cow_vol_resize(cow_vol *v, uint64_t size)
@@ -219,7 +219,7 @@ int cow_vol_resize(cow_vol *v, uint64_t size)
 		uint64_t firstdrop = (size + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
 		rc = drop_blocks(v, firstdrop, UINT64_MAX >> COW_BLOCK_SHIFT);
 		if (rc)
-			return cow__txn_fail(v->m.txn, rc);
+			return cow__txn_poison(v->m.txn, rc);
 	}
 	v->m.rec.count = size;
 	v->m.tree.mods++; /* the record changed: write it at commit */

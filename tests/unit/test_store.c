@@ -262,10 +262,65 @@ static void test_large_values(void)
 	cow_store_close(s);
 }
 
+/*
+ * A refusal made before anything changes leaves the transaction usable; a
+ * mutation that fails part-way poisons it, so only abort remains.
+ */
+static void test_poison(void)
+{
+	const char *path = check_path("poison.cow");
+	cow_store *s = open_store(path, COW_STORE_CREATE);
+	cow_txn *t;
+	cow_map *m;
+	CHECK_OK(cow_txn_begin(s, 0, &t));
+	CHECK_OK(cow_map_create(t, "m"));
+	CHECK_OK(cow_map_open(t, "m", &m));
+	put_str(m, "a", "1");
+	CHECK_OK(cow_snapshot(t, "m@s"));
+	/* Refusals: the transaction goes on. */
+	CHECK_RC(cow_map_put(m, "", 0, "x", 1), COW_EINVAL);
+	CHECK_RC(cow_map_del(m, "nope", 4), COW_ENOTFOUND);
+	CHECK_RC(cow_map_create(t, "m"), COW_EEXIST);
+	CHECK_RC(cow_snapshot(t, "m@s"), COW_EEXIST);
+	CHECK_RC(cow_clone(t, "m@s", "m"), COW_EEXIST);
+	CHECK_RC(cow_clone(t, "m@nope", "c"), COW_ENOTFOUND);
+	CHECK_RC(cow_destroy(t, "m", 0), COW_EBUSY); /* has a snapshot */
+	CHECK_RC(cow_destroy(t, "nope", 0), COW_ENOTFOUND);
+	put_str(m, "b", "2");
+	CHECK_OK(cow_txn_commit(t));
+
+	/* A put whose allocation fails half-way: poisoned. */
+	CHECK_OK(cow_txn_begin(s, 0, &t));
+	CHECK_OK(cow_map_open(t, "m", &m));
+	int rc = 0;
+	char big[3000];
+	memset(big, 'v', sizeof(big));
+	for (int i = 0; rc == 0 && i < 1000; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%04d", i);
+		if (i == 500)
+			check_alloc_fail_at(1, 1);
+		rc = cow_map_put(m, k, strlen(k), big, sizeof(big));
+	}
+	check_alloc_fail_at(0, 0);
+	CHECK_RC(rc, COW_ENOMEM);
+	CHECK_RC(cow_map_put(m, "c", 1, "3", 1), COW_ETXNERR);
+	cow_buf v;
+	CHECK_RC(cow_map_get(m, "a", 1, &v), COW_ETXNERR);
+	CHECK_RC(cow_txn_commit(t), COW_ETXNERR);
+	CHECK_OK(cow_txn_begin(s, COW_TXN_RDONLY, &t));
+	CHECK_OK(cow_map_open(t, "m", &m));
+	CHECK_EQ(cow_map_count(m), 2); /* nothing of the failed transaction */
+	cow_txn_abort(t);
+	CHECK_OK(cow__store_check(s));
+	cow_store_close(s);
+}
+
 int main(void)
 {
 	test_basic();
 	test_many_and_cursors();
 	test_large_values();
+	test_poison();
 	return 0;
 }
