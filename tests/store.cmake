@@ -32,3 +32,4 @@ add_test(NAME unit_store_pidns COMMAND unit_store_trust pidns)
 add_test(NAME unit_store_otheruid COMMAND unit_store_trust otheruid)
 set_tests_properties(unit_store_pidns unit_store_otheruid PROPERTIES LABELS "unit;concurrent"
 	TIMEOUT 120 SKIP_RETURN_CODE 77 ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
+cow_test(unit_log SOURCES unit/test_log.c LABELS unit)

@@ -17,6 +17,7 @@
 
 #include "cow/visibility.h"
 #include "cow/errors.h"
+#include "cow/base.h"
 #include "cow/store.h"
 #include "cow/mem.h"
 #include "cow/share.h"
@@ -25,37 +26,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define COW_VERSION_MAJOR 0
-#define COW_VERSION_MINOR 1
-#define COW_VERSION_PATCH 0
-
-/* cow_version - the library's version as "MAJOR.MINOR.PATCH"; static string. */
-COW_API const char *cow_version(void);
-
-/*
- * The allocation hook. Every allocation the library makes goes through
- * realloc(ctx, ptr, size) with C realloc semantics: ptr == NULL allocates,
- * size == 0 frees ptr and returns NULL, otherwise resizes. Returning NULL for
- * a nonzero size means out of memory: the calling cowkit function then fails
- * with COW_ENOMEM and leaves its objects as they were.
- */
-typedef struct cow_allocator {
-	void *(*realloc)(void *ctx, void *ptr, size_t size);
-	void *ctx;
-} cow_allocator;
-
-/*
- * cow_set_allocator - route the library's allocations through @a.
- *
- * @a: the hook; NULL restores the C library's realloc/free. The struct is
- *     copied.
- *
- * Not thread-safe: call it before any other cowkit call, or when no cowkit
- * object allocated under the previous hook is still alive (memory is freed
- * through the hook that is current at the time of the free).
- */
-COW_API void cow_set_allocator(const cow_allocator *a);
 
 #ifdef __cplusplus
 }

@@ -63,6 +63,7 @@
 
 #include "cow/visibility.h"
 #include "cow/errors.h"
+#include "cow/base.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,11 +75,6 @@ typedef struct cow_map cow_map;
 typedef struct cow_vol cow_vol;
 typedef struct cow_cursor cow_cursor;
 
-/* A byte string returned by the store: points into the store, see each call. */
-typedef struct cow_buf {
-	const void *data;
-	size_t len;
-} cow_buf;
 
 /* Flags for cow_store_options.flags. */
 enum {

@@ -3,15 +3,16 @@
  * one hook, error reporting, byte-order helpers, small utilities. Nothing
  * here knows about stores, memory regions or processes.
  */
-#ifndef COW_BASE_H
-#define COW_BASE_H
+#ifndef COW_BASE_INT_H
+#define COW_BASE_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "cow/cow.h"
+#include "cow/base.h"
+#include "cow/errors.h"
 
 /* Allocation. All library memory comes from here; see cow_set_allocator(). */
 void *cow__malloc(size_t size);
@@ -28,10 +29,12 @@ void *cow__memdup(const void *p, size_t size);
 int cow__grow(void **arr, size_t *cap, size_t need, size_t elem);
 
 /*
- * Diagnostics. The library is quiet unless something is wrong: corruption
- * and internal errors are logged (stderr by default, or $COW_LOG=off).
+ * Diagnostics, through the log hook (cow_set_log). The library is quiet
+ * unless something is wrong: cow__log for warnings (misuse, a fallback, a
+ * repair), cow__log_error for damage and failures.
  */
 void cow__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cow__log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * COW_CORRUPT(blk, why): log where corruption was detected and evaluate to

@@ -1,4 +1,5 @@
-/* Diagnostics: quiet by default, loud about corruption. */
+/* Diagnostics: through the log hook (cow_set_log), stderr by default. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,17 +8,55 @@
 
 #include "base/base.h"
 
-void cow__log(const char *fmt, ...)
+static cow_log_fn log_fn;
+static void *log_ctx;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static bool quiet;
+
+static void read_env(void)
 {
 	const char *env = getenv("COW_LOG");
-	if (env && strcmp(env, "off") == 0)
-		return;
+	quiet = env && strcmp(env, "off") == 0;
+}
+
+static void to_stderr(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	pthread_once(&env_once, read_env);
+	if (!quiet && level <= COW_LOG_WARN)
+		fprintf(stderr, "cowkit: %s\n", msg);
+}
+
+void cow_set_log(cow_log_fn fn, void *ctx)
+{
+	log_fn = fn;
+	log_ctx = ctx;
+}
+
+static void vlog(int level, const char *fmt, va_list ap)
+{
 	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (log_fn)
+		log_fn(log_ctx, level, buf);
+	else
+		to_stderr(NULL, level, buf);
+}
+
+void cow__log(const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vlog(COW_LOG_WARN, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "cowkit: %s\n", buf);
+}
+
+void cow__log_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(COW_LOG_ERROR, fmt, ap);
+	va_end(ap);
 }
 
 static _Thread_local uint64_t last_blk;
@@ -36,7 +75,7 @@ int cow__corrupt(const char *file, int line, uint64_t blk, const char *why)
 {
 	last_blk = blk;
 	last_why = why;
-	cow__log("corruption detected at block %llu: %s (%s:%d)", (unsigned long long)blk, why,
+	cow__log_error("corruption detected at block %llu: %s (%s:%d)", (unsigned long long)blk, why,
 		 file, line);
 	return COW_ECORRUPT;
 }

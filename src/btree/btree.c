@@ -42,7 +42,7 @@ int cow__node_get(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t *
 			return COW_CORRUPT(p->addr, "cell offset out of range");
 		const uint8_t *c = n + off;
 		size_t klen = n_kind(n) == N_LEAF ? leaf_klen(c) : br_klen(c);
-		if (klen > COW_KEY_MAX || off + cell_size(n, c) > COW_BLOCK_SIZE)
+		if (klen > COW_BTREE_KEY_MAX || off + cell_size(n, c) > COW_BLOCK_SIZE)
 			return COW_CORRUPT(p->addr, "cell out of range");
 	}
 	*out = n;
@@ -315,7 +315,7 @@ static void node_remove(uint8_t *b, unsigned i)
 struct split {
 	bool happened;
 	struct cow__bptr right;
-	uint8_t key[COW_KEY_MAX];
+	uint8_t key[COW_BTREE_KEY_MAX];
 	size_t klen;
 };
 
@@ -429,7 +429,7 @@ static int ins(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 	cow__bptr_store(c + 2, &child); /* the child may have moved even on error */
 	if (rc || !csp.happened)
 		return rc;
-	uint8_t nc[2 + COW_BPTR_SIZE + COW_KEY_MAX];
+	uint8_t nc[2 + COW_BPTR_SIZE + COW_BTREE_KEY_MAX];
 	size_t nlen = make_branch_cell(nc, csp.key, csp.klen, &csp.right);
 	if (node_insert(b, i + 1, nc, nlen))
 		return 0;
@@ -439,9 +439,9 @@ static int ins(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
 		   const void *val, size_t vlen)
 {
-	if (klen == 0 || klen > COW_KEY_MAX)
+	if (klen == 0 || klen > COW_BTREE_KEY_MAX)
 		return COW_EINVAL;
-	if (vlen > COW_VALUE_MAX)
+	if (vlen > COW_BTREE_VALUE_MAX)
 		return COW_ETOOBIG;
 	uint8_t cell[COW_CELL_MAX];
 	size_t clen;
@@ -499,7 +499,7 @@ int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 		rc = node_new(tx, t, N_BRANCH, level, &nr, &b);
 		if (rc)
 			goto out;
-		uint8_t c0[2 + COW_BPTR_SIZE], c1[2 + COW_BPTR_SIZE + COW_KEY_MAX];
+		uint8_t c0[2 + COW_BPTR_SIZE], c1[2 + COW_BPTR_SIZE + COW_BTREE_KEY_MAX];
 		size_t l0 = make_branch_cell(c0, "", 0, &t->root);
 		size_t l1 = make_branch_cell(c1, sp.key, sp.klen, &sp.right);
 		node_insert(b, 0, c0, l0);
@@ -598,7 +598,7 @@ static int del(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 
 int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen)
 {
-	if (klen == 0 || klen > COW_KEY_MAX)
+	if (klen == 0 || klen > COW_BTREE_KEY_MAX)
 		return COW_EINVAL;
 	/* Look first, so a missing key copies nothing. */
 	cow_buf v;

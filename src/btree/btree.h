@@ -16,7 +16,11 @@
 #include <stdint.h>
 
 #include "block/block.h"
-#include "cow/store.h"
+#include "cow/base.h"
+
+/* Limits of the node format (the store's public COW_KEY_MAX and COW_VALUE_MAX). */
+#define COW_BTREE_KEY_MAX   1024u
+#define COW_BTREE_VALUE_MAX 0xffffffffu
 
 struct cow__tree;
 struct cow__refdelta;
@@ -127,7 +131,7 @@ struct cow__cursor {
 		int idx;
 	} path[COW_BTREE_MAXDEPTH];
 	uint64_t mods;
-	uint8_t key[COW_KEY_MAX]; /* copy of the current key, to re-seek */
+	uint8_t key[COW_BTREE_KEY_MAX]; /* copy of the current key, to re-seek */
 	size_t klen;
 };
 

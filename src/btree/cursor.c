@@ -173,7 +173,7 @@ int cow__cursor_seek(struct cow__cursor *c, const void *key, size_t klen)
 /* After a change through the transaction, find our place again by key. */
 static int resync(struct cow__cursor *c, int dir)
 {
-	uint8_t key[COW_KEY_MAX];
+	uint8_t key[COW_BTREE_KEY_MAX];
 	size_t klen = c->klen;
 	memcpy(key, c->key, klen);
 	int rc = cow__cursor_seek(c, key, klen);
@@ -216,7 +216,7 @@ int cow__cursor_get(struct cow__cursor *c, cow_buf *key, cow_buf *val)
 		return COW_ENOTFOUND;
 	if (c->mods != c->tree->mods) {
 		/* Re-find the current key; if it was deleted, the cursor has no entry. */
-		uint8_t k[COW_KEY_MAX];
+		uint8_t k[COW_BTREE_KEY_MAX];
 		size_t klen = c->klen;
 		memcpy(k, c->key, klen);
 		int rc = cow__cursor_seek(c, k, klen);

@@ -19,6 +19,9 @@
 #include "base/base.h"
 #include "store/store.h"
 
+_Static_assert(COW_KEY_MAX == COW_BTREE_KEY_MAX, "the node format bounds keys");
+_Static_assert(COW_VALUE_MAX == COW_BTREE_VALUE_MAX, "the node format bounds values");
+
 /* ---- catalog records ---- */
 
 int cow__obj_decode(const uint8_t *v, size_t len, struct cow__obj *o)

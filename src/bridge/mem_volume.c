@@ -1,7 +1,13 @@
 /*
+ * bridge: the one place where two faces meet. Every other layer includes
+ * only what lies below it (io -> block -> btree -> store; mem, share and rcu
+ * beside store); code that needs two faces lives here and uses each
+ * through its own interface.
+ *
  * Checkpoints into the store: a sink that turns each image into a version of
  * a store volume (a snapshot sharing unchanged blocks with the previous
- * one), and restore from such a version. Uses only the store's public API.
+ * one), and restore from such a version. Uses only the store's public API
+ * and mem's sink interface.
  */
 #include <stdio.h>
 #include <stdlib.h>
