@@ -26,3 +26,5 @@ cow_test(crash_versions SOURCES crash/test_crash_versions.c lib/faultio.c LABELS
 	ARGS 200)
 cow_test(crash_versions_long SOURCES crash/test_crash_versions.c lib/faultio.c LABELS crash long
 	TIMEOUT 3600 ARGS 4000)
+# The space map is not a single point of failure: damage each of its blocks.
+cow_test(unit_space_repair SOURCES unit/test_space_repair.c LABELS unit crash TIMEOUT 300)

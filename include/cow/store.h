@@ -431,13 +431,14 @@ typedef struct cow_fsck_report {
 } cow_fsck_report;
 
 enum {
-	COW_FSCK_SCRUB = 1u << 0, /* checksums only: no writer lock, no space-map check */
+	COW_FSCK_SCRUB = 1u << 0, /* checksums only: no writer lock, no space-map accounting */
 };
 
 /*
  * cow_store_fsck - verify the store: every block's checksum (each shared
- * block once), every tree's structure, and (unless SCRUB) every reference
- * count and the space map against a walk of all trees. Each problem is
+ * block once; the space map's blocks too, reported as object "(space map)"),
+ * every tree's structure, and (unless SCRUB) every reference count and the
+ * space map against a walk of all trees. Each problem is
  * passed to @fn (may be NULL) with the object and key or offset it affects.
  * Returns 0 when clean, COW_ECORRUPT when problems were found, or another
  * error when the check could not run. Takes the writer lock unless SCRUB.
@@ -446,6 +447,22 @@ enum {
 COW_API int cow_store_fsck(cow_store *s, unsigned flags,
 			   int (*fn)(void *ctx, const cow_fsck_problem *p), void *ctx,
 			   cow_fsck_report *report, cow_progress_fn progress, void *progress_ctx);
+
+/*
+ * cow_store_repair - rebuild the space map (which blocks are free) from a
+ * walk of every tree, and commit a generation that records it afresh. Use
+ * it when cow_store_fsck reports damage to "(space map)": the trees do not
+ * depend on the space map, so nothing is lost; readers never need it, and a
+ * writer that finds it damaged rebuilds it by itself, so this only makes
+ * the repair durable now. Blocks no tree reaches stay reserved until every
+ * read transaction that began before the repair has ended. Damage to a tree
+ * is not repaired. Takes the writer lock (waits for it, as cow_txn_begin
+ * does). Returns 0, COW_EREADONLY (a read-only store), COW_ECORRUPT (a tree
+ * is damaged: nothing is changed), COW_ENOSPC, COW_ENOMEM, COW_EIO, or
+ * another error of cow_txn_begin and cow_txn_commit. Any thread; concurrent
+ * calls take turns, as write transactions do.
+ */
+COW_API int cow_store_repair(cow_store *s);
 
 /*
  * cow_store_list - call @fn for every object and snapshot in the catalog, in

@@ -93,16 +93,15 @@ int cow__store_verify_sb(struct cow__bs *bs, const struct cow__sb *sb)
 	struct cow__walk wr = {.min_birth = sb->synced};
 	if (rc == 0)
 		rc = cow__btree_walk(tx, &refs, &wr);
-	if (rc == 0)
-		rc = cow__bs_verify_space(bs, sb);
+	/* Not the space chains: a damaged one is rebuilt by the writer (repair.c). */
 	cow__free(tx);
 	return rc;
 }
 
 /*
  * Choose the superblock to open at: newest first, the first whose new blocks
- * all verify. With @load, also load the space map from it (which verifies
- * the space chains and makes the state durable).
+ * all verify. With @load, also load the space map from it (rebuilt from
+ * the trees if its chains are damaged) and make the state durable.
  */
 static int recover(struct cow__bs *bs, bool load, struct cow__sb *out, int *out_slot)
 {
@@ -120,8 +119,17 @@ static int recover(struct cow__bs *bs, bool load, struct cow__sb *out, int *out_
 		if (!valid[i])
 			continue;
 		rc = cow__store_verify_sb(bs, &sb[i]);
-		if (rc == 0 && load)
-			rc = cow__bs_load(bs, &sb[i], i);
+		if (rc == 0 && load && (rc = cow__bs_load(bs, &sb[i], i)) == COW_ECORRUPT) {
+			/*
+			 * The trees verify, but the space map neither loads nor can be
+			 * rebuilt (old damage to a tree): open for reading; every write
+			 * transaction will fail with COW_ECORRUPT. An older slot would
+			 * hide acknowledged commits, and reaches the same old blocks.
+			 */
+			cow__log("generation %llu: no space map for the writer; writes will fail",
+				 (unsigned long long)sb[i].gen);
+			rc = 0;
+		}
 		if (rc == 0) {
 			*out = sb[i];
 			*out_slot = i;
@@ -256,6 +264,7 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 			  flags & COW_STORE_NOSYNC, &s->bs);
 	if (rc)
 		goto fail;
+	cow__bs_set_walker(s->bs, cow__store_space_walk, NULL);
 	bool alone;
 	rc = cow__lock_open(path, &s->lk, &alone);
 	if (rc)
