@@ -16,3 +16,7 @@ set_tests_properties(cli_reflink PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_
 add_test(NAME cli_errors COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_errors.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_errors PROPERTIES LABELS unit TIMEOUT 120)
+
+add_test(NAME cli_space_repair COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_space_repair.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_space_repair PROPERTIES LABELS unit TIMEOUT 120)
