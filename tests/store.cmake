@@ -28,3 +28,5 @@ cow_test(crash_versions_long SOURCES crash/test_crash_versions.c lib/faultio.c L
 	TIMEOUT 3600 ARGS 4000)
 # The space map is not a single point of failure: damage each of its blocks.
 cow_test(unit_space_repair SOURCES unit/test_space_repair.c LABELS unit crash TIMEOUT 300)
+# Full disks: growth that fails part-way (odd-sized files), truncated stores.
+cow_test(unit_full_disk SOURCES unit/test_full_disk.c lib/faultio.c LABELS unit crash TIMEOUT 300)
