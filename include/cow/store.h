@@ -83,11 +83,14 @@ typedef struct cow_store_options {
  * @out:  receives the handle, to be closed with cow_store_close().
  *
  * Opening recovers from any crash: the first process to open the store picks
- * the newest commit whose blocks all verify (docs/FORMAT.md section 7); later
+ * the newest commit whose tree blocks all verify (docs/FORMAT.md section 7;
+ * a damaged space map does not count: the writer rebuilds it); later
  * openers join the state the lock file publishes, and the next write
  * transaction adopts any newer complete commit a killed writer left behind. Errors: COW_ENOENT (no store and no
  * CREATE), COW_EEXIST (CREATE|EXCL and it exists), COW_EFORMAT (not a cowkit
- * store, or a newer format), COW_ECORRUPT (no commit verifies), COW_ENOMEM,
+ * store, or a newer format), COW_ECORRUPT (no commit verifies, both
+ * superblocks are damaged, or the file is shorter than the newest commit
+ * needs; a tail shorter than a block is ignored), COW_ENOMEM,
  * and -errno from the file system (COW_EACCES, COW_EIO, ...).
  */
 COW_API int cow_store_open(const char *path, const cow_store_options *opts, cow_store **out);
