@@ -35,3 +35,13 @@ set_tests_properties(cli_readonly PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN
 add_test(NAME cli_pipes COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_pipes.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_pipes PROPERTIES LABELS unit TIMEOUT 300)
+add_test(NAME cli_space_repair COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_space_repair.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_space_repair PROPERTIES LABELS unit TIMEOUT 120)
+
+# A real full disk: a loop-mounted ext4 with 1 KiB blocks (skips unless root
+# may mount loop devices).
+add_test(NAME cli_full_ext4 COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_full_ext4.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_full_ext4 PROPERTIES LABELS "unit;crash" TIMEOUT 300
+	SKIP_RETURN_CODE 77)

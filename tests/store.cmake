@@ -33,3 +33,7 @@ add_test(NAME unit_store_otheruid COMMAND unit_store_trust otheruid)
 set_tests_properties(unit_store_pidns unit_store_otheruid PROPERTIES LABELS "unit;concurrent"
 	TIMEOUT 120 SKIP_RETURN_CODE 77 ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
 cow_test(unit_log SOURCES unit/test_log.c LABELS unit)
+# The space map is not a single point of failure: damage each of its blocks.
+cow_test(unit_space_repair SOURCES unit/test_space_repair.c LABELS unit crash TIMEOUT 300)
+# Full disks: growth that fails part-way (odd-sized files), truncated stores.
+cow_test(unit_full_disk SOURCES unit/test_full_disk.c lib/faultio.c LABELS unit crash TIMEOUT 300)

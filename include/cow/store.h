@@ -100,16 +100,18 @@ typedef struct cow_store_options {
  * @opts: flags; NULL means none (open an existing store, durable commits).
  * @out:  receives the handle, to be closed with cow_store_close().
  *
- * Opening recovers from any crash: it picks the newest commit whose blocks
- * all verify (docs/FORMAT.md section 7), takes no lock (except to create a
- * store) and, with RDONLY, needs only read access and creates nothing. A
- * commit that a killed writer completed in the page cache is seen at once.
+ * Opening recovers from any crash: it picks the newest commit whose tree
+ * blocks all verify (docs/FORMAT.md section 7; a damaged space map does not
+ * count: the writer rebuilds it), takes no lock (except to create a store)
+ * and, with RDONLY, needs only read access and creates nothing. A commit
+ * that a killed writer completed in the page cache is seen at once.
  * Errors: COW_ENOENT (no store and no CREATE), COW_EEXIST (CREATE|EXCL and
  * it exists), COW_EFORMAT (not a cowkit store, or a newer format),
- * COW_ECORRUPT (a store, but no commit verifies: both superblocks damaged,
- * or the file truncated), COW_ENOMEM, COW_EAGAIN (the superblocks kept
- * changing under a busy writer: try again), and -errno from the file system
- * (COW_EACCES, COW_EIO, ...).
+ * COW_ECORRUPT (a store, but no commit verifies, both superblocks are
+ * damaged, or the file is shorter than the newest commit needs; a tail
+ * shorter than a block is ignored), COW_ENOMEM, COW_EAGAIN (the superblocks
+ * kept changing under a busy writer: try again), and -errno from the file
+ * system (COW_EACCES, COW_EIO, ...).
  */
 COW_API int cow_store_open(const char *path, const cow_store_options *opts, cow_store **out);
 
@@ -455,21 +457,40 @@ typedef struct cow_fsck_report {
 } cow_fsck_report;
 
 enum {
-	COW_FSCK_SCRUB = 1u << 0, /* checksums only: no writer lock, no space-map check */
+	COW_FSCK_SCRUB = 1u << 0, /* checksums only: no space-map accounting */
 };
 
 /*
  * cow_store_fsck - verify the store: every block's checksum (each shared
- * block once), every tree's structure, and (unless SCRUB) every reference
- * count and the space map against a walk of all trees. Each problem is
+ * block once; the space map's blocks too, reported as object "(space map)"),
+ * every tree's structure, and (unless SCRUB) every reference count and the
+ * space map against a walk of all trees. Each problem is
  * passed to @fn (may be NULL) with the object and key or offset it affects.
  * Returns 0 when clean, COW_ECORRUPT when problems were found, or another
- * error when the check could not run. Takes the writer lock unless SCRUB.
+ * error when the check could not run. Takes no lock and needs only read
+ * access: it checks the newest generation in a read transaction while
+ * writers in other processes go on (this process's writers wait).
  * @progress (may be NULL) hears of blocks verified against the store's blocks.
  */
 COW_API int cow_store_fsck(cow_store *s, unsigned flags,
 			   int (*fn)(void *ctx, const cow_fsck_problem *p), void *ctx,
 			   cow_fsck_report *report, cow_progress_fn progress, void *progress_ctx);
+
+/*
+ * cow_store_repair - rebuild the space map (which blocks are free) from a
+ * walk of every tree, and commit a generation that records it afresh. Use
+ * it when cow_store_fsck reports damage to "(space map)": the trees do not
+ * depend on the space map, so nothing is lost; readers never need it, and a
+ * writer that finds it damaged rebuilds it by itself, so this only makes
+ * the repair durable now. Blocks no tree reaches stay reserved until every
+ * read transaction that began before the repair has ended. Damage to a tree
+ * is not repaired. Takes the writer lock (waits for it, as cow_txn_begin
+ * does). Returns 0, COW_EREADONLY (a read-only store), COW_ECORRUPT (a tree
+ * is damaged: nothing is changed), COW_ENOSPC, COW_ENOMEM, COW_EIO, or
+ * another error of cow_txn_begin and cow_txn_commit. Any thread; concurrent
+ * calls take turns, as write transactions do.
+ */
+COW_API int cow_store_repair(cow_store *s);
 
 /*
  * cow_store_list - call @fn for every object and snapshot in the catalog, in

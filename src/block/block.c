@@ -48,15 +48,11 @@ void cow__sb_encode(const struct cow__sb *sb, uint8_t *b)
 	cow__put64(b + 4088, cow__csum(b, 4088));
 }
 
-/* 1 valid, 0 not a superblock at all (zeros), COW_EFORMAT other version, -1 damaged. */
+/* 1 valid, 0 not a superblock at all, COW_EFORMAT other version, -1 damaged. */
 static int sb_decode(const uint8_t *b, struct cow__sb *sb)
 {
-	if (memcmp(b, sb_magic, 8) != 0) {
-		for (size_t i = 0; i < COW_BLOCK_SIZE; i++)
-			if (b[i])
-				return -1;
+	if (memcmp(b, sb_magic, 8) != 0)
 		return 0;
-	}
 	if (cow__le64(b + 4088) != cow__csum(b, 4088))
 		return -1;
 	if (cow__le32(b + 8) != 1 || cow__le32(b + 12) != COW_BLOCK_SIZE)
@@ -81,7 +77,7 @@ static int sb_decode(const uint8_t *b, struct cow__sb *sb)
 int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2])
 {
 	uint8_t buf[COW_BLOCK_SIZE];
-	int format_err = 0;
+	int format_err = 0, damaged = 0;
 	for (int i = 0; i < 2; i++) {
 		int rc = bs->io->ops->pread(bs->io, buf, COW_BLOCK_SIZE, (uint64_t)i * COW_BLOCK_SIZE);
 		if (rc)
@@ -90,9 +86,13 @@ int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2])
 		valid[i] = rc == 1;
 		if (rc == COW_EFORMAT)
 			format_err = rc;
+		damaged += rc == -1;
 	}
 	if (!valid[0] && !valid[1] && format_err)
 		return format_err;
+	/* A store's superblocks, both damaged: not "not a store". */
+	if (!valid[0] && !valid[1] && damaged)
+		return COW_CORRUPT(0, "both superblocks are damaged");
 	return 0;
 }
 
@@ -208,10 +208,12 @@ int cow__bs_open(const char *path, bool create, bool rdonly, bool nosync, struct
 	rc = bs->io->ops->size(bs->io, &size);
 	if (rc)
 		goto fail;
-	if (size % COW_BLOCK_SIZE) {
-		rc = COW_EFORMAT;
-		goto fail;
-	}
+	/*
+	 * A tail that is not a whole block (growth that failed part-way, as
+	 * fallocate on a full file system with small blocks does) holds nothing:
+	 * every use of the size rounds it down to whole blocks, and growth
+	 * allocates from wherever the file ends (FORMAT.md section 1).
+	 */
 	uint8_t *base;
 	uint64_t res;
 	rc = reserve(size >> COW_BLOCK_SHIFT, &base, &res);

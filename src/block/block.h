@@ -132,6 +132,11 @@ struct cow__bs {
 	struct cow__chainblk *chain; /* base + log blocks reachable from sb */
 	size_t nchain, cap_chain;
 	uint64_t base_blocks;
+	bool need_base; /* rebuilt from the trees: the next commit writes a new base */
+
+	/* How to walk the trees when the space map must be rebuilt (the store's). */
+	int (*walk)(void *ctx, struct cow__bs *bs, const struct cow__sb *sb);
+	void *walk_ctx;
 
 	/* Dirty blocks of the running transaction (open addressing on addr). */
 	struct cow__dirty *dirty;
@@ -181,8 +186,52 @@ int cow__bs_slot_load(struct cow__bs *bs, int i, struct cow__sb *sb, uint64_t ra
  */
 int cow__bs_load(struct cow__bs *bs, const struct cow__sb *sb, int slot);
 
-/* Verify the space-map blocks of @sb born after sb->synced (recovery). */
-int cow__bs_verify_space(struct cow__bs *bs, const struct cow__sb *sb);
+/*
+ * Scrub @sb's space chains (base, then log): read every block and verify it
+ * against its pointer and its header, whatever the verified-block cache
+ * says. @fn(ctx, addr, rc) hears of each block, rc 0 when it checks out or
+ * COW_ECORRUPT; a damaged block ends its chain, since its `next` cannot be
+ * trusted. A nonzero return from @fn stops the scrub. Any thread (reads
+ * only); the chains of a generation a read transaction is pinned at stay
+ * readable until it ends. Returns @fn's nonzero return, an error that is not
+ * corruption (reported to @fn first), or 0.
+ */
+int cow__bs_scrub_space(struct cow__bs *bs, const struct cow__sb *sb,
+			int (*fn)(void *ctx, uint64_t addr, int rc), void *ctx);
+
+/*
+ * ---- rebuilding the space map (FORMAT.md section 6, "Rebuild") ----
+ *
+ * The block layer cannot read trees, so the store lends it a walker:
+ * @walk(ctx, bs, sb) must call cow__bs_mark for every block reachable from
+ * @sb's trees (catalog, objects, refs tree) and return 0, or an error. Set
+ * once, right after cow__bs_open. With a walker set, cow__bs_load rebuilds
+ * the map (cow__bs_rebuild) when the chains fail to load with COW_ECORRUPT;
+ * without one it returns that error.
+ */
+void cow__bs_set_walker(struct cow__bs *bs,
+			int (*walk)(void *ctx, struct cow__bs *bs, const struct cow__sb *sb),
+			void *ctx);
+
+/*
+ * For the walker: blocks @addr .. @addr + @nblk - 1 are reachable. Returns 1
+ * when @addr was marked already (a shared subtree: the walker need not
+ * descend again), 0 when newly marked, COW_ECORRUPT for a range outside the
+ * store.
+ */
+int cow__bs_mark(struct cow__bs *bs, uint64_t addr, uint64_t nblk);
+
+/*
+ * Make the writer state for @sb (in @slot) from a walk of its trees instead
+ * of its space chains: reachable blocks are in use; every other block below
+ * sb->nblocks (the old chains among them) is pending with birth 1 and freed
+ * = the generation of the write transaction that rebuilds (sb->gen + 1 when
+ * none is running), so a reader pinned at any older generation, whose roots
+ * the writer does not know, keeps what it sees. The next commit writes a
+ * fresh base. Called in a running write transaction (that has made no
+ * change yet) it rebuilds for that transaction. Logs that it happened.
+ */
+int cow__bs_rebuild(struct cow__bs *bs, const struct cow__sb *sb, int slot);
 
 /* Initialize a brand-new store's writer state (before its first commit). */
 int cow__bs_format(struct cow__bs *bs);

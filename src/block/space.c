@@ -388,6 +388,8 @@ void cow__space_release(struct cow__bs *bs)
 	bs->npending = bs->nstuck = bs->ncarry = bs->nevents = bs->nchain = bs->cap_chain = 0;
 	bs->nstuck_readers = bs->cap_stuck_readers = 0;
 	bs->dirty_cap = bs->ndirty = 0;
+	bs->used = bs->hint = 0; /* they count bits of the bitmap just freed */
+	bs->need_base = false;
 	bs->loaded = false;
 }
 
@@ -441,29 +443,42 @@ static int read_chain(struct cow__bs *bs, struct cow__bptr head, uint64_t nblock
 	return 0;
 }
 
-/* Verify the blocks of one chain born after @synced (newest first: stop at the first older). */
-static int verify_chain(struct cow__bs *bs, struct cow__bptr head, uint64_t nblocks,
-			uint64_t synced)
+/* Scrub one chain from @head: base chains hold bitmap and pending blocks, the log log blocks. */
+static int scrub_chain(struct cow__bs *bs, struct cow__bptr head, uint64_t nblocks, bool log,
+		       int (*fn)(void *ctx, uint64_t addr, int rc), void *ctx)
 {
-	for (uint64_t n = 0; head.addr && head.birth > synced; n++) {
-		if (n > nblocks)
-			return COW_CORRUPT(head.addr, "space-map chain loops");
+	for (uint64_t n = 0; head.addr; n++) {
+		struct cow__bptr at = head;
 		const uint8_t *b;
-		int rc = cow__bs_read(bs, COW_READ_VERIFY, nblocks, &head, COW_BLOCK_SIZE, &b, NULL);
-		int kind;
-		uint32_t count;
+		int kind = 0;
+		uint32_t count = 0;
+		int rc = n > nblocks ? COW_CORRUPT(at.addr, "space-map chain loops")
+				     : cow__bs_read(bs, COW_READ_VERIFY, nblocks, &at,
+						    COW_BLOCK_SIZE, &b, NULL);
 		if (rc == 0)
-			rc = hdr_check(b, &head, &kind, &count, &head);
+			rc = hdr_check(b, &at, &kind, &count, &head);
+		if (rc == 0 &&
+		    (log ? kind != SPACE_LOG : kind != SPACE_BITMAP && kind != SPACE_PENDING))
+			rc = COW_CORRUPT(at.addr, "unexpected block in a space-map chain");
+		uint32_t max = kind == SPACE_BITMAP    ? COW_BITMAP_BITS
+			       : kind == SPACE_PENDING ? COW_PEND_PER_BLOCK
+						       : COW_EV_PER_BLOCK;
+		if (rc == 0 && count > max)
+			rc = COW_CORRUPT(at.addr, "space-map block overfull");
+		int stop = fn(ctx, at.addr, rc);
+		if (stop)
+			return stop;
 		if (rc)
-			return rc;
+			return rc == COW_ECORRUPT ? 0 : rc;
 	}
 	return 0;
 }
 
-int cow__bs_verify_space(struct cow__bs *bs, const struct cow__sb *sb)
+int cow__bs_scrub_space(struct cow__bs *bs, const struct cow__sb *sb,
+			int (*fn)(void *ctx, uint64_t addr, int rc), void *ctx)
 {
-	int rc = verify_chain(bs, sb->space_base, sb->nblocks, sb->synced);
-	return rc ? rc : verify_chain(bs, sb->space_log, sb->nblocks, sb->synced);
+	int rc = scrub_chain(bs, sb->space_base, sb->nblocks, false, fn, ctx);
+	return rc ? rc : scrub_chain(bs, sb->space_log, sb->nblocks, true, fn, ctx);
 }
 
 static int chain_push(struct cow__bs *bs, uint64_t addr, uint64_t birth)
@@ -558,7 +573,8 @@ static int replay(struct cow__bs *bs, const uint8_t *b, const struct cow__bptr *
 	return 0;
 }
 
-int cow__bs_load(struct cow__bs *bs, const struct cow__sb *sb, int slot)
+/* cow__bs_load from the chains only. */
+static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 {
 	cow__space_release(bs);
 	bs->txn_gen = 0;
@@ -677,6 +693,100 @@ out:
 	cow__free(blks);
 	cow__free(m.key);
 	cow__free(m.val);
+	if (rc)
+		cow__space_release(bs);
+	return rc;
+}
+
+int cow__bs_load(struct cow__bs *bs, const struct cow__sb *sb, int slot)
+{
+	int rc = load_chains(bs, sb, slot);
+	if (rc != COW_ECORRUPT || !bs->walk)
+		return rc;
+	cow__log("the space map of generation %llu does not load; rebuilding it from the trees",
+		 (unsigned long long)sb->gen);
+	return cow__bs_rebuild(bs, sb, slot);
+}
+
+/* ---- rebuilding from the trees ---- */
+
+void cow__bs_set_walker(struct cow__bs *bs,
+			int (*walk)(void *ctx, struct cow__bs *bs, const struct cow__sb *sb),
+			void *ctx)
+{
+	bs->walk = walk;
+	bs->walk_ctx = ctx;
+}
+
+int cow__bs_mark(struct cow__bs *bs, uint64_t addr, uint64_t nblk)
+{
+	if (addr < 2 || nblk == 0 || addr + nblk > bs->nblocks || addr + nblk < addr)
+		return COW_CORRUPT(addr, "reachable block outside the store");
+	if (bit_test(bs, addr))
+		return 1;
+	bits_set(bs, addr, nblk, true);
+	return 0;
+}
+
+int cow__bs_rebuild(struct cow__bs *bs, const struct cow__sb *sb, int slot)
+{
+	if (!bs->walk)
+		return COW_EINTERNAL;
+	uint64_t txn = bs->txn_gen;
+	uint64_t freed = txn ? txn : sb->gen + 1; /* the transaction that rebuilds */
+	cow__space_release(bs);
+	bs->txn_gen = txn;
+	bs->sb = *sb;
+	bs->sb_slot = slot;
+	bs->nblocks = sb->nblocks;
+	uint64_t size;
+	int rc = bs->io->ops->size(bs->io, &size);
+	if (rc)
+		goto out;
+	bs->file_blocks = size >> COW_BLOCK_SHIFT;
+	if (bs->file_blocks < bs->nblocks) {
+		rc = COW_CORRUPT(bs->nblocks, "store is larger than its file");
+		goto out;
+	}
+	rc = bits_ensure(bs, bs->nblocks);
+	if (rc)
+		goto out;
+	bits_set(bs, 0, 2, true); /* superblocks */
+	rc = bs->walk(bs->walk_ctx, bs, sb);
+	if (rc)
+		goto out;
+	uint64_t reachable = bs->used;
+
+	/*
+	 * Everything else may still be seen by a reader pinned at an older
+	 * generation (whose roots are not known here): pending, as if this
+	 * transaction had freed it, each block born at generation 1 at worst.
+	 */
+	for (uint64_t b = next_free(bs, 2, bs->nblocks); b != UINT64_MAX;
+	     b = next_free(bs, b, bs->nblocks)) {
+		uint64_t e = b + 1;
+		while (e < bs->nblocks && !bit_test(bs, e))
+			e++;
+		rc = push_pend(&bs->pending, &bs->npending, &bs->cap_pending,
+			       (struct cow__pend){b, e - b, 1, freed});
+		if (rc)
+			goto out;
+		bits_set(bs, b, e - b, true);
+		b = e;
+	}
+	rc = bs->io->ops->sync(bs->io);
+	if (rc)
+		goto out;
+	bs->durable = sb->gen;
+	bs->durable_slot = slot;
+	bs->hint = 2;
+	bs->need_base = true;
+	bs->loaded = true;
+	cow__log("space map of generation %llu rebuilt from its trees: %llu blocks reachable, "
+		 "%llu held until readers of older generations end",
+		 (unsigned long long)sb->gen, (unsigned long long)reachable,
+		 (unsigned long long)(bs->used - reachable));
+out:
 	if (rc)
 		cow__space_release(bs);
 	return rc;
@@ -849,13 +959,15 @@ int cow__space_persist(struct cow__bs *bs, struct cow__sb *sb)
 {
 	size_t nrec = bs->ncarry + bs->nevents + 1;
 	uint64_t m = (nrec + COW_EV_PER_BLOCK - 1) / COW_EV_PER_BLOCK;
-	if (!bs->sb.space_base.addr || bs->sb.log_blocks + m > COW_MAX(16, bs->base_blocks))
+	if (bs->need_base || !bs->sb.space_base.addr ||
+	    bs->sb.log_blocks + m > COW_MAX(16, bs->base_blocks))
 		return write_base(bs, sb);
 	return write_log(bs, sb);
 }
 
 void cow__space_committed(struct cow__bs *bs)
 {
+	bs->need_base = false;
 	bs->ncarry = 0;
 	bs->nevents = 0;
 }

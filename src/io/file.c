@@ -1,6 +1,8 @@
 /* The plain file io: pwritev/pread/fdatasync on one descriptor. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -104,12 +106,61 @@ static const struct cow__io_ops file_ops = {
 	.close = file_close,
 };
 
+/* Make the entry of a file just created at @path durable: fsync its directory. */
+static int sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	if (!slash) {
+		snprintf(dir, sizeof(dir), ".");
+	} else if ((size_t)(slash - path) >= sizeof(dir)) {
+		return COW_ENAMETOOLONG;
+	} else {
+		size_t len = slash == path ? 1 : (size_t)(slash - path);
+		memcpy(dir, path, len);
+		dir[len] = 0;
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : -errno; /* EINVAL: cannot sync dirs */
+	close(fd);
+	return rc;
+}
+
+/*
+ * open(2), telling whether O_CREAT created the file (then its directory is
+ * synced, so a crash cannot lose a store whose first commit was acknowledged).
+ */
+static int open_file(const char *path, int flags, int mode)
+{
+	if (!(flags & O_CREAT) || (flags & O_EXCL))
+		return open(path, flags | O_CLOEXEC, mode);
+	for (int tries = 0;; tries++) {
+		int fd = open(path, flags | O_EXCL | O_CLOEXEC, mode);
+		if (fd >= 0) {
+			int rc = sync_dir(path);
+			if (rc) {
+				close(fd);
+				errno = -rc;
+				return -1;
+			}
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -1;
+		fd = open(path, (flags & ~O_CREAT) | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT || tries == 3)
+			return fd; /* (ENOENT: removed in between; try creating again) */
+	}
+}
+
 int cow__io_open_file(const char *path, int flags, int mode, struct cow__io **out)
 {
 	struct cow__io *io = cow__malloc(sizeof(*io));
 	if (!io)
 		return COW_ENOMEM;
-	int fd = open(path, flags | O_CLOEXEC, mode);
+	int fd = open_file(path, flags, mode);
 	if (fd < 0) {
 		int rc = -errno;
 		cow__free(io);

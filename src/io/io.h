@@ -34,7 +34,11 @@ struct cow__io {
 	int fd; /* the file, for the read-only mapping */
 };
 
-/* Open @path with open(2) @flags/@mode as a plain file io. */
+/*
+ * Open @path with open(2) @flags/@mode as a plain file io. When O_CREAT
+ * creates the file, its directory is fsynced before this returns, so the
+ * new file's name is as durable as what is later synced into it.
+ */
 int cow__io_open_file(const char *path, int flags, int mode, struct cow__io **out);
 
 /*

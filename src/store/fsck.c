@@ -50,6 +50,16 @@ static void report(struct fsck *f, const char *obj, uint64_t block, const uint8_
 static void walk(struct fsck *f, const char *obj, bool volume, const struct cow__bptr *p,
 		 const uint8_t *lo, size_t lolen, int depth, bool catalog);
 
+static int space_block(void *ctx, uint64_t addr, int rc)
+{
+	struct fsck *f = ctx;
+	if (rc)
+		report(f, "(space map)", addr, NULL, 0, false, rc);
+	else
+		f->r->blocks++;
+	return f->stop;
+}
+
 static void scan_object(struct fsck *f, const uint8_t *key, size_t klen, const uint8_t *val,
 			size_t vlen, uint64_t block)
 {
@@ -144,6 +154,11 @@ int cow_store_fsck(cow_store *s, unsigned flags, int (*fn)(void *ctx, const cow_
 		walk(&f, "(catalog)", false, &t->catalog.root, NULL, 0, 0, true);
 	if (t->refs.root.addr)
 		walk(&f, "(reference counts)", false, &t->refs.root, NULL, 0, 0, false);
+	if (!f.stop && (rc = cow__store_scrub_space(t, space_block, &f)) && rc != f.stop) {
+		cow__free(f.seen);
+		cow_txn_abort(t);
+		return rc;
+	}
 	cow__free(f.seen);
 	cow_txn_abort(t);
 

@@ -100,8 +100,7 @@ int cow__store_verify_sb(struct cow__bs *bs, const struct cow__sb *sb)
 	struct cow__walk wr = {.min_birth = sb->synced};
 	if (rc == 0)
 		rc = cow__btree_walk(tx, &refs, &wr);
-	if (rc == 0)
-		rc = cow__bs_verify_space(bs, sb);
+	/* Not the space chains: a damaged one is rebuilt by the writer (repair.c). */
 	cow__free(tx);
 	return rc;
 }
@@ -457,6 +456,7 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 			  flags & COW_STORE_NOSYNC, &s->bs);
 	if (rc)
 		goto fail;
+	cow__bs_set_walker(s->bs, cow__store_space_walk, NULL);
 	rc = cow__locks_open(&s->lk, s->path, s->bs->io->fd, rdonly);
 	if (rc)
 		goto fail;
@@ -965,10 +965,49 @@ static int mark_tree(void *ctx, uint64_t addr, uint64_t nblk, uint64_t birth)
 	return rc;
 }
 
+/*
+ * A read transaction, and this process's writer state loaded from its
+ * generation's superblock (so the check needs neither the writer lock nor
+ * write access; writers in other processes go on meanwhile). In-process
+ * writers are held off while the writer state is borrowed.
+ */
+static int check_begin(cow_store *s, cow_txn **out)
+{
+	int rc = writer_acquire(s, false);
+	if (rc)
+		return rc;
+	for (int tries = 0; tries < 100; tries++) {
+		cow_txn *t;
+		rc = cow_txn_begin(s, COW_TXN_RDONLY, &t);
+		if (rc)
+			break;
+		struct slots v;
+		pthread_mutex_lock(&s->known_mu);
+		rc = look(s, &v);
+		pthread_mutex_unlock(&s->known_mu);
+		int i = -1;
+		for (int k = 0; rc == 0 && k < 2; k++)
+			if (v.valid[k] && v.sb[k].gen == t->tx.gen)
+				i = k;
+		if (rc == 0 && i >= 0)
+			rc = cow__bs_load(s->bs, &v.sb[i], i);
+		if (rc == 0 && i >= 0) {
+			*out = t;
+			return 0;
+		}
+		cow_txn_abort(t);
+		if (rc)
+			break;
+		rc = COW_EAGAIN; /* its superblock was overwritten already: a newer one */
+	}
+	writer_release(s);
+	return rc;
+}
+
 int cow__store_check(cow_store *s)
 {
 	cow_txn *t;
-	int rc = cow_txn_begin(s, 0, &t);
+	int rc = check_begin(s, &t);
 	if (rc)
 		return rc;
 	struct cow__bs *bs = s->bs;
@@ -1040,5 +1079,6 @@ out:
 	cow__free(c.refs);
 	cow__free(c.flags);
 	cow_txn_abort(t);
+	writer_release(s);
 	return rc;
 }

@@ -192,15 +192,33 @@ cow_map *cow__obj_find(cow_txn *t, const char *name);
 int cow__obj_flush(cow_map *m);
 
 /*
- * Recovery: does superblock @sb verify (every block born after sb->synced)?
- * 0, COW_ECORRUPT, or another error.
+ * Recovery: does superblock @sb verify (every block of its trees born after
+ * sb->synced; not the space chains, which readers never need)? 0,
+ * COW_ECORRUPT, or another error.
  */
 int cow__store_verify_sb(struct cow__bs *bs, const struct cow__sb *sb);
 
 /*
+ * ---- the space map's repair (repair.c) ----
+ *
+ * cow__store_space_walk is the walker the block layer is given at open
+ * (cow__bs_set_walker): it marks every block @sb's trees reach. Shared
+ * subtrees are walked once; value extents are marked, not read.
+ *
+ * cow__store_scrub_space scrubs the space chains of the generation read
+ * transaction @t is pinned at (cow__bs_scrub_space reports to @fn), if a
+ * superblock slot still holds it; 0 with nothing reported otherwise.
+ */
+int cow__store_space_walk(void *ctx, struct cow__bs *bs, const struct cow__sb *sb);
+int cow__store_scrub_space(cow_txn *t, int (*fn)(void *ctx, uint64_t addr, int rc), void *ctx);
+/* ---- end of repair.c ---- */
+
+/*
  * Debug checker: every tree verifies, and the space map agrees with a walk
  * of everything the newest commit reaches: no block leaked, none used twice,
- * none both reachable and free. Takes the writer lock.
+ * none both reachable and free. Runs in a read transaction with the space
+ * map of its generation loaded (no writer lock, no write access needed);
+ * holds off this process's writers meanwhile.
  */
 int cow__store_check(cow_store *s);
 

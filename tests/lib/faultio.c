@@ -34,6 +34,7 @@ struct fio {
 
 static struct faultio_cfg cfg;
 static long ops;
+static long grows;
 static bool crashed;
 static bool installed;
 
@@ -181,6 +182,22 @@ static int f_grow(struct cow__io *io, uint64_t size)
 	int rc = tick(f);
 	if (rc)
 		return rc;
+	grows++;
+	if (cfg.fail_grow_at &&
+	    (grows == cfg.fail_grow_at || (cfg.persistent && grows > cfg.fail_grow_at))) {
+		uint64_t cur;
+		rc = f->inner->ops->size(f->inner, &cur);
+		if (rc == 0 && cfg.grow_partial && size > cur) {
+			/* Part of the way, ending 1, 2 or 3 KiB into a block. */
+			uint64_t part = ((cur + (size - cur) / 2) & ~4095ull) +
+					1024 * (uint64_t)(1 + grows % 3);
+			if (part <= cur || part >= size)
+				part = cur + 1024 < size ? cur + 1024 : cur;
+			if (part > cur)
+				f->inner->ops->grow(f->inner, part);
+		}
+		return -(cfg.fail_errno ? cfg.fail_errno : ENOSPC);
+	}
 	return f->inner->ops->grow(f->inner, size);
 }
 
@@ -226,6 +243,7 @@ void faultio_install(const struct faultio_cfg *c)
 {
 	cfg = *c;
 	ops = 0;
+	grows = 0;
 	crashed = false;
 	installed = true;
 	cow__io_wrap = wrap;

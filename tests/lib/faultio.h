@@ -8,7 +8,8 @@
  * all, or torn at 512-byte sectors (later writes may land while earlier ones
  * don't: reordering), rewrites the file to that state, and from then on fails
  * every operation with EIO, as a machine that lost power would. It can also
- * fail the N-th operation with EIO or ENOSPC, once or persistently.
+ * fail the N-th operation with EIO or ENOSPC, once or persistently, and fail
+ * the N-th growth of the file with ENOSPC after growing it part-way.
  */
 #ifndef COW_TEST_FAULTIO_H
 #define COW_TEST_FAULTIO_H
@@ -24,6 +25,10 @@ struct faultio_cfg {
 	uint64_t seed;      /* drives the crash's choices */
 	int keep_percent;   /* chance an unsynced write survives whole (default 50) */
 	int tear_percent;   /* chance it is torn (default 25); the rest is dropped */
+	long fail_grow_at;  /* the N-th grow (1-based, counted apart) fails; 0 never */
+	bool grow_partial;  /* a failing grow first extends the file part-way, to a
+			       size that is not a multiple of 4096 (fallocate on a
+			       full ext4 with 1 KiB blocks) */
 };
 
 void faultio_install(const struct faultio_cfg *cfg);

@@ -180,13 +180,20 @@ static int print_problem(void *ctx, const cow_fsck_problem *p)
 
 static int check(const char *cmd, int argc, char **argv, unsigned flags)
 {
-	int json = 0;
-	if (argc > 1 && strcmp(argv[argc - 1], "--json") == 0) {
-		json = 1;
-		argc--;
+	int json = 0, repair = 0;
+	for (int k = 0; k < 2; k++) {
+		if (argc > 1 && strcmp(argv[argc - 1], "--json") == 0) {
+			json = 1;
+			argc--;
+		} else if (argc > 1 && !(flags & COW_FSCK_SCRUB) &&
+			   strcmp(argv[argc - 1], "--repair") == 0) {
+			repair = 1;
+			argc--;
+		}
 	}
 	if (argc > 2)
-		return cli_usage(cmd, "expected: cow %s [STORE] [--json]", cmd);
+		return cli_usage(cmd, "expected: cow %s [STORE]%s [--json]", cmd,
+				 flags & COW_FSCK_SCRUB ? "" : " [--repair]");
 	if (argc == 2)
 		setenv("COW_STORE", argv[1], 1);
 	const char *path = cli_store_path();
@@ -195,7 +202,7 @@ static int check(const char *cmd, int argc, char **argv, unsigned flags)
 	setenv("COW_LOG", "off", 0); /* problems are reported below, with context */
 	cow_store *s;
 	/* Checking only reads: users who may only read the store can check it. */
-	int rc = cow_store_open(path, &(cow_store_options){COW_STORE_RDONLY}, &s);
+	int rc = cow_store_open(path, &(cow_store_options){repair ? 0 : COW_STORE_RDONLY}, &s);
 	if (rc == COW_ECORRUPT) {
 		printf("DAMAGE %s: no commit verifies; the store cannot be opened\n", path);
 		return EXIT_DAMAGED;
@@ -203,6 +210,17 @@ static int check(const char *cmd, int argc, char **argv, unsigned flags)
 	if (rc) {
 		cli_open_fail(path, rc);
 		return EXIT_FAIL; /* could not run */
+	}
+	if (repair) {
+		/* The space map is rebuilt from the trees; the check below shows what is left. */
+		rc = cow_store_repair(s);
+		if (rc) {
+			cow_store_close(s);
+			cli_fail(rc, "%s: cannot repair", path);
+			return rc == COW_ECORRUPT ? EXIT_DAMAGED : EXIT_FAIL;
+		}
+		if (!json)
+			printf("repaired %s: space map rebuilt from the trees\n", path);
 	}
 	cow_fsck_report r;
 	if (json)
@@ -269,8 +287,10 @@ const struct cli_cmd cli_trust_cmds[] = {
 	 "write a snapshot (or the change since BASE) as a stream", "The format is docs/STREAM.md.\n"},
 	{"recv", cmd_recv, "NAME < FILE",
 	 "apply a stream: all of it, in one transaction, or nothing", NULL},
-	{"fsck", cmd_fsck, "[STORE] [--json]",
+	{"fsck", cmd_fsck, "[STORE] [--repair] [--json]",
 	 "verify checksums, structure, reference counts and free space",
+	 "--repair first rebuilds the space map from the trees and commits it (it fixes\n"
+	 "\"(space map)\" damage; damage to a tree is only reported).\n"
 	 "Exit status: 0 clean, 4 damage found (each problem on a DAMAGE line),\n"
 	 "3 the check could not run.\n"},
 	{"scrub", cmd_scrub, "[STORE] [--json]", "verify every block's checksum (read-only, online)", NULL},
