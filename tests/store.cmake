@@ -37,3 +37,6 @@ cow_test(unit_log SOURCES unit/test_log.c LABELS unit)
 cow_test(unit_space_repair SOURCES unit/test_space_repair.c LABELS unit crash TIMEOUT 300)
 # Full disks: growth that fails part-way (odd-sized files), truncated stores.
 cow_test(unit_full_disk SOURCES unit/test_full_disk.c lib/faultio.c LABELS unit crash TIMEOUT 300)
+# docs/FORMAT.md's tables and constants, checked against the code.
+cow_test(unit_format_doc SOURCES unit/test_format_doc.c LABELS unit
+	ARGS ${PROJECT_SOURCE_DIR}/docs/FORMAT.md)

@@ -30,7 +30,7 @@
 #include "base/base.h"
 #include "store/store.h"
 
-#define PIN_BASE (1ull << 62)
+#define PIN_BASE COW_PIN_BASE
 #define PIN_MAX	 ((1ull << 62) - 1) /* highest generation a pin can name */
 
 /* Bumped in every child after fork(): descriptors shared with the parent are stale. */

@@ -26,6 +26,9 @@ struct cow__meta {
 	uint64_t used_blocks, pending_blocks; /* space figures at that commit */
 };
 
+/* Reader pins lock byte COW_PIN_BASE + gen of the data file; the writer lock is byte 0. */
+#define COW_PIN_BASE (1ull << 62)
+
 struct cow__pin {
 	uint64_t gen;
 	uint64_t count; /* read transactions of this process on gen */
