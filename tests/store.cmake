@@ -40,3 +40,4 @@ cow_test(unit_full_disk SOURCES unit/test_full_disk.c lib/faultio.c LABELS unit 
 # docs/FORMAT.md's tables and constants, checked against the code.
 cow_test(unit_format_doc SOURCES unit/test_format_doc.c LABELS unit
 	ARGS ${PROJECT_SOURCE_DIR}/docs/FORMAT.md)
+cow_test(unit_rename SOURCES unit/test_rename.c LABELS unit)

@@ -167,6 +167,24 @@ enum {
 COW_API int cow_txn_begin(cow_store *s, unsigned flags, cow_txn **out);
 
 /*
+ * cow_txn_reset - a read transaction lets go of its generation (so the
+ * writer may reuse what only it saw) but stays allocated, for
+ * cow_txn_renew; like LMDB's mdb_txn_reset. Maps, volumes and cursors
+ * opened in it become stale: every call on them fails with COW_EINVAL, as
+ * does every call on @t but renew and abort. Not for write transactions
+ * (logged and ignored).
+ */
+COW_API void cow_txn_reset(cow_txn *t);
+
+/*
+ * cow_txn_renew - a reset read transaction takes the newest generation, as a
+ * fresh cow_txn_begin(RDONLY) would, without allocating. Open objects again
+ * after it. Errors: COW_EINVAL (not a reset read transaction), and those of
+ * cow_txn_begin.
+ */
+COW_API int cow_txn_renew(cow_txn *t);
+
+/*
  * cow_txn_commit - make the transaction's changes visible (and durable,
  * unless NOSYNC), then free @t. For a read transaction it just ends it.
  *
@@ -368,6 +386,19 @@ COW_API int cow_destroy(cow_txn *t, const char *name, unsigned flags);
  * would collide), COW_ENOTFOUND.
  */
 COW_API int cow_promote(cow_txn *t, const char *name);
+
+/*
+ * cow_rename - rename object @from to @to, or snapshot NAME@A to NAME@B (or
+ * "@B" for short), or with "@A" -> "@B" that snapshot of every object that
+ * has one (all or nothing), as zfs rename does: an object's snapshots move with it,
+ * a snapshot stays under its object, and clones keep their origin (their
+ * record follows the new name). Handles open in @t follow the name. O(number
+ * of snapshots and clones involved). Errors: COW_ENOTFOUND, COW_EEXIST (@to
+ * is taken, or one of the moved snapshots' new names is), COW_EINVAL (a bad
+ * name, an object renamed to a snapshot name or the reverse, a snapshot
+ * moved to another object), COW_EREADONLY.
+ */
+COW_API int cow_rename(cow_txn *t, const char *from, const char *to);
 
 typedef struct cow_obj_stats {
 	const char *type;    /* "map" or "volume" (static) */

@@ -57,7 +57,7 @@ int cow__catalog_put(cow_txn *t, const char *name, const struct cow__obj *o)
 cow_map *cow__obj_find(cow_txn *t, const char *name)
 {
 	for (cow_map *m = t->maps; m; m = m->next)
-		if (!m->dropped && strcmp(m->name, name) == 0)
+		if (!m->dropped && m->renewal == t->renewals && strcmp(m->name, name) == 0)
 			return m;
 	return NULL;
 }
@@ -107,6 +107,7 @@ int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out)
 	if (!m)
 		return COW_ENOMEM;
 	m->txn = t;
+	m->renewal = t->renewals;
 	memcpy(m->name, name, len + 1);
 	m->rec = o;
 	m->tree.root = o.root;
@@ -170,6 +171,8 @@ static int map_check(cow_map *m, bool write)
 	int rc = cow__txn_check(m->txn, false);
 	if (rc)
 		return rc;
+	if (m->renewal != m->txn->renewals)
+		return COW_EINVAL; /* opened before the transaction was reset */
 	if (m->dropped)
 		return COW_ENOTFOUND;
 	if (write && m->readonly)

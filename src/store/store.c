@@ -572,6 +572,10 @@ int cow__txn_check(const cow_txn *t, bool write)
 		cow__log("a transaction was used in a child process after fork()");
 		return COW_EINVAL;
 	}
+	if (t->reset) {
+		cow__log("a reset read transaction was used before cow_txn_renew");
+		return COW_EINVAL;
+	}
 	if (write && !t->write)
 		return COW_EREADONLY;
 	return t->err ? COW_ETXNERR : 0;
@@ -794,6 +798,30 @@ void cow_txn_abort(cow_txn *t)
 	if (t->write)
 		cow__bs_abort(t->s->bs);
 	txn_end(t);
+}
+
+void cow_txn_reset(cow_txn *t)
+{
+	if (!t || txn_foreign(t) || t->write || t->reset) {
+		if (t)
+			cow__log("cow_txn_reset: not an active read transaction");
+		return;
+	}
+	if (t->pin)
+		cow__locks_unpin(&t->s->lk, t->pin, t->epoch);
+	t->pin = 0;
+	t->reset = true;
+	t->renewals++; /* its maps and cursors are stale from now on */
+}
+
+int cow_txn_renew(cow_txn *t)
+{
+	if (!t || txn_foreign(t) || !t->reset)
+		return COW_EINVAL;
+	int rc = reader_begin(t->s, t);
+	if (rc == 0)
+		t->reset = false;
+	return rc;
 }
 
 /* Write back every changed object's tree into the catalog, then finalize. */

@@ -146,7 +146,8 @@ struct cow_map {
 	struct cow__tree tree;
 	uint64_t clean_mods; /* tree.mods when last written to the catalog */
 	bool dropped;
-	bool readonly; /* a snapshot, or a read transaction */
+	bool readonly;    /* a snapshot, or a read transaction */
+	uint32_t renewal; /* txn->renewals when opened: stale after a reset */
 };
 
 struct cow_cursor {
@@ -162,6 +163,8 @@ struct cow_txn {
 	int err;	/* write txn: first hard error; only abort is allowed then */
 	uint64_t epoch; /* fork epoch at begin: a transaction must not cross fork() */
 	uint64_t pin;	/* read txn: the generation pinned, or 0 */
+	bool reset;     /* read txn: let go of its generation until renewed */
+	uint32_t renewals; /* resets so far: handles opened before one are stale */
 	struct cow__tx tx;
 	struct cow__tree catalog;
 	struct cow__tree refs;

@@ -593,3 +593,179 @@ int cow_store_list(cow_txn *t, int (*fn)(void *ctx, const char *name, const char
 	struct listctx l = {t, fn, ctx};
 	return catalog_each(t, NULL, list_one, &l);
 }
+
+/* ---- rename ---- */
+
+/* Clones whose origin is exactly @name. */
+struct clones_of {
+	const char *origin;
+	struct names who;
+};
+
+static int collect_clones(void *ctx, const char *name, const struct cow__obj *o)
+{
+	struct clones_of *c = ctx;
+	if (strcmp(o->origin, c->origin) != 0)
+		return 0;
+	int rc = cow__grow((void **)&c->who.v, &c->who.cap, c->who.n + 1, sizeof(*c->who.v));
+	if (rc)
+		return rc;
+	/* Clones are live objects: their names have no '@' and fit. */
+	memcpy(c->who.v[c->who.n++], name, strlen(name) + 1);
+	return 0;
+}
+
+/*
+ * Move catalog entry @from to @to (which must be free) and repoint the
+ * clones that hung on it. Open handles follow the name. A failure here
+ * leaves half a rename: the caller poisons.
+ */
+static int move_entry(cow_txn *t, const char *from, const char *to)
+{
+	cow_map *h = cow__obj_find(t, from);
+	int rc = h ? cow__obj_flush(h) : 0; /* the handle's changes go with the record */
+	struct cow__obj o = {0};
+	if (rc == 0)
+		rc = cow__catalog_get(t, from, &o);
+	struct clones_of c = {from, {0}};
+	if (rc == 0 && (o.flags & OBJF_SNAPSHOT))
+		rc = catalog_each(t, NULL, collect_clones, &c);
+	if (rc == 0)
+		rc = cow__btree_del(&t->tx, &t->catalog, from, strlen(from));
+	if (rc == 0)
+		rc = cow__catalog_put(t, to, &o);
+	for (size_t i = 0; rc == 0 && i < c.who.n; i++)
+		rc = set_origin(t, c.who.v[i], to);
+	if (rc == 0 && h)
+		memcpy(h->name, to, strlen(to) + 1);
+	cow__free(c.who.v);
+	return rc;
+}
+
+/* Refuse before changing anything: @to taken? */
+static int name_free(cow_txn *t, const char *to)
+{
+	struct cow__obj x;
+	int rc = cow__catalog_get(t, to, &x);
+	return rc == 0 ? COW_EEXIST : rc == COW_ENOTFOUND ? 0 : rc;
+}
+
+static int rename_object(cow_txn *t, const char *from, const char *to)
+{
+	struct cow__obj o = {0};
+	int rc = cow__catalog_get(t, from, &o);
+	if (rc)
+		return rc;
+	if (o.flags & OBJF_SNAPSHOT)
+		return COW_EINVAL;
+	if ((rc = name_free(t, to)))
+		return rc;
+	char prefix[COW_NAME_MAX + 2];
+	snprintf(prefix, sizeof(prefix), "%s@", from);
+	struct names ns = {0};
+	rc = catalog_each(t, prefix, collect_snaps, &ns);
+	for (size_t i = 0; rc == 0 && i < ns.n; i++) {
+		char dst[COW_FULLNAME_MAX + 2];
+		if ((size_t)snprintf(dst, sizeof(dst), "%s@%s", to, ns.v[i]) > COW_FULLNAME_MAX)
+			rc = COW_EINVAL;
+		else
+			rc = name_free(t, dst);
+	}
+	/* From here on every failure leaves half a rename. */
+	bool changed = rc == 0;
+	for (size_t i = 0; rc == 0 && i < ns.n; i++) {
+		char src[COW_FULLNAME_MAX + 2], dst[COW_FULLNAME_MAX + 2];
+		snprintf(src, sizeof(src), "%s@%s", from, ns.v[i]);
+		snprintf(dst, sizeof(dst), "%s@%s", to, ns.v[i]);
+		rc = move_entry(t, src, dst);
+	}
+	if (rc == 0)
+		rc = move_entry(t, from, to);
+	cow__free(ns.v);
+	return changed ? cow__txn_poison(t, rc) : rc;
+}
+
+/* "@A" -> "@B": every object's snapshot A, all or nothing. */
+static int rename_everywhere(cow_txn *t, const char *a, const char *to)
+{
+	size_t len;
+	int rc = 0;
+	if (to[0] != '@' || (rc = cow__name_check(a, false, &len)) ||
+	    (rc = cow__name_check(to + 1, false, &len)))
+		return rc ? rc : COW_EINVAL;
+	struct names ns = {0};
+	rc = catalog_each(t, NULL, collect_live, &ns);
+	struct names has = {0}; /* the objects that have snapshot A */
+	for (size_t i = 0; rc == 0 && i < ns.n; i++) {
+		char src[COW_FULLNAME_MAX + 2], dst[COW_FULLNAME_MAX + 2];
+		snprintf(src, sizeof(src), "%s@%s", ns.v[i], a);
+		if ((size_t)snprintf(dst, sizeof(dst), "%s%s", ns.v[i], to) > COW_FULLNAME_MAX) {
+			rc = COW_EINVAL;
+			break;
+		}
+		struct cow__obj x;
+		int r = cow__catalog_get(t, src, &x);
+		if (r == COW_ENOTFOUND)
+			continue;
+		rc = r ? r : name_free(t, dst);
+		if (rc == 0 && (rc = cow__grow((void **)&has.v, &has.cap, has.n + 1,
+					       sizeof(*has.v))) == 0)
+			memcpy(has.v[has.n++], ns.v[i], strlen(ns.v[i]) + 1);
+	}
+	if (rc == 0 && has.n == 0)
+		rc = COW_ENOTFOUND;
+	bool changed = rc == 0;
+	for (size_t i = 0; rc == 0 && i < has.n; i++) {
+		char src[COW_FULLNAME_MAX + 2], dst[COW_FULLNAME_MAX + 2];
+		snprintf(src, sizeof(src), "%s@%s", has.v[i], a);
+		snprintf(dst, sizeof(dst), "%s%s", has.v[i], to);
+		rc = move_entry(t, src, dst);
+	}
+	cow__free(ns.v);
+	cow__free(has.v);
+	return changed ? cow__txn_poison(t, rc) : rc;
+}
+
+int cow_rename(cow_txn *t, const char *from, const char *to)
+{
+	int rc = write_check(t);
+	if (rc)
+		return rc;
+	if (!from || !to)
+		return COW_EINVAL;
+	const char *fat = strchr(from, '@'), *tat = strchr(to, '@');
+	if (!fat) { /* an object, with its snapshots */
+		size_t len;
+		if (tat || (rc = cow__name_check(from, false, &len)) ||
+		    (rc = cow__name_check(to, false, &len)))
+			return rc ? rc : COW_EINVAL;
+		return strcmp(from, to) == 0 ? 0 : rename_object(t, from, to);
+	}
+	/* A snapshot stays under its object: NAME@A -> NAME@B, or "@B" for short. */
+	char obj[COW_NAME_MAX + 1], full[COW_FULLNAME_MAX + 2];
+	const char *snap;
+	if (fat == from) /* "@A" -> "@B": that snapshot of every object */
+		return rename_everywhere(t, from + 1, to);
+	if ((rc = split_name(from, obj, &snap)))
+		return rc;
+	if (!tat)
+		return COW_EINVAL;
+	if (tat == to) {
+		if ((size_t)snprintf(full, sizeof(full), "%s%s", obj, to) > COW_FULLNAME_MAX)
+			return COW_EINVAL;
+		to = full;
+		tat = strchr(to, '@');
+	}
+	size_t len;
+	if ((size_t)(tat - to) != strlen(obj) || memcmp(to, obj, strlen(obj)) != 0 ||
+	    (rc = cow__name_check(to, true, &len)))
+		return rc ? rc : COW_EINVAL; /* a snapshot cannot move to another object */
+	if (strcmp(from, to) == 0)
+		return 0;
+	struct cow__obj o = {0};
+	if ((rc = cow__catalog_get(t, from, &o)))
+		return rc;
+	if ((rc = name_free(t, to)))
+		return rc;
+	return cow__txn_poison(t, move_entry(t, from, to));
+}

@@ -46,6 +46,8 @@ static int vol_check(cow_vol *v, bool write)
 	int rc = cow__txn_check(v->m.txn, false);
 	if (rc)
 		return rc;
+	if (v->m.renewal != v->m.txn->renewals)
+		return COW_EINVAL; /* opened before the transaction was reset */
 	if (v->m.dropped)
 		return COW_ENOTFOUND;
 	if (write && v->m.readonly)
