@@ -400,15 +400,27 @@ COW_API int cow_send(cow_txn *t, const char *snapshot, const char *base,
 
 /*
  * cow_recv - apply a stream read through @read (which returns the number of
- * bytes it put in @buf, 1..len, 0 at end of stream, or a negative code) to
+ * bytes it put in @buf, 1..len, 0 at end of input, or a negative code) to
  * object @name in write transaction @t. A full stream creates @name; an
  * incremental one updates it. Either way NAME@SNAP is created with the
  * sender's identity, and its name is copied to @snapshot_out (may be NULL).
+ *
+ * One call takes exactly one stream, and the input must end with it: after
+ * the END record @read is called once more and must return 0. Bytes after
+ * END (garbage, or a second stream as in `cat full inc | cow recv`) are
+ * refused with COW_ESTREAM and nothing of the first stream is applied;
+ * receive concatenated streams with one call each.
+ *
  * On any error nothing must be committed: abort @t (it is marked failed for
- * stream errors). Errors: COW_EFORMAT (malformed, truncated, or a checksum
- * mismatch), COW_EMISMATCH (the base is missing or another version),
- * COW_EBUSY (NAME changed since the base), COW_EEXIST (NAME, or NAME@SNAP,
- * exists already), COW_EREADONLY, and @read's errors.
+ * every error found after the stream's header was read, so a commit fails
+ * with COW_ETXNERR). Errors: COW_ESTREAM (the stream is malformed,
+ * truncated, fails its checksum, or has bytes after END; the library logs
+ * what is wrong and at which byte, as "recv: stream: truncated record at
+ * byte N"; never COW_ECORRUPT, which is about the store), COW_EMISMATCH
+ * (the base is missing or another version), COW_EBUSY (NAME changed since
+ * the base), COW_EEXIST (NAME, or NAME@SNAP, exists already),
+ * COW_EREADONLY, COW_ENOSPC and the store's own errors (COW_ECORRUPT only
+ * for damage in the receiving store), and @read's errors.
  */
 COW_API int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, size_t len),
 		     void *ctx, char *snapshot_out, size_t snapshot_len);
