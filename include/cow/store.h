@@ -436,10 +436,27 @@ typedef struct cow_fsck_problem {
 	const char *what;   /* what is wrong, in words */
 } cow_fsck_problem;
 
+/* Problems a report keeps (cow_fsck_report.found); the rest are only counted. */
+#define COW_FSCK_KEEP 16
+
+/* A problem as kept in a report: copies, valid as long as the report. */
+typedef struct cow_fsck_finding {
+	char object[2 * COW_NAME_MAX + 2]; /* as cow_fsck_problem.object */
+	uint64_t block;
+	uint8_t key[64];   /* the key's first bytes (maps) */
+	size_t key_len;    /* bytes in @key */
+	int key_truncated; /* 1 when the key was longer than @key */
+	uint64_t offset;   /* volumes */
+	int has_offset;
+	const char *what;  /* static text */
+} cow_fsck_finding;
+
 typedef struct cow_fsck_report {
 	uint64_t objects;  /* objects and snapshots visited */
 	uint64_t blocks;   /* distinct blocks verified */
-	uint64_t problems; /* problems reported */
+	uint64_t problems; /* problems found, all of them */
+	uint64_t kept;     /* entries of @found in use: min(problems, COW_FSCK_KEEP) */
+	cow_fsck_finding found[COW_FSCK_KEEP]; /* the first problems, in the order found */
 } cow_fsck_report;
 
 enum {
@@ -448,12 +465,25 @@ enum {
 
 /*
  * cow_store_fsck - verify the store: every block's checksum (each shared
- * block once), every tree's structure, and (unless SCRUB) every reference
- * count and the space map against a walk of all trees. Each problem is
- * passed to @fn (may be NULL) with the object and key or offset it affects.
+ * block once) and every tree's structure, as strictly as any reader would
+ * (headers, levels, key order within each node and against its separators,
+ * value kinds, extent lengths against value lengths, entry counts); then,
+ * unless SCRUB and only when every tree is sound, every reference count and
+ * the space map against a walk of all trees.
+ *
+ * Every problem found is reported, not just the first: damage to one block
+ * skips what lies under it and the walk goes on around it. Each problem is
+ * passed to @fn (may be NULL; a nonzero return stops the calls, not the
+ * count) with the object and the key or offset it affects; the pointers in
+ * @p live until @fn returns. @report (may be NULL) is always filled, even
+ * when the check cannot start (all zeros then): the figures, and the first
+ * COW_FSCK_KEEP problems copied into report->found.
+ *
  * Returns 0 when clean, COW_ECORRUPT when problems were found, or another
- * error when the check could not run. Takes the writer lock unless SCRUB.
- * @progress (may be NULL) hears of blocks verified against the store's blocks.
+ * error when the check could not run or finish (COW_ENOMEM, COW_EIO, ...;
+ * the report then holds what was found before). Takes the writer lock
+ * unless SCRUB. @progress (may be NULL) hears of blocks verified against the
+ * store's blocks.
  */
 COW_API int cow_store_fsck(cow_store *s, unsigned flags,
 			   int (*fn)(void *ctx, const cow_fsck_problem *p), void *ctx,
