@@ -351,6 +351,8 @@ static void read_vol(cow_txn *t, const char *name)
 {
 	cow_vol *v;
 	int rc = cow_vol_open(t, name, &v);
+	if (rc == COW_ETYPE)
+		return; /* a crafted catalog may list one record and find another */
 	expect("cow_vol_open", rc, COW_ECORRUPT, COW_ENOTFOUND);
 	if (rc)
 		return;
@@ -441,6 +443,7 @@ static void write_some(cow_store *s)
 		if (!nm.volume[i] && !did_map) {
 			did_map = true;
 			rc = cow_map_open(t, nm.name[i], &m);
+			rc = rc == COW_ETYPE ? COW_ENOTFOUND : rc;
 			expect("cow_map_open(write)", rc, COW_ECORRUPT, COW_ENOTFOUND);
 			if (rc == 0) {
 				rc = cow_map_put(m, "key-00003", 9, "fuzz", 4);
@@ -451,6 +454,7 @@ static void write_some(cow_store *s)
 			did_vol = true;
 			cow_vol *v;
 			rc = cow_vol_open(t, nm.name[i], &v);
+			rc = rc == COW_ETYPE ? COW_ENOTFOUND : rc; /* as in read_vol() */
 			expect("cow_vol_open(write)", rc, COW_ECORRUPT, COW_ENOTFOUND);
 			if (rc == 0 && cow_vol_size(v) >= 2 * COW_BLOCK_SIZE) {
 				rc = cow_vol_pwrite(v, "fuzz", 4, COW_BLOCK_SIZE + 7);
