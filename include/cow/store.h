@@ -460,7 +460,7 @@ typedef struct cow_fsck_report {
 } cow_fsck_report;
 
 enum {
-	COW_FSCK_SCRUB = 1u << 0, /* checksums only: no writer lock, no space-map check */
+	COW_FSCK_SCRUB = 1u << 0, /* the trees only: no writer lock, no space-map or count check */
 };
 
 /*
