@@ -59,7 +59,8 @@ extern "C" {
 	X(ETYPE, -1009, "object is of another type")                                       \
 	X(EMISMATCH, -1010, "stream does not match the store (base missing or different)") \
 	X(ELOCKED, -1011, "another writer holds the store")                                \
-	X(EINTERNAL, -1012, "internal invariant violated (a cowkit bug)")
+	X(EINTERNAL, -1012, "internal invariant violated (a cowkit bug)")                  \
+	X(ESTREAM, -1013, "malformed or truncated stream (or bytes after its END)")
 
 enum cow_error {
 	COW_OK = 0,

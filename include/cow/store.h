@@ -457,15 +457,27 @@ COW_API int cow_send(cow_txn *t, const char *snapshot, const char *base,
 
 /*
  * cow_recv - apply a stream read through @read (which returns the number of
- * bytes it put in @buf, 1..len, 0 at end of stream, or a negative code) to
+ * bytes it put in @buf, 1..len, 0 at end of input, or a negative code) to
  * object @name in write transaction @t. A full stream creates @name; an
  * incremental one updates it. Either way NAME@SNAP is created with the
  * sender's identity, and its name is copied to @snapshot_out (may be NULL).
+ *
+ * One call takes exactly one stream, and the input must end with it: after
+ * the END record @read is called once more and must return 0. Bytes after
+ * END (garbage, or a second stream as in `cat full inc | cow recv`) are
+ * refused with COW_ESTREAM and nothing of the first stream is applied;
+ * receive concatenated streams with one call each.
+ *
  * On any error nothing must be committed: abort @t (it is marked failed for
- * stream errors). Errors: COW_EFORMAT (malformed, truncated, or a checksum
- * mismatch), COW_EMISMATCH (the base is missing or another version),
- * COW_EBUSY (NAME changed since the base), COW_EEXIST (NAME, or NAME@SNAP,
- * exists already), COW_EREADONLY, and @read's errors.
+ * every error found after the stream's header was read, so a commit fails
+ * with COW_ETXNERR). Errors: COW_ESTREAM (the stream is malformed,
+ * truncated, fails its checksum, or has bytes after END; the library logs
+ * what is wrong and at which byte, as "recv: stream: truncated record at
+ * byte N"; never COW_ECORRUPT, which is about the store), COW_EMISMATCH
+ * (the base is missing or another version), COW_EBUSY (NAME changed since
+ * the base), COW_EEXIST (NAME, or NAME@SNAP, exists already),
+ * COW_EREADONLY, COW_ENOSPC and the store's own errors (COW_ECORRUPT only
+ * for damage in the receiving store), and @read's errors.
  */
 COW_API int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, size_t len),
 		     void *ctx, char *snapshot_out, size_t snapshot_len);
@@ -481,26 +493,55 @@ typedef struct cow_fsck_problem {
 	const char *what;   /* what is wrong, in words */
 } cow_fsck_problem;
 
+/* Problems a report keeps (cow_fsck_report.found); the rest are only counted. */
+#define COW_FSCK_KEEP 16
+
+/* A problem as kept in a report: copies, valid as long as the report. */
+typedef struct cow_fsck_finding {
+	char object[2 * COW_NAME_MAX + 2]; /* as cow_fsck_problem.object */
+	uint64_t block;
+	uint8_t key[64];   /* the key's first bytes (maps) */
+	size_t key_len;    /* bytes in @key */
+	int key_truncated; /* 1 when the key was longer than @key */
+	uint64_t offset;   /* volumes */
+	int has_offset;
+	const char *what;  /* static text */
+} cow_fsck_finding;
+
 typedef struct cow_fsck_report {
 	uint64_t objects;  /* objects and snapshots visited */
 	uint64_t blocks;   /* distinct blocks verified */
-	uint64_t problems; /* problems reported */
+	uint64_t problems; /* problems found, all of them */
+	uint64_t kept;     /* entries of @found in use: min(problems, COW_FSCK_KEEP) */
+	cow_fsck_finding found[COW_FSCK_KEEP]; /* the first problems, in the order found */
 } cow_fsck_report;
 
 enum {
-	COW_FSCK_SCRUB = 1u << 0, /* checksums only: no space-map accounting */
+	COW_FSCK_SCRUB = 1u << 0, /* the trees only: no space-map or count check */
 };
 
 /*
  * cow_store_fsck - verify the store: every block's checksum (each shared
- * block once; the space map's blocks too, reported as object "(space map)"),
- * every tree's structure, and (unless SCRUB) every reference count and the
- * space map against a walk of all trees. Each problem is
- * passed to @fn (may be NULL) with the object and key or offset it affects.
+ * block once; the space map's blocks too, reported as object "(space map)")
+ * and every tree's structure, as strictly as any reader would
+ * (headers, levels, key order within each node and against its separators,
+ * value kinds, extent lengths against value lengths, entry counts); then,
+ * unless SCRUB and only when every tree is sound, every reference count and
+ * the space map against a walk of all trees.
+ *
+ * Every problem found is reported, not just the first: damage to one block
+ * skips what lies under it and the walk goes on around it. Each problem is
+ * passed to @fn (may be NULL; a nonzero return stops the calls, not the
+ * count) with the object and the key or offset it affects; the pointers in
+ * @p live until @fn returns. @report (may be NULL) is always filled, even
+ * when the check cannot start (all zeros then): the figures, and the first
+ * COW_FSCK_KEEP problems copied into report->found.
+ *
  * Returns 0 when clean, COW_ECORRUPT when problems were found, or another
- * error when the check could not run. Takes no lock and needs only read
- * access: it checks the newest generation in a read transaction while
- * writers in other processes go on (this process's writers wait).
+ * error when the check could not run or finish (COW_ENOMEM, COW_EIO, ...;
+ * the report then holds what was found before). Takes no lock and needs
+ * only read access: it checks the newest generation in a read transaction
+ * while writers in other processes go on (this process's writers wait).
  * @progress (may be NULL) hears of blocks verified against the store's blocks.
  */
 COW_API int cow_store_fsck(cow_store *s, unsigned flags,

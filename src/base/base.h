@@ -43,9 +43,6 @@ void cow__log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define COW_CORRUPT(blk, why) cow__corrupt(__FILE__, __LINE__, (uint64_t)(blk), (why))
 int cow__corrupt(const char *file, int line, uint64_t blk, const char *why);
 
-/* The last corruption this thread detected: block and reason (static text). */
-bool cow__last_corrupt(uint64_t *blk, const char **why);
-
 /* Little-endian fixed-width access for on-disk structures. */
 static inline uint16_t cow__le16(const void *p)
 {

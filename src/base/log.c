@@ -59,22 +59,8 @@ void cow__log_error(const char *fmt, ...)
 	va_end(ap);
 }
 
-static _Thread_local uint64_t last_blk;
-static _Thread_local const char *last_why;
-
-bool cow__last_corrupt(uint64_t *blk, const char **why)
-{
-	if (!last_why)
-		return false;
-	*blk = last_blk;
-	*why = last_why;
-	return true;
-}
-
 int cow__corrupt(const char *file, int line, uint64_t blk, const char *why)
 {
-	last_blk = blk;
-	last_why = why;
 	cow__log_error("corruption detected at block %llu: %s (%s:%d)", (unsigned long long)blk, why,
 		 file, line);
 	return COW_ECORRUPT;

@@ -281,7 +281,7 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 	if (rc)
 		return rc;
 	const uint8_t *b = cow__bs_mapped(bs, p->addr);
-	uint64_t tag = vtag(p);
+	uint64_t tag = vtag(p) ^ (flags & COW_READ_NODE ? 1ull << 63 : 0); /* kind of block */
 	uint64_t *slot = &bs->vtags[p->addr & ((1u << COW_VCACHE_BITS) - 1)];
 	if (!(flags & COW_READ_VERIFY) && __atomic_load_n(slot, __ATOMIC_RELAXED) == tag) {
 		*out = b;

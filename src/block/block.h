@@ -257,6 +257,7 @@ static inline const uint8_t *cow__bs_mapped(struct cow__bs *bs, uint64_t addr)
 enum {
 	COW_READ_VERIFY = 1, /* always verify, never trust the cache (recovery, fsck) */
 	COW_READ_WRITER = 2, /* the writer: blocks born in its transaction are its own */
+	COW_READ_NODE = 4,   /* a tree node: cached apart from other kinds of block (extents) */
 };
 int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const struct cow__bptr *p,
 		 size_t len, const uint8_t **out, bool *fresh);

@@ -119,6 +119,53 @@ int cow__btree_walk(struct cow__tx *tx, const struct cow__tree *t, const struct 
  */
 int cow__btree_verify(struct cow__tx *tx, const struct cow__tree *t);
 
+/*
+ * fsck's checker: every problem a reader would refuse (checksums, headers,
+ * cell bounds) and every invariant the writer keeps (levels, key order
+ * within each node and against the separators above it, value kinds, extent
+ * lengths against value lengths, births, and with @count_known the entry
+ * count), reported one by one through @ck->problem, which gets the block,
+ * the first key of the subtree or the key of the cell concerned (may be
+ * NULL), and static text. A damaged node's subtree is skipped; the rest is
+ * still checked. Blocks whose bit 0 is set in @ck->seen are skipped (shared
+ * with a tree already checked) and are set as they are checked, so one @seen
+ * serves every tree of a store. *@problems gets the number found. Returns 0,
+ * a callback's nonzero return, or an error that stopped the check (COW_EIO,
+ * COW_ENOMEM: not damage).
+ */
+struct cow__check {
+	uint8_t *seen;	   /* one byte per block below @nblocks */
+	uint32_t *entries; /* may be NULL: per block, entries under a checked node + 1 */
+	uint64_t nblocks;
+	int (*problem)(void *ctx, uint64_t block, const uint8_t *key, size_t klen, const char *what);
+	void (*verified)(void *ctx, uint64_t addr, uint64_t nblk); /* may be NULL */
+	/* May be NULL: each inline value of a sound leaf (the catalog's records). */
+	int (*val)(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+		   uint64_t block);
+	void *ctx;
+};
+int cow__btree_check(struct cow__tx *tx, const struct cow__tree *t, bool count_known,
+		     const struct cow__check *ck, uint64_t *problems);
+
+/*
+ * A walk over a tree's pointers (visit.c). @pre sees each pointer before it
+ * is followed: the root, every branch child, every value extent (@nblk its
+ * blocks; @node false); it returns 1 to go down into a node, 0 to skip, or a
+ * negative error to stop. NULL goes down everywhere. Pointers with birth <=
+ * @min_birth are skipped unseen. @post (may be NULL) runs after a node's
+ * children. @bad (may be NULL: stop with the error) hears of a node that
+ * cannot be read or fails its checks; its subtree is skipped. Errors that
+ * are not damage (ENOMEM, EIO) always stop the walk.
+ */
+struct cow__visit {
+	uint64_t min_birth;
+	int (*pre)(void *ctx, const struct cow__bptr *p, uint64_t nblk, bool node, int depth);
+	int (*post)(void *ctx, const struct cow__bptr *p, int depth);
+	int (*bad)(void *ctx, uint64_t block, const char *what);
+	void *ctx;
+};
+int cow__btree_visit(struct cow__tx *tx, const struct cow__bptr *root, const struct cow__visit *v);
+
 /* Depth of the tree (0 when empty). */
 int cow__btree_depth(struct cow__tx *tx, const struct cow__tree *t);
 

@@ -906,63 +906,64 @@ int cow_store_stat(cow_store *s, cow_store_stats *st)
  * Every block is counted once per distinct parent that points to it (a node
  * visited the first time, or a catalog record for a root); the counts must
  * equal the stored reference counts, and the space map must agree: reachable
- * blocks in use, pending ones unreachable, nothing else allocated.
+ * blocks in use, pending ones unreachable, nothing else allocated. Every
+ * problem is reported (to c->fn), not just the first.
  */
 struct check {
 	struct cow__tx *tx;
 	uint32_t *refs; /* expected reference count per block */
 	uint8_t *flags; /* 1 visited node, 2 pending, 4 extent tail */
 	uint64_t nblocks;
+	int (*fn)(void *ctx, uint64_t block, const char *what);
+	void *ctx;
+	uint64_t problems;
+	int stop; /* fn's nonzero return: no more calls */
 };
 
+static void problem(struct check *c, uint64_t block, const char *what)
+{
+	c->problems++;
+	if (!c->fn)
+		COW_CORRUPT(block, what);
+	else if (!c->stop)
+		c->stop = c->fn(c->ctx, block, what);
+}
+
+/* 1: counted; 0: a bad reference, reported (the caller skips it). */
 static int count_ref(struct check *c, uint64_t addr, uint64_t nblk)
 {
-	if (addr < 2 || addr + nblk > c->nblocks)
-		return COW_CORRUPT(addr, "reference beyond the store");
+	if (addr < 2 || addr + nblk > c->nblocks || addr + nblk < addr) {
+		problem(c, addr, "reference beyond the store");
+		return 0;
+	}
 	c->refs[addr]++;
 	for (uint64_t b = addr + 1; b < addr + nblk; b++) { /* extent tails: counted by the head */
 		c->refs[b] = c->refs[addr];
 		c->flags[b] |= 4;
 	}
-	return 0;
+	return 1;
 }
 
-static int check_node(struct check *c, const struct cow__bptr *p, int depth);
-
-static int check_children(struct check *c, const uint8_t *n, int depth)
+/*
+ * Each pointer the tree walk follows: a child counts one more parent. A node
+ * is descended into at its first parent only.
+ */
+static int on_edge(void *ctx, const struct cow__bptr *p, uint64_t nblk, bool node, int depth)
 {
-	for (unsigned i = 0; i < cow__le16(n + 6); i++) {
-		const uint8_t *cell = n + cow__le16(n + 32 + 2 * i);
-		struct cow__bptr p;
-		int rc;
-		if (n[4] == 2) { /* branch */
-			cow__bptr_load(&p, cell + 2);
-			rc = check_node(c, &p, depth + 1);
-		} else if (cell[2] == 1) { /* leaf cell with an extent */
-			cow__bptr_load(&p, cell + 8 + cow__le16(cell));
-			uint64_t nblk =
-				(cow__le32(cell + 4) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
-			rc = count_ref(c, p.addr, nblk);
-		} else {
-			continue;
-		}
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-static int check_node(struct check *c, const struct cow__bptr *p, int depth)
-{
-	if (depth > COW_BTREE_MAXDEPTH)
-		return COW_CORRUPT(p->addr, "tree too deep");
-	int rc = count_ref(c, p->addr, 1);
-	if (rc || (c->flags[p->addr] & 1))
-		return rc; /* a shared node: its children were counted at its first visit */
+	(void)depth;
+	struct check *c = ctx;
+	if (!count_ref(c, p->addr, nblk))
+		return 0; /* not followed */
+	if (!node || (c->flags[p->addr] & 1))
+		return 0; /* a value, or a shared node: its children were counted */
 	c->flags[p->addr] |= 1;
-	const uint8_t *n;
-	rc = cow__node_get(c->tx, p, &n);
-	return rc ? rc : check_children(c, n, depth);
+	return 1;
+}
+
+static int on_bad(void *ctx, uint64_t block, const char *what)
+{
+	problem(ctx, block, what);
+	return 0;
 }
 
 static int check_obj(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
@@ -970,16 +971,21 @@ static int check_obj(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
 	(void)key, (void)klen;
 	struct check *c = ctx;
 	struct cow__obj o = {0};
-	int rc = cow__obj_decode(val, vlen, &o);
-	if (rc)
-		return rc;
+	if (cow__obj_decode(val, vlen, &o) != 0) {
+		problem(c, 0, "bad catalog record");
+		return 0;
+	}
 	struct cow__tree t = {.root = o.root,
 			      .count = o.type == OBJ_MAP ? o.count : UINT64_MAX,
 			      .shared_gen = o.shared_gen};
-	if (o.type == OBJ_MAP)
-		rc = cow__btree_verify(c->tx, &t);
-	if (rc == 0 && o.root.addr)
-		rc = check_node(c, &o.root, 0);
+	int rc = 0;
+	if (o.type == OBJ_MAP && (rc = cow__btree_verify(c->tx, &t)) == COW_ECORRUPT) {
+		problem(c, o.root.addr, "map tree does not verify");
+		rc = 0;
+	}
+	struct cow__visit v = {.pre = on_edge, .bad = on_bad, .ctx = c};
+	if (rc == 0)
+		rc = cow__btree_visit(c->tx, &o.root, &v);
 	return rc;
 }
 
@@ -987,10 +993,9 @@ static int mark_tree(void *ctx, uint64_t addr, uint64_t nblk, uint64_t birth)
 {
 	(void)birth;
 	struct check *c = ctx;
-	int rc = count_ref(c, addr, nblk);
-	if (rc == 0 && c->refs[addr] > 1)
-		rc = COW_CORRUPT(addr, "catalog or refs-tree block reachable twice");
-	return rc;
+	if (count_ref(c, addr, nblk) && c->refs[addr] > 1)
+		problem(c, addr, "catalog or refs-tree block reachable twice");
+	return 0;
 }
 
 /*
@@ -1032,16 +1037,17 @@ static int check_begin(cow_store *s, cow_txn **out)
 	return rc;
 }
 
-int cow__store_check(cow_store *s)
+int cow__store_check_all(cow_store *s, int (*fn)(void *ctx, uint64_t block, const char *what),
+			 void *ctx)
 {
 	cow_txn *t;
 	int rc = check_begin(s, &t);
 	if (rc)
 		return rc;
 	struct cow__bs *bs = s->bs;
-	struct check c = {&t->tx, NULL, NULL, bs->nblocks};
-	c.refs = cow__calloc(bs->nblocks, sizeof(uint32_t));
-	c.flags = cow__calloc(bs->nblocks, 1);
+	struct check c = {&t->tx, NULL, NULL, bs->nblocks, fn, ctx, 0, 0};
+	c.refs = cow__calloc(bs->nblocks ? bs->nblocks : 1, sizeof(uint32_t));
+	c.flags = cow__calloc(bs->nblocks ? bs->nblocks : 1, 1);
 	if (!c.refs || !c.flags) {
 		rc = COW_ENOMEM;
 		goto out;
@@ -1051,40 +1057,43 @@ int cow__store_check(cow_store *s)
 		const struct cow__pend *p =
 			i < bs->npending ? &bs->pending[i] : &bs->stuck[i - bs->npending];
 		for (uint64_t b = p->start; b < p->start + p->len && b < bs->nblocks; b++) {
-			if (c.flags[b] & 2) {
-				rc = COW_CORRUPT(b, "block pending twice");
-				goto out;
-			}
+			if (c.flags[b] & 2)
+				problem(&c, b, "block pending twice");
 			c.flags[b] |= 2;
 		}
 	}
 	/* The catalog and refs trees are never shared; objects' trees may be. */
 	struct cow__walk w = {.blk = mark_tree, .val = check_obj, .ctx = &c};
 	rc = cow__btree_walk(&t->tx, &t->catalog, &w);
+	if (rc == COW_ECORRUPT) {
+		problem(&c, t->catalog.root.addr, "the catalog does not read back whole");
+		rc = 0;
+	}
 	struct cow__walk wr = {.blk = mark_tree, .ctx = &c};
-	if (rc == 0)
-		rc = cow__btree_walk(&t->tx, &t->refs, &wr);
+	if (rc == 0 && (rc = cow__btree_walk(&t->tx, &t->refs, &wr)) == COW_ECORRUPT) {
+		problem(&c, t->refs.root.addr, "the refs tree does not read back whole");
+		rc = 0;
+	}
 	for (size_t i = 0; rc == 0 && i < bs->nchain; i++)
-		rc = mark_tree(&c, bs->chain[i].addr, 1, bs->chain[i].birth);
+		mark_tree(&c, bs->chain[i].addr, 1, bs->chain[i].birth);
 	for (uint64_t b = 0; rc == 0 && b < bs->nblocks; b++) {
 		bool alloc = cow__bs_allocated(bs, b), pend = c.flags[b] & 2;
 		uint32_t want = c.refs[b];
 		if (want && !alloc)
-			rc = COW_CORRUPT(b, "reachable block is marked free");
+			problem(&c, b, "reachable block is marked free");
 		else if (want && pend)
-			rc = COW_CORRUPT(b, "reachable block is pending reuse");
+			problem(&c, b, "reachable block is pending reuse");
 		else if (pend && !alloc)
-			rc = COW_CORRUPT(b, "pending block is marked free");
+			problem(&c, b, "pending block is marked free");
 		else if (!want && alloc && !pend)
-			rc = COW_CORRUPT(b, "block leaked: allocated, unreachable, not pending");
+			problem(&c, b, "block leaked: allocated, unreachable, not pending");
 		else if (want >= 1 && b >= 2 && !(c.flags[b] & 4) && (c.flags[b] & 1 || want > 1)) {
 			int err = 0;
 			uint64_t have = cow__ref_get(&t->tx, b, &err);
-			if (err)
+			if (err && err != COW_ECORRUPT)
 				rc = err;
-			else if (have != want)
-				rc = COW_CORRUPT(b,
-						 "reference count differs from the parents found");
+			else if (err || have != want)
+				problem(&c, b, "reference count differs from the parents found");
 		}
 	}
 	/* Every stored count belongs to a block that really has that many parents. */
@@ -1094,19 +1103,32 @@ int cow__store_check(cow_store *s)
 		for (int r = cow__cursor_first(&cur); rc == 0 && r != COW_ENOTFOUND;
 		     r = cow__cursor_next(&cur)) {
 			cow_buf k, v;
-			rc = r ? r : cow__cursor_get(&cur, &k, &v);
-			if (rc)
+			if (r == 0)
+				r = cow__cursor_get(&cur, &k, &v);
+			if (r == COW_ECORRUPT) {
+				problem(&c, 0, "the refs tree does not read back whole");
 				break;
-			uint64_t addr = cow__be64(k.data), cnt = cow__le64(v.data);
+			}
+			if ((rc = r))
+				break;
+			uint64_t addr = k.len == 8 ? cow__be64(k.data) : 0;
+			uint64_t cnt = v.len == 8 ? cow__le64(v.data) : 0;
 			if (k.len != 8 || v.len != 8 || cnt < 2 || addr >= bs->nblocks ||
 			    c.refs[addr] != cnt)
-				rc = COW_CORRUPT(addr, "stray reference count");
+				problem(&c, addr, "stray reference count");
 		}
 	}
+	if (rc == 0 && c.problems)
+		rc = COW_ECORRUPT;
 out:
 	cow__free(c.refs);
 	cow__free(c.flags);
 	cow_txn_abort(t);
 	writer_release(s);
 	return rc;
+}
+
+int cow__store_check(cow_store *s)
+{
+	return cow__store_check_all(s, NULL, NULL);
 }

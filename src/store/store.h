@@ -227,5 +227,8 @@ int cow__store_scrub_space(cow_txn *t, int (*fn)(void *ctx, uint64_t addr, int r
  * holds off this process's writers meanwhile.
  */
 int cow__store_check(cow_store *s);
+/* The same, every problem passed to @fn (NULL: logged); nonzero from @fn stops the calls. */
+int cow__store_check_all(cow_store *s, int (*fn)(void *ctx, uint64_t block, const char *what),
+			 void *ctx);
 
 #endif

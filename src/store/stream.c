@@ -237,30 +237,66 @@ int cow_send(cow_txn *t, const char *snapshot, const char *base,
 
 /* ---- recv ---- */
 
+/*
+ * A stream is input, not store data: what is wrong with it is COW_ESTREAM,
+ * logged with the byte offset where it was found, never COW_ECORRUPT or
+ * COW_EFORMAT (those describe the store).
+ */
 struct in {
 	int (*read)(void *ctx, void *buf, size_t len);
 	void *ctx;
 	XXH3_state_t *h;
 	bool hash;
+	uint64_t pos;	 /* bytes consumed so far */
+	uint64_t rec;	 /* offset of the record being read */
+	const char *eof; /* what a stream ending here would cut short */
 };
 
-/* Exactly @len bytes, or COW_EFORMAT for a stream that ends early. */
+static int bad(uint64_t at, const char *what)
+{
+	cow__log("recv: stream: %s at byte %llu", what, (unsigned long long)at);
+	return COW_ESTREAM;
+}
+
+/* The input ended inside the header or the record that starts at in->rec. */
+static int cut_short(const struct in *in)
+{
+	cow__log("recv: stream: %s at byte %llu (the input ends at byte %llu)", in->eof,
+		 (unsigned long long)in->rec, (unsigned long long)in->pos);
+	return COW_ESTREAM;
+}
+
+/* Exactly @len bytes, or COW_ESTREAM for a stream that ends early. */
 static int in_get(struct in *in, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 	size_t want = len;
 	while (len) {
-		int n = in->read(in->ctx, p, len > (1u << 30) ? (1u << 30) : len);
+		size_t ask = len > (1u << 30) ? (1u << 30) : len;
+		int n = in->read(in->ctx, p, ask);
 		if (n < 0)
 			return n;
+		if ((size_t)n > ask)
+			return COW_EINVAL; /* the reader broke its contract */
 		if (n == 0)
-			return COW_EFORMAT; /* truncated */
+			return cut_short(in);
 		p += n;
 		len -= (size_t)n;
+		in->pos += (uint64_t)n;
 	}
 	if (in->hash)
 		XXH3_64bits_update(in->h, buf, want);
 	return 0;
+}
+
+/* After END: the input must end too (a second stream is not applied). */
+static int in_end(struct in *in)
+{
+	uint8_t b;
+	int n = in->read(in->ctx, &b, 1);
+	if (n < 0)
+		return n;
+	return n == 0 ? 0 : bad(in->pos, "bytes after the END record");
 }
 
 static int in_u64(struct in *in, uint64_t *v)
@@ -282,12 +318,13 @@ static int in_u32(struct in *in, uint32_t *v)
 static int in_name(struct in *in, char *out, size_t cap)
 {
 	uint8_t b[2];
+	uint64_t at = in->pos;
 	int rc = in_get(in, b, 2);
 	if (rc)
 		return rc;
 	size_t n = cow__le16(b);
 	if (n >= cap)
-		return COW_EFORMAT;
+		return bad(at, "snapshot name too long");
 	rc = in_get(in, out, n);
 	out[n] = 0;
 	return rc;
@@ -300,28 +337,40 @@ static int differs(void *ctx, const cow_diff_entry *e)
 	return 1;
 }
 
-static int apply(cow_txn *t, struct in *in, int type, cow_map *m, uint64_t *records)
+static int apply(cow_txn *t, struct in *in, int type, cow_map *m)
 {
 	uint8_t *val = NULL;
 	size_t cap = 0;
 	int rc = 0;
 	uint8_t key[COW_KEY_MAX], block[COW_BLOCK_SIZE];
-	for (*records = 0;; (*records)++) {
+	for (uint64_t records = 0;; records++) {
 		uint8_t op;
+		in->rec = in->pos;
+		in->eof = "stream ends without an END record";
 		if ((rc = in_get(in, &op, 1)))
 			break;
+		in->eof = "truncated record";
 		if (op == OP_END) {
-			uint64_t n = *records, sum;
+			uint64_t n, sum;
 			in->hash = false; /* the trailer is not covered by its own checksum */
 			uint64_t want_sum = XXH3_64bits_digest(in->h);
-			if ((rc = in_u64(in, records)) || (rc = in_u64(in, &sum)))
+			if ((rc = in_u64(in, &n)) || (rc = in_u64(in, &sum)))
 				break;
-			if (*records != n || sum != want_sum)
-				rc = COW_EFORMAT;
+			if (n != records)
+				rc = bad(in->rec,
+					 "END's record count differs from the records sent");
+			else if (sum != want_sum)
+				rc = bad(in->rec, "checksum mismatch");
+			else
+				rc = in_end(in);
 			break;
 		}
-		if ((op == OP_PUT || op == OP_DEL) != (type == OBJ_MAP) || op > OP_END || op == 0) {
-			rc = COW_EFORMAT;
+		if (op == 0 || op > OP_END) {
+			rc = bad(in->rec, "unknown record type");
+			break;
+		}
+		if ((op == OP_PUT || op == OP_DEL) != (type == OBJ_MAP)) {
+			rc = bad(in->rec, "record for another object type");
 			break;
 		}
 		if (op == OP_PUT || op == OP_DEL) {
@@ -329,7 +378,7 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m, uint64_t *reco
 			if ((rc = in_u32(in, &klen)) || (op == OP_PUT && (rc = in_u32(in, &vlen))))
 				break;
 			if (klen == 0 || klen > COW_KEY_MAX || vlen > STREAM_VALUE_MAX) {
-				rc = COW_EFORMAT;
+				rc = bad(in->rec, "key or value length out of range");
 				break;
 			}
 			if ((rc = in_get(in, key, klen)))
@@ -337,10 +386,12 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m, uint64_t *reco
 			if (op == OP_DEL) {
 				rc = cow_map_del(m, key, klen);
 			} else {
-				/* Grow as the bytes arrive: a lying length cannot make us allocate. */
+				/* Grow as the bytes arrive: a lying length cannot make us allocate.
+				 */
 				size_t got = 0;
 				while (rc == 0 && got < vlen) {
-					size_t step = COW_MIN((size_t)vlen - got, (size_t)(1u << 24));
+					size_t step =
+						COW_MIN((size_t)vlen - got, (size_t)(1u << 24));
 					if (got + step > cap) {
 						rc = cow__grow((void **)&val, &cap, got + step, 1);
 						if (rc)
@@ -350,7 +401,8 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m, uint64_t *reco
 					got += step;
 				}
 				if (rc == 0)
-					rc = cow_map_put(m, key, klen, vlen ? (const void *)val : "", vlen);
+					rc = cow_map_put(m, key, klen,
+							 vlen ? (const void *)val : "", vlen);
 			}
 		} else {
 			uint64_t b, count = 1;
@@ -364,21 +416,23 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m, uint64_t *reco
 			} else if ((rc = in_u64(in, &count))) {
 				break;
 			}
-			if (b > (size >> COW_BLOCK_SHIFT) || count > (size >> COW_BLOCK_SHIFT) + 1) {
-				rc = COW_EFORMAT;
+			if (b > (size >> COW_BLOCK_SHIFT) ||
+			    count > (size >> COW_BLOCK_SHIFT) + 1) {
+				rc = bad(in->rec, "block range past the volume's end");
 				break;
 			}
 			uint64_t off = b << COW_BLOCK_SHIFT;
-			uint64_t len = COW_MIN(count << COW_BLOCK_SHIFT, size > off ? size - off : 0);
+			uint64_t len =
+				COW_MIN(count << COW_BLOCK_SHIFT, size > off ? size - off : 0);
 			if (len == 0) {
-				rc = COW_EFORMAT;
+				rc = bad(in->rec, "empty block range");
 				break;
 			}
 			rc = op == OP_WRITE ? cow_vol_pwrite(v, block, (size_t)len, off)
 					    : cow_vol_punch(v, off, len);
 		}
 		if (rc == COW_ENOTFOUND || rc == COW_EINVAL || rc == COW_ERANGE)
-			rc = COW_EFORMAT; /* the stream does not fit what it describes */
+			rc = bad(in->rec, "record does not fit the object it changes");
 		if (rc)
 			break;
 	}
@@ -387,8 +441,8 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m, uint64_t *reco
 	return rc;
 }
 
-int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, size_t len),
-	     void *ctx, char *snapshot_out, size_t snapshot_len)
+int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, size_t len), void *ctx,
+	     char *snapshot_out, size_t snapshot_len)
 {
 	size_t len;
 	if (!t || !read)
@@ -398,7 +452,7 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 	int rc = cow__name_check(name, false, &len);
 	if (rc)
 		return rc;
-	struct in in = {read, ctx, XXH3_createState(), true};
+	struct in in = {read, ctx, XXH3_createState(), true, 0, 0, "truncated header"};
 	if (!in.h)
 		return COW_ENOMEM;
 	XXH3_64bits_reset(in.h);
@@ -406,9 +460,16 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 	char snap[COW_NAME_MAX + 1], base[COW_NAME_MAX + 1];
 	if ((rc = in_get(&in, hdr, 64)))
 		goto out;
-	if (memcmp(hdr, magic, 8) != 0 || cow__le32(hdr + 8) != 1 || cow__le32(hdr + 12) > 1 ||
-	    (hdr[16] != OBJ_MAP && hdr[16] != OBJ_VOLUME)) {
-		rc = COW_EFORMAT;
+	if (memcmp(hdr, magic, 8) != 0) {
+		rc = bad(0, "not a cowkit stream (bad magic)");
+		goto out;
+	}
+	if (cow__le32(hdr + 8) != 1) {
+		rc = bad(8, "stream version this build cannot read");
+		goto out;
+	}
+	if (cow__le32(hdr + 12) > 1 || (hdr[16] != OBJ_MAP && hdr[16] != OBJ_VOLUME)) {
+		rc = bad(12, "bad flags or object type in the header");
 		goto out;
 	}
 	bool incremental = cow__le32(hdr + 12) & 1;
@@ -418,9 +479,13 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 	if ((rc = in_name(&in, snap, sizeof(snap))) || (rc = in_name(&in, base, sizeof(base))))
 		goto out;
 	size_t sl;
-	if (cow__name_check(snap, false, &sl) || (incremental && cow__name_check(base, false, &sl)) ||
-	    (!incremental && base[0]) || (type == OBJ_VOLUME && size > (1ull << 60))) {
-		rc = COW_EFORMAT;
+	if (cow__name_check(snap, false, &sl) ||
+	    (incremental && cow__name_check(base, false, &sl)) || (!incremental && base[0])) {
+		rc = bad(64, "bad snapshot name");
+		goto out;
+	}
+	if (type == OBJ_VOLUME && size > (1ull << 60)) {
+		rc = bad(24, "volume size out of range");
 		goto out;
 	}
 	char full[COW_FULLNAME_MAX + 2];
@@ -439,8 +504,8 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 		char bfull[COW_FULLNAME_MAX + 2];
 		snprintf(bfull, sizeof(bfull), "%s@%s", name, base);
 		rc = cow__catalog_get(t, bfull, &o);
-		if (rc == COW_ENOTFOUND || (rc == 0 && (memcmp(o.guid, base_guid, 16) != 0 ||
-							o.type != type)))
+		if (rc == COW_ENOTFOUND ||
+		    (rc == 0 && (memcmp(o.guid, base_guid, 16) != 0 || o.type != type)))
 			rc = COW_EMISMATCH;
 		if (rc == 0)
 			rc = cow__obj_open(t, name, type, &m);
@@ -456,8 +521,7 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 	}
 	if (rc)
 		goto out;
-	uint64_t records;
-	rc = apply(t, &in, type, m, &records);
+	rc = apply(t, &in, type, m);
 	if (rc == 0)
 		rc = cow_snapshot(t, full);
 	if (rc == 0) { /* the received snapshot keeps the sender's identity */

@@ -80,6 +80,8 @@ int cow_vol_pread(cow_vol *v, void *buf, size_t len, uint64_t off)
 		if (kb.len != 8)
 			return COW_CORRUPT(0, "bad volume block map key");
 		uint64_t b = cow__be64(kb.data);
+		if (b < first) /* the seek found nothing below: the keys are out of order */
+			return COW_CORRUPT(0, "volume block map keys out of order");
 		if (b > last)
 			break;
 		rc = cow__cursor_get(&c, NULL, &vb);

@@ -25,6 +25,22 @@ struct state {
 	uint64_t seed[NKEYS];
 };
 
+/* The first problem the store checker reports. */
+struct first_problem {
+	uint64_t blk;
+	char why[160];
+};
+
+static int keep_first(void *ctx, uint64_t blk, const char *what)
+{
+	struct first_problem *f = ctx;
+	if (!f->why[0]) {
+		f->blk = blk;
+		snprintf(f->why, sizeof(f->why), "%s", what);
+	}
+	return 0;
+}
+
 static uint8_t vbuf[70000];
 
 static size_t key_make(int i, char *out)
@@ -208,17 +224,14 @@ int main(int argc, char **argv)
 		/* Power back on: the store opens, is consistent, and shows an allowed state. */
 		o.flags = 0;
 		CHECK_OK(cow_store_open(path, &o, &s));
-		rc = cow__store_check(s);
-		if (rc) {
-			uint64_t blk = 0;
-			const char *why = "?";
-			cow__last_corrupt(&blk, &why);
+		struct first_problem fp = {0};
+		rc = cow__store_check_all(s, keep_first, &fp);
+		if (rc)
 			check__fail(__FILE__, __LINE__,
 				    "iteration %ld (crash at op %ld, %s): store check failed: %s: "
 				    "block %llu: %s",
 				    it, fc.crash_at, nosync ? "nosync" : "sync", cow_errname(rc),
-				    (unsigned long long)blk, why);
-		}
+				    (unsigned long long)fp.blk, fp.why);
 		uint64_t d = digest_store(s);
 		int found = -1;
 		for (int k = nallowed - 1; k >= 0 && found < 0; k--)

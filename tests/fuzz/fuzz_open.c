@@ -6,16 +6,20 @@
  *   raw:   the bytes as given. Almost every mutation breaks a checksum, so
  *          this mostly exercises superblock decoding and recovery.
  *   fixed: the same bytes, padded to whole blocks, after the checksums of
- *          every block pointer reachable from the superblocks (tree nodes,
- *          value extents, space-map chains, catalog records) and of the
- *          superblocks themselves are recomputed. This lets mutations of node
- *          headers, cells, catalog records and space maps reach the code
- *          behind the checksum: a crafted file must not crash the store either.
+ *          every block pointer reachable from the superblocks (the catalog,
+ *          every object's tree through the root in its catalog record, value
+ *          extents, the refs tree, space-map chains) and of the superblocks
+ *          themselves are recomputed, children before parents. This lets
+ *          mutations of node headers, cells, catalog records, reference
+ *          counts and space maps reach the code behind the checksum: a
+ *          crafted file must not crash the store either.
  *
  * For each image, the store is opened read-only and read-write (never
- * created). When it opens, everything is read: the catalog list, every map,
- * cursors both ways, a get of every key seen, a seek, then the white-box
- * checker cow__store_check and one small write transaction. Every call must
+ * created). When it opens, everything is read: the catalog list, every map
+ * (cursors both ways, a get of every key seen, a seek) and every volume,
+ * then the white-box checker cow__store_check and one small write
+ * transaction that creates a map and changes an existing map and volume
+ * (copying nodes shared with snapshots through the refs tree). Every call must
  * succeed or fail with an error the API documents for damaged input; nothing
  * may crash, hang, leak, or return a code outside that set (abort()).
  *
@@ -41,10 +45,11 @@
 #define FUZZ_MAX_MAPS	64
 #define FUZZ_MAX_STEPS	4096
 #define FUZZ_MAX_DEPTH	40
+#define FUZZ_MAX_VBLKS	512
 
 static char dir[256], path[300], lockpath[320];
-static bool verbose;	/* $COW_FUZZ_VERBOSE: say what each image gave */
-static bool strict;	/* all maps in one read transaction ($COW_FUZZ_LENIENT: one each) */
+static bool verbose; /* $COW_FUZZ_VERBOSE: say what each image gave */
+static bool strict;  /* all maps in one read transaction ($COW_FUZZ_LENIENT: one each) */
 static long nmaps_seen, nkeys_seen;
 /*
  * A key a cursor returned that a get did not find. Only a tree whose keys
@@ -122,6 +127,10 @@ static void write_file(const uint8_t *data, size_t size)
 
 /* ---- checksum fix-up (FORMAT.md sections 2-6, read independently of src/) ---- */
 
+/* A catalog record's fixed part (FORMAT.md section 5); the origin name follows. */
+#define CATALOG_RECORD 88
+_Static_assert(CATALOG_RECORD == CAT_FIXED, "FORMAT.md section 5 and store.h disagree");
+
 struct img {
 	uint8_t *b;
 	uint64_t nblocks;
@@ -195,8 +204,9 @@ static void fix_node(struct img *im, uint64_t a, int depth, bool catalog)
 		size_t voff = off + 8 + klen;
 		if (c[2] == 1 && voff + COW_BPTR_SIZE <= COW_BLOCK_SIZE) /* extent */
 			fix_ptr(im, n + voff, vlen, 0, false, false);
-		else if (c[2] == 0 && catalog && vlen == 56 && voff + 56 <= COW_BLOCK_SIZE)
-			fix_ptr(im, n + voff + 16, COW_BLOCK_SIZE, 0, false, true); /* map root */
+		else if (c[2] == 0 && catalog && vlen >= CATALOG_RECORD &&
+			 voff + CATALOG_RECORD <= COW_BLOCK_SIZE) /* the object's root */
+			fix_ptr(im, n + voff + 16, COW_BLOCK_SIZE, 0, false, true);
 	}
 }
 
@@ -222,7 +232,8 @@ static void fix_image(uint8_t *b, uint64_t nblocks)
 		uint8_t *sb = blk(&im, slot);
 		if (memcmp(sb, "COWKITSB", 8) != 0)
 			continue;
-		fix_ptr(&im, sb + 40, COW_BLOCK_SIZE, 0, true, true);
+		fix_ptr(&im, sb + 40, COW_BLOCK_SIZE, 0, true, true);	/* catalog */
+		fix_ptr(&im, sb + 144, COW_BLOCK_SIZE, 0, false, true); /* refs tree */
 		fix_space(&im, sb + 64, 0);
 		fix_space(&im, sb + 88, 0);
 		put64(sb + 4088, cow__csum(sb, 4088));
@@ -233,7 +244,8 @@ static void fix_image(uint8_t *b, uint64_t nblocks)
 /* ---- reading everything ---- */
 
 struct names {
-	char name[FUZZ_MAX_MAPS][COW_NAME_MAX + 1];
+	char name[FUZZ_MAX_MAPS][COW_FULLNAME_MAX + 1];
+	bool volume[FUZZ_MAX_MAPS];
 	int n;
 };
 
@@ -245,8 +257,9 @@ static int list_one(void *ctx, const char *name, const char *type, uint64_t coun
 		abort();
 	if (nm->n == FUZZ_MAX_MAPS)
 		return 1;
-	if (strcmp(type, "map") == 0)
-		snprintf(nm->name[nm->n++], COW_NAME_MAX + 1, "%s", name);
+	nm->volume[nm->n] = strcmp(type, "volume") == 0;
+	if (nm->volume[nm->n] || strcmp(type, "map") == 0)
+		snprintf(nm->name[nm->n++], COW_FULLNAME_MAX + 1, "%s", name);
 	return 0;
 }
 
@@ -333,6 +346,34 @@ static void read_map(cow_txn *t, const char *name)
 	expect("cow_map_get(absent)", rc, COW_ECORRUPT, COW_ENOTFOUND);
 }
 
+/* A volume: its size, then every block up to FUZZ_MAX_VBLKS (holes included). */
+static void read_vol(cow_txn *t, const char *name)
+{
+	cow_vol *v;
+	int rc = cow_vol_open(t, name, &v);
+	if (rc == COW_ETYPE)
+		return; /* a crafted catalog may list one record and find another */
+	expect("cow_vol_open", rc, COW_ECORRUPT, COW_ENOTFOUND);
+	if (rc)
+		return;
+	static uint8_t buf[COW_BLOCK_SIZE];
+	uint64_t size = cow_vol_size(v);
+	for (uint64_t b = 0; b < FUZZ_MAX_VBLKS && b << COW_BLOCK_SHIFT < size; b++) {
+		uint64_t off = b << COW_BLOCK_SHIFT;
+		size_t n = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		rc = cow_vol_pread(v, buf, n, off);
+		expect("cow_vol_pread", rc, COW_ECORRUPT, 0);
+	}
+}
+
+static void read_obj(cow_txn *t, const struct names *nm, int i)
+{
+	if (nm->volume[i])
+		read_vol(t, nm->name[i]);
+	else
+		read_map(t, nm->name[i]);
+}
+
 /*
  * Every map is read in one transaction: an ECORRUPT from one map must not
  * stop the others ($COW_FUZZ_LENIENT=1 reads each in its own transaction).
@@ -354,7 +395,7 @@ static void read_all(cow_store *s)
 	}
 	for (int i = 0; i < nm.n; i++) {
 		if (strict) {
-			read_map(t, nm.name[i]);
+			read_obj(t, &nm, i);
 			continue;
 		}
 		cow_txn *mt;
@@ -362,7 +403,7 @@ static void read_all(cow_store *s)
 		expect("cow_txn_begin(RDONLY)", rc, COW_ENOMEM, 0);
 		if (rc)
 			continue;
-		read_map(mt, nm.name[i]);
+		read_obj(mt, &nm, i);
 		expect("cow_txn_commit(RDONLY)", cow_txn_commit(mt), 0, 0);
 	}
 	rc = cow_txn_commit(t);
@@ -383,6 +424,44 @@ static void write_some(cow_store *s)
 	if (rc == 0 && cow_map_open(t, "fuzz-new", &m) == 0) {
 		rc = cow_map_put(m, "k", 1, "value", 5);
 		expect("cow_map_put", rc, COW_ECORRUPT, 0);
+	}
+	/*
+	 * Change the first live map and volume found: their nodes may be shared
+	 * with snapshots, so this copies through the reference-count tree.
+	 */
+	static struct names nm;
+	nm.n = 0;
+	if (rc == 0) {
+		rc = cow_store_list(t, list_one, &nm);
+		expect("cow_store_list(write)", rc, COW_ECORRUPT, 1);
+		rc = rc == 1 ? 0 : rc; /* the list is full */
+	}
+	bool did_map = false, did_vol = false;
+	for (int i = 0; i < nm.n && rc == 0 && !(did_map && did_vol); i++) {
+		if (strchr(nm.name[i], '@') || bad_name(nm.name[i]))
+			continue;
+		if (!nm.volume[i] && !did_map) {
+			did_map = true;
+			rc = cow_map_open(t, nm.name[i], &m);
+			rc = rc == COW_ETYPE ? COW_ENOTFOUND : rc;
+			expect("cow_map_open(write)", rc, COW_ECORRUPT, COW_ENOTFOUND);
+			if (rc == 0) {
+				rc = cow_map_put(m, "key-00003", 9, "fuzz", 4);
+				expect("cow_map_put(existing)", rc, COW_ECORRUPT, 0);
+			}
+			rc = rc == COW_ENOTFOUND ? 0 : rc;
+		} else if (nm.volume[i] && !did_vol) {
+			did_vol = true;
+			cow_vol *v;
+			rc = cow_vol_open(t, nm.name[i], &v);
+			rc = rc == COW_ETYPE ? COW_ENOTFOUND : rc; /* as in read_vol() */
+			expect("cow_vol_open(write)", rc, COW_ECORRUPT, COW_ENOTFOUND);
+			if (rc == 0 && cow_vol_size(v) >= 2 * COW_BLOCK_SIZE) {
+				rc = cow_vol_pwrite(v, "fuzz", 4, COW_BLOCK_SIZE + 7);
+				expect("cow_vol_pwrite", rc, COW_ECORRUPT, 0);
+			}
+			rc = rc == COW_ENOTFOUND ? 0 : rc;
+		}
 	}
 	rc = cow_txn_commit(t);
 	expect("cow_txn_commit", rc, COW_ECORRUPT, COW_ETXNERR);

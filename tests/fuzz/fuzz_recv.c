@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "recv into %s: %s\n", name, cow_errname(rc));
 	if (rc == 0)
 		read_back(t, snap);
-	else if (rc != COW_EFORMAT && rc != COW_EMISMATCH && rc != COW_EEXIST && rc != COW_EBUSY &&
+	else if (rc != COW_ESTREAM && rc != COW_EMISMATCH && rc != COW_EEXIST && rc != COW_EBUSY &&
 		 rc != COW_ETOOBIG && rc != COW_ENOMEM)
 		abort();
 	cow_txn_abort(t);

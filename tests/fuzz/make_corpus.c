@@ -182,6 +182,41 @@ static void deletes(void)
 	save(store_path("deletes"), "deletes.cow");
 }
 
+/*
+ * Versions: snapshots and a clone share nodes (the refs tree holds their
+ * counts), a clone's record carries its origin, and a volume's blocks are
+ * extents, some shared with its snapshot.
+ */
+static void versions(void)
+{
+	cow_store *s = create("versions", 0);
+	cow_txn *t;
+	OK(cow_txn_begin(s, 0, &t));
+	OK(cow_map_create(t, "alpha"));
+	for (int i = 0; i < 160; i++)
+		put(t, "alpha", i, 50);
+	OK(cow_vol_create(t, "disk", 16 * 4096 + 100));
+	cow_vol *v;
+	OK(cow_vol_open(t, "disk", &v));
+	static uint8_t blk[4096];
+	for (int b = 0; b < 16; b += 3) {
+		memset(blk, 'a' + b, sizeof(blk));
+		OK(cow_vol_pwrite(v, blk, sizeof(blk), (uint64_t)b * 4096));
+	}
+	OK(cow_snapshot(t, "@s1"));
+	OK(cow_txn_commit(t));
+	OK(cow_txn_begin(s, 0, &t));
+	put(t, "alpha", 3, 20);
+	del(t, "alpha", 150);
+	OK(cow_vol_open(t, "disk", &v));
+	OK(cow_vol_pwrite(v, "changed", 7, 4096 * 3 + 10));
+	OK(cow_clone(t, "alpha@s1", "beta"));
+	put(t, "beta", 500, 10);
+	OK(cow_txn_commit(t));
+	cow_store_close(s);
+	save(store_path("versions"), "versions.cow");
+}
+
 /* Commits that were never flushed: the superblock's synced lags its gen. */
 static void nosync(void)
 {
@@ -406,7 +441,8 @@ int main(int argc, char **argv)
 	large();
 	deletes();
 	nosync();
-	const char *names[] = {"fresh", "maps", "large", "deletes", "nosync"};
+	versions();
+	const char *names[] = {"fresh", "maps", "large", "deletes", "nosync", "versions"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char lk[600];
 		unlink(store_path(names[i]));

@@ -17,7 +17,7 @@ int main(void)
 	CHECK_EQ(COW_ENOENT, -ENOENT);
 	int own[] = {COW_ECORRUPT, COW_EFORMAT, COW_ENOTFOUND,
 		     COW_EREADONLY, COW_ETXNERR, COW_ETOOBIG, COW_ETYPE, COW_EMISMATCH,
-		     COW_ELOCKED, COW_EINTERNAL};
+		     COW_ELOCKED, COW_EINTERNAL, COW_ESTREAM};
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
 		CHECK_LT(own[i], -1000);
 		for (size_t j = 0; j < i; j++)
@@ -32,6 +32,9 @@ int main(void)
 	CHECK_STREQ(cow_errname(COW_ENOSPC), "COW_ENOSPC");
 	CHECK_STREQ(cow_strerror(COW_ENOSPC), "no space left on device");
 	CHECK(strstr(cow_strerror(COW_ECORRUPT), "corrupt") != NULL);
+	/* A bad stream is never called a bad store, nor the other way round. */
+	CHECK(strstr(cow_strerror(COW_ESTREAM), "stream") != NULL);
+	CHECK(strstr(cow_strerror(COW_ESTREAM), "store") == NULL);
 
 	/* An errno cowkit does not list still gets the system's text. */
 	CHECK_STREQ(cow_errname(-EXDEV), "COW_EUNKNOWN");

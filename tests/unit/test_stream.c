@@ -2,11 +2,15 @@
  * send/recv: full and incremental streams reproduce maps and volumes
  * exactly; incremental streams are as small as the change; every malformed,
  * truncated or mismatched stream is refused and leaves the store unchanged.
+ * A bad stream is COW_ESTREAM, logged with its byte offset; bytes after a
+ * stream's END (a second stream, garbage) are refused, nothing applied.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "memstream.h"
+#include "base/base.h"
 #include "store/store.h"
 
 static cow_store *open_new(const char *name)
@@ -53,8 +57,9 @@ static void same(cow_store *sa, const char *a, cow_store *sb, const char *b)
 		CHECK_EQ(cow_vol_size(va), cow_vol_size(vb));
 		static uint8_t x[1 << 16], y[1 << 16];
 		for (uint64_t off = 0; off < cow_vol_size(va); off += sizeof(x)) {
-			size_t n = (size_t)(cow_vol_size(va) - off < sizeof(x) ? cow_vol_size(va) - off
-										: sizeof(x));
+			size_t n =
+				(size_t)(cow_vol_size(va) - off < sizeof(x) ? cow_vol_size(va) - off
+									    : sizeof(x));
 			CHECK_OK(cow_vol_pread(va, x, n, off));
 			CHECK_OK(cow_vol_pread(vb, y, n, off));
 			CHECK(memcmp(x, y, n) == 0);
@@ -91,6 +96,38 @@ static uint64_t gen_of(cow_store *s)
 	cow_store_stats st;
 	CHECK_OK(cow_store_stat(s, &st));
 	return st.gen;
+}
+
+/* Neither @name nor any snapshot of it exists in @s. */
+static void nothing_named(cow_store *s, const char *name)
+{
+	cow_txn *t;
+	cow_obj_stats st;
+	CHECK_OK(cow_txn_begin(s, COW_TXN_RDONLY, &t));
+	CHECK_RC(cow_obj_stat(t, name, 0, &st), COW_ENOTFOUND);
+	cow_txn_abort(t);
+}
+
+static char logbuf[4096];
+static size_t loglen;
+
+static void to_buf(void *ctx, int level, const char *msg)
+{
+	(void)ctx, (void)level;
+	int n = snprintf(logbuf + loglen, sizeof(logbuf) - loglen, "%s\n", msg);
+	if (n > 0)
+		loglen = COW_MIN(sizeof(logbuf) - 1, loglen + (size_t)n);
+}
+
+/* recv @m into @s with the library's log captured (cow_set_log); what it logged (free it). */
+static char *logged(cow_store *s, struct mem *m)
+{
+	loglen = 0;
+	logbuf[0] = 0;
+	cow_set_log(to_buf, NULL);
+	CHECK_RC(recv(s, "m", m), COW_ESTREAM);
+	cow_set_log(NULL, NULL);
+	return strdup(logbuf);
 }
 
 int main(void)
@@ -142,8 +179,8 @@ int main(void)
 	struct mem vf = send(a, "v@one", NULL), vi = send(a, "v@two", "v@one");
 	printf("streams: map full %zu, incremental %zu bytes; volume full %zu, incremental %zu\n",
 	       mf.n, mi.n, vf.n, vi.n);
-	CHECK_LT(mi.n, 400);        /* three changed keys */
-	CHECK_LT(vi.n, 4 * 4200);   /* a written block and a punched range */
+	CHECK_LT(mi.n, 400);	  /* three changed keys */
+	CHECK_LT(vi.n, 4 * 4200); /* a written block and a punched range */
 	CHECK_OK(recv(b, "m", &mf));
 	same(a, "m@one", b, "m@one");
 	CHECK_OK(recv(b, "m", &mi));
@@ -181,29 +218,87 @@ int main(void)
 	CHECK_OK(recv(c, "m", &mi)); /* after a rollback it applies */
 	same(a, "m", c, "m");
 
-	/* Truncated at every length, or with any one byte flipped: refused. */
+	/*
+	 * Truncated at every length, or with any one byte flipped: refused as a
+	 * bad stream (never as a corrupt store), each time leaving the store as
+	 * it was: the same generation, no object created.
+	 */
 	cow_store *d = open_new("d.cow");
 	uint64_t gd = gen_of(d);
 	struct mem sm = send(a, "small@one", NULL);
 	for (size_t cut = 1; cut < sm.n; cut++) {
 		struct mem tr = sm;
 		tr.limit = cut;
-		CHECK_RC(recv(d, "m", &tr), COW_EFORMAT);
+		CHECK_RC(recv(d, "m", &tr), COW_ESTREAM);
+		CHECK_EQ(gen_of(d), gd);
 	}
+	cow_store *e = open_new("e.cow"); /* an incremental one, onto its base */
+	CHECK_OK(recv(e, "m", &mf));
+	uint64_t ge = gen_of(e);
+	for (size_t cut = 1; cut < mi.n; cut++) {
+		struct mem tr = mi;
+		tr.limit = cut;
+		CHECK_RC(recv(e, "m", &tr), COW_ESTREAM);
+		CHECK_EQ(gen_of(e), ge);
+	}
+	same(a, "m@one", e, "m");
+	CHECK_OK(recv(e, "m", &mi));
+	same(a, "m@two", e, "m");
+	cow_store_close(e);
 	for (size_t cut = 1; cut < vf.n; cut += vf.n / 97 + 1) {
 		struct mem tr = vf;
 		tr.limit = cut;
-		int rc = recv(d, "v", &tr);
-		CHECK_RC(rc, COW_EFORMAT);
+		CHECK_RC(recv(d, "v", &tr), COW_ESTREAM);
 	}
 	CHECK_EQ(gen_of(d), gd);
 	for (size_t i = 0; i < sm.n; i++) {
 		sm.p[i] ^= 0x20;
-		CHECK_RC(recv(d, "m", &sm), COW_EFORMAT);
+		CHECK_RC(recv(d, "m", &sm), COW_ESTREAM);
 		sm.p[i] ^= 0x20;
 	}
 	CHECK_EQ(gen_of(d), gd);
+	nothing_named(d, "m");
+
+	/*
+	 * Bytes after END are an error, whatever they are: one byte, a block of
+	 * zeros, or a whole second stream (`cat full inc | cow recv`). Nothing
+	 * of the first stream is applied either.
+	 */
+	struct mem two = {0};
+	CHECK_OK(mem_write(&two, mf.p, mf.n));
+	CHECK_OK(mem_write(&two, mi.p, mi.n));
+	CHECK_RC(recv(d, "m", &two), COW_ESTREAM);
+	CHECK_EQ(gen_of(d), gd);
+	nothing_named(d, "m");
+	static const uint8_t zeros[4096];
+	const struct {
+		const void *p;
+		size_t n;
+	} tails[] = {{"x", 1}, {zeros, 1}, {zeros, sizeof(zeros)}, {sm.p, sm.n}};
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		struct mem tr = {0};
+		CHECK_OK(mem_write(&tr, sm.p, sm.n));
+		CHECK_OK(mem_write(&tr, tails[i].p, tails[i].n));
+		CHECK_RC(recv(d, "m", &tr), COW_ESTREAM);
+		CHECK_EQ(gen_of(d), gd);
+		free(tr.p);
+	}
+	nothing_named(d, "m");
 	CHECK_OK(cow__store_check(d));
+
+	/* The log says what is wrong with the stream, and where. */
+	struct mem tr = sm;
+	tr.limit = sm.n - 3;
+	char *log = logged(d, &tr);
+	CHECK(strstr(log, "recv: stream: truncated record at byte ") != NULL);
+	free(log);
+	log = logged(d, &two);
+	char want[80];
+	snprintf(want, sizeof(want), "recv: stream: bytes after the END record at byte %zu", mf.n);
+	CHECK(strstr(log, want) != NULL);
+	CHECK(strstr(log, "corrupt") == NULL);
+	free(log);
+	free(two.p);
 	CHECK_OK(recv(d, "m", &sm)); /* the intact stream still applies */
 	same(a, "small@one", d, "m@one");
 	free(sm.p);
