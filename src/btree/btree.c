@@ -701,61 +701,58 @@ int cow__btree_finalize(struct cow__tx *tx, struct cow__tree *t)
 }
 
 /*
- * Drop one reference to the subtree at *p. A shared node only loses a
- * reference and the walk stops there; an unshared one is freed after its
- * children lose theirs. @count, when set, only counts what would be freed.
+ * Dropping one reference to a tree, on the visitor: a shared node only
+ * loses a reference and the walk stops there; an unshared one is freed after
+ * its children lose theirs (post). With @count set, nothing changes: what
+ * would be freed is counted (the version's exclusive blocks).
  */
-static int drop_subtree(struct cow__tx *tx, const struct cow__tree *t, const struct cow__bptr *p,
-			int depth, uint64_t *count, uint64_t *budget)
+struct drop {
+	struct cow__tx *tx;
+	const struct cow__tree *t;
+	uint64_t *count;
+};
+
+static int drop_pre(void *ctx, const struct cow__bptr *p, uint64_t nblk, bool node, int depth)
 {
-	if (depth >= COW_BTREE_MAXDEPTH)
-		return COW_CORRUPT(p->addr, "tree too deep");
-	if ((*budget)-- == 0)
-		return COW_CORRUPT(p->addr, "a node is reachable twice in one tree");
+	(void)depth;
+	struct drop *d = ctx;
 	bool sh;
-	int rc = shared(tx, t, p, &sh);
+	if (!node && !d->count)
+		return cow__ref_drop(d->tx, p, nblk, maybe_shared(d->t, p));
+	int rc = shared(d->tx, d->t, p, &sh);
 	if (rc)
 		return rc;
-	if (sh)
-		return count ? 0 : cow__ref_drop(tx, p, 1, true);
-	const uint8_t *n;
-	rc = cow__node_get(tx, p, &n);
-	if (rc)
-		return rc;
-	unsigned cnt = n_count(n);
-	for (unsigned i = 0; i < cnt && rc == 0; i++) {
-		const uint8_t *c = n_cell(n, i);
-		if (n_kind(n) == N_BRANCH) {
-			struct cow__bptr child;
-			br_child(c, &child);
-			rc = drop_subtree(tx, t, &child, depth + 1, count, budget);
-		} else if (leaf_vkind(c) == V_EXTENT) {
-			struct cow__bptr ep;
-			cow__bptr_load(&ep, leaf_val(c));
-			uint64_t nblk = (leaf_vlen(c) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
-			if (!count) {
-				rc = cow__ref_drop(tx, &ep, nblk, maybe_shared(t, &ep));
-			} else {
-				bool esh;
-				rc = shared(tx, t, &ep, &esh);
-				if (!esh)
-					*count += nblk;
-			}
-		}
-	}
-	if (rc)
-		return rc;
-	if (count) {
-		*count += 1;
+	if (!node) {
+		if (!sh)
+			*d->count += nblk;
 		return 0;
 	}
-	return cow__bs_free(tx->bs, p->addr, 1, p->birth);
+	if (sh)
+		return d->count ? 0 : cow__ref_drop(d->tx, p, 1, true);
+	return 1; /* unshared: its children go first */
+}
+
+static int drop_post(void *ctx, const struct cow__bptr *p, int depth)
+{
+	(void)depth;
+	struct drop *d = ctx;
+	if (d->count) {
+		*d->count += 1;
+		return 0;
+	}
+	return cow__bs_free(d->tx->bs, p->addr, 1, p->birth);
+}
+
+static int drop_tree(struct cow__tx *tx, const struct cow__tree *t, uint64_t *count)
+{
+	struct drop d = {tx, t, count};
+	struct cow__visit v = {.pre = drop_pre, .post = drop_post, .ctx = &d};
+	return cow__btree_visit(tx, &t->root, &v);
 }
 
 int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t)
 {
-	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
-	int rc = t->root.addr ? drop_subtree(tx, t, &t->root, 0, NULL, &budget) : 0;
+	int rc = drop_tree(tx, t, NULL);
 	if (rc == 0) {
 		t->root = (struct cow__bptr){0, 0, 0};
 		t->count = 0;
@@ -768,8 +765,7 @@ int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t)
 int cow__btree_exclusive(struct cow__tx *tx, const struct cow__tree *t, uint64_t *blocks)
 {
 	*blocks = 0;
-	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
-	return t->root.addr ? drop_subtree(tx, t, &t->root, 0, blocks, &budget) : 0;
+	return drop_tree(tx, t, blocks);
 }
 
 /* ---- the reference-count tree: block address (big-endian) -> count >= 2 ---- */

@@ -150,16 +150,20 @@ int cow__btree_check(struct cow__tx *tx, const struct cow__tree *t, bool count_k
 /*
  * A walk over a tree's pointers (visit.c). @pre sees each pointer before it
  * is followed: the root, every branch child, every value extent (@nblk its
- * blocks; @node false); it returns 1 to go down into a node, 0 to skip, or a
- * negative error to stop. NULL goes down everywhere. Pointers with birth <=
- * @min_birth are skipped unseen. @post (may be NULL) runs after a node's
- * children. @bad (may be NULL: stop with the error) hears of a node that
- * cannot be read or fails its checks; its subtree is skipped. Errors that
- * are not damage (ENOMEM, EIO) always stop the walk.
+ * blocks; @node false; verified first with @read_extents); it returns 1 to
+ * go down into a node, 0 to skip, or a negative error to stop. NULL goes
+ * down everywhere. Pointers with birth <= @min_birth are skipped unseen.
+ * @val (may be NULL) gets each inline value of a leaf; @post (may be NULL)
+ * runs after a node's children. @bad (may be NULL: stop with COW_ECORRUPT)
+ * hears of a node that cannot be read or fails the walk's guards (a child
+ * newer than its parent, too deep, met twice); its subtree is skipped.
+ * Errors that are not damage (ENOMEM, EIO) always stop the walk.
  */
 struct cow__visit {
 	uint64_t min_birth;
+	bool read_extents;
 	int (*pre)(void *ctx, const struct cow__bptr *p, uint64_t nblk, bool node, int depth);
+	int (*val)(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
 	int (*post)(void *ctx, const struct cow__bptr *p, int depth);
 	int (*bad)(void *ctx, uint64_t block, const char *what);
 	void *ctx;

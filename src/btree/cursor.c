@@ -263,159 +263,30 @@ int cow__cursor_extent(struct cow__cursor *c, struct cow__bptr *p, size_t *vlen)
 	return 0;
 }
 
-/* ---- walk ---- */
+/* ---- verify: the checker of check.c, stopping at the first problem ---- */
 
-static int walk(struct cow__tx *tx, const struct cow__bptr *p, const struct cow__walk *w,
-		int depth, uint64_t *budget)
+static int first_problem(void *ctx, uint64_t block, const uint8_t *key, size_t klen,
+			 const char *what)
 {
-	if (p->birth <= w->min_birth)
-		return 0;
-	if (depth >= COW_BTREE_MAXDEPTH)
-		return COW_CORRUPT(p->addr, "tree too deep");
-	/* A tree has fewer nodes than the store has blocks: more visits mean a node twice. */
-	if ((*budget)-- == 0)
-		return COW_CORRUPT(p->addr, "a node is reachable twice in one tree");
-	const uint8_t *n;
-	int rc = cow__node_get(tx, p, &n);
-	if (rc)
-		return rc;
-	if (w->blk && (rc = w->blk(w->ctx, p->addr, 1, p->birth)))
-		return rc;
-	for (unsigned i = 0; i < n_count(n); i++) {
-		const uint8_t *c = n_cell(n, i);
-		if (n_kind(n) == N_BRANCH) {
-			struct cow__bptr child;
-			br_child(c, &child);
-			if (child.birth > p->birth)
-				return COW_CORRUPT(child.addr, "child newer than its parent");
-			rc = walk(tx, &child, w, depth + 1, budget);
-		} else if (leaf_vkind(c) == V_EXTENT) {
-			struct cow__bptr ep;
-			cow__bptr_load(&ep, leaf_val(c));
-			if (ep.birth > w->min_birth) {
-				const uint8_t *data;
-				rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &ep, leaf_vlen(c), &data, NULL);
-				if (rc == 0 && w->blk)
-					rc = w->blk(w->ctx, ep.addr,
-						    (leaf_vlen(c) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT,
-						    ep.birth);
-			}
-		} else if (w->val) {
-			rc = w->val(w->ctx, leaf_key(c), leaf_klen(c), leaf_val(c), leaf_vlen(c));
-		}
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-int cow__btree_walk(struct cow__tx *tx, const struct cow__tree *t, const struct cow__walk *w)
-{
-	if (!t->root.addr)
-		return 0;
-	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
-	return walk(tx, &t->root, w, 0, &budget);
-}
-
-/* ---- verify ---- */
-
-struct vstate {
-	uint64_t count;
-	int leaf_level;
-	uint64_t budget; /* nodes left before a node must have been seen twice */
-};
-
-static int verify(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t *lo, size_t lolen,
-		  const uint8_t *hi, size_t hilen, int level, bool root, struct vstate *vs)
-{
-	if (vs->budget-- == 0)
-		return COW_CORRUPT(p->addr, "a node is reachable twice in one tree");
-	const uint8_t *n;
-	int rc = cow__node_get(tx, p, &n);
-	if (rc)
-		return rc;
-	if (level >= 0 && n_level(n) != level)
-		return COW_CORRUPT(p->addr, "node level does not match its depth");
-	unsigned cnt = n_count(n);
-	if (!root && cnt == 0)
-		return COW_CORRUPT(p->addr, "empty non-root node");
-	size_t used = 0;
-	const uint8_t *prev = NULL;
-	size_t prevlen = 0;
-	for (unsigned i = 0; i < cnt; i++) {
-		const uint8_t *c = n_cell(n, i);
-		used += cell_size(n, c);
-		size_t klen;
-		const uint8_t *k = cell_key(n, c, &klen);
-		bool is_floor = n_kind(n) == N_BRANCH && i == 0; /* cell 0 of a branch: -inf */
-		if (!is_floor) {
-			if (klen == 0)
-				return COW_CORRUPT(p->addr, "empty key");
-			if (prev && key_cmp(prev, prevlen, k, klen) >= 0)
-				return COW_CORRUPT(p->addr, "keys out of order");
-			if (lo && key_cmp(k, klen, lo, lolen) < 0)
-				return COW_CORRUPT(p->addr, "key below its separator");
-			if (hi && key_cmp(k, klen, hi, hilen) >= 0)
-				return COW_CORRUPT(p->addr, "key above the next separator");
-			prev = k;
-			prevlen = klen;
-		}
-	}
-	if (used != n_used(n))
-		return COW_CORRUPT(p->addr, "node byte count wrong");
-	if (n_kind(n) == N_LEAF) {
-		vs->count += cnt;
-		for (unsigned i = 0; i < cnt; i++) {
-			const uint8_t *c = n_cell(n, i);
-			if (leaf_vkind(c) == V_EXTENT) {
-				struct cow__bptr ep;
-				cow__bptr_load(&ep, leaf_val(c));
-				const uint8_t *data;
-				rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &ep, leaf_vlen(c), &data, NULL);
-				if (rc)
-					return rc;
-				if (ep.birth > p->birth)
-					return COW_CORRUPT(ep.addr, "value newer than its leaf");
-			} else if (leaf_vkind(c) != V_INLINE || 8 + leaf_klen(c) + leaf_vlen(c) > COW_CELL_MAX) {
-				return COW_CORRUPT(p->addr, "bad value cell");
-			}
-		}
-		return 0;
-	}
-	if (n_level(n) == 0)
-		return COW_CORRUPT(p->addr, "branch at leaf level");
-	for (unsigned i = 0; i < cnt; i++) {
-		const uint8_t *c = n_cell(n, i);
-		struct cow__bptr child;
-		br_child(c, &child);
-		if (child.birth > p->birth)
-			return COW_CORRUPT(child.addr, "child newer than its parent");
-		const uint8_t *clo = lo, *chi = hi;
-		size_t clolen = lolen, chilen = hilen;
-		if (i > 0) {
-			clo = br_key(c);
-			clolen = br_klen(c);
-		}
-		if (i + 1 < cnt) {
-			chi = br_key(n_cell(n, i + 1));
-			chilen = br_klen(n_cell(n, i + 1));
-		}
-		rc = verify(tx, &child, clo, clolen, chi, chilen, n_level(n) - 1, false, vs);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	(void)ctx, (void)key, (void)klen;
+	COW_CORRUPT(block, what);
+	return 1; /* stop */
 }
 
 int cow__btree_verify(struct cow__tx *tx, const struct cow__tree *t)
 {
-	struct vstate vs = {0, 0, tx->nblocks ? tx->nblocks : tx->bs->nblocks};
-	if (!t->root.addr)
-		return t->count == 0 ? 0 : COW_CORRUPT(0, "empty tree with a nonzero count");
-	int rc = verify(tx, &t->root, NULL, 0, NULL, 0, -1, true, &vs);
-	if (rc)
+	uint64_t nb = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
+	struct cow__check ck = {.seen = cow__calloc(nb ? nb : 1, 1),
+				.entries = cow__calloc(nb ? nb : 1, sizeof(uint32_t)),
+				.nblocks = nb,
+				.problem = first_problem};
+	int rc = COW_ENOMEM;
+	uint64_t problems = 0;
+	if (ck.seen && ck.entries)
+		rc = cow__btree_check(tx, t, true, &ck, &problems);
+	cow__free(ck.seen);
+	cow__free(ck.entries);
+	if (rc < 0)
 		return rc;
-	if (vs.count != t->count)
-		return COW_CORRUPT(t->root.addr, "entry count does not match the tree");
-	return 0;
+	return rc || problems ? COW_ECORRUPT : 0;
 }

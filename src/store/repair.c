@@ -7,56 +7,52 @@
  * rebuilds and commits on request.
  */
 #include "base/base.h"
-#include "btree/node.h"
 #include "store/store.h"
 
 /* ---- the walker ---- */
 
 /*
- * Mark @p's subtree. A node marked already is shared with a version walked
- * before: its subtree is marked, so the walk costs what is distinct. Value
- * extents are marked, not read: the leaf that points at them verified.
+ * Mark every block a tree reaches. A node marked already is shared with a
+ * version walked before: its subtree is marked, so the walk costs what is
+ * distinct. Value extents are marked, not read: the leaf that points at
+ * them verified. The catalog's records lead to the objects' trees.
  */
-static int mark_tree(struct cow__tx *tx, const struct cow__bptr *p, int depth, bool catalog)
+struct marker {
+	struct cow__tx *tx;
+};
+
+static int mark_pre(void *ctx, const struct cow__bptr *p, uint64_t nblk, bool node, int depth)
 {
-	if (depth > COW_BTREE_MAXDEPTH)
-		return COW_CORRUPT(p->addr, "tree too deep");
-	int rc = cow__bs_mark(tx->bs, p->addr, 1);
+	(void)depth;
+	struct marker *m = ctx;
+	int rc = cow__bs_mark(m->tx->bs, p->addr, nblk);
 	if (rc)
-		return rc < 0 ? rc : 0;
-	const uint8_t *n;
-	rc = cow__node_get(tx, p, &n);
-	for (unsigned i = 0; rc == 0 && i < n_count(n); i++) {
-		const uint8_t *c = n_cell(n, i);
-		if (n_kind(n) == N_BRANCH) {
-			struct cow__bptr child;
-			br_child(c, &child);
-			rc = mark_tree(tx, &child, depth + 1, catalog);
-		} else if (leaf_vkind(c) == V_EXTENT) {
-			struct cow__bptr ep;
-			cow__bptr_load(&ep, leaf_val(c));
-			uint64_t nblk = (leaf_vlen(c) + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
-			rc = cow__bs_mark(tx->bs, ep.addr, nblk);
-			rc = rc < 0 ? rc : 0;
-		} else if (catalog) {
-			struct cow__obj o = {0};
-			rc = cow__obj_decode(leaf_val(c), leaf_vlen(c), &o);
-			if (rc == 0 && o.root.addr)
-				rc = mark_tree(tx, &o.root, 0, false);
-		}
-	}
-	return rc;
+		return rc < 0 ? rc : 0; /* marked before: shared, done */
+	return node;
+}
+
+static int mark_object(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	(void)key, (void)klen;
+	struct marker *m = ctx;
+	struct cow__obj o = {0};
+	int rc = cow__obj_decode(val, vlen, &o);
+	if (rc)
+		return rc;
+	struct cow__visit v = {.pre = mark_pre, .ctx = m};
+	return cow__btree_visit(m->tx, &o.root, &v);
 }
 
 int cow__store_space_walk(void *ctx, struct cow__bs *bs, const struct cow__sb *sb)
 {
 	(void)ctx;
 	struct cow__tx tx = {.bs = bs, .gen = sb->gen, .nblocks = sb->nblocks};
-	int rc = 0;
-	if (sb->catalog.addr)
-		rc = mark_tree(&tx, &sb->catalog, 0, true);
-	if (rc == 0 && sb->refs.addr)
-		rc = mark_tree(&tx, &sb->refs, 0, false);
+	struct marker m = {&tx};
+	struct cow__visit cat = {.pre = mark_pre, .val = mark_object, .ctx = &m};
+	struct cow__visit refs = {.pre = mark_pre, .ctx = &m};
+	int rc = cow__btree_visit(&tx, &sb->catalog, &cat);
+	if (rc == 0)
+		rc = cow__btree_visit(&tx, &sb->refs, &refs);
 	return rc;
 }
 
