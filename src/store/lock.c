@@ -34,23 +34,17 @@
 #define PIN_MAX	 ((1ull << 62) - 1) /* highest generation a pin can name */
 
 /* Bumped in every child after fork(): descriptors shared with the parent are stale. */
-static _Atomic uint64_t fork_epoch = 1;
+_Atomic uint64_t cow__fork_epoch_v = 1;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void on_fork_child(void)
 {
-	fork_epoch++;
+	cow__fork_epoch_v++;
 }
 
 static void install_atfork(void)
 {
 	pthread_atfork(NULL, NULL, on_fork_child);
-}
-
-uint64_t cow__fork_epoch(void)
-{
-	pthread_once(&atfork_once, install_atfork);
-	return fork_epoch;
 }
 
 /*
@@ -90,6 +84,7 @@ int cow__locks_open(struct cow__locks *lk, const char *path, int probe_fd, bool 
 	lk->path = path;
 	lk->rdonly = rdonly;
 	pthread_mutex_init(&lk->mu, NULL);
+	pthread_once(&atfork_once, install_atfork); /* before any epoch is taken */
 	lk->epoch = cow__fork_epoch();
 	int fd = reopen(probe_fd, path, rdonly);
 	if (fd < 0)

@@ -164,11 +164,11 @@ int cow_map_open(cow_txn *t, const char *name, cow_map **out)
 	return cow__obj_open(t, name, OBJ_MAP, out);
 }
 
-static int map_check(cow_map *m, bool write)
+static int map_check_slow(cow_map *m, bool write)
 {
 	if (!m)
 		return COW_EINVAL;
-	int rc = cow__txn_check(m->txn, false);
+	int rc = cow__txn_check(m->txn, write && !m->readonly);
 	if (rc)
 		return rc;
 	if (m->renewal != m->txn->renewals)
@@ -178,6 +178,18 @@ static int map_check(cow_map *m, bool write)
 	if (write && m->readonly)
 		return COW_EREADONLY;
 	return 0;
+}
+
+/*
+ * Every get, put and cursor step passes here, so the common case is a few
+ * loads. Reads do not look at the fork epoch: a transaction that crossed
+ * fork() is refused when its objects are opened, and at every write.
+ */
+static inline int map_check(cow_map *m, bool write)
+{
+	if (m && !m->dropped && !m->txn->blocked && !write) /* a reset drops every handle */
+		return 0;
+	return map_check_slow(m, write);
 }
 
 int cow_map_get(cow_map *m, const void *key, size_t klen, cow_buf *val)

@@ -560,7 +560,7 @@ int cow_store_sync(cow_store *s)
 
 /* ---- transactions ---- */
 
-int cow__txn_check(const cow_txn *t, bool write)
+int cow__txn_check_slow(const cow_txn *t, bool write)
 {
 	if (!t)
 		return COW_EINVAL;
@@ -584,7 +584,7 @@ int cow__txn_check(const cow_txn *t, bool write)
 int cow__txn_poison(cow_txn *t, int rc)
 {
 	if (rc && t->write && !t->err)
-		t->err = rc;
+		t->err = rc, t->blocked = true;
 	return rc;
 }
 
@@ -763,7 +763,7 @@ static void txn_end(cow_txn *t)
 	} else if (t->pin) {
 		cow__locks_unpin(&s->lk, t->pin, t->epoch);
 	}
-	t->ended = true;
+	t->ended = t->blocked = true;
 	pthread_mutex_lock(&s->qmutex);
 	cow_txn *old = s->quarantine[s->qnext];
 	s->quarantine[s->qnext] = t;
@@ -810,8 +810,10 @@ void cow_txn_reset(cow_txn *t)
 	if (t->pin)
 		cow__locks_unpin(&t->s->lk, t->pin, t->epoch);
 	t->pin = 0;
-	t->reset = true;
+	t->reset = t->blocked = true;
 	t->renewals++; /* its maps and cursors are stale from now on */
+	for (cow_map *m = t->maps; m; m = m->next)
+		m->dropped = true; /* and fail in the fast check; the slow one says why */
 }
 
 int cow_txn_renew(cow_txn *t)
@@ -820,7 +822,7 @@ int cow_txn_renew(cow_txn *t)
 		return COW_EINVAL;
 	int rc = reader_begin(t->s, t);
 	if (rc == 0)
-		t->reset = false;
+		t->reset = t->blocked = false;
 	return rc;
 }
 

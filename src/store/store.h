@@ -45,8 +45,15 @@ struct cow__locks {
 	size_t npins, cap;
 };
 
-/* Counts forks: a child sees a new value (descriptors it shares are the parent's). */
-uint64_t cow__fork_epoch(void);
+/*
+ * Counts forks: a child sees a new value (descriptors it shares are the
+ * parent's). Counted from the first cow__locks_open of the process on.
+ */
+extern _Atomic uint64_t cow__fork_epoch_v;
+static inline uint64_t cow__fork_epoch(void)
+{
+	return __atomic_load_n((const uint64_t *)&cow__fork_epoch_v, __ATOMIC_RELAXED);
+}
 int cow__locks_open(struct cow__locks *lk, const char *path, int probe_fd, bool rdonly);
 void cow__locks_close(struct cow__locks *lk);
 /* The writer lock (byte 0): COW_ELOCKED if busy and !@wait; COW_EREADONLY. */
@@ -160,6 +167,7 @@ struct cow_txn {
 	cow_store *s;
 	bool write;
 	bool ended;	/* committed or aborted: kept in quarantine, every call fails */
+	bool blocked; /* ended, reset or err: the fast check fails, the slow one says why */
 	int err;	/* write txn: first hard error; only abort is allowed then */
 	uint64_t epoch; /* fork epoch at begin: a transaction must not cross fork() */
 	uint64_t pin;	/* read txn: the generation pinned, or 0 */
@@ -187,7 +195,13 @@ int cow__txn_poison(cow_txn *t, int rc);
  * Can @t be used (@write: for changes)? COW_EINVAL for NULL, an ended
  * transaction or one begun before fork(); COW_EREADONLY; COW_ETXNERR.
  */
-int cow__txn_check(const cow_txn *t, bool write);
+int cow__txn_check_slow(const cow_txn *t, bool write);
+static inline int cow__txn_check(const cow_txn *t, bool write)
+{
+	if (t && !t->blocked && (t->write || !write) && t->epoch == cow__fork_epoch())
+		return 0; /* every call on a map or cursor passes here */
+	return cow__txn_check_slow(t, write);
+}
 /* A new, empty object @name of @type (count: a volume's size) in write txn @t. */
 int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count);
 /* Open @name as @type (0: any) in @t; snapshots and read txns give read-only handles. */
