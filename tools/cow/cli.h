@@ -33,8 +33,12 @@ struct cli_cmd {
 /* Command groups; each file defines its table. */
 extern const struct cli_cmd cli_tour_cmds[];
 extern const struct cli_cmd cli_store_cmds[];
+extern const struct cli_cmd cli_map_cmds[];
+extern const struct cli_cmd cli_vol_cmds[];
 extern const struct cli_cmd cli_version_cmds[];
-extern const struct cli_cmd cli_trust_cmds[];
+extern const struct cli_cmd cli_list_cmds[];
+extern const struct cli_cmd cli_stream_cmds[];
+extern const struct cli_cmd cli_check_cmds[];
 extern const struct cli_cmd cli_share_cmds[];
 extern const struct cli_cmd cli_mem_cmds[];
 
@@ -57,6 +61,11 @@ int cli_begin(const char *cmd, bool write, struct cow_store **s, struct cow_txn 
  * used/pending/free figures are known. Returns an exit code.
  */
 int cli_stat(const char *cmd, cow_store_stats *st, bool *space);
+/*
+ * Finish a write command: commit @t if @rc is 0, else abort it; close @s.
+ * On failure print "cow: STORE: WHAT 'NAME': why" and return its exit code.
+ */
+int cli_end(struct cow_store *s, struct cow_txn *t, int rc, const char *what, const char *name);
 
 /* Print "cow: CONTEXT: MESSAGE" for a cowkit error and map it to an exit code. */
 int cli_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
