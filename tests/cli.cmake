@@ -35,3 +35,13 @@ set_tests_properties(cli_readonly PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN
 add_test(NAME cli_pipes COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_pipes.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_pipes PROPERTIES LABELS unit TIMEOUT 300)
+
+# Options in every position, --opt=value, "--" and unknown options, for every command.
+add_test(NAME cli_options COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_options.py
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_options PROPERTIES LABELS unit TIMEOUT 300)
+
+# docs/cow.1's SYNOPSIS and COMMANDS are what `cow help --man` prints (`make man`).
+add_test(NAME cli_man_current COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/man.py --check
+	$<TARGET_FILE:cow_tool> ${PROJECT_SOURCE_DIR}/docs/cow.1)
+set_tests_properties(cli_man_current PROPERTIES LABELS unit TIMEOUT 30)

@@ -45,17 +45,12 @@ static int print_problem(void *ctx, const cow_fsck_problem *p)
 	return 0;
 }
 
-static int check(const char *cmd, int argc, char **argv, unsigned flags)
+static int check(const struct cli_args *a, unsigned flags)
 {
-	int json = 0;
-	if (argc > 1 && strcmp(argv[argc - 1], "--json") == 0) {
-		json = 1;
-		argc--;
-	}
-	if (argc > 2)
-		return cli_usage(cmd, "expected: cow %s [STORE] [--json]", cmd);
-	if (argc == 2)
-		setenv("COW_STORE", argv[1], 1);
+	const char *cmd = a->cmd->name;
+	int json = cli_flag(a, "json");
+	if (a->argc == 1)
+		setenv("COW_STORE", a->argv[0], 1);
 	const char *path = cli_store_path();
 	if (!path)
 		return cli_usage(cmd, "no store: give STORE, -s STORE or set COW_STORE");
@@ -121,21 +116,12 @@ static int check(const char *cmd, int argc, char **argv, unsigned flags)
 	return rc ? EXIT_DAMAGED : EXIT_OK;
 }
 
-static int cmd_fsck(int argc, char **argv)
+int cmd_fsck(const struct cli_args *a)
 {
-	return check("fsck", argc, argv, 0);
+	return check(a, 0);
 }
 
-static int cmd_scrub(int argc, char **argv)
+int cmd_scrub(const struct cli_args *a)
 {
-	return check("scrub", argc, argv, COW_FSCK_SCRUB);
+	return check(a, COW_FSCK_SCRUB);
 }
-
-const struct cli_cmd cli_check_cmds[] = {
-	{"fsck", cmd_fsck, "[STORE] [--json]",
-	 "verify checksums, structure, reference counts and free space",
-	 "Exit status: 0 clean, 4 damage found (each problem on a DAMAGE line),\n"
-	 "3 the check could not run.\n"},
-	{"scrub", cmd_scrub, "[STORE] [--json]", "verify every block's checksum (read-only, online)", NULL},
-	{NULL, NULL, NULL, NULL, NULL},
-};

@@ -103,35 +103,19 @@ static int run_list(const char *cmd, struct listopt *o)
 	return rc ? cli_fail(rc, "%s: %s", cli_store_path(), cmd) : EXIT_OK;
 }
 
-static int cmd_list(int argc, char **argv)
+int cmd_list(const struct cli_args *a)
 {
 	struct listopt o = {.exclusive = true};
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
-			o.type = argv[++i];
-			if (strcmp(o.type, "map") && strcmp(o.type, "volume") &&
-			    strcmp(o.type, "snapshot"))
-				return cli_usage("list", "-t takes map, volume or snapshot");
-		} else if (strcmp(argv[i], "--json") == 0) {
-			o.json = true;
-		} else {
-			return cli_usage("list", "unexpected argument '%s'", argv[i]);
-		}
-	}
+	o.type = cli_str(a, "type", NULL);
+	o.json = cli_flag(a, "json");
 	return run_list("list", &o);
 }
 
-static int cmd_du(int argc, char **argv)
+int cmd_du(const struct cli_args *a)
 {
 	struct listopt o = {.exclusive = true};
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			o.json = true;
-		else if (!o.only && argv[i][0] != '-')
-			o.only = argv[i];
-		else
-			return cli_usage("du", "unexpected argument '%s'", argv[i]);
-	}
+	o.json = cli_flag(a, "json");
+	o.only = a->argc ? a->argv[0] : NULL;
 	int ex = run_list("du", &o);
 	if (ex || o.json || o.only)
 		return ex;
@@ -140,26 +124,16 @@ static int cmd_du(int argc, char **argv)
 	ex = cli_stat("du", &st, &space);
 	if (ex)
 		return ex;
-	char a[32], b[32], c[32], d[32];
+	char f[32], b[32], c[32], d[32];
 	if (!space) {
 		printf("\nstore: file %s (used, pending and free need write access)\n",
-		       cli_size(a, sizeof(a), (double)st.file_bytes));
+		       cli_size(f, sizeof(f), (double)st.file_bytes));
 		return EXIT_OK;
 	}
 	printf("\nstore: file %s, used %s, pending %s, free %s\n",
-	       cli_size(a, sizeof(a), (double)st.file_bytes),
+	       cli_size(f, sizeof(f), (double)st.file_bytes),
 	       cli_size(b, sizeof(b), (double)st.used_bytes),
 	       cli_size(c, sizeof(c), (double)st.pending_bytes),
 	       cli_size(d, sizeof(d), (double)st.free_bytes));
 	return EXIT_OK;
 }
-
-const struct cli_cmd cli_list_cmds[] = {
-	{"list", cmd_list, "[-t map|volume|snapshot] [--json]",
-	 "objects and snapshots: size, referenced, exclusive, generation, origin",
-	 "REFER counts every block the version references; EXCL only those no other\n"
-	 "version shares, i.e. what destroying it would free.\n"},
-	{"du", cmd_du, "[NAME] [--json]", "referenced vs exclusive bytes, and the store's totals",
-	 NULL},
-	{NULL, NULL, NULL, NULL, NULL},
-};

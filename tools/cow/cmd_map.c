@@ -50,20 +50,28 @@ static int fail_abort(int rc, const char *what, const char *name, cow_store *s, 
 	return ex;
 }
 
-static int cmd_map(int argc, char **argv)
+static int map_create_drop(const struct cli_args *a, bool create)
 {
-	if (argc != 3 || (strcmp(argv[1], "create") != 0 && strcmp(argv[1], "drop") != 0))
-		return cli_usage("map", "expected: cow map create|drop NAME");
-	bool create = strcmp(argv[1], "create") == 0;
+	const char *name = a->argv[0];
 	cow_store *s;
 	cow_txn *t;
-	int ex = cli_begin("map", true, &s, &t);
+	int ex = cli_begin(a->cmd->name, true, &s, &t);
 	if (ex)
 		return ex;
-	int rc = create ? cow_map_create(t, argv[2]) : cow_map_drop(t, argv[2]);
+	int rc = create ? cow_map_create(t, name) : cow_map_drop(t, name);
 	if (rc)
-		return fail_abort(rc, create ? "create map" : "drop map", argv[2], s, t);
-	return finish(create ? "create map" : "drop map", argv[2], s, t);
+		return fail_abort(rc, create ? "create map" : "drop map", name, s, t);
+	return finish(create ? "create map" : "drop map", name, s, t);
+}
+
+int cmd_map_create(const struct cli_args *a)
+{
+	return map_create_drop(a, true);
+}
+
+int cmd_map_drop(const struct cli_args *a)
+{
+	return map_create_drop(a, false);
 }
 
 /* Read all of stdin into a malloc'd buffer. */
@@ -94,11 +102,9 @@ static int slurp(FILE *f, char **out, size_t *len)
 	return 0;
 }
 
-static int cmd_put(int argc, char **argv)
+int cmd_put(const struct cli_args *a)
 {
-	if (argc != 4)
-		return cli_usage("put", "expected: cow put NAME KEY VALUE (VALUE '-' reads stdin)");
-	char *val = argv[3];
+	char *val = a->argv[2];
 	size_t vlen = strlen(val);
 	bool from_stdin = strcmp(val, "-") == 0;
 	if (from_stdin) {
@@ -109,38 +115,37 @@ static int cmd_put(int argc, char **argv)
 	cow_store *s;
 	cow_txn *t;
 	cow_map *m;
-	int ex = open_map("put", argv[1], true, &s, &t, &m);
+	int ex = open_map("put", a->argv[0], true, &s, &t, &m);
 	if (ex == 0) {
-		int rc = cow_map_put(m, argv[2], strlen(argv[2]), val, vlen);
-		ex = rc ? fail_abort(rc, "put into map", argv[1], s, t)
-			: finish("put into map", argv[1], s, t);
+		int rc = cow_map_put(m, a->argv[1], strlen(a->argv[1]), val, vlen);
+		ex = rc ? fail_abort(rc, "put into map", a->argv[0], s, t)
+			: finish("put into map", a->argv[0], s, t);
 	}
 	if (from_stdin)
 		free(val);
 	return ex;
 }
 
-static int cmd_get(int argc, char **argv)
+int cmd_get(const struct cli_args *a)
 {
-	bool json = argc == 4 && strcmp(argv[3], "--json") == 0;
-	if (argc != 3 && !json)
-		return cli_usage("get", "expected: cow get NAME KEY [--json]");
+	bool json = cli_flag(a, "json");
 	cow_store *s;
 	cow_txn *t;
 	cow_map *m;
-	int ex = open_map("get", argv[1], false, &s, &t, &m);
+	int ex = open_map("get", a->argv[0], false, &s, &t, &m);
 	if (ex)
 		return ex;
 	cow_buf v;
-	int rc = cow_map_get(m, argv[2], strlen(argv[2]), &v);
+	int rc = cow_map_get(m, a->argv[1], strlen(a->argv[1]), &v);
 	if (rc == COW_ENOTFOUND) {
-		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), argv[1], argv[2]);
+		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), a->argv[0],
+			a->argv[1]);
 		ex = EXIT_NOTFOUND;
 	} else if (rc) {
-		ex = cli_fail(rc, "%s: get from map '%s'", cli_store_path(), argv[1]);
+		ex = cli_fail(rc, "%s: get from map '%s'", cli_store_path(), a->argv[0]);
 	} else if (json) {
 		printf("{\"key\": ");
-		cli_json_bytes(stdout, argv[2], strlen(argv[2]));
+		cli_json_bytes(stdout, a->argv[1], strlen(a->argv[1]));
 		printf(", \"value\": ");
 		cli_json_bytes(stdout, v.data, v.len);
 		printf("}\n");
@@ -154,26 +159,25 @@ static int cmd_get(int argc, char **argv)
 	return ex;
 }
 
-static int cmd_del(int argc, char **argv)
+int cmd_del(const struct cli_args *a)
 {
-	if (argc != 3)
-		return cli_usage("del", "expected: cow del NAME KEY");
 	cow_store *s;
 	cow_txn *t;
 	cow_map *m;
-	int ex = open_map("del", argv[1], true, &s, &t, &m);
+	int ex = open_map("del", a->argv[0], true, &s, &t, &m);
 	if (ex)
 		return ex;
-	int rc = cow_map_del(m, argv[2], strlen(argv[2]));
+	int rc = cow_map_del(m, a->argv[1], strlen(a->argv[1]));
 	if (rc == COW_ENOTFOUND) {
-		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), argv[1], argv[2]);
+		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), a->argv[0],
+			a->argv[1]);
 		cow_txn_abort(t);
 		cow_store_close(s);
 		return EXIT_NOTFOUND;
 	}
 	if (rc)
-		return fail_abort(rc, "delete from map", argv[1], s, t);
-	return finish("delete from map", argv[1], s, t);
+		return fail_abort(rc, "delete from map", a->argv[0], s, t);
+	return finish("delete from map", a->argv[0], s, t);
 }
 
 static void put_escaped(const uint8_t *p, size_t n)
@@ -193,27 +197,11 @@ static void put_escaped(const uint8_t *p, size_t n)
 	}
 }
 
-static int cmd_scan(int argc, char **argv)
+int cmd_scan(const struct cli_args *a)
 {
-	const char *name = NULL, *prefix = "";
-	uint64_t limit = UINT64_MAX;
-	bool json = false;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = true;
-		else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
-			prefix = argv[++i];
-		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("scan", "--limit", argv[++i], CLI_NUM_COUNT, 0, UINT64_MAX,
-					 &limit))
-				return EXIT_USAGE;
-		} else if (!name && argv[i][0] != '-')
-			name = argv[i];
-		else
-			return cli_usage("scan", "unexpected argument '%s'", argv[i]);
-	}
-	if (!name)
-		return cli_usage("scan", "expected: cow scan NAME [--prefix P] [--limit N]");
+	const char *name = a->argv[0], *prefix = cli_str(a, "prefix", "");
+	uint64_t limit = cli_num(a, "limit", UINT64_MAX);
+	bool json = cli_flag(a, "json");
 	cow_store *s;
 	cow_txn *t;
 	cow_map *m;
@@ -300,14 +288,12 @@ static long unescape(char *p, size_t n)
 	return (long)o;
 }
 
-static int cmd_load(int argc, char **argv)
+int cmd_load(const struct cli_args *a)
 {
-	if (argc != 2)
-		return cli_usage("load", "expected: cow load NAME < FILE  (KEY<TAB>VALUE lines)");
 	cow_store *s;
 	cow_txn *t;
 	cow_map *m;
-	int ex = open_map("load", argv[1], true, &s, &t, &m);
+	int ex = open_map("load", a->argv[0], true, &s, &t, &m);
 	if (ex)
 		return ex;
 	char *line = NULL;
@@ -341,26 +327,15 @@ static int cmd_load(int argc, char **argv)
 		if (rc) {
 			free(line);
 			fprintf(stderr, "cow load: line %ld:\n", lineno);
-			return fail_abort(rc, "load into map", argv[1], s, t);
+			return fail_abort(rc, "load into map", a->argv[0], s, t);
 		}
 		n++;
 	}
 	free(line);
-	ex = finish("load into map", argv[1], s, t);
+	ex = finish("load into map", a->argv[0], s, t);
 	if (ex == EXIT_OK)
-		fprintf(stderr, "loaded %ld entries into '%s'\n", n, argv[1]);
+		fprintf(stderr, "loaded %ld entries into '%s'\n", n, a->argv[0]);
 	return ex;
 }
 
 /* A byte count, or "unknown" / null when @known is false. */
-const struct cli_cmd cli_map_cmds[] = {
-	{"map", cmd_map, "create|drop NAME", "create or delete a map", NULL},
-	{"put", cmd_put, "NAME KEY VALUE", "set KEY to VALUE in map NAME ('-' reads stdin)", NULL},
-	{"get", cmd_get, "NAME KEY [--json]", "print KEY's value (exit 1 if missing)", NULL},
-	{"del", cmd_del, "NAME KEY", "delete KEY (exit 1 if missing)", NULL},
-	{"scan", cmd_scan, "NAME [--prefix P] [--limit N] [--json]", "print KEY<TAB>VALUE lines in key order",
-	 "Keys and values are escaped: \\t, \\n, \\\\ and \\xHH for other control bytes.\n"},
-	{"load", cmd_load, "NAME < FILE", "load KEY<TAB>VALUE lines in one transaction",
-	 "The format is scan's; all lines go in one transaction, or none do.\n"},
-	{NULL, NULL, NULL, NULL, NULL},
-};

@@ -47,9 +47,9 @@ static const char *yes(bool b)
 	return b ? "yes" : "no";
 }
 
-static int mem_probe(int argc, char **argv)
+int cmd_mem_probe(const struct cli_args *args)
 {
-	bool json = argc > 2 && strcmp(argv[2], "--json") == 0;
+	bool json = cli_flag(args, "json");
 	cow_mem_probe_info p;
 	int rc = cow_mem_probe(&p);
 	if (rc)
@@ -89,33 +89,15 @@ static int mem_probe(int argc, char **argv)
 	return EXIT_OK;
 }
 
-static int mem_snapshot(int argc, char **argv)
+int cmd_mem_snapshot(const struct cli_args *args)
 {
-	struct mem_demo d = {.size = 256ull << 20, .verify = true};
-	bool json = false, compare = true;
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
-					 UINT64_MAX, &d.size))
-				return EXIT_USAGE;
-		} else if (strcmp(argv[i], "--buffer") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("mem", "--buffer", argv[++i], CLI_NUM_BYTES, 4096,
-					 UINT64_MAX, &d.buffer))
-				return EXIT_USAGE;
-		} else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-			if (!parse_backend(argv[++i], &d.backend))
-				return cli_usage("mem", "unknown backend '%s'", argv[i]);
-			compare = false;
-		} else if (strcmp(argv[i], "--thp") == 0) {
-			d.thp = true;
-		} else if (strcmp(argv[i], "--no-verify") == 0) {
-			d.verify = false;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else {
-			return cli_usage("mem", "unknown argument '%s'", argv[i]);
-		}
-	}
+	struct mem_demo d = {.size = cli_num(args, "size", 256ull << 20),
+			     .buffer = cli_num(args, "buffer", 0),
+			     .thp = cli_flag(args, "thp"),
+			     .verify = !cli_flag(args, "no-verify")};
+	bool json = cli_flag(args, "json"), compare = !cli_flag(args, "backend");
+	if (!compare)
+		parse_backend(cli_str(args, "backend", "auto"), &d.backend);
 	const char *tmp = getenv("TMPDIR");
 	d.dir = tmp && *tmp ? tmp : "/tmp";
 	cow_mem_backend runs[2] = {d.backend, COW_MEM_FORK};
@@ -170,29 +152,12 @@ static int null_write(void *ctx, uint64_t off, const void *data, size_t len)
 	return 0;
 }
 
-static int mem_checkpoint(int argc, char **argv)
+int cmd_mem_checkpoint(const struct cli_args *args)
 {
-	uint64_t size = 1ull << 30;
-	double pct = 1.0;
+	uint64_t size = cli_num(args, "size", 1ull << 30);
+	double pct = (double)cli_num(args, "dirty", 1000000) / 1e6;
 	cow_mem_backend b = COW_MEM_AUTO;
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
-					 UINT64_MAX, &size))
-				return EXIT_USAGE;
-		} else if (strcmp(argv[i], "--dirty") == 0 && i + 1 < argc) {
-			uint64_t millionths;
-			if (!cli_arg_fixed("mem", "--dirty", argv[++i], 6, 0, 100000000,
-					   "a percentage from 0 to 100", &millionths))
-				return EXIT_USAGE;
-			pct = (double)millionths / 1e6;
-		} else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-			if (!parse_backend(argv[++i], &b))
-				return cli_usage("mem", "unknown backend '%s'", argv[i]);
-		} else {
-			return cli_usage("mem", "unknown argument '%s'", argv[i]);
-		}
-	}
+	parse_backend(cli_str(args, "backend", "auto"), &b);
 	cow_mem_region *r;
 	cow_mem_sink *sink;
 	cow_mem_sink_ops ops = {.write = null_write};
@@ -238,18 +203,9 @@ static int mem_checkpoint(int argc, char **argv)
 	return EXIT_OK;
 }
 
-static int mem_restore(int argc, char **argv)
+int cmd_mem_restore(const struct cli_args *args)
 {
-	uint64_t size = 1ull << 30;
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
-					 UINT64_MAX, &size))
-				return EXIT_USAGE;
-		} else {
-			return cli_usage("mem", "unknown argument '%s'", argv[i]);
-		}
-	}
+	uint64_t size = cli_num(args, "size", 1ull << 30);
 	size = (size + 4095) & ~4095ull;
 	char *img = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (img == MAP_FAILED)
@@ -310,40 +266,3 @@ static int mem_restore(int argc, char **argv)
 	munmap(img, size);
 	return EXIT_OK;
 }
-
-static int run_mem(int argc, char **argv)
-{
-	if (argc < 2)
-		return cli_usage("mem", "which one: probe, snapshot, checkpoint or restore?");
-	if (strcmp(argv[1], "probe") == 0)
-		return mem_probe(argc, argv);
-	if (strcmp(argv[1], "snapshot") == 0)
-		return mem_snapshot(argc, argv);
-	if (strcmp(argv[1], "checkpoint") == 0)
-		return mem_checkpoint(argc, argv);
-	if (strcmp(argv[1], "restore") == 0)
-		return mem_restore(argc, argv);
-	return cli_usage("mem", "unknown subcommand '%s'", argv[1]);
-}
-
-const struct cli_cmd cli_mem_cmds[] = {
-	{"mem", run_mem, "probe [--json] | snapshot | checkpoint | restore [options]",
-	 "live memory: probe the kernel, snapshot, checkpoint and restore a running region",
-	 "cow mem probe [--json]\n"
-	 "    userfaultfd (and how it was opened), write-protect, WP_ASYNC,\n"
-	 "    WP_UNPOPULATED, SIGBUS mode, PAGEMAP_SCAN, THP; the backend each\n"
-	 "    operation uses here, and why. COW_MEM_BACKEND=uffd|mprotect|fork forces one.\n"
-	 "cow mem snapshot [--size 256M] [--thp] [--buffer 64M] [--backend B]\n"
-	 "                 [--no-verify] [--json]\n"
-	 "    a writer thread writes random pages of a region while a forkless\n"
-	 "    snapshot streams it into a file; reports the pause, extra memory, the\n"
-	 "    writer's throughput against no snapshot, the trapped-write median, and\n"
-	 "    whether the image equals the region at the instant. Without --backend,\n"
-	 "    the same run is repeated with fork() for comparison.\n"
-	 "cow mem checkpoint [--size 1G] [--dirty 1] [--backend auto|uffd|mprotect]\n"
-	 "    a full checkpoint, then one after writing --dirty percent of the pages.\n"
-	 "cow mem restore [--size 1G]\n"
-	 "    eager vs lazy restore of an image: time until usable, first touch,\n"
-	 "    time until every page is present.\n"},
-	{NULL, NULL, NULL, NULL, NULL},
-};

@@ -1,5 +1,5 @@
 /*
- * `cow share PID... [--children] [--json] [--maps] [--watch SECONDS]`:
+ * `cow share [--children] [--json] [--maps] [--watch SECONDS] PID...`:
  * what a process family shares after fork(), from the public share API.
  *
  * Text output is for people (one block per process, a line per mapping
@@ -345,54 +345,30 @@ static int watch(struct opts *o)
 	return ret;
 }
 
-static int run_share(int argc, char **argv)
+int cmd_share(const struct cli_args *a)
 {
 	struct opts o;
 	memset(&o, 0, sizeof(o));
 	int ret;
-	o.pids = calloc((size_t)argc, sizeof(*o.pids));
+	o.pids = calloc((size_t)a->argc, sizeof(*o.pids));
 	if (!o.pids)
 		return cli_fail(COW_ENOMEM, "share");
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--children") == 0) {
-			o.flags |= COW_SHARE_CHILDREN;
-		} else if (strcmp(a, "--json") == 0) {
-			o.json = true;
-		} else if (strcmp(a, "--maps") == 0) {
-			o.maps = true;
-		} else if (strcmp(a, "--smaps-only") == 0) {
-			o.flags |= COW_SHARE_SMAPS_ONLY;
-		} else if (strcmp(a, "--watch") == 0 && i + 1 < argc) {
-			uint64_t ns;
-			if (!cli_arg_fixed("share", "--watch", argv[++i], 9, 1,
-					   86400ull * 1000000000,
-					   "seconds, more than 0 and at most 86400", &ns)) {
-				ret = EXIT_USAGE;
-				goto out;
-			}
-			o.watch = (double)ns / 1e9;
-		} else if (strcmp(a, "--count") == 0 && i + 1 < argc) {
-			uint64_t n;
-			if (!cli_arg_num("share", "--count", argv[++i], CLI_NUM_COUNT, 1, LONG_MAX,
-					 &n)) {
-				ret = EXIT_USAGE;
-				goto out;
-			}
-			o.count = (long)n;
-		} else {
-			uint64_t pid;
-			if (cli_num_parse(a, CLI_NUM_COUNT, INT_MAX, &pid) != CLI_NUM_OK ||
-			    pid == 0) {
-				ret = cli_usage("share", "'%s' is not a PID or an option", a);
-				goto out;
-			}
-			o.pids[o.npids++] = (int)pid;
+	if (cli_flag(a, "children"))
+		o.flags |= COW_SHARE_CHILDREN;
+	if (cli_flag(a, "smaps-only"))
+		o.flags |= COW_SHARE_SMAPS_ONLY;
+	o.json = cli_flag(a, "json");
+	o.maps = cli_flag(a, "maps");
+	o.watch = (double)cli_num(a, "watch", 0) / 1e9;
+	o.count = (long)cli_num(a, "count", 0);
+	for (int i = 0; i < a->argc; i++) {
+		uint64_t pid;
+		if (cli_num_parse(a->argv[i], CLI_NUM_COUNT, INT_MAX, &pid) != CLI_NUM_OK ||
+		    pid == 0) {
+			ret = cli_usage("share", "'%s' is not a PID", a->argv[i]);
+			goto out;
 		}
-	}
-	if (o.npids == 0) {
-		ret = cli_usage("share", "name at least one PID");
-		goto out;
+		o.pids[o.npids++] = (int)pid;
 	}
 	if (o.count && o.watch == 0) {
 		ret = cli_usage("share", "--count needs --watch");
@@ -418,29 +394,3 @@ out:
 	free(o.pids);
 	return ret;
 }
-
-const struct cli_cmd cli_share_cmds[] = {
-	{"share", run_share,
-	 "PID... [--children] [--json] [--maps] [--smaps-only] [--watch SECONDS [--count N]]",
-	 "what a process family shares after fork(), and what un-shared it",
-	 "For each process (and with --children every descendant): resident memory,\n"
-	 "shared with other processes, private clean and private dirty (what copy-on-\n"
-	 "write copied), in total and per mapping kind (heap, stack, anon, file,\n"
-	 "shmem, other). As root, pages are matched by physical frame across the\n"
-	 "measured processes: shared by all of them, by some, or by none; without\n"
-	 "that privilege the figures come from smaps only and the output says so.\n"
-	 "\n"
-	 "  --children     add every descendant of the given PIDs\n"
-	 "  --json         machine-readable output (schema in docs/share.md)\n"
-	 "  --maps         also list the mappings holding the most private dirty memory\n"
-	 "                 (with --json: every mapping)\n"
-	 "  --smaps-only   do not match frames even when permitted\n"
-	 "  --watch S      measure every S seconds and print how fast each process\n"
-	 "                 un-shares memory (MiB/s of new private dirty); --count N\n"
-	 "                 stops after N rounds, otherwise it runs until Ctrl-C or\n"
-	 "                 until the family is gone\n"
-	 "\n"
-	 "Exit codes: 0 ok, 1 a named process does not exist, 2 usage, 3 not\n"
-	 "permitted or failed.\n"},
-	{NULL, NULL, NULL, NULL, NULL},
-};

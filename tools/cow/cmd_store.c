@@ -7,12 +7,10 @@
 #include "cli.h"
 #include "cow/store.h"
 
-static int cmd_init(int argc, char **argv)
+int cmd_init(const struct cli_args *a)
 {
-	if (argc > 2)
-		return cli_usage("init", "too many arguments");
-	if (argc == 2)
-		setenv("COW_STORE", argv[1], 1);
+	if (a->argc == 1)
+		setenv("COW_STORE", a->argv[0], 1);
 	const char *path = cli_store_path();
 	if (!path)
 		return cli_usage("init", "no store: give STORE, -s STORE or set COW_STORE");
@@ -37,11 +35,9 @@ static const char *figure(char *buf, size_t len, bool known, uint64_t v, bool js
 	return buf;
 }
 
-static int cmd_stat(int argc, char **argv)
+int cmd_stat(const struct cli_args *args)
 {
-	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-	if (argc != 1 && !json)
-		return cli_usage("stat", "expected: cow stat [--json]");
+	bool json = cli_flag(args, "json");
 	cow_store_stats st;
 	bool space;
 	int ex = cli_stat("stat", &st, &space);
@@ -66,10 +62,3 @@ static int cmd_stat(int argc, char **argv)
 	       figure(d, sizeof(d), space, st.free_bytes, false), (unsigned long long)st.readers);
 	return EXIT_OK;
 }
-
-const struct cli_cmd cli_store_cmds[] = {
-	{"init", cmd_init, "[STORE]", "create a new, empty store", NULL},
-	{"stat", cmd_stat, "[--json]", "generation, file size, used/pending/free space, readers",
-	 NULL},
-	{NULL, NULL, NULL, NULL, NULL},
-};

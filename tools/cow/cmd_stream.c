@@ -71,19 +71,9 @@ static int read_fd(void *ctx, void *buf, size_t len)
 	}
 }
 
-static int cmd_send(int argc, char **argv)
+int cmd_send(const struct cli_args *a)
 {
-	const char *base = NULL, *snap = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-i") == 0 && i + 1 < argc)
-			base = argv[++i];
-		else if (!snap && argv[i][0] != '-')
-			snap = argv[i];
-		else
-			return cli_usage("send", "unexpected argument '%s'", argv[i]);
-	}
-	if (!snap)
-		return cli_usage("send", "expected: cow send [-i NAME@BASE] NAME@SNAP > FILE");
+	const char *base = cli_str(a, "incremental", NULL), *snap = a->argv[0];
 	if (isatty(STDOUT_FILENO))
 		return cli_usage("send", "refusing to write a stream to a terminal; redirect it");
 	cow_store *s;
@@ -102,10 +92,8 @@ static int cmd_send(int argc, char **argv)
 	return EXIT_OK;
 }
 
-static int cmd_recv(int argc, char **argv)
+int cmd_recv(const struct cli_args *a)
 {
-	if (argc != 2)
-		return cli_usage("recv", "expected: cow recv NAME < FILE");
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("recv", true, &s, &t);
@@ -113,7 +101,7 @@ static int cmd_recv(int argc, char **argv)
 		return ex;
 	struct io io = {.fd = STDIN_FILENO, .progress = isatty(STDERR_FILENO)};
 	char snap[600];
-	int rc = cow_recv(t, argv[1], read_fd, &io, snap, sizeof(snap));
+	int rc = cow_recv(t, a->argv[0], read_fd, &io, snap, sizeof(snap));
 	progress(&io, "received", true);
 	if (rc == 0)
 		rc = cow_txn_commit(t);
@@ -125,7 +113,7 @@ static int cmd_recv(int argc, char **argv)
 		fprintf(stderr,
 			"cow: %s: recv into '%s': the stream is malformed or truncated; "
 			"the store is unchanged\n",
-			cli_store_path(), argv[1]);
+			cli_store_path(), a->argv[0]);
 		return EXIT_FAIL;
 	}
 	if (rc) {
@@ -134,17 +122,9 @@ static int cmd_recv(int argc, char **argv)
 			hint = " (the base snapshot is missing or differs)";
 		else if (rc == COW_EBUSY)
 			hint = " (changed since the base: roll back first)";
-		return cli_fail(rc, "%s: recv into '%s'%s; the store is unchanged", cli_store_path(),
-				argv[1], hint);
+		return cli_fail(rc, "%s: recv into '%s'%s; the store is unchanged",
+				cli_store_path(), a->argv[0], hint);
 	}
 	printf("received %s\n", snap);
 	return EXIT_OK;
 }
-
-const struct cli_cmd cli_stream_cmds[] = {
-	{"send", cmd_send, "[-i NAME@BASE] NAME@SNAP > FILE",
-	 "write a snapshot (or the change since BASE) as a stream", "The format is docs/STREAM.md.\n"},
-	{"recv", cmd_recv, "NAME < FILE",
-	 "apply a stream: all of it, in one transaction, or nothing", NULL},
-	{NULL, NULL, NULL, NULL, NULL},
-};

@@ -8,72 +8,59 @@
 #include "cli.h"
 #include "cow/store.h"
 
-static int cmd_snapshot(int argc, char **argv)
+int cmd_snapshot(const struct cli_args *a)
 {
-	if (argc != 2 || !strchr(argv[1], '@'))
+	if (!strchr(a->argv[0], '@'))
 		return cli_usage("snapshot", "expected: cow snapshot NAME@SNAP | @SNAP");
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("snapshot", true, &s, &t);
 	if (ex)
 		return ex;
-	ex = cli_end(s, t, cow_snapshot(t, argv[1]), "snapshot", argv[1]);
+	ex = cli_end(s, t, cow_snapshot(t, a->argv[0]), "snapshot", a->argv[0]);
 	if (ex == EXIT_OK)
-		printf("created %s\n", argv[1]);
+		printf("created %s\n", a->argv[0]);
 	return ex;
 }
 
-static int cmd_clone(int argc, char **argv)
+int cmd_clone(const struct cli_args *a)
 {
-	if (argc != 3)
-		return cli_usage("clone", "expected: cow clone NAME@SNAP NEWNAME");
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("clone", true, &s, &t);
 	if (ex)
 		return ex;
-	ex = cli_end(s, t, cow_clone(t, argv[1], argv[2]), "clone", argv[1]);
+	ex = cli_end(s, t, cow_clone(t, a->argv[0], a->argv[1]), "clone", a->argv[0]);
 	if (ex == EXIT_OK)
-		printf("created %s from %s\n", argv[2], argv[1]);
+		printf("created %s from %s\n", a->argv[1], a->argv[0]);
 	return ex;
 }
 
-static int cmd_rollback(int argc, char **argv)
+int cmd_rollback(const struct cli_args *a)
 {
-	if (argc != 2)
-		return cli_usage("rollback", "expected: cow rollback NAME@SNAP");
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("rollback", true, &s, &t);
-	return ex ? ex : cli_end(s, t, cow_rollback(t, argv[1]), "rollback to", argv[1]);
+	return ex ? ex : cli_end(s, t, cow_rollback(t, a->argv[0]), "rollback to", a->argv[0]);
 }
 
-static int cmd_destroy(int argc, char **argv)
+int cmd_destroy(const struct cli_args *a)
 {
-	unsigned flags = 0;
-	int i = 1;
-	if (i < argc && strcmp(argv[i], "-r") == 0) {
-		flags |= COW_DESTROY_RECURSIVE;
-		i++;
-	}
-	if (i + 1 != argc)
-		return cli_usage("destroy", "expected: cow destroy [-r] NAME[@SNAP]");
+	unsigned flags = cli_flag(a, "recursive") ? COW_DESTROY_RECURSIVE : 0;
+	const char *name = a->argv[0];
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("destroy", true, &s, &t);
-	return ex ? ex : cli_end(s, t, cow_destroy(t, argv[i], flags), "destroy", argv[i]);
+	return ex ? ex : cli_end(s, t, cow_destroy(t, name, flags), "destroy", name);
 }
 
-static int cmd_promote(int argc, char **argv)
+int cmd_promote(const struct cli_args *a)
 {
-	if (argc != 2)
-		return cli_usage("promote", "expected: cow promote CLONE");
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("promote", true, &s, &t);
-	return ex ? ex : cli_end(s, t, cow_promote(t, argv[1]), "promote", argv[1]);
+	return ex ? ex : cli_end(s, t, cow_promote(t, a->argv[0]), "promote", a->argv[0]);
 }
-
 
 static void put_escaped(const void *p, size_t n)
 {
@@ -138,22 +125,10 @@ static int print_diff(void *ctx, const cow_diff_entry *e)
 	return 0;
 }
 
-static int cmd_diff(int argc, char **argv)
+int cmd_diff(const struct cli_args *a)
 {
-	struct diffout d = {false, 0};
-	const char *a = NULL, *b = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			d.json = true;
-		else if (!a)
-			a = argv[i];
-		else if (!b)
-			b = argv[i];
-		else
-			b = NULL, a = NULL, i = argc;
-	}
-	if (!a || !b)
-		return cli_usage("diff", "expected: cow diff NAME@A NAME@B [--json] (or NAME for the live one)");
+	struct diffout d = {cli_flag(a, "json"), 0};
+	const char *from = a->argv[0], *to = a->argv[1];
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("diff", false, &s, &t);
@@ -161,23 +136,10 @@ static int cmd_diff(int argc, char **argv)
 		return ex;
 	if (d.json)
 		printf("[");
-	int rc = cow_diff(t, a, b, print_diff, &d);
+	int rc = cow_diff(t, from, to, print_diff, &d);
 	if (d.json)
 		printf("\n]\n");
 	cow_txn_abort(t);
 	cow_store_close(s);
-	return rc ? cli_fail(rc, "%s: diff %s %s", cli_store_path(), a, b) : EXIT_OK;
+	return rc ? cli_fail(rc, "%s: diff %s %s", cli_store_path(), from, to) : EXIT_OK;
 }
-
-const struct cli_cmd cli_version_cmds[] = {
-	{"snapshot", cmd_snapshot, "NAME@SNAP | @SNAP",
-	 "a read-only version of one object, or of every object at once (O(1))", NULL},
-	{"clone", cmd_clone, "NAME@SNAP NEWNAME", "a writable copy of a snapshot (O(1))", NULL},
-	{"diff", cmd_diff, "NAME@A NAME@B [--json]",
-	 "what changed between two versions (+/-/M lines; volumes: offset, length)", NULL},
-	{"rollback", cmd_rollback, "NAME@SNAP", "make NAME equal to its snapshot again", NULL},
-	{"destroy", cmd_destroy, "[-r] NAME[@SNAP]",
-	 "destroy an object (-r: with its snapshots) or a snapshot", NULL},
-	{"promote", cmd_promote, "CLONE", "swap a clone and its origin, like zfs promote", NULL},
-	{NULL, NULL, NULL, NULL, NULL},
-};

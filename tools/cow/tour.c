@@ -48,30 +48,11 @@ void tour_say(const char *fmt, ...)
 	fflush(stdout);
 }
 
-static int run_tour(int argc, char **argv)
+int cmd_tour(const struct cli_args *a)
 {
-	struct tour t = {.dir = NULL, .quick = false, .size = 256ull << 20};
-	long only = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
-			t.quick = true;
-			t.size = 32ull << 20;
-		} else if (strcmp(argv[i], "--step") == 0 && i + 1 < argc) {
-			uint64_t n;
-			if (!cli_arg_num("tour", "--step", argv[++i], CLI_NUM_COUNT, 1, LONG_MAX,
-					 &n))
-				return EXIT_USAGE;
-			only = (long)n;
-		} else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
-			t.dir = argv[++i];
-		} else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("tour", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
-					 UINT64_MAX, &t.size))
-				return EXIT_USAGE;
-		} else {
-			return cli_usage("tour", "unknown argument '%s'", argv[i]);
-		}
-	}
+	struct tour t = {.dir = cli_str(a, "dir", NULL), .quick = cli_flag(a, "quick")};
+	t.size = cli_num(a, "size", t.quick ? 32ull << 20 : 256ull << 20);
+	long only = (long)cli_num(a, "step", 0);
 	char tmp[] = "/tmp/cowtour.XXXXXX";
 	bool own = false;
 	if (!t.dir) {
@@ -133,12 +114,3 @@ static int run_tour(int argc, char **argv)
 	}
 	return failed ? EXIT_FAIL : EXIT_OK;
 }
-
-const struct cli_cmd cli_tour_cmds[] = {
-	{"tour", run_tour, "[--quick] [--size SIZE] [--dir DIR] [--step N]",
-	 "walk through every copy-on-write system cowkit covers, measuring each",
-	 "Runs each step on a store in DIR (default: a new temporary folder, removed\n"
-	 "afterwards). --quick uses small sizes; --size sets the working set of the\n"
-	 "data-heavy steps (default 256M); --step N runs only step N.\n"},
-	{NULL, NULL, NULL, NULL, NULL},
-};
