@@ -45,3 +45,8 @@ set_tests_properties(cli_options PROPERTIES LABELS unit TIMEOUT 300)
 add_test(NAME cli_man_current COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/man.py --check
 	$<TARGET_FILE:cow_tool> ${PROJECT_SOURCE_DIR}/docs/cow.1)
 set_tests_properties(cli_man_current PROPERTIES LABELS unit TIMEOUT 30)
+
+# The JSON writer behind every --json output, linked alone.
+cow_test(unit_cli_json SOURCES unit/test_cli_json.c ${PROJECT_SOURCE_DIR}/tools/cow/json.c
+	LABELS unit TIMEOUT 30 LIBS m)
+target_include_directories(unit_cli_json PRIVATE ${PROJECT_SOURCE_DIR}/tools/cow)

@@ -117,19 +117,18 @@ bool cli_arg_fixed(const char *cmd, const char *what, const char *s, unsigned de
 	return true;
 }
 
-void cli_json_bytes(FILE *f, const void *p, size_t n)
+void cli_json_space(struct json *j, const cow_store_stats *st, bool space)
 {
-	const unsigned char *c = p;
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		if (c[i] == '"' || c[i] == '\\')
-			fprintf(f, "\\%c", c[i]);
-		else if (c[i] < 0x20 || c[i] >= 0x7f)
-			fprintf(f, "\\u%04x", c[i]);
+	json_ku64(j, "file_bytes", st->file_bytes);
+	const char *names[] = {"used_bytes", "pending_bytes", "free_bytes"};
+	uint64_t v[] = {st->used_bytes, st->pending_bytes, st->free_bytes};
+	for (int i = 0; i < 3; i++) {
+		json_key(j, names[i]);
+		if (space)
+			json_u64(j, v[i]);
 		else
-			fputc(c[i], f);
+			json_null(j);
 	}
-	fputc('"', f);
 }
 
 const char *cli_store_path(void)
@@ -226,4 +225,95 @@ int cli_end(cow_store *s, cow_txn *t, int rc, const char *what, const char *name
 			      rc == COW_EBUSY ? " (clones or snapshots depend on it)" : "");
 	cow_store_close(s);
 	return ex;
+}
+
+void cli_put_escaped(FILE *f, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n;) {
+		size_t len = json_utf8_len(c + i, n - i);
+		if (len > 1) {
+			fwrite(c + i, 1, len, f); /* UTF-8 stays readable */
+			i += len;
+			continue;
+		}
+		if (c[i] == '\t')
+			fputs("\\t", f);
+		else if (c[i] == '\n')
+			fputs("\\n", f);
+		else if (c[i] == '\\')
+			fputs("\\\\", f);
+		else if (len == 0 || c[i] < 0x20 || c[i] == 0x7f)
+			fprintf(f, "\\x%02x", c[i]);
+		else
+			fputc(c[i], f);
+		i++;
+	}
+}
+
+size_t cli_text_width(const char *s)
+{
+	const unsigned char *c = (const unsigned char *)s;
+	size_t n = strlen(s), w = 0;
+	for (size_t i = 0; i < n;) {
+		size_t len = json_utf8_len(c + i, n - i);
+		if (len > 1)
+			w += 1;
+		else if (c[i] == '\t' || c[i] == '\n' || c[i] == '\\')
+			w += 2;
+		else if (len == 0 || c[i] < 0x20 || c[i] == 0x7f)
+			w += 4;
+		else
+			w += 1;
+		i += len > 1 ? len : 1;
+	}
+	return w;
+}
+
+/* The value of a hex digit, or -1 (strtol would take " f", "+f" and "-1"). */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long cli_unescape(char *p, size_t n)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\\') {
+			p[o++] = p[i];
+			continue;
+		}
+		if (++i == n)
+			return -1;
+		switch (p[i]) {
+		case 't':
+			p[o++] = '\t';
+			break;
+		case 'n':
+			p[o++] = '\n';
+			break;
+		case '\\':
+			p[o++] = '\\';
+			break;
+		case 'x': {
+			int hi = i + 2 < n ? hex_digit(p[i + 1]) : -1;
+			int lo = i + 2 < n ? hex_digit(p[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return -1;
+			p[o++] = (char)(hi << 4 | lo);
+			i += 2;
+			break;
+		}
+		default:
+			return -1;
+		}
+	}
+	return (long)o;
 }

@@ -11,6 +11,7 @@
 
 #include "cow/cow.h"
 #include "cow/store.h"
+#include "json.h"
 #include "num.h"
 
 /* Exit codes scripts can trust (documented in docs/cow.1 and `cow help`). */
@@ -164,8 +165,23 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Exit code for a cowkit error. */
 int cli_exit_code(int rc);
 
-/* Write @n bytes as a JSON string (quotes included; other bytes as \u00XX). */
-void cli_json_bytes(FILE *f, const void *p, size_t n);
+/*
+ * The store's space figures as members of the current JSON object:
+ * file_bytes, and used_bytes, pending_bytes, free_bytes (null unless @space).
+ */
+void cli_json_space(struct json *j, const cow_store_stats *st, bool space);
+
+/*
+ * Keys, values and names as text: the form `scan` prints and `load` and the
+ * KEY arguments read. \t, \n and \\ stand for a tab, a newline and a
+ * backslash; \xHH for a control byte, DEL, or a byte that is not part of
+ * valid UTF-8; everything else (UTF-8 text included) is itself.
+ */
+void cli_put_escaped(FILE *f, const void *p, size_t n);
+/* The columns cli_put_escaped takes for @s (a UTF-8 character counts one). */
+size_t cli_text_width(const char *s);
+/* Undo cli_put_escaped in place: the new length, or -1 on a bad escape. */
+long cli_unescape(char *p, size_t n);
 
 /*
  * Progress on stderr when it is a terminal: "\rVERB 45% (x of y)". Pass

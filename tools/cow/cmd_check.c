@@ -10,35 +10,27 @@
 
 static int print_problem(void *ctx, const cow_fsck_problem *p)
 {
-	int *json = ctx;
-	if (*json) {
-		printf("%s\n    {\"object\": ", *json > 1 ? "," : "");
-		cli_json_bytes(stdout, p->object, strlen(p->object));
-		printf(", \"block\": %llu", (unsigned long long)p->block);
+	struct json *j = ctx;
+	if (j) {
+		json_object(j);
+		json_kstr(j, "object", p->object);
+		json_ku64(j, "block", p->block);
 		if (p->has_offset)
-			printf(", \"offset\": %llu", (unsigned long long)p->offset);
-		else if (p->key.len) {
-			printf(", \"key\": ");
-			cli_json_bytes(stdout, p->key.data, p->key.len);
-		}
-		printf(", \"what\": ");
-		cli_json_bytes(stdout, p->what, strlen(p->what));
-		printf("}");
-		*json = 2;
+			json_ku64(j, "offset", p->offset);
+		else if (p->key.len)
+			json_kbytes(j, "key", p->key.data, p->key.len);
+		json_kstr(j, "what", p->what);
+		json_end(j);
 		return 0;
 	}
-	printf("DAMAGE %s: block %llu", p->object, (unsigned long long)p->block);
+	printf("DAMAGE ");
+	cli_put_escaped(stdout, p->object, strlen(p->object));
+	printf(": block %llu", (unsigned long long)p->block);
 	if (p->has_offset)
 		printf(", offset %llu", (unsigned long long)p->offset);
 	else if (p->key.len) {
 		printf(", key '");
-		for (size_t i = 0; i < p->key.len && i < 64; i++) {
-			unsigned char c = ((const unsigned char *)p->key.data)[i];
-			if (c >= 0x20 && c < 0x7f)
-				putchar(c);
-			else
-				printf("\\x%02x", c);
-		}
+		cli_put_escaped(stdout, p->key.data, p->key.len < 64 ? p->key.len : 64);
 		printf("'");
 	}
 	printf(": %s\n", p->what);
@@ -48,7 +40,9 @@ static int print_problem(void *ctx, const cow_fsck_problem *p)
 static int check(const struct cli_args *a, unsigned flags)
 {
 	const char *cmd = a->cmd->name;
-	int json = cli_flag(a, "json");
+	bool json = cli_flag(a, "json");
+	struct json jw, *j = json ? &jw : NULL;
+	json_init(&jw, stdout);
 	if (a->argc == 1)
 		setenv("COW_STORE", a->argv[0], 1);
 	const char *path = cli_store_path();
@@ -59,7 +53,24 @@ static int check(const struct cli_args *a, unsigned flags)
 	/* Checking only reads: users who may only read the store can check it. */
 	int rc = cow_store_open(path, &(cow_store_options){COW_STORE_RDONLY}, &s);
 	if (rc == COW_ECORRUPT) {
-		printf("DAMAGE %s: no commit verifies; the store cannot be opened\n", path);
+		const char *what = "no commit verifies; the store cannot be opened";
+		if (!json) {
+			printf("DAMAGE %s: %s\n", path, what);
+			return EXIT_DAMAGED;
+		}
+		json_object(j);
+		json_key(j, "problems_found");
+		json_array(j);
+		json_object(j);
+		json_kstr(j, "object", "");
+		json_kstr(j, "what", what);
+		json_end(j);
+		json_end(j);
+		json_ku64(j, "objects", 0);
+		json_ku64(j, "blocks", 0);
+		json_ku64(j, "problems", 1);
+		json_kbool(j, "clean", false);
+		json_end(j);
 		return EXIT_DAMAGED;
 	}
 	if (rc) {
@@ -67,11 +78,14 @@ static int check(const struct cli_args *a, unsigned flags)
 		return EXIT_FAIL; /* could not run */
 	}
 	cow_fsck_report r;
-	if (json)
-		printf("{\"problems_found\": [");
+	if (json) {
+		json_object(j);
+		json_key(j, "problems_found");
+		json_array(j);
+	}
 	struct cli_progress pr;
 	cli_progress_begin(&pr, cmd, false);
-	rc = cow_store_fsck(s, flags, print_problem, &json, &r, cli_progress, &pr);
+	rc = cow_store_fsck(s, flags, print_problem, j, &r, cli_progress, &pr);
 	cow_store_close(s);
 	if (rc == COW_EREADONLY) {
 		/*
@@ -83,12 +97,12 @@ static int check(const struct cli_args *a, unsigned flags)
 		 */
 		rc = cow_store_open(path, NULL, &s);
 		if (rc == 0) {
-			rc = cow_store_fsck(s, flags, print_problem, &json, &r, cli_progress, &pr);
+			rc = cow_store_fsck(s, flags, print_problem, j, &r, cli_progress, &pr);
 			cow_store_close(s);
 		} else {
 			cli_progress_end(&pr);
 			if (json)
-				printf("]}\n");
+				json_end(j), json_end(j);
 			fprintf(stderr,
 				"cow: %s: %s: every checksum verified, but the structure check "
 				"needs write access: %s\n",
@@ -99,17 +113,18 @@ static int check(const struct cli_args *a, unsigned flags)
 	cli_progress_end(&pr);
 	if (rc && rc != COW_ECORRUPT) {
 		if (json)
-			printf("]}\n");
+			json_end(j), json_end(j);
 		cli_fail(rc, "%s: %s could not finish", path, cmd);
 		return EXIT_FAIL;
 	}
-	if (json)
-		printf("%s], \"objects\": %llu, \"blocks\": %llu, \"problems\": %llu, "
-		       "\"clean\": %s}\n",
-		       json > 1 ? "\n  " : "", (unsigned long long)r.objects,
-		       (unsigned long long)r.blocks, (unsigned long long)r.problems,
-		       r.problems ? "false" : "true");
-	else
+	if (json) {
+		json_end(j);
+		json_ku64(j, "objects", r.objects);
+		json_ku64(j, "blocks", r.blocks);
+		json_ku64(j, "problems", r.problems);
+		json_kbool(j, "clean", r.problems == 0);
+		json_end(j);
+	} else
 		printf("%s %s: %llu objects, %llu blocks verified, %llu problems\n", cmd, path,
 		       (unsigned long long)r.objects, (unsigned long long)r.blocks,
 		       (unsigned long long)r.problems);

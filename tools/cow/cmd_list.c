@@ -13,23 +13,10 @@ struct listopt {
 	const char *type; /* NULL, "map", "volume", "snapshot" */
 	const char *only; /* du NAME: this object and its snapshots */
 	bool json, exclusive;
+	struct json j;
 	int n;
 	int rc;
 };
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
 
 static int list_one(void *ctx, const char *name, const char *type, uint64_t count)
 {
@@ -50,36 +37,42 @@ static int list_one(void *ctx, const char *name, const char *type, uint64_t coun
 		o->rc = rc;
 		return rc;
 	}
+	bool map = strcmp(st.type, "map") == 0;
 	if (o->json) {
-		printf("%s\n  {\"name\": ", o->n ? "," : "");
-		json_str(name);
-		printf(", \"type\": \"%s\", \"snapshot\": %s, \"%s\": %llu, \"referenced\": %llu, "
-		       "\"exclusive\": %llu, \"created\": %llu, \"origin\": ",
-		       st.type, st.snapshot ? "true" : "false",
-		       strcmp(st.type, "map") == 0 ? "entries" : "size",
-		       (unsigned long long)(strcmp(st.type, "map") == 0 ? st.entries : st.size),
-		       (unsigned long long)st.referenced, (unsigned long long)st.exclusive,
-		       (unsigned long long)st.created);
-		if (st.origin[0])
-			json_str(st.origin);
-		else
-			printf("null");
-		printf("}");
+		struct json *j = &o->j;
+		json_object(j);
+		json_kstr(j, "name", name);
+		json_kstr(j, "type", st.type);
+		json_kbool(j, "snapshot", st.snapshot);
+		json_ku64(j, map ? "entries" : "size", map ? st.entries : st.size);
+		json_ku64(j, "referenced", st.referenced);
+		json_ku64(j, "exclusive", st.exclusive);
+		json_ku64(j, "created", st.created);
+		json_key(j, "origin");
+		json_str_or_null(j, st.origin);
+		json_end(j);
 	} else {
 		char size[32], ref[32], ex[32];
-		if (strcmp(st.type, "map") == 0)
+		if (map)
 			snprintf(size, sizeof(size), "%llu keys", (unsigned long long)st.entries);
 		else
 			cli_size(size, sizeof(size), (double)st.size);
-		printf("%-28s %-7s %12s %10s %10s %6llu  %s\n", name, st.type, size,
-		       cli_size(ref, sizeof(ref), (double)st.referenced),
+		cli_put_escaped(stdout, name, strlen(name));
+		printf("%*s %-7s %12s %10s %10s %7llu  ", 28 - (int)cli_text_width(name), "",
+		       st.type, size, cli_size(ref, sizeof(ref), (double)st.referenced),
 		       cli_size(ex, sizeof(ex), (double)st.exclusive),
-		       (unsigned long long)st.created, st.origin[0] ? st.origin : "-");
+		       (unsigned long long)st.created);
+		if (st.origin[0])
+			cli_put_escaped(stdout, st.origin, strlen(st.origin));
+		else
+			putchar('-');
+		putchar('\n');
 	}
 	o->n++;
 	return 0;
 }
 
+/* List the objects; with @json, leave the array open in o->j for the caller's end. */
 static int run_list(const char *cmd, struct listopt *o)
 {
 	cow_store *s;
@@ -88,14 +81,10 @@ static int run_list(const char *cmd, struct listopt *o)
 	if (ex)
 		return ex;
 	o->t = t;
-	if (o->json)
-		printf("[");
-	else
-		printf("%-28s %-7s %12s %10s %10s %6s  %s\n", "NAME", "TYPE", "SIZE", "REFER",
-		       "EXCL", "GEN", "ORIGIN");
+	if (!o->json)
+		printf("%-28s %-7s %12s %10s %10s %7s  %s\n", "NAME", "TYPE", "SIZE", "REFER",
+		       "EXCL", "CREATED", "ORIGIN");
 	int rc = cow_store_list(t, list_one, o);
-	if (o->json)
-		printf("\n]\n");
 	if (rc == 0 && o->only && o->n == 0)
 		rc = COW_ENOTFOUND;
 	cow_txn_abort(t);
@@ -108,7 +97,13 @@ int cmd_list(const struct cli_args *a)
 	struct listopt o = {.exclusive = true};
 	o.type = cli_str(a, "type", NULL);
 	o.json = cli_flag(a, "json");
-	return run_list("list", &o);
+	json_init(&o.j, stdout);
+	if (o.json)
+		json_array(&o.j);
+	int ex = run_list("list", &o);
+	if (o.json)
+		json_end(&o.j);
+	return ex;
 }
 
 int cmd_du(const struct cli_args *a)
@@ -116,13 +111,28 @@ int cmd_du(const struct cli_args *a)
 	struct listopt o = {.exclusive = true};
 	o.json = cli_flag(a, "json");
 	o.only = a->argc ? a->argv[0] : NULL;
+	json_init(&o.j, stdout);
+	if (o.json) {
+		json_object(&o.j);
+		json_key(&o.j, "objects");
+		json_array(&o.j);
+	}
 	int ex = run_list("du", &o);
-	if (ex || o.json || o.only)
-		return ex;
 	cow_store_stats st;
-	bool space;
-	ex = cli_stat("du", &st, &space);
-	if (ex)
+	bool space = false;
+	if (ex == 0 && !o.only)
+		ex = cli_stat("du", &st, &space);
+	if (o.json) {
+		json_end(&o.j);
+		if (ex == 0 && !o.only) {
+			json_key(&o.j, "store");
+			json_object(&o.j);
+			cli_json_space(&o.j, &st, space);
+			json_end(&o.j);
+		}
+		json_end(&o.j);
+	}
+	if (ex || o.json || o.only)
 		return ex;
 	char f[32], b[32], c[32], d[32];
 	if (!space) {

@@ -144,11 +144,12 @@ int cmd_get(const struct cli_args *a)
 	} else if (rc) {
 		ex = cli_fail(rc, "%s: get from map '%s'", cli_store_path(), a->argv[0]);
 	} else if (json) {
-		printf("{\"key\": ");
-		cli_json_bytes(stdout, a->argv[1], strlen(a->argv[1]));
-		printf(", \"value\": ");
-		cli_json_bytes(stdout, v.data, v.len);
-		printf("}\n");
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_kbytes(&j, "key", a->argv[1], strlen(a->argv[1]));
+		json_kbytes(&j, "value", v.data, v.len);
+		json_end(&j);
 	} else {
 		fwrite(v.data, 1, v.len, stdout);
 		if (isatty(STDOUT_FILENO))
@@ -180,23 +181,6 @@ int cmd_del(const struct cli_args *a)
 	return finish("delete from map", a->argv[0], s, t);
 }
 
-static void put_escaped(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		uint8_t ch = p[i];
-		if (ch == '\t')
-			fputs("\\t", stdout);
-		else if (ch == '\n')
-			fputs("\\n", stdout);
-		else if (ch == '\\')
-			fputs("\\\\", stdout);
-		else if (ch < 0x20 || ch == 0x7f)
-			printf("\\x%02x", ch);
-		else
-			putchar(ch);
-	}
-}
-
 int cmd_scan(const struct cli_args *a)
 {
 	const char *name = a->argv[0], *prefix = cli_str(a, "prefix", "");
@@ -213,8 +197,10 @@ int cmd_scan(const struct cli_args *a)
 	int rc = cow_cursor_open(m, &c);
 	if (rc == 0)
 		rc = plen ? cow_cursor_seek(c, prefix, plen) : cow_cursor_first(c);
+	struct json j;
+	json_init(&j, stdout);
 	if (json)
-		printf("[");
+		json_array(&j);
 	for (uint64_t n = 0; rc == 0 && n < limit; n++) {
 		cow_buf k, v;
 		rc = cow_cursor_get(c, &k, &v);
@@ -223,69 +209,25 @@ int cmd_scan(const struct cli_args *a)
 		if (k.len < plen || memcmp(k.data, prefix, plen) != 0)
 			break;
 		if (json) {
-			printf("%s\n  {\"key\": ", n ? "," : "");
-			cli_json_bytes(stdout, k.data, k.len);
-			printf(", \"value\": ");
-			cli_json_bytes(stdout, v.data, v.len);
-			printf("}");
+			json_object(&j);
+			json_kbytes(&j, "key", k.data, k.len);
+			json_kbytes(&j, "value", v.data, v.len);
+			json_end(&j);
 		} else {
-			put_escaped(k.data, k.len);
+			cli_put_escaped(stdout, k.data, k.len);
 			putchar('\t');
-			put_escaped(v.data, v.len);
+			cli_put_escaped(stdout, v.data, v.len);
 			putchar('\n');
 		}
 		rc = cow_cursor_next(c);
 	}
 	if (json)
-		printf("\n]\n");
+		json_end(&j);
 	if (rc && rc != COW_ENOTFOUND)
 		ex = cli_fail(rc, "%s: scan of map '%s'", cli_store_path(), name);
 	cow_txn_abort(t);
 	cow_store_close(s);
 	return ex;
-}
-
-/* The value of a hex digit, or -1 (strtol would take " f", "+f" and "-1"). */
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Undo put_escaped in place; returns the new length or -1 on a bad escape. */
-static long unescape(char *p, size_t n)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] != '\\') {
-			p[o++] = p[i];
-			continue;
-		}
-		if (++i == n)
-			return -1;
-		switch (p[i]) {
-		case 't': p[o++] = '\t'; break;
-		case 'n': p[o++] = '\n'; break;
-		case '\\': p[o++] = '\\'; break;
-		case 'x': {
-			int hi = i + 2 < n ? hex_digit(p[i + 1]) : -1;
-			int lo = i + 2 < n ? hex_digit(p[i + 2]) : -1;
-			if (hi < 0 || lo < 0)
-				return -1;
-			p[o++] = (char)(hi << 4 | lo);
-			i += 2;
-			break;
-		}
-		default:
-			return -1;
-		}
-	}
-	return (long)o;
 }
 
 int cmd_load(const struct cli_args *a)
@@ -314,8 +256,8 @@ int cmd_load(const struct cli_args *a)
 			cow_store_close(s);
 			return EXIT_USAGE;
 		}
-		long kl = unescape(line, (size_t)(tab - line));
-		long vl = unescape(tab + 1, (size_t)(line + len - tab - 1));
+		long kl = cli_unescape(line, (size_t)(tab - line));
+		long vl = cli_unescape(tab + 1, (size_t)(line + len - tab - 1));
 		if (kl <= 0 || vl < 0) {
 			fprintf(stderr, "cow load: line %ld: empty key or bad escape\n", lineno);
 			free(line);

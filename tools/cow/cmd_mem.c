@@ -55,20 +55,30 @@ int cmd_mem_probe(const struct cli_args *args)
 	if (rc)
 		return cli_fail(rc, "mem probe");
 	if (json) {
-		printf("{\"userfaultfd\":%s,\"uffd_error\":\"%s\",\"uffd_via\":\"%s\","
-		       "\"features\":%llu,\"wp\":%s,\"wp_async\":%s,\"wp_unpopulated\":%s,"
-		       "\"sigbus\":%s,\"pagemap_scan\":%s,\"thp\":\"%s\","
-		       "\"snapshot\":{\"backend\":\"%s\",\"why\":\"%s\"},"
-		       "\"track\":{\"backend\":\"%s\",\"why\":\"%s\"},"
-		       "\"restore\":{\"backend\":\"%s\",\"why\":\"%s\"}}\n",
-		       p.uffd_error ? "false" : "true",
-		       p.uffd_error ? cow_errname(p.uffd_error) : "", p.uffd_via,
-		       (unsigned long long)p.uffd_features, p.wp ? "true" : "false",
-		       p.wp_async ? "true" : "false", p.wp_unpopulated ? "true" : "false",
-		       p.sigbus ? "true" : "false", p.pagemap_scan ? "true" : "false", p.thp,
-		       cow_mem_backend_name(p.snapshot), p.snapshot_why,
-		       cow_mem_backend_name(p.track), p.track_why, cow_mem_backend_name(p.restore),
-		       p.restore_why);
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_kbool(&j, "userfaultfd", !p.uffd_error);
+		json_kstr(&j, "uffd_error", p.uffd_error ? cow_errname(p.uffd_error) : "");
+		json_kstr(&j, "uffd_via", p.uffd_via);
+		json_ku64(&j, "features", p.uffd_features);
+		json_kbool(&j, "wp", p.wp);
+		json_kbool(&j, "wp_async", p.wp_async);
+		json_kbool(&j, "wp_unpopulated", p.wp_unpopulated);
+		json_kbool(&j, "sigbus", p.sigbus);
+		json_kbool(&j, "pagemap_scan", p.pagemap_scan);
+		json_kstr(&j, "thp", p.thp);
+		const char *ops[] = {"snapshot", "track", "restore"};
+		cow_mem_backend be[] = {p.snapshot, p.track, p.restore};
+		const char *why[] = {p.snapshot_why, p.track_why, p.restore_why};
+		for (int i = 0; i < 3; i++) {
+			json_key(&j, ops[i]);
+			json_object(&j);
+			json_kstr(&j, "backend", cow_mem_backend_name(be[i]));
+			json_kstr(&j, "why", why[i]);
+			json_end(&j);
+		}
+		json_end(&j);
 		return EXIT_OK;
 	}
 	if (p.uffd_error)
@@ -109,17 +119,28 @@ int cmd_mem_snapshot(const struct cli_args *args)
 		if (rc)
 			return cli_fail(rc, "mem snapshot (%s)", cow_mem_backend_name(d.backend));
 		if (json) {
-			printf("{\"backend\":\"%s\",\"size\":%llu,\"thp\":%s,\"pause_ns\":%llu,"
-			       "\"total_ns\":%llu,\"faults\":%llu,\"fault_median_ns\":%llu,"
-			       "\"stalls\":%llu,\"extra_bytes\":%llu,\"writes_per_s_base\":%.0f,"
-			       "\"writes_per_s_snapshot\":%.0f,\"image_matches\":%s}\n",
-			       cow_mem_backend_name(d.st.backend), (unsigned long long)d.size,
-			       d.thp ? "true" : "false", (unsigned long long)d.st.pause_ns,
-			       (unsigned long long)d.st.total_ns, (unsigned long long)d.st.faults,
-			       (unsigned long long)d.st.fault_median_ns,
-			       (unsigned long long)d.st.stalls, (unsigned long long)d.st.extra_peak,
-			       d.base_wps, d.snap_wps,
-			       d.verify ? (d.matched ? "true" : "false") : "null");
+			struct json j;
+			json_init(&j, stdout);
+			json_object(&j);
+			json_kstr(&j, "backend", cow_mem_backend_name(d.st.backend));
+			json_ku64(&j, "size", d.size);
+			json_kbool(&j, "thp", d.thp);
+			json_ku64(&j, "pause_ns", d.st.pause_ns);
+			json_ku64(&j, "total_ns", d.st.total_ns);
+			json_ku64(&j, "faults", d.st.faults);
+			json_ku64(&j, "fault_median_ns", d.st.fault_median_ns);
+			json_ku64(&j, "stalls", d.st.stalls);
+			json_ku64(&j, "extra_bytes", d.st.extra_peak);
+			json_key(&j, "writes_per_s_base");
+			json_double(&j, d.base_wps, 0);
+			json_key(&j, "writes_per_s_snapshot");
+			json_double(&j, d.snap_wps, 0);
+			json_key(&j, "image_matches");
+			if (d.verify)
+				json_bool(&j, d.matched);
+			else
+				json_null(&j);
+			json_end(&j);
 			continue;
 		}
 		printf("%s snapshot of %s%s:\n", cow_mem_backend_name(d.st.backend),

@@ -24,12 +24,11 @@ int cmd_init(const struct cli_args *a)
 	return EXIT_OK;
 }
 
-static const char *figure(char *buf, size_t len, bool known, uint64_t v, bool json)
+/* A byte count, or "unknown" when @known is false. */
+static const char *figure(char *buf, size_t len, bool known, uint64_t v)
 {
 	if (!known)
-		snprintf(buf, len, "%s", json ? "null" : "unknown (needs write access)");
-	else if (json)
-		snprintf(buf, len, "%llu", (unsigned long long)v);
+		snprintf(buf, len, "%s", "unknown (needs write access)");
 	else
 		cli_size(buf, len, (double)v);
 	return buf;
@@ -45,20 +44,20 @@ int cmd_stat(const struct cli_args *args)
 		return ex;
 	char a[32], b[32], c[32], d[32];
 	if (json) {
-		printf("{\"generation\": %llu, \"file_bytes\": %llu, \"used_bytes\": %s, "
-		       "\"pending_bytes\": %s, \"free_bytes\": %s, \"readers\": %llu}\n",
-		       (unsigned long long)st.gen, (unsigned long long)st.file_bytes,
-		       figure(b, sizeof(b), space, st.used_bytes, true),
-		       figure(c, sizeof(c), space, st.pending_bytes, true),
-		       figure(d, sizeof(d), space, st.free_bytes, true),
-		       (unsigned long long)st.readers);
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_ku64(&j, "generation", st.gen);
+		cli_json_space(&j, &st, space);
+		json_ku64(&j, "readers", st.readers);
+		json_end(&j);
 		return EXIT_OK;
 	}
 	printf("generation  %llu\nfile        %s\nused        %s\npending     %s\nfree        %s\n"
 	       "readers     %llu\n",
 	       (unsigned long long)st.gen, cli_size(a, sizeof(a), (double)st.file_bytes),
-	       figure(b, sizeof(b), space, st.used_bytes, false),
-	       figure(c, sizeof(c), space, st.pending_bytes, false),
-	       figure(d, sizeof(d), space, st.free_bytes, false), (unsigned long long)st.readers);
+	       figure(b, sizeof(b), space, st.used_bytes),
+	       figure(c, sizeof(c), space, st.pending_bytes),
+	       figure(d, sizeof(d), space, st.free_bytes), (unsigned long long)st.readers);
 	return EXIT_OK;
 }

@@ -62,26 +62,9 @@ int cmd_promote(const struct cli_args *a)
 	return ex ? ex : cli_end(s, t, cow_promote(t, a->argv[0]), "promote", a->argv[0]);
 }
 
-static void put_escaped(const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	for (size_t i = 0; i < n; i++) {
-		if (c[i] == '\t')
-			fputs("\\t", stdout);
-		else if (c[i] == '\n')
-			fputs("\\n", stdout);
-		else if (c[i] == '\\')
-			fputs("\\\\", stdout);
-		else if (c[i] < 0x20 || c[i] == 0x7f)
-			printf("\\x%02x", c[i]);
-		else
-			putchar(c[i]);
-	}
-}
-
 struct diffout {
 	bool json;
-	int n;
+	struct json j;
 };
 
 static int print_diff(void *ctx, const cow_diff_entry *e)
@@ -91,23 +74,20 @@ static int print_diff(void *ctx, const cow_diff_entry *e)
 			   : e->kind == COW_DIFF_REMOVED ? "removed"
 							 : "changed";
 	if (d->json) {
-		printf("%s\n  {\"kind\": \"%s\"", d->n++ ? "," : "", kind);
+		struct json *j = &d->j;
+		json_object(j);
+		json_kstr(j, "kind", kind);
 		if (e->length) {
-			printf(", \"offset\": %llu, \"length\": %llu}", (unsigned long long)e->offset,
-			       (unsigned long long)e->length);
-			return 0;
+			json_ku64(j, "offset", e->offset);
+			json_ku64(j, "length", e->length);
+		} else {
+			json_kbytes(j, "key", e->key.data, e->key.len);
+			if (e->kind != COW_DIFF_ADDED)
+				json_kbytes(j, "old", e->old_value.data, e->old_value.len);
+			if (e->kind != COW_DIFF_REMOVED)
+				json_kbytes(j, "new", e->new_value.data, e->new_value.len);
 		}
-		printf(", \"key\": ");
-		cli_json_bytes(stdout, e->key.data, e->key.len);
-		if (e->kind != COW_DIFF_ADDED) {
-			printf(", \"old\": ");
-			cli_json_bytes(stdout, e->old_value.data, e->old_value.len);
-		}
-		if (e->kind != COW_DIFF_REMOVED) {
-			printf(", \"new\": ");
-			cli_json_bytes(stdout, e->new_value.data, e->new_value.len);
-		}
-		printf("}");
+		json_end(j);
 		return 0;
 	}
 	if (e->length) {
@@ -117,17 +97,18 @@ static int print_diff(void *ctx, const cow_diff_entry *e)
 	}
 	putchar(e->kind == COW_DIFF_ADDED ? '+' : e->kind == COW_DIFF_REMOVED ? '-' : 'M');
 	putchar('\t');
-	put_escaped(e->key.data, e->key.len);
+	cli_put_escaped(stdout, e->key.data, e->key.len);
 	putchar('\t');
 	const cow_buf *v = e->kind == COW_DIFF_REMOVED ? &e->old_value : &e->new_value;
-	put_escaped(v->data, v->len);
+	cli_put_escaped(stdout, v->data, v->len);
 	putchar('\n');
 	return 0;
 }
 
 int cmd_diff(const struct cli_args *a)
 {
-	struct diffout d = {cli_flag(a, "json"), 0};
+	struct diffout d = {.json = cli_flag(a, "json")};
+	json_init(&d.j, stdout);
 	const char *from = a->argv[0], *to = a->argv[1];
 	cow_store *s;
 	cow_txn *t;
@@ -135,10 +116,10 @@ int cmd_diff(const struct cli_args *a)
 	if (ex)
 		return ex;
 	if (d.json)
-		printf("[");
+		json_array(&d.j);
 	int rc = cow_diff(t, from, to, print_diff, &d);
 	if (d.json)
-		printf("\n]\n");
+		json_end(&d.j);
 	cow_txn_abort(t);
 	cow_store_close(s);
 	return rc ? cli_fail(rc, "%s: diff %s %s", cli_store_path(), from, to) : EXIT_OK;

@@ -143,8 +143,18 @@ int cmd_import(const struct cli_args *a)
 	ex = cli_end(s, t, rc, "import into volume", a->argv[1]);
 	if (ex == EXIT_OK) {
 		char b[32];
-		printf("imported %s from %s into volume %s\n",
-		       cli_size(b, sizeof(b), (double)bytes), a->argv[0], a->argv[1]);
+		if (cli_flag(a, "json")) {
+			struct json j;
+			json_init(&j, stdout);
+			json_object(&j);
+			json_kstr(&j, "file", a->argv[0]);
+			json_kstr(&j, "name", a->argv[1]);
+			json_ku64(&j, "bytes", bytes);
+			json_end(&j);
+		} else {
+			printf("imported %s from %s into volume %s\n",
+			       cli_size(b, sizeof(b), (double)bytes), a->argv[0], a->argv[1]);
+		}
 	}
 	return ex;
 }
@@ -177,6 +187,18 @@ int cmd_export(const struct cli_args *a)
 		return cli_fail(rc, "%s: export of '%s' to %s", cli_store_path(), a->argv[0],
 				a->argv[1]);
 	char c1[32], c2[32], c3[32];
+	if (cli_flag(a, "json")) {
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_kstr(&j, "name", a->argv[0]);
+		json_kstr(&j, "file", a->argv[1]);
+		json_ku64(&j, "cloned_bytes", st.cloned_bytes);
+		json_ku64(&j, "copied_bytes", st.copied_bytes);
+		json_ku64(&j, "hole_bytes", st.hole_bytes);
+		json_end(&j);
+		return EXIT_OK;
+	}
 	printf("exported %s to %s: %s cloned (reflink), %s copied, %s left as holes%s\n",
 	       a->argv[0], a->argv[1], cli_size(c1, sizeof(c1), (double)st.cloned_bytes),
 	       cli_size(c2, sizeof(c2), (double)st.copied_bytes),

@@ -132,9 +132,9 @@ const struct cli_cmd cli_commands[] = {
 	 "write LENGTH bytes to stdout (holes are zeros)"},
 	{"vol resize", "NAME SIZE", 2, 2, NULL, IN_COW(cmd_vol_resize),
 	 "grow a volume with zeros or shrink it"},
-	{"import", "FILE NAME", 2, 2, NULL, IN_COW(cmd_import),
+	{"import", "FILE NAME", 2, 2, json_only, IN_COW(cmd_import),
 	 "a new volume holding a file's bytes (zeros stay holes)"},
-	{"export", "NAME FILE", 2, 2, NULL, IN_COW(cmd_export),
+	{"export", "NAME FILE", 2, 2, json_only, IN_COW(cmd_export),
 	 "write a volume or snapshot to a file; reflinks (btrfs, XFS) instead of copies where "
 	 "possible"},
 	{"snapshot", "NAME@SNAP | @SNAP", 1, 1, NULL, IN_COW(cmd_snapshot),
