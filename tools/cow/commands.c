@@ -186,21 +186,26 @@ const struct cli_cmd cli_commands[] = {
 	 "userfaultfd (and how it was opened), write-protect, WP_ASYNC,\n"
 	 "WP_UNPOPULATED, SIGBUS mode, PAGEMAP_SCAN, THP; the backend each\n"
 	 "operation uses here, and why. COW_MEM_BACKEND=uffd|mprotect|fork forces one.\n"},
-	{"mem snapshot", "", 0, 0, mem_snapshot_opts, IN_COW(cmd_mem_snapshot),
+	{"mem snapshot", "", 0, 0, mem_snapshot_opts, IN_TOUR(cmd_mem_snapshot),
 	 "demonstrate a forkless snapshot of a region being written",
 	 "A writer thread writes random pages of a region while a forkless\n"
 	 "snapshot streams it into a file; reports the pause, extra memory, the\n"
 	 "writer's throughput against no snapshot, the trapped-write median, and\n"
 	 "whether the image equals the region at the instant. Without --backend,\n"
-	 "the same run is repeated with fork() for comparison.\n"},
-	{"mem checkpoint", "", 0, 0, mem_checkpoint_opts, IN_COW(cmd_mem_checkpoint),
+	 "the same run is repeated with fork() for comparison. Runs in cow-tour.\n",
+	 "cow-tour"},
+	{"mem checkpoint", "", 0, 0, mem_checkpoint_opts, IN_TOUR(cmd_mem_checkpoint),
 	 "demonstrate a full vs an incremental checkpoint",
-	 "A full checkpoint, then one after writing --dirty percent of the pages.\n"},
-	{"mem restore", "", 0, 0, mem_restore_opts, IN_COW(cmd_mem_restore),
+	 "A full checkpoint, then one after writing --dirty percent of the pages.\n"
+	 "Runs in cow-tour.\n",
+	 "cow-tour"},
+	{"mem restore", "", 0, 0, mem_restore_opts, IN_TOUR(cmd_mem_restore),
 	 "demonstrate eager vs lazy restore of an image",
-	 "Time until usable, first touch, time until every page is present.\n"},
-	{"tour", "", 0, 0, tour_opts, IN_COW(cmd_tour),
+	 "Time until usable, first touch, time until every page is present.\n"
+	 "Runs in cow-tour.\n",
+	 "cow-tour"},
+	{"tour", "", 0, 0, tour_opts, IN_TOUR(cmd_tour),
 	 "walk through every copy-on-write system cowkit covers, measuring each",
-	 "Runs each step on a store in DIR.\n"},
+	 "Runs each step on a store in DIR. Runs in cow-tour.\n", "cow-tour"},
 	{NULL},
 };

@@ -1,7 +1,9 @@
 /*
- * `cow tour`: the main job. Walks every row of the design's feature table on
+ * `cow tour` (run by cow-tour): the main job. Walks every row of the design's feature table on
  * a store in a scratch folder and prints what each step measured.
  */
+#include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "tour.h"
@@ -48,6 +51,19 @@ void tour_say(const char *fmt, ...)
 	fflush(stdout);
 }
 
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -r @dir: depth first, never following symbolic links out of it. */
+static int remove_tree(const char *dir)
+{
+	return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int cmd_tour(const struct cli_args *a)
 {
 	struct tour t = {.dir = cli_str(a, "dir", NULL), .quick = cli_flag(a, "quick")};
@@ -73,7 +89,8 @@ int cmd_tour(const struct cli_args *a)
 		 "a reader keeps its generation; the writer never waits for it", tour_mvcc},
 		{"reflink-style clone", "a clone shares every block until written", tour_clone},
 		{"snapshots by path copying",
-		 "a write copies one leaf-to-root path; a snapshot keeps the old root", tour_snapshot},
+		 "a write copies one leaf-to-root path; a snapshot keeps the old root",
+		 tour_snapshot},
 		{"crash consistency", "new blocks first, then one superblock switch", tour_crash},
 		{"live-memory snapshot (hypervisor-style write trapping)",
 		 "write-protect, copy a page before its first write", tour_livesnap},
@@ -106,11 +123,7 @@ int cmd_tour(const struct cli_args *a)
 	}
 	printf("\n%d of %zu steps built, %d failed\n", built, sizeof(steps) / sizeof(steps[0]),
 	       failed);
-	if (own) {
-		char cmd[256];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cow tour: could not remove %s\n", tmp);
-	}
+	if (own && remove_tree(tmp) != 0)
+		fprintf(stderr, "cow tour: could not remove %s: %s\n", tmp, strerror(errno));
 	return failed ? EXIT_FAIL : EXIT_OK;
 }
