@@ -50,3 +50,8 @@ set_tests_properties(cli_man_current PROPERTIES LABELS unit TIMEOUT 30)
 cow_test(unit_cli_json SOURCES unit/test_cli_json.c ${PROJECT_SOURCE_DIR}/tools/cow/json.c
 	LABELS unit TIMEOUT 30 LIBS m)
 target_include_directories(unit_cli_json PRIVATE ${PROJECT_SOURCE_DIR}/tools/cow)
+
+# Every --json output decodes with Python's json module, UTF-8 and binary cases included.
+add_test(NAME cli_json COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_json.py
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_json PROPERTIES LABELS unit TIMEOUT 300)

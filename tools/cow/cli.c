@@ -317,3 +317,18 @@ long cli_unescape(char *p, size_t n)
 	}
 	return (long)o;
 }
+
+bool cli_arg_key(const char *cmd, char *arg, size_t *len)
+{
+	long n = cli_unescape(arg, strlen(arg));
+	if (n < 0) {
+		cli_usage(cmd, "bad KEY '%s': \\t, \\n, \\\\ and \\xHH are the escapes", arg);
+		return false;
+	}
+	if (n == 0 || n > 1024) {
+		cli_usage(cmd, "bad KEY: keys are 1-1024 bytes, this one is %ld", n);
+		return false;
+	}
+	*len = (size_t)n;
+	return true;
+}

@@ -182,6 +182,11 @@ void cli_put_escaped(FILE *f, const void *p, size_t n);
 size_t cli_text_width(const char *s);
 /* Undo cli_put_escaped in place: the new length, or -1 on a bad escape. */
 long cli_unescape(char *p, size_t n);
+/*
+ * A KEY argument in cli_put_escaped's form, decoded in place into 1-1024
+ * bytes (*@len); otherwise say why and return false (exit 2).
+ */
+bool cli_arg_key(const char *cmd, char *arg, size_t *len);
 
 /*
  * Progress on stderr when it is a terminal: "\rVERB 45% (x of y)". Pass

@@ -104,6 +104,9 @@ static int slurp(FILE *f, char **out, size_t *len)
 
 int cmd_put(const struct cli_args *a)
 {
+	size_t klen;
+	if (!cli_arg_key(a->cmd->name, a->argv[1], &klen))
+		return EXIT_USAGE;
 	char *val = a->argv[2];
 	size_t vlen = strlen(val);
 	bool from_stdin = strcmp(val, "-") == 0;
@@ -117,7 +120,7 @@ int cmd_put(const struct cli_args *a)
 	cow_map *m;
 	int ex = open_map("put", a->argv[0], true, &s, &t, &m);
 	if (ex == 0) {
-		int rc = cow_map_put(m, a->argv[1], strlen(a->argv[1]), val, vlen);
+		int rc = cow_map_put(m, a->argv[1], klen, val, vlen);
 		ex = rc ? fail_abort(rc, "put into map", a->argv[0], s, t)
 			: finish("put into map", a->argv[0], s, t);
 	}
@@ -128,6 +131,9 @@ int cmd_put(const struct cli_args *a)
 
 int cmd_get(const struct cli_args *a)
 {
+	size_t klen;
+	if (!cli_arg_key(a->cmd->name, a->argv[1], &klen))
+		return EXIT_USAGE;
 	bool json = cli_flag(a, "json");
 	cow_store *s;
 	cow_txn *t;
@@ -136,10 +142,11 @@ int cmd_get(const struct cli_args *a)
 	if (ex)
 		return ex;
 	cow_buf v;
-	int rc = cow_map_get(m, a->argv[1], strlen(a->argv[1]), &v);
+	int rc = cow_map_get(m, a->argv[1], klen, &v);
 	if (rc == COW_ENOTFOUND) {
-		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), a->argv[0],
-			a->argv[1]);
+		fprintf(stderr, "cow: %s: map '%s' has no key '", cli_store_path(), a->argv[0]);
+		cli_put_escaped(stderr, a->argv[1], klen);
+		fprintf(stderr, "'\n");
 		ex = EXIT_NOTFOUND;
 	} else if (rc) {
 		ex = cli_fail(rc, "%s: get from map '%s'", cli_store_path(), a->argv[0]);
@@ -147,7 +154,7 @@ int cmd_get(const struct cli_args *a)
 		struct json j;
 		json_init(&j, stdout);
 		json_object(&j);
-		json_kbytes(&j, "key", a->argv[1], strlen(a->argv[1]));
+		json_kbytes(&j, "key", a->argv[1], klen);
 		json_kbytes(&j, "value", v.data, v.len);
 		json_end(&j);
 	} else {
@@ -162,16 +169,20 @@ int cmd_get(const struct cli_args *a)
 
 int cmd_del(const struct cli_args *a)
 {
+	size_t klen;
+	if (!cli_arg_key(a->cmd->name, a->argv[1], &klen))
+		return EXIT_USAGE;
 	cow_store *s;
 	cow_txn *t;
 	cow_map *m;
 	int ex = open_map("del", a->argv[0], true, &s, &t, &m);
 	if (ex)
 		return ex;
-	int rc = cow_map_del(m, a->argv[1], strlen(a->argv[1]));
+	int rc = cow_map_del(m, a->argv[1], klen);
 	if (rc == COW_ENOTFOUND) {
-		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), a->argv[0],
-			a->argv[1]);
+		fprintf(stderr, "cow: %s: map '%s' has no key '", cli_store_path(), a->argv[0]);
+		cli_put_escaped(stderr, a->argv[1], klen);
+		fprintf(stderr, "'\n");
 		cow_txn_abort(t);
 		cow_store_close(s);
 		return EXIT_NOTFOUND;
@@ -181,11 +192,25 @@ int cmd_del(const struct cli_args *a)
 	return finish("delete from map", a->argv[0], s, t);
 }
 
+/* memcmp order of two byte strings, as the map sorts keys. */
+static int keycmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
 int cmd_scan(const struct cli_args *a)
 {
-	const char *name = a->argv[0], *prefix = cli_str(a, "prefix", "");
+	const char *name = a->argv[0];
+	char *prefix = (char *)cli_str(a, "prefix", NULL), *from = (char *)cli_str(a, "from", NULL);
+	char *to = (char *)cli_str(a, "to", NULL);
+	size_t plen = 0, flen = 0, tlen = 0;
+	if ((prefix && !cli_arg_key("scan", prefix, &plen)) ||
+	    (from && !cli_arg_key("scan", from, &flen)) || (to && !cli_arg_key("scan", to, &tlen)))
+		return EXIT_USAGE;
 	uint64_t limit = cli_num(a, "limit", UINT64_MAX);
-	bool json = cli_flag(a, "json");
+	bool json = cli_flag(a, "json"), reverse = cli_flag(a, "reverse");
+	bool keys_only = cli_flag(a, "keys-only");
 	cow_store *s;
 	cow_txn *t;
 	cow_map *m;
@@ -193,33 +218,57 @@ int cmd_scan(const struct cli_args *a)
 	if (ex)
 		return ex;
 	cow_cursor *c;
-	size_t plen = strlen(prefix);
 	int rc = cow_cursor_open(m, &c);
-	if (rc == 0)
-		rc = plen ? cow_cursor_seek(c, prefix, plen) : cow_cursor_first(c);
+	cow_buf k, v;
+	if (rc == 0 && !reverse) {
+		/* Start at the larger of --from and --prefix. */
+		const char *start = from;
+		size_t slen = flen;
+		if (prefix && (!from || keycmp(prefix, plen, from, flen) > 0))
+			start = prefix, slen = plen;
+		rc = start ? cow_cursor_seek(c, start, slen) : cow_cursor_first(c);
+	} else if (rc == 0) {
+		/* Backwards from --to (inclusive), else from the last key. */
+		rc = to ? cow_cursor_seek(c, to, tlen) : cow_cursor_last(c);
+		if (to && rc == COW_ENOTFOUND)
+			rc = cow_cursor_last(c);
+		else if (to && rc == 0 && cow_cursor_get(c, &k, &v) == 0 &&
+			 keycmp(k.data, k.len, to, tlen) > 0)
+			rc = cow_cursor_prev(c);
+	}
 	struct json j;
 	json_init(&j, stdout);
 	if (json)
 		json_array(&j);
-	for (uint64_t n = 0; rc == 0 && n < limit; n++) {
-		cow_buf k, v;
+	for (uint64_t n = 0; rc == 0 && n < limit;) {
 		rc = cow_cursor_get(c, &k, &v);
 		if (rc)
 			break;
-		if (k.len < plen || memcmp(k.data, prefix, plen) != 0)
+		bool in_prefix = !prefix || (k.len >= plen && memcmp(k.data, prefix, plen) == 0);
+		if (!reverse && (!in_prefix || (to && keycmp(k.data, k.len, to, tlen) > 0)))
+			break; /* past the prefix or --to: nothing further qualifies */
+		if (reverse && from && keycmp(k.data, k.len, from, flen) < 0)
 			break;
-		if (json) {
-			json_object(&j);
-			json_kbytes(&j, "key", k.data, k.len);
-			json_kbytes(&j, "value", v.data, v.len);
-			json_end(&j);
-		} else {
-			cli_put_escaped(stdout, k.data, k.len);
-			putchar('\t');
-			cli_put_escaped(stdout, v.data, v.len);
-			putchar('\n');
+		if (in_prefix) {
+			if (json) {
+				json_object(&j);
+				json_kbytes(&j, "key", k.data, k.len);
+				if (!keys_only)
+					json_kbytes(&j, "value", v.data, v.len);
+				json_end(&j);
+			} else {
+				cli_put_escaped(stdout, k.data, k.len);
+				if (!keys_only) {
+					putchar('\t');
+					cli_put_escaped(stdout, v.data, v.len);
+				}
+				putchar('\n');
+			}
+			n++;
+		} else if (prefix && reverse && keycmp(k.data, k.len, prefix, plen) < 0) {
+			break; /* below the prefix */
 		}
-		rc = cow_cursor_next(c);
+		rc = reverse ? cow_cursor_prev(c) : cow_cursor_next(c);
 	}
 	if (json)
 		json_end(&j);

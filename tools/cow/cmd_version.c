@@ -63,7 +63,7 @@ int cmd_promote(const struct cli_args *a)
 }
 
 struct diffout {
-	bool json;
+	bool json, keys_only;
 	struct json j;
 };
 
@@ -82,9 +82,9 @@ static int print_diff(void *ctx, const cow_diff_entry *e)
 			json_ku64(j, "length", e->length);
 		} else {
 			json_kbytes(j, "key", e->key.data, e->key.len);
-			if (e->kind != COW_DIFF_ADDED)
+			if (e->kind != COW_DIFF_ADDED && !d->keys_only)
 				json_kbytes(j, "old", e->old_value.data, e->old_value.len);
-			if (e->kind != COW_DIFF_REMOVED)
+			if (e->kind != COW_DIFF_REMOVED && !d->keys_only)
 				json_kbytes(j, "new", e->new_value.data, e->new_value.len);
 		}
 		json_end(j);
@@ -98,16 +98,18 @@ static int print_diff(void *ctx, const cow_diff_entry *e)
 	putchar(e->kind == COW_DIFF_ADDED ? '+' : e->kind == COW_DIFF_REMOVED ? '-' : 'M');
 	putchar('\t');
 	cli_put_escaped(stdout, e->key.data, e->key.len);
-	putchar('\t');
-	const cow_buf *v = e->kind == COW_DIFF_REMOVED ? &e->old_value : &e->new_value;
-	cli_put_escaped(stdout, v->data, v->len);
+	if (!d->keys_only) {
+		putchar('\t');
+		const cow_buf *v = e->kind == COW_DIFF_REMOVED ? &e->old_value : &e->new_value;
+		cli_put_escaped(stdout, v->data, v->len);
+	}
 	putchar('\n');
 	return 0;
 }
 
 int cmd_diff(const struct cli_args *a)
 {
-	struct diffout d = {.json = cli_flag(a, "json")};
+	struct diffout d = {.json = cli_flag(a, "json"), .keys_only = cli_flag(a, "keys-only")};
 	json_init(&d.j, stdout);
 	const char *from = a->argv[0], *to = a->argv[1];
 	cow_store *s;

@@ -28,6 +28,10 @@ static const struct cli_opt json_only[] = {
 
 static const struct cli_opt scan_opts[] = {
 	{"prefix", 0, CLI_STRING, "P", "only keys that start with P"},
+	{"from", 0, CLI_STRING, "KEY", "start at KEY (inclusive)"},
+	{"to", 0, CLI_STRING, "KEY", "stop after KEY (inclusive)"},
+	{"reverse", 0, CLI_FLAG, NULL, "in descending key order"},
+	{"keys-only", 0, CLI_FLAG, NULL, "print keys, not values"},
 	{"limit", 0, CLI_COUNT, "N", "at most N entries"},
 	{"json", 0, CLI_FLAG, NULL, "machine-readable output (JSON)"},
 	{NULL},
@@ -41,6 +45,7 @@ static const struct cli_opt list_opts[] = {
 };
 
 static const struct cli_opt diff_opts[] = {
+	{"keys-only", 0, CLI_FLAG, NULL, "maps: print the changed keys, not their values"},
 	{"json", 0, CLI_FLAG, NULL, "machine-readable output (JSON)"},
 	{NULL},
 };
@@ -120,7 +125,9 @@ const struct cli_cmd cli_commands[] = {
 	{"del", "NAME KEY", 2, 2, NULL, IN_COW(cmd_del), "delete KEY (exit 1 if missing)"},
 	{"scan", "NAME", 1, 1, scan_opts, IN_COW(cmd_scan),
 	 "print KEY<TAB>VALUE lines in key order",
-	 "Keys and values are escaped: \\t, \\n, \\\\ and \\xHH for other control bytes.\n"},
+	 "Keys and values are escaped: \\t, \\n, \\\\, and \\xHH for control bytes and\n"
+	 "bytes that are not UTF-8; KEY arguments (get, put, del, --from, ...) take\n"
+	 "the same form, so any key scan prints can be named.\n"},
 	{"load", "NAME < FILE", 1, 1, NULL, IN_COW(cmd_load),
 	 "load KEY<TAB>VALUE lines in one transaction",
 	 "The format is scan's; all lines go in one transaction, or none do.\n"},
