@@ -74,6 +74,13 @@ static int read_fd(void *ctx, void *buf, size_t len)
 int cmd_send(const struct cli_args *a)
 {
 	const char *base = cli_str(a, "incremental", NULL), *snap = a->argv[0];
+	if (!strchr(snap, '@'))
+		return cli_usage("send",
+				 "'%s' is not a snapshot: send needs NAME@SNAP (`cow snapshot "
+				 "%s@SNAP` makes one)",
+				 snap, snap);
+	if (base && !strchr(base, '@'))
+		return cli_usage("send", "-i needs NAME@BASE, a snapshot, not '%s'", base);
 	if (isatty(STDOUT_FILENO))
 		return cli_usage("send", "refusing to write a stream to a terminal; redirect it");
 	cow_store *s;

@@ -51,7 +51,19 @@ int cmd_destroy(const struct cli_args *a)
 	cow_store *s;
 	cow_txn *t;
 	int ex = cli_begin("destroy", true, &s, &t);
-	return ex ? ex : cli_end(s, t, cow_destroy(t, name, flags), "destroy", name);
+	if (ex)
+		return ex;
+	int rc = cow_destroy(t, name, flags);
+	if (rc != COW_EBUSY || flags || strchr(name, '@'))
+		return cli_end(s, t, rc, "destroy", name);
+	cow_txn_abort(t);
+	cow_store_close(s);
+	fprintf(stderr,
+		"cow: %s: destroy '%s': in use: snapshots or clones depend on it; use -r to "
+		"destroy it with its snapshots (a clone's origin stays until the clone goes or "
+		"is promoted)\n",
+		cli_store_path(), name);
+	return EXIT_FAIL;
 }
 
 int cmd_promote(const struct cli_args *a)
