@@ -4,6 +4,7 @@
 #   make run        build, then `cow tour` on a store in a temporary folder
 #   make test       build, then run every test except the `long` tier
 #   make bench      build, then run the benchmarks (CSV + PNG in bench/results)
+#   make man        rewrite docs/cow.1's SYNOPSIS and COMMANDS from the command table
 #   make install    install library, headers, cow.pc, cow and its man page (PREFIX=/usr/local)
 #
 # Knobs: BUILD=dir  SANITIZE=address,undefined|thread  TEST_ARGS='-L unit'
@@ -18,7 +19,7 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 TEST_ARGS ?=
 TOUR_ARGS ?=
 
-.PHONY: all deps configure build run test test-long bench install clean format
+.PHONY: all deps configure build run test test-long bench install man clean format
 
 all: build
 
@@ -46,6 +47,9 @@ bench: configure
 	@sh scripts/deps.sh bench
 	@cmake --build $(BUILD) -j $(JOBS)
 	@sh bench/run.sh $(BUILD)
+
+man: build
+	@python3 scripts/man.py $(BUILD)/tools/cow/cow docs/cow.1
 
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)

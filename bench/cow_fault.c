@@ -24,22 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cow/share.h"
 
 #define PG 4096ul
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static char *region(size_t len, int huge)
 {
@@ -56,10 +44,10 @@ static char *region(size_t len, int huge)
 
 static double write_pages(char *r, size_t npages, size_t k)
 {
-	double t0 = now_ns();
+	double t0 = bench_now_ns();
 	for (size_t j = 0; j < k; j++)
 		r[(j * npages / k) * PG] += 1;
-	return k ? (now_ns() - t0) / (double)k : 0;
+	return k ? (bench_now_ns() - t0) / (double)k : 0;
 }
 
 /* Fork a child that writes k pages; returns its ns/page and private dirty bytes. */
@@ -111,7 +99,7 @@ int main(int argc, char **argv)
 		double t;
 		child_writes(r, npages, 0, &t, &dirty[i]);
 	}
-	qsort(dirty, (size_t)n, sizeof(double), cmp);
+	qsort(dirty, (size_t)n, sizeof(double), bench_cmp_double);
 	base_dirty = dirty[n / 2];
 	for (int a = 4; a < argc; a++) {
 		double f = atof(argv[a]);
@@ -120,14 +108,14 @@ int main(int argc, char **argv)
 			continue;
 		for (int i = 0; i < n; i++)
 			child_writes(r, npages, k, &ns[i], &dirty[i]);
-		qsort(ns, (size_t)n, sizeof(double), cmp);
-		qsort(dirty, (size_t)n, sizeof(double), cmp);
+		qsort(ns, (size_t)n, sizeof(double), bench_cmp_double);
+		qsort(dirty, (size_t)n, sizeof(double), bench_cmp_double);
 		printf("%zu,%s,cow_fault,%g,%zu,%.0f,%.1f,%d\n", mib, kind, f, k, ns[n / 2],
 		       (dirty[n / 2] - base_dirty) / 1048576.0, n);
 		/* Peer: the same writes on pages this process owns alone. */
 		for (int i = 0; i < n; i++)
 			ns[i] = write_pages(r, npages, k);
-		qsort(ns, (size_t)n, sizeof(double), cmp);
+		qsort(ns, (size_t)n, sizeof(double), bench_cmp_double);
 		printf("%zu,%s,write_private,%g,%zu,%.0f,0,%d\n", mib, kind, f, k, ns[n / 2], n);
 		fflush(stdout);
 	}

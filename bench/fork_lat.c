@@ -28,20 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 extern char **environ;
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static double smaps_kb(const char *key)
 {
@@ -61,15 +50,15 @@ static const char *const truth[] = {"/bin/true", NULL};
 
 static double one(const char *method)
 {
-	double t0 = now_ms(), t = 0;
+	double t0 = bench_now_ms(), t = 0;
 	pid_t pid;
 	if (strcmp(method, "fork") == 0 || strcmp(method, "fork_exit") == 0) {
 		pid = fork();
 		if (pid == 0)
 			_exit(0);
-		t = now_ms() - t0;
+		t = bench_now_ms() - t0;
 		waitpid(pid, NULL, 0);
-		return strcmp(method, "fork") == 0 ? t : now_ms() - t0;
+		return strcmp(method, "fork") == 0 ? t : bench_now_ms() - t0;
 	}
 	if (strcmp(method, "fork_exec") == 0) {
 		pid = fork();
@@ -90,7 +79,7 @@ static double one(const char *method)
 	if (pid < 0)
 		return -1;
 	waitpid(pid, NULL, 0);
-	return now_ms() - t0;
+	return bench_now_ms() - t0;
 }
 
 int main(int argc, char **argv)
@@ -123,7 +112,7 @@ int main(int argc, char **argv)
 		one(methods[m]); /* warm up */
 		for (int i = 0; i < n; i++)
 			v[i] = one(methods[m]);
-		qsort(v, (size_t)n, sizeof(*v), cmp);
+		qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
 		printf("%g,%s,%s,%.4f,%.4f,%.4f,%d,%.0f\n", gib, huge ? "thp" : "4k", methods[m],
 		       v[n / 2], v[0], v[n - 1], n, thp_mib);
 		fflush(stdout);

@@ -45,3 +45,23 @@ add_test(NAME cli_full_ext4 COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_full
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_full_ext4 PROPERTIES LABELS "unit;crash" TIMEOUT 300
 	SKIP_RETURN_CODE 77)
+
+# Options in every position, --opt=value, "--" and unknown options, for every command.
+add_test(NAME cli_options COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_options.py
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_options PROPERTIES LABELS unit TIMEOUT 300)
+
+# docs/cow.1's SYNOPSIS and COMMANDS are what `cow help --man` prints (`make man`).
+add_test(NAME cli_man_current COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/man.py --check
+	$<TARGET_FILE:cow_tool> ${PROJECT_SOURCE_DIR}/docs/cow.1)
+set_tests_properties(cli_man_current PROPERTIES LABELS unit TIMEOUT 30)
+
+# The JSON writer behind every --json output, linked alone.
+cow_test(unit_cli_json SOURCES unit/test_cli_json.c ${PROJECT_SOURCE_DIR}/tools/cow/json.c
+	LABELS unit TIMEOUT 30 LIBS m)
+target_include_directories(unit_cli_json PRIVATE ${PROJECT_SOURCE_DIR}/tools/cow)
+
+# Every --json output decodes with Python's json module, UTF-8 and binary cases included.
+add_test(NAME cli_json COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_json.py
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_json PROPERTIES LABELS unit TIMEOUT 300)

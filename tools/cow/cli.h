@@ -11,6 +11,7 @@
 
 #include "cow/cow.h"
 #include "cow/store.h"
+#include "json.h"
 #include "num.h"
 
 /* Exit codes scripts can trust (documented in docs/cow.1 and `cow help`). */
@@ -22,21 +23,109 @@ enum {
 	EXIT_DAMAGED = 4,  /* the store is corrupt (fsck/scrub found damage) */
 };
 
-struct cli_cmd {
-	const char *name;
-	int (*run)(int argc, char **argv); /* argv[0] is the command name */
-	const char *args;                  /* synopsis after the name */
-	const char *summary;               /* one line */
-	const char *help;                  /* longer text for `cow help NAME`, or NULL */
+/*
+ * The command table (commands.c) is the one place that defines each
+ * command: its name, positional arguments, options and help. The parser
+ * (command.c) reads options with getopt_long in any position, `cow help`
+ * and `cow help --man` (the man page's SYNOPSIS and COMMANDS) print from it.
+ */
+enum cli_opt_kind {
+	CLI_FLAG,   /* no argument */
+	CLI_STRING, /* any string */
+	CLI_BYTES,  /* a size or offset in bytes (num.h), within [min, max] */
+	CLI_COUNT,  /* decimal digits, within [min, max] */
+	CLI_FIXED,  /* a decimal such as 0.5, kept as an integer times 10^decimals */
+	CLI_CHOICE, /* one of the words in @choices ("map|volume|snapshot") */
 };
 
-/* Command groups; each file defines its table. */
-extern const struct cli_cmd cli_tour_cmds[];
-extern const struct cli_cmd cli_store_cmds[];
-extern const struct cli_cmd cli_version_cmds[];
-extern const struct cli_cmd cli_trust_cmds[];
-extern const struct cli_cmd cli_share_cmds[];
-extern const struct cli_cmd cli_mem_cmds[];
+struct cli_opt {
+	const char *name; /* long name without "--"; NULL ends a list */
+	char letter;	  /* short option, or 0 */
+	enum cli_opt_kind kind;
+	const char *arg;     /* the argument's name in help ("SIZE"); NULL for flags */
+	const char *help;    /* one line */
+	uint64_t min, max;   /* numeric kinds; max 0 means no limit */
+	unsigned decimals;   /* CLI_FIXED: digits kept after the point */
+	const char *choices; /* CLI_CHOICE: the words; CLI_FIXED: the range in words */
+};
+
+#define CLI_MAXOPT 16
+
+/* A parsed command line, handed to the command's handler. */
+struct cli_args {
+	const struct cli_cmd *cmd;
+	int argc;		     /* positional arguments left after the options */
+	char **argv;		     /* argv[0] is the first positional argument */
+	bool set[CLI_MAXOPT];	     /* option i was given */
+	const char *str[CLI_MAXOPT]; /* its argument as written */
+	uint64_t num[CLI_MAXOPT];    /* numeric kinds: its value */
+};
+
+struct cli_cmd {
+	const char *name;		      /* "get", or a command and subcommand: "vol create" */
+	const char *args;		      /* positional arguments in the synopsis, or "" */
+	int min_args, max_args;		      /* how many positional arguments; max -1: no limit */
+	const struct cli_opt *opts;	      /* NULL, or a list ending with {NULL} */
+	int (*run)(const struct cli_args *a); /* NULL: runs in @program */
+	const char *summary;		      /* one line */
+	const char *help;		      /* longer text for `cow help NAME`, or NULL */
+	const char *program;		      /* NULL, or the program that runs it ("cow-tour") */
+};
+
+/* The table, in `cow help` order; ends with {NULL}. */
+extern const struct cli_cmd cli_commands[];
+
+/* Option @name of @a's command: given? its string, its number (or @dflt). */
+bool cli_flag(const struct cli_args *a, const char *name);
+const char *cli_str(const struct cli_args *a, const char *name, const char *dflt);
+uint64_t cli_num(const struct cli_args *a, const char *name, uint64_t dflt);
+
+/*
+ * Run the command line @argv (after the global options: argv[0] is the
+ * command's first word) as @prog ("cow", "cow-tour"): find the command,
+ * parse its options, run its handler, or exec the program that holds it.
+ * Returns the exit code.
+ */
+int cli_dispatch(const char *prog, int argc, char **argv);
+/* `cow help [--man] [COMMAND]`. */
+int cli_help(int argc, char **argv);
+/* The command list of `cow help`. */
+void cli_list_commands(FILE *f);
+
+/* Handlers, one per table row; each lives in the cmd_*.c file named for it. */
+int cmd_init(const struct cli_args *a);
+int cmd_stat(const struct cli_args *a);
+int cmd_map_create(const struct cli_args *a);
+int cmd_map_drop(const struct cli_args *a);
+int cmd_put(const struct cli_args *a);
+int cmd_get(const struct cli_args *a);
+int cmd_del(const struct cli_args *a);
+int cmd_scan(const struct cli_args *a);
+int cmd_load(const struct cli_args *a);
+int cmd_vol_create(const struct cli_args *a);
+int cmd_vol_write(const struct cli_args *a);
+int cmd_vol_read(const struct cli_args *a);
+int cmd_vol_resize(const struct cli_args *a);
+int cmd_import(const struct cli_args *a);
+int cmd_export(const struct cli_args *a);
+int cmd_snapshot(const struct cli_args *a);
+int cmd_clone(const struct cli_args *a);
+int cmd_diff(const struct cli_args *a);
+int cmd_rollback(const struct cli_args *a);
+int cmd_destroy(const struct cli_args *a);
+int cmd_promote(const struct cli_args *a);
+int cmd_list(const struct cli_args *a);
+int cmd_du(const struct cli_args *a);
+int cmd_send(const struct cli_args *a);
+int cmd_recv(const struct cli_args *a);
+int cmd_fsck(const struct cli_args *a);
+int cmd_scrub(const struct cli_args *a);
+int cmd_share(const struct cli_args *a);
+int cmd_mem_probe(const struct cli_args *a);
+int cmd_mem_snapshot(const struct cli_args *a);
+int cmd_mem_checkpoint(const struct cli_args *a);
+int cmd_mem_restore(const struct cli_args *a);
+int cmd_tour(const struct cli_args *a);
 
 /* The store named by -s STORE or $COW_STORE, or NULL. */
 const char *cli_store_path(void);
@@ -57,6 +146,11 @@ int cli_begin(const char *cmd, bool write, struct cow_store **s, struct cow_txn 
  * used/pending/free figures are known. Returns an exit code.
  */
 int cli_stat(const char *cmd, cow_store_stats *st, bool *space);
+/*
+ * Finish a write command: commit @t if @rc is 0, else abort it; close @s.
+ * On failure print "cow: STORE: WHAT 'NAME': why" and return its exit code.
+ */
+int cli_end(struct cow_store *s, struct cow_txn *t, int rc, const char *what, const char *name);
 
 /* Print "cow: CONTEXT: MESSAGE" for a cowkit error and map it to an exit code. */
 int cli_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -71,8 +165,28 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Exit code for a cowkit error. */
 int cli_exit_code(int rc);
 
-/* Write @n bytes as a JSON string (quotes included; other bytes as \u00XX). */
-void cli_json_bytes(FILE *f, const void *p, size_t n);
+/*
+ * The store's space figures as members of the current JSON object:
+ * file_bytes, and used_bytes, pending_bytes, free_bytes (null unless @space).
+ */
+void cli_json_space(struct json *j, const cow_store_stats *st, bool space);
+
+/*
+ * Keys, values and names as text: the form `scan` prints and `load` and the
+ * KEY arguments read. \t, \n and \\ stand for a tab, a newline and a
+ * backslash; \xHH for a control byte, DEL, or a byte that is not part of
+ * valid UTF-8; everything else (UTF-8 text included) is itself.
+ */
+void cli_put_escaped(FILE *f, const void *p, size_t n);
+/* The columns cli_put_escaped takes for @s (a UTF-8 character counts one). */
+size_t cli_text_width(const char *s);
+/* Undo cli_put_escaped in place: the new length, or -1 on a bad escape. */
+long cli_unescape(char *p, size_t n);
+/*
+ * A KEY argument in cli_put_escaped's form, decoded in place into 1-1024
+ * bytes (*@len); otherwise say why and return false (exit 2).
+ */
+bool cli_arg_key(const char *cmd, char *arg, size_t *len);
 
 /*
  * Progress on stderr when it is a terminal: "\rVERB 45% (x of y)". Pass

@@ -2,12 +2,9 @@
  * `cow mem`: live memory of a running program.
  *
  *   cow mem probe [--json]            what works here, which backend and why
- *   cow mem snapshot [options]        forkless snapshot of a region being written
- *   cow mem checkpoint [options]      full vs incremental checkpoint
- *   cow mem restore [options]         lazy vs eager restore of an image
  *
- * The demonstrations run on memory this process allocates; a library user
- * calls the same API on its own memory (include/cow/mem.h).
+ * The demonstrations (mem snapshot, checkpoint, restore) run in cow-tour
+ * (tools/tour/mem_demos.c); cow execs it for them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,55 +17,44 @@
 
 #include "cli.h"
 #include "cow/mem.h"
-#include "mem_demo.h"
-
-static bool parse_backend(const char *s, cow_mem_backend *b)
-{
-	static const struct {
-		const char *name;
-		cow_mem_backend b;
-	} names[] = {{"auto", COW_MEM_AUTO},
-		     {"uffd", COW_MEM_UFFD},
-		     {"uffd-async", COW_MEM_UFFD_ASYNC},
-		     {"mprotect", COW_MEM_MPROTECT},
-		     {"fork", COW_MEM_FORK},
-		     {"eager", COW_MEM_EAGER},
-		     {"lazy", COW_MEM_UFFD}};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].name) == 0) {
-			*b = names[i].b;
-			return true;
-		}
-	return false;
-}
 
 static const char *yes(bool b)
 {
 	return b ? "yes" : "no";
 }
 
-static int mem_probe(int argc, char **argv)
+int cmd_mem_probe(const struct cli_args *args)
 {
-	bool json = argc > 2 && strcmp(argv[2], "--json") == 0;
+	bool json = cli_flag(args, "json");
 	cow_mem_probe_info p;
 	int rc = cow_mem_probe(&p);
 	if (rc)
 		return cli_fail(rc, "mem probe");
 	if (json) {
-		printf("{\"userfaultfd\":%s,\"uffd_error\":\"%s\",\"uffd_via\":\"%s\","
-		       "\"features\":%llu,\"wp\":%s,\"wp_async\":%s,\"wp_unpopulated\":%s,"
-		       "\"sigbus\":%s,\"pagemap_scan\":%s,\"thp\":\"%s\","
-		       "\"snapshot\":{\"backend\":\"%s\",\"why\":\"%s\"},"
-		       "\"track\":{\"backend\":\"%s\",\"why\":\"%s\"},"
-		       "\"restore\":{\"backend\":\"%s\",\"why\":\"%s\"}}\n",
-		       p.uffd_error ? "false" : "true",
-		       p.uffd_error ? cow_errname(p.uffd_error) : "", p.uffd_via,
-		       (unsigned long long)p.uffd_features, p.wp ? "true" : "false",
-		       p.wp_async ? "true" : "false", p.wp_unpopulated ? "true" : "false",
-		       p.sigbus ? "true" : "false", p.pagemap_scan ? "true" : "false", p.thp,
-		       cow_mem_backend_name(p.snapshot), p.snapshot_why,
-		       cow_mem_backend_name(p.track), p.track_why, cow_mem_backend_name(p.restore),
-		       p.restore_why);
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_kbool(&j, "userfaultfd", !p.uffd_error);
+		json_kstr(&j, "uffd_error", p.uffd_error ? cow_errname(p.uffd_error) : "");
+		json_kstr(&j, "uffd_via", p.uffd_via);
+		json_ku64(&j, "features", p.uffd_features);
+		json_kbool(&j, "wp", p.wp);
+		json_kbool(&j, "wp_async", p.wp_async);
+		json_kbool(&j, "wp_unpopulated", p.wp_unpopulated);
+		json_kbool(&j, "sigbus", p.sigbus);
+		json_kbool(&j, "pagemap_scan", p.pagemap_scan);
+		json_kstr(&j, "thp", p.thp);
+		const char *ops[] = {"snapshot", "track", "restore"};
+		cow_mem_backend be[] = {p.snapshot, p.track, p.restore};
+		const char *why[] = {p.snapshot_why, p.track_why, p.restore_why};
+		for (int i = 0; i < 3; i++) {
+			json_key(&j, ops[i]);
+			json_object(&j);
+			json_kstr(&j, "backend", cow_mem_backend_name(be[i]));
+			json_kstr(&j, "why", why[i]);
+			json_end(&j);
+		}
+		json_end(&j);
 		return EXIT_OK;
 	}
 	if (p.uffd_error)
@@ -88,262 +74,3 @@ static int mem_probe(int argc, char **argv)
 	printf("fork:     %-10s always available; `--backend fork` for comparison\n", "fork");
 	return EXIT_OK;
 }
-
-static int mem_snapshot(int argc, char **argv)
-{
-	struct mem_demo d = {.size = 256ull << 20, .verify = true};
-	bool json = false, compare = true;
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
-					 UINT64_MAX, &d.size))
-				return EXIT_USAGE;
-		} else if (strcmp(argv[i], "--buffer") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("mem", "--buffer", argv[++i], CLI_NUM_BYTES, 4096,
-					 UINT64_MAX, &d.buffer))
-				return EXIT_USAGE;
-		} else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-			if (!parse_backend(argv[++i], &d.backend))
-				return cli_usage("mem", "unknown backend '%s'", argv[i]);
-			compare = false;
-		} else if (strcmp(argv[i], "--thp") == 0) {
-			d.thp = true;
-		} else if (strcmp(argv[i], "--no-verify") == 0) {
-			d.verify = false;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else {
-			return cli_usage("mem", "unknown argument '%s'", argv[i]);
-		}
-	}
-	const char *tmp = getenv("TMPDIR");
-	d.dir = tmp && *tmp ? tmp : "/tmp";
-	cow_mem_backend runs[2] = {d.backend, COW_MEM_FORK};
-	int nruns = compare ? 2 : 1;
-	char a[32], b[32];
-	for (int k = 0; k < nruns; k++) {
-		d.backend = runs[k];
-		int rc = mem_demo_run(&d);
-		if (rc)
-			return cli_fail(rc, "mem snapshot (%s)", cow_mem_backend_name(d.backend));
-		if (json) {
-			printf("{\"backend\":\"%s\",\"size\":%llu,\"thp\":%s,\"pause_ns\":%llu,"
-			       "\"total_ns\":%llu,\"faults\":%llu,\"fault_median_ns\":%llu,"
-			       "\"stalls\":%llu,\"extra_bytes\":%llu,\"writes_per_s_base\":%.0f,"
-			       "\"writes_per_s_snapshot\":%.0f,\"image_matches\":%s}\n",
-			       cow_mem_backend_name(d.st.backend), (unsigned long long)d.size,
-			       d.thp ? "true" : "false", (unsigned long long)d.st.pause_ns,
-			       (unsigned long long)d.st.total_ns, (unsigned long long)d.st.faults,
-			       (unsigned long long)d.st.fault_median_ns,
-			       (unsigned long long)d.st.stalls, (unsigned long long)d.st.extra_peak,
-			       d.base_wps, d.snap_wps,
-			       d.verify ? (d.matched ? "true" : "false") : "null");
-			continue;
-		}
-		printf("%s snapshot of %s%s:\n", cow_mem_backend_name(d.st.backend),
-		       cli_size(a, sizeof(a), (double)d.size), d.thp ? " (THP)" : "");
-		printf("  pause:               %.3f ms\n", d.st.pause_ns / 1e6);
-		printf("  image complete:      %.1f ms\n", d.st.total_ns / 1e6);
-		printf("  extra memory:        %s\n",
-		       cli_size(b, sizeof(b), (double)d.st.extra_peak));
-		printf("  writer throughput:   %.2fx of no snapshot (%.1f M writes/s)\n",
-		       d.base_wps > 0 ? d.snap_wps / d.base_wps : 0, d.snap_wps / 1e6);
-		if (d.st.backend != COW_MEM_FORK)
-			printf("  trapped writes:      %llu, median %.1f us, %llu waited for "
-			       "buffer\n",
-			       (unsigned long long)d.st.faults, d.st.fault_median_ns / 1e3,
-			       (unsigned long long)d.st.stalls);
-		if (d.verify)
-			printf("  image matches:       %s\n", yes(d.matched));
-		if (d.verify && !d.matched)
-			return EXIT_FAIL;
-	}
-	return EXIT_OK;
-}
-
-static int null_write(void *ctx, uint64_t off, const void *data, size_t len)
-{
-	(void)ctx;
-	(void)off;
-	(void)data;
-	(void)len;
-	return 0;
-}
-
-static int mem_checkpoint(int argc, char **argv)
-{
-	uint64_t size = 1ull << 30;
-	double pct = 1.0;
-	cow_mem_backend b = COW_MEM_AUTO;
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
-					 UINT64_MAX, &size))
-				return EXIT_USAGE;
-		} else if (strcmp(argv[i], "--dirty") == 0 && i + 1 < argc) {
-			uint64_t millionths;
-			if (!cli_arg_fixed("mem", "--dirty", argv[++i], 6, 0, 100000000,
-					   "a percentage from 0 to 100", &millionths))
-				return EXIT_USAGE;
-			pct = (double)millionths / 1e6;
-		} else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-			if (!parse_backend(argv[++i], &b))
-				return cli_usage("mem", "unknown backend '%s'", argv[i]);
-		} else {
-			return cli_usage("mem", "unknown argument '%s'", argv[i]);
-		}
-	}
-	cow_mem_region *r;
-	cow_mem_sink *sink;
-	cow_mem_sink_ops ops = {.write = null_write};
-	int rc = cow_mem_region_alloc(size, 0, &r);
-	if (rc)
-		return cli_fail(rc, "mem checkpoint");
-	char *m = cow_mem_region_addr(r);
-	for (uint64_t i = 0; i < size; i += 4096)
-		m[i] = 1;
-	char *img = malloc(size);
-	if (img)
-		rc = cow_mem_sink_buffer(img, size, &sink);
-	else
-		rc = cow_mem_sink_callbacks(&ops, NULL, &sink);
-	if (!rc)
-		rc = cow_mem_track_start(r, b);
-	cow_mem_ckpt_stats full, inc;
-	if (!rc)
-		rc = cow_mem_checkpoint(r, sink, &full);
-	uint64_t npages = size >> 12, every = pct > 0 ? (uint64_t)(100.0 / pct) : 0;
-	for (uint64_t p = 0; every && p < npages; p += every)
-		m[p << 12] ^= 2;
-	if (!rc)
-		rc = cow_mem_checkpoint(r, sink, &inc);
-	if (rc) {
-		cow_mem_sink_destroy(sink);
-		cow_mem_region_destroy(r);
-		free(img);
-		return cli_fail(rc, "mem checkpoint");
-	}
-	char a[32];
-	printf("checkpoints of %s, tracking by %s:\n", cli_size(a, sizeof(a), (double)size),
-	       cow_mem_backend_name(full.backend));
-	printf("  full:         %8.2f ms, %llu pages\n", full.total_ns / 1e6,
-	       (unsigned long long)full.pages);
-	printf("  %.1f%% dirty:   %8.2f ms, %llu pages in %llu runs (%.1f%% of full)\n", pct,
-	       inc.total_ns / 1e6, (unsigned long long)inc.pages, (unsigned long long)inc.runs,
-	       100.0 * (double)inc.total_ns / (double)full.total_ns);
-	printf("  image matches: %s\n", yes(img && memcmp(img, m, size) == 0));
-	cow_mem_sink_destroy(sink);
-	cow_mem_region_destroy(r);
-	free(img);
-	return EXIT_OK;
-}
-
-static int mem_restore(int argc, char **argv)
-{
-	uint64_t size = 1ull << 30;
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("mem", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
-					 UINT64_MAX, &size))
-				return EXIT_USAGE;
-		} else {
-			return cli_usage("mem", "unknown argument '%s'", argv[i]);
-		}
-	}
-	size = (size + 4095) & ~4095ull;
-	char *img = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (img == MAP_FAILED)
-		return cli_fail(-errno, "mem restore");
-	/* An image with data in 7 of every 8 MiB; the rest zeros (holes). */
-	for (uint64_t i = 0; i < size; i += 4096)
-		if ((i >> 20) % 8 != 7)
-			memset(img + i, (int)(i >> 12) | 1, 4096);
-	cow_mem_backend modes[2] = {COW_MEM_EAGER, COW_MEM_UFFD};
-	char a[32];
-	printf("restore of a %s image (1/8 zeros):\n", cli_size(a, sizeof(a), (double)size));
-	double eager_ms = 0;
-	for (int k = 0; k < 2; k++) {
-		cow_mem_region *r;
-		cow_mem_restore *h;
-		cow_mem_restore_stats st;
-		int rc = cow_mem_region_alloc(size, 0, &r);
-		if (!rc)
-			rc = cow_mem_restore_start(r, img, size, modes[k], &h);
-		if (rc == COW_EOPNOTSUPP || (rc && k == 1 && rc == COW_EPERM)) {
-			printf("  lazy:  unavailable here (%s); `cow mem probe` says why\n",
-			       cow_strerror(rc));
-			cow_mem_region_destroy(r);
-			break;
-		}
-		if (rc) {
-			cow_mem_region_destroy(r);
-			munmap(img, size);
-			return cli_fail(rc, "mem restore");
-		}
-		volatile char *m = cow_mem_region_addr(r);
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		char c = m[size / 2 + 123];
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		rc = cow_mem_restore_wait(h, &st);
-		bool ok =
-			!rc && c == img[size / 2 + 123] && memcmp((const char *)m, img, size) == 0;
-		double touch_us = (double)(t1.tv_sec - t0.tv_sec) * 1e6 +
-				  (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
-		if (k == 0) {
-			eager_ms = st.total_ns / 1e6;
-			printf("  eager: %8.1f ms until usable, matches: %s\n", eager_ms, yes(ok));
-		} else {
-			printf("  lazy:  %8.3f ms until usable, first touch %.1f us, all present "
-			       "after %.1f ms (%.2fx eager), %llu zero chunks left as holes, "
-			       "matches: %s\n",
-			       st.setup_ns / 1e6, touch_us, st.total_ns / 1e6,
-			       eager_ms > 0 ? st.total_ns / 1e6 / eager_ms : 0,
-			       (unsigned long long)st.zero_chunks, yes(ok));
-		}
-		cow_mem_region_destroy(r);
-		if (!ok) {
-			munmap(img, size);
-			return EXIT_FAIL;
-		}
-	}
-	munmap(img, size);
-	return EXIT_OK;
-}
-
-static int run_mem(int argc, char **argv)
-{
-	if (argc < 2)
-		return cli_usage("mem", "which one: probe, snapshot, checkpoint or restore?");
-	if (strcmp(argv[1], "probe") == 0)
-		return mem_probe(argc, argv);
-	if (strcmp(argv[1], "snapshot") == 0)
-		return mem_snapshot(argc, argv);
-	if (strcmp(argv[1], "checkpoint") == 0)
-		return mem_checkpoint(argc, argv);
-	if (strcmp(argv[1], "restore") == 0)
-		return mem_restore(argc, argv);
-	return cli_usage("mem", "unknown subcommand '%s'", argv[1]);
-}
-
-const struct cli_cmd cli_mem_cmds[] = {
-	{"mem", run_mem, "probe [--json] | snapshot | checkpoint | restore [options]",
-	 "live memory: probe the kernel, snapshot, checkpoint and restore a running region",
-	 "cow mem probe [--json]\n"
-	 "    userfaultfd (and how it was opened), write-protect, WP_ASYNC,\n"
-	 "    WP_UNPOPULATED, SIGBUS mode, PAGEMAP_SCAN, THP; the backend each\n"
-	 "    operation uses here, and why. COW_MEM_BACKEND=uffd|mprotect|fork forces one.\n"
-	 "cow mem snapshot [--size 256M] [--thp] [--buffer 64M] [--backend B]\n"
-	 "                 [--no-verify] [--json]\n"
-	 "    a writer thread writes random pages of a region while a forkless\n"
-	 "    snapshot streams it into a file; reports the pause, extra memory, the\n"
-	 "    writer's throughput against no snapshot, the trapped-write median, and\n"
-	 "    whether the image equals the region at the instant. Without --backend,\n"
-	 "    the same run is repeated with fork() for comparison.\n"
-	 "cow mem checkpoint [--size 1G] [--dirty 1] [--backend auto|uffd|mprotect]\n"
-	 "    a full checkpoint, then one after writing --dirty percent of the pages.\n"
-	 "cow mem restore [--size 1G]\n"
-	 "    eager vs lazy restore of an image: time until usable, first touch,\n"
-	 "    time until every page is present.\n"},
-	{NULL, NULL, NULL, NULL, NULL},
-};

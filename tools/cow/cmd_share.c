@@ -1,5 +1,5 @@
 /*
- * `cow share PID... [--children] [--json] [--maps] [--watch SECONDS]`:
+ * `cow share [--children] [--json] [--maps] [--watch SECONDS] PID...`:
  * what a process family shares after fork(), from the public share API.
  *
  * Text output is for people (one block per process, a line per mapping
@@ -34,36 +34,25 @@ static const char *sz(char *buf, size_t len, double bytes)
 	return cli_size(buf, len, bytes);
 }
 
-static void json_str(const char *s)
+static void json_figs(struct json *j, const cow_share_figs *f, int frames)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
+	json_object(j);
+	json_ku64(j, "rss", f->rss);
+	json_ku64(j, "pss", f->pss);
+	json_ku64(j, "shared", f->shared);
+	json_ku64(j, "private_clean", f->private_clean);
+	json_ku64(j, "private_dirty", f->private_dirty);
+	json_ku64(j, "swap", f->swap);
+	const char *names[] = {"pages", "pages_all", "pages_some", "pages_none"};
+	uint64_t v[] = {f->pages, f->pages_all, f->pages_some, f->pages_none};
+	for (int i = 0; i < 4; i++) {
+		json_key(j, names[i]);
+		if (frames)
+			json_u64(j, v[i]);
 		else
-			putchar(c);
+			json_null(j);
 	}
-	putchar('"');
-}
-
-static void json_figs(const cow_share_figs *f, int frames)
-{
-	printf("{\"rss\":%llu,\"pss\":%llu,\"shared\":%llu,\"private_clean\":%llu,"
-	       "\"private_dirty\":%llu,\"swap\":%llu",
-	       (unsigned long long)f->rss, (unsigned long long)f->pss,
-	       (unsigned long long)f->shared, (unsigned long long)f->private_clean,
-	       (unsigned long long)f->private_dirty, (unsigned long long)f->swap);
-	if (frames)
-		printf(",\"pages\":%llu,\"pages_all\":%llu,\"pages_some\":%llu,\"pages_none\":%"
-		       "llu}",
-		       (unsigned long long)f->pages, (unsigned long long)f->pages_all,
-		       (unsigned long long)f->pages_some, (unsigned long long)f->pages_none);
-	else
-		printf(",\"pages\":null,\"pages_all\":null,\"pages_some\":null,\"pages_none\":"
-		       "null}");
+	json_end(j);
 }
 
 /* Un-share rates against the previous round; NAN-free: 0 when unknown. */
@@ -77,57 +66,75 @@ static void print_json(const cow_share_report *r, const struct opts *o, double t
 		       const struct rate *rates)
 {
 	int frames = cow_share_report_frames(r);
-	printf("{\"version\":1,\"page_size\":4096,\"frames\":%s,\"note\":",
-	       frames ? "true" : "false");
-	json_str(cow_share_report_note(r));
-	printf(",\"elapsed_ns\":%llu,\"skipped\":%zu",
-	       (unsigned long long)cow_share_report_elapsed_ns(r), cow_share_report_skipped(r));
-	if (o->watch > 0)
-		printf(",\"t\":%.3f", t);
-	printf(",\"processes\":[");
+	struct json jw, *j = &jw;
+	json_init_lines(j, stdout); /* --watch: one document per line */
+	json_object(j);
+	json_ku64(j, "version", 1);
+	json_ku64(j, "page_size", 4096);
+	json_kbool(j, "frames", frames);
+	json_kstr(j, "note", cow_share_report_note(r));
+	json_ku64(j, "elapsed_ns", cow_share_report_elapsed_ns(r));
+	json_ku64(j, "skipped", cow_share_report_skipped(r));
+	if (o->watch > 0) {
+		json_key(j, "t");
+		json_double(j, t, 3);
+	}
+	json_key(j, "processes");
+	json_array(j);
 	for (size_t i = 0; i < cow_share_report_count(r); i++) {
 		const cow_share_proc *p = cow_share_report_proc(r, i);
-		printf("%s{\"pid\":%d,\"ppid\":%d,\"comm\":", i ? "," : "", p->pid, p->ppid);
-		json_str(p->comm);
-		printf(",\"total\":");
-		json_figs(&p->total, frames);
-		printf(",\"kinds\":{");
+		json_object(j);
+		json_key(j, "pid");
+		json_i64(j, p->pid);
+		json_key(j, "ppid");
+		json_i64(j, p->ppid);
+		json_kstr(j, "comm", p->comm);
+		json_key(j, "total");
+		json_figs(j, &p->total, frames);
+		json_key(j, "kinds");
+		json_object(j);
 		for (int k = 0; k < COW_SHARE_NKINDS; k++) {
-			printf("%s\"%s\":", k ? "," : "", cow_share_kind_name(k));
-			json_figs(&p->kind[k], frames);
+			json_key(j, cow_share_kind_name(k));
+			json_figs(j, &p->kind[k], frames);
 		}
-		printf("}");
+		json_end(j);
 		if (o->watch > 0) {
-			if (rates && rates[i].known)
-				printf(",\"unshare_bytes_per_s\":%.0f,\"unshare_pages_per_s\":",
-				       rates[i].dirty_per_s);
+			bool known = rates && rates[i].known;
+			json_key(j, "unshare_bytes_per_s");
+			if (known)
+				json_double(j, rates[i].dirty_per_s, 0);
 			else
-				printf(",\"unshare_bytes_per_s\":null,\"unshare_pages_per_s\":");
-			if (rates && rates[i].known && frames)
-				printf("%.1f", rates[i].none_per_s);
+				json_null(j);
+			json_key(j, "unshare_pages_per_s");
+			if (known && frames)
+				json_double(j, rates[i].none_per_s, 1);
 			else
-				printf("null");
+				json_null(j);
 		}
 		if (o->maps) {
-			printf(",\"maps\":[");
+			json_key(j, "maps");
+			json_array(j);
 			for (size_t m = 0; m < p->nmaps; m++) {
 				const cow_share_map *mp = &p->maps[m];
-				printf("%s{\"start\":\"0x%llx\",\"end\":\"0x%llx\",\"perms\":\"%"
-				       "s\","
-				       "\"kind\":\"%s\",\"name\":",
-				       m ? "," : "", (unsigned long long)mp->start,
-				       (unsigned long long)mp->end, mp->perms,
-				       cow_share_kind_name(mp->kind));
-				json_str(mp->name);
-				printf(",\"figs\":");
-				json_figs(&mp->figs, frames);
-				printf("}");
+				char hex[24];
+				json_object(j);
+				snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)mp->start);
+				json_kstr(j, "start", hex);
+				snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)mp->end);
+				json_kstr(j, "end", hex);
+				json_kstr(j, "perms", mp->perms);
+				json_kstr(j, "kind", cow_share_kind_name(mp->kind));
+				json_kstr(j, "name", mp->name);
+				json_key(j, "figs");
+				json_figs(j, &mp->figs, frames);
+				json_end(j);
 			}
-			printf("]");
+			json_end(j);
 		}
-		printf("}");
+		json_end(j);
 	}
-	printf("]}\n");
+	json_end(j);
+	json_end(j);
 	fflush(stdout);
 }
 
@@ -345,54 +352,30 @@ static int watch(struct opts *o)
 	return ret;
 }
 
-static int run_share(int argc, char **argv)
+int cmd_share(const struct cli_args *a)
 {
 	struct opts o;
 	memset(&o, 0, sizeof(o));
 	int ret;
-	o.pids = calloc((size_t)argc, sizeof(*o.pids));
+	o.pids = calloc((size_t)a->argc, sizeof(*o.pids));
 	if (!o.pids)
 		return cli_fail(COW_ENOMEM, "share");
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--children") == 0) {
-			o.flags |= COW_SHARE_CHILDREN;
-		} else if (strcmp(a, "--json") == 0) {
-			o.json = true;
-		} else if (strcmp(a, "--maps") == 0) {
-			o.maps = true;
-		} else if (strcmp(a, "--smaps-only") == 0) {
-			o.flags |= COW_SHARE_SMAPS_ONLY;
-		} else if (strcmp(a, "--watch") == 0 && i + 1 < argc) {
-			uint64_t ns;
-			if (!cli_arg_fixed("share", "--watch", argv[++i], 9, 1,
-					   86400ull * 1000000000,
-					   "seconds, more than 0 and at most 86400", &ns)) {
-				ret = EXIT_USAGE;
-				goto out;
-			}
-			o.watch = (double)ns / 1e9;
-		} else if (strcmp(a, "--count") == 0 && i + 1 < argc) {
-			uint64_t n;
-			if (!cli_arg_num("share", "--count", argv[++i], CLI_NUM_COUNT, 1, LONG_MAX,
-					 &n)) {
-				ret = EXIT_USAGE;
-				goto out;
-			}
-			o.count = (long)n;
-		} else {
-			uint64_t pid;
-			if (cli_num_parse(a, CLI_NUM_COUNT, INT_MAX, &pid) != CLI_NUM_OK ||
-			    pid == 0) {
-				ret = cli_usage("share", "'%s' is not a PID or an option", a);
-				goto out;
-			}
-			o.pids[o.npids++] = (int)pid;
+	if (cli_flag(a, "children"))
+		o.flags |= COW_SHARE_CHILDREN;
+	if (cli_flag(a, "smaps-only"))
+		o.flags |= COW_SHARE_SMAPS_ONLY;
+	o.json = cli_flag(a, "json");
+	o.maps = cli_flag(a, "maps");
+	o.watch = (double)cli_num(a, "watch", 0) / 1e9;
+	o.count = (long)cli_num(a, "count", 0);
+	for (int i = 0; i < a->argc; i++) {
+		uint64_t pid;
+		if (cli_num_parse(a->argv[i], CLI_NUM_COUNT, INT_MAX, &pid) != CLI_NUM_OK ||
+		    pid == 0) {
+			ret = cli_usage("share", "'%s' is not a PID", a->argv[i]);
+			goto out;
 		}
-	}
-	if (o.npids == 0) {
-		ret = cli_usage("share", "name at least one PID");
-		goto out;
+		o.pids[o.npids++] = (int)pid;
 	}
 	if (o.count && o.watch == 0) {
 		ret = cli_usage("share", "--count needs --watch");
@@ -418,29 +401,3 @@ out:
 	free(o.pids);
 	return ret;
 }
-
-const struct cli_cmd cli_share_cmds[] = {
-	{"share", run_share,
-	 "PID... [--children] [--json] [--maps] [--smaps-only] [--watch SECONDS [--count N]]",
-	 "what a process family shares after fork(), and what un-shared it",
-	 "For each process (and with --children every descendant): resident memory,\n"
-	 "shared with other processes, private clean and private dirty (what copy-on-\n"
-	 "write copied), in total and per mapping kind (heap, stack, anon, file,\n"
-	 "shmem, other). As root, pages are matched by physical frame across the\n"
-	 "measured processes: shared by all of them, by some, or by none; without\n"
-	 "that privilege the figures come from smaps only and the output says so.\n"
-	 "\n"
-	 "  --children     add every descendant of the given PIDs\n"
-	 "  --json         machine-readable output (schema in docs/share.md)\n"
-	 "  --maps         also list the mappings holding the most private dirty memory\n"
-	 "                 (with --json: every mapping)\n"
-	 "  --smaps-only   do not match frames even when permitted\n"
-	 "  --watch S      measure every S seconds and print how fast each process\n"
-	 "                 un-shares memory (MiB/s of new private dirty); --count N\n"
-	 "                 stops after N rounds, otherwise it runs until Ctrl-C or\n"
-	 "                 until the family is gone\n"
-	 "\n"
-	 "Exit codes: 0 ok, 1 a named process does not exist, 2 usage, 3 not\n"
-	 "permitted or failed.\n"},
-	{NULL, NULL, NULL, NULL, NULL},
-};

@@ -1,61 +1,16 @@
 /*
- * Store commands: init, map create/drop, put, get, del, scan, load, list, stat.
- *
- * Keys and values on the command line are taken as bytes. `scan` prints
- * KEY<TAB>VALUE lines with \t, \n, \\ and other control bytes escaped
- * (\xHH), and `load` reads the same format back, so scan | load round-trips.
- * Every write command is one transaction: it either happens whole or, on any
- * error, leaves the store as it was.
+ * Store-wide commands: init, stat.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "cow/store.h"
 
-/* Open STORE, begin a transaction and open map @name in it. */
-static int open_map(const char *cmd, const char *name, bool write, cow_store **s, cow_txn **t,
-		    cow_map **m)
+int cmd_init(const struct cli_args *a)
 {
-	int ex = cli_begin(cmd, write, s, t);
-	if (ex)
-		return ex;
-	int rc = cow_map_open(*t, name, m);
-	if (rc) {
-		ex = cli_fail(rc, "%s: map '%s'", cli_store_path(), name);
-		cow_txn_abort(*t);
-		cow_store_close(*s);
-		return ex;
-	}
-	return 0;
-}
-
-/* Commit @t and close @s; report a failure. */
-static int finish(const char *what, const char *name, cow_store *s, cow_txn *t)
-{
-	int rc = cow_txn_commit(t);
-	int ex = rc ? cli_fail(rc, "%s: %s '%s' (nothing was changed)", cli_store_path(), what, name)
-		    : EXIT_OK;
-	cow_store_close(s);
-	return ex;
-}
-
-static int fail_abort(int rc, const char *what, const char *name, cow_store *s, cow_txn *t)
-{
-	int ex = cli_fail(rc, "%s: %s '%s' (nothing was changed)", cli_store_path(), what, name);
-	cow_txn_abort(t);
-	cow_store_close(s);
-	return ex;
-}
-
-static int cmd_init(int argc, char **argv)
-{
-	if (argc > 2)
-		return cli_usage("init", "too many arguments");
-	if (argc == 2)
-		setenv("COW_STORE", argv[1], 1);
+	if (a->argc == 1)
+		setenv("COW_STORE", a->argv[0], 1);
 	const char *path = cli_store_path();
 	if (!path)
 		return cli_usage("init", "no store: give STORE, -s STORE or set COW_STORE");
@@ -69,325 +24,19 @@ static int cmd_init(int argc, char **argv)
 	return EXIT_OK;
 }
 
-static int cmd_map(int argc, char **argv)
-{
-	if (argc != 3 || (strcmp(argv[1], "create") != 0 && strcmp(argv[1], "drop") != 0))
-		return cli_usage("map", "expected: cow map create|drop NAME");
-	bool create = strcmp(argv[1], "create") == 0;
-	cow_store *s;
-	cow_txn *t;
-	int ex = cli_begin("map", true, &s, &t);
-	if (ex)
-		return ex;
-	int rc = create ? cow_map_create(t, argv[2]) : cow_map_drop(t, argv[2]);
-	if (rc)
-		return fail_abort(rc, create ? "create map" : "drop map", argv[2], s, t);
-	return finish(create ? "create map" : "drop map", argv[2], s, t);
-}
-
-/* Read all of stdin into a malloc'd buffer. */
-static int slurp(FILE *f, char **out, size_t *len)
-{
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	if (!buf)
-		return COW_ENOMEM;
-	size_t got;
-	while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += got;
-		if (n == cap) {
-			char *nb = realloc(buf, cap *= 2);
-			if (!nb) {
-				free(buf);
-				return COW_ENOMEM;
-			}
-			buf = nb;
-		}
-	}
-	if (ferror(f)) {
-		free(buf);
-		return COW_EIO;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-static int cmd_put(int argc, char **argv)
-{
-	if (argc != 4)
-		return cli_usage("put", "expected: cow put NAME KEY VALUE (VALUE '-' reads stdin)");
-	char *val = argv[3];
-	size_t vlen = strlen(val);
-	bool from_stdin = strcmp(val, "-") == 0;
-	if (from_stdin) {
-		int rc = slurp(stdin, &val, &vlen);
-		if (rc)
-			return cli_fail(rc, "cannot read the value from stdin");
-	}
-	cow_store *s;
-	cow_txn *t;
-	cow_map *m;
-	int ex = open_map("put", argv[1], true, &s, &t, &m);
-	if (ex == 0) {
-		int rc = cow_map_put(m, argv[2], strlen(argv[2]), val, vlen);
-		ex = rc ? fail_abort(rc, "put into map", argv[1], s, t)
-			: finish("put into map", argv[1], s, t);
-	}
-	if (from_stdin)
-		free(val);
-	return ex;
-}
-
-static int cmd_get(int argc, char **argv)
-{
-	bool json = argc == 4 && strcmp(argv[3], "--json") == 0;
-	if (argc != 3 && !json)
-		return cli_usage("get", "expected: cow get NAME KEY [--json]");
-	cow_store *s;
-	cow_txn *t;
-	cow_map *m;
-	int ex = open_map("get", argv[1], false, &s, &t, &m);
-	if (ex)
-		return ex;
-	cow_buf v;
-	int rc = cow_map_get(m, argv[2], strlen(argv[2]), &v);
-	if (rc == COW_ENOTFOUND) {
-		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), argv[1], argv[2]);
-		ex = EXIT_NOTFOUND;
-	} else if (rc) {
-		ex = cli_fail(rc, "%s: get from map '%s'", cli_store_path(), argv[1]);
-	} else if (json) {
-		printf("{\"key\": ");
-		cli_json_bytes(stdout, argv[2], strlen(argv[2]));
-		printf(", \"value\": ");
-		cli_json_bytes(stdout, v.data, v.len);
-		printf("}\n");
-	} else {
-		fwrite(v.data, 1, v.len, stdout);
-		if (isatty(STDOUT_FILENO))
-			putchar('\n');
-	}
-	cow_txn_abort(t);
-	cow_store_close(s);
-	return ex;
-}
-
-static int cmd_del(int argc, char **argv)
-{
-	if (argc != 3)
-		return cli_usage("del", "expected: cow del NAME KEY");
-	cow_store *s;
-	cow_txn *t;
-	cow_map *m;
-	int ex = open_map("del", argv[1], true, &s, &t, &m);
-	if (ex)
-		return ex;
-	int rc = cow_map_del(m, argv[2], strlen(argv[2]));
-	if (rc == COW_ENOTFOUND) {
-		fprintf(stderr, "cow: %s: map '%s' has no key '%s'\n", cli_store_path(), argv[1], argv[2]);
-		cow_txn_abort(t);
-		cow_store_close(s);
-		return EXIT_NOTFOUND;
-	}
-	if (rc)
-		return fail_abort(rc, "delete from map", argv[1], s, t);
-	return finish("delete from map", argv[1], s, t);
-}
-
-static void put_escaped(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		uint8_t ch = p[i];
-		if (ch == '\t')
-			fputs("\\t", stdout);
-		else if (ch == '\n')
-			fputs("\\n", stdout);
-		else if (ch == '\\')
-			fputs("\\\\", stdout);
-		else if (ch < 0x20 || ch == 0x7f)
-			printf("\\x%02x", ch);
-		else
-			putchar(ch);
-	}
-}
-
-static int cmd_scan(int argc, char **argv)
-{
-	const char *name = NULL, *prefix = "";
-	uint64_t limit = UINT64_MAX;
-	bool json = false;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = true;
-		else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
-			prefix = argv[++i];
-		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("scan", "--limit", argv[++i], CLI_NUM_COUNT, 0, UINT64_MAX,
-					 &limit))
-				return EXIT_USAGE;
-		} else if (!name && argv[i][0] != '-')
-			name = argv[i];
-		else
-			return cli_usage("scan", "unexpected argument '%s'", argv[i]);
-	}
-	if (!name)
-		return cli_usage("scan", "expected: cow scan NAME [--prefix P] [--limit N]");
-	cow_store *s;
-	cow_txn *t;
-	cow_map *m;
-	int ex = open_map("scan", name, false, &s, &t, &m);
-	if (ex)
-		return ex;
-	cow_cursor *c;
-	size_t plen = strlen(prefix);
-	int rc = cow_cursor_open(m, &c);
-	if (rc == 0)
-		rc = plen ? cow_cursor_seek(c, prefix, plen) : cow_cursor_first(c);
-	if (json)
-		printf("[");
-	for (uint64_t n = 0; rc == 0 && n < limit; n++) {
-		cow_buf k, v;
-		rc = cow_cursor_get(c, &k, &v);
-		if (rc)
-			break;
-		if (k.len < plen || memcmp(k.data, prefix, plen) != 0)
-			break;
-		if (json) {
-			printf("%s\n  {\"key\": ", n ? "," : "");
-			cli_json_bytes(stdout, k.data, k.len);
-			printf(", \"value\": ");
-			cli_json_bytes(stdout, v.data, v.len);
-			printf("}");
-		} else {
-			put_escaped(k.data, k.len);
-			putchar('\t');
-			put_escaped(v.data, v.len);
-			putchar('\n');
-		}
-		rc = cow_cursor_next(c);
-	}
-	if (json)
-		printf("\n]\n");
-	if (rc && rc != COW_ENOTFOUND)
-		ex = cli_fail(rc, "%s: scan of map '%s'", cli_store_path(), name);
-	cow_txn_abort(t);
-	cow_store_close(s);
-	return ex;
-}
-
-/* The value of a hex digit, or -1 (strtol would take " f", "+f" and "-1"). */
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Undo put_escaped in place; returns the new length or -1 on a bad escape. */
-static long unescape(char *p, size_t n)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] != '\\') {
-			p[o++] = p[i];
-			continue;
-		}
-		if (++i == n)
-			return -1;
-		switch (p[i]) {
-		case 't': p[o++] = '\t'; break;
-		case 'n': p[o++] = '\n'; break;
-		case '\\': p[o++] = '\\'; break;
-		case 'x': {
-			int hi = i + 2 < n ? hex_digit(p[i + 1]) : -1;
-			int lo = i + 2 < n ? hex_digit(p[i + 2]) : -1;
-			if (hi < 0 || lo < 0)
-				return -1;
-			p[o++] = (char)(hi << 4 | lo);
-			i += 2;
-			break;
-		}
-		default:
-			return -1;
-		}
-	}
-	return (long)o;
-}
-
-static int cmd_load(int argc, char **argv)
-{
-	if (argc != 2)
-		return cli_usage("load", "expected: cow load NAME < FILE  (KEY<TAB>VALUE lines)");
-	cow_store *s;
-	cow_txn *t;
-	cow_map *m;
-	int ex = open_map("load", argv[1], true, &s, &t, &m);
-	if (ex)
-		return ex;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	long lineno = 0, n = 0;
-	while ((len = getline(&line, &cap, stdin)) >= 0) {
-		lineno++;
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = 0;
-		if (len == 0)
-			continue;
-		char *tab = memchr(line, '\t', (size_t)len);
-		if (!tab) {
-			fprintf(stderr, "cow load: line %ld: no TAB between key and value\n", lineno);
-			free(line);
-			cow_txn_abort(t);
-			cow_store_close(s);
-			return EXIT_USAGE;
-		}
-		long kl = unescape(line, (size_t)(tab - line));
-		long vl = unescape(tab + 1, (size_t)(line + len - tab - 1));
-		if (kl <= 0 || vl < 0) {
-			fprintf(stderr, "cow load: line %ld: empty key or bad escape\n", lineno);
-			free(line);
-			cow_txn_abort(t);
-			cow_store_close(s);
-			return EXIT_USAGE;
-		}
-		int rc = cow_map_put(m, line, (size_t)kl, tab + 1, (size_t)vl);
-		if (rc) {
-			free(line);
-			fprintf(stderr, "cow load: line %ld:\n", lineno);
-			return fail_abort(rc, "load into map", argv[1], s, t);
-		}
-		n++;
-	}
-	free(line);
-	ex = finish("load into map", argv[1], s, t);
-	if (ex == EXIT_OK)
-		fprintf(stderr, "loaded %ld entries into '%s'\n", n, argv[1]);
-	return ex;
-}
-
-/* A byte count, or "unknown" / null when @known is false. */
-static const char *figure(char *buf, size_t len, bool known, uint64_t v, bool json)
+/* A byte count, or "unknown" when @known is false. */
+static const char *figure(char *buf, size_t len, bool known, uint64_t v)
 {
 	if (!known)
-		snprintf(buf, len, "%s", json ? "null" : "unknown (needs write access)");
-	else if (json)
-		snprintf(buf, len, "%llu", (unsigned long long)v);
+		snprintf(buf, len, "%s", "unknown (needs write access)");
 	else
 		cli_size(buf, len, (double)v);
 	return buf;
 }
 
-static int cmd_stat(int argc, char **argv)
+int cmd_stat(const struct cli_args *args)
 {
-	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-	if (argc != 1 && !json)
-		return cli_usage("stat", "expected: cow stat [--json]");
+	bool json = cli_flag(args, "json");
 	cow_store_stats st;
 	bool space;
 	int ex = cli_stat("stat", &st, &space);
@@ -395,35 +44,20 @@ static int cmd_stat(int argc, char **argv)
 		return ex;
 	char a[32], b[32], c[32], d[32];
 	if (json) {
-		printf("{\"generation\": %llu, \"file_bytes\": %llu, \"used_bytes\": %s, "
-		       "\"pending_bytes\": %s, \"free_bytes\": %s, \"readers\": %llu}\n",
-		       (unsigned long long)st.gen, (unsigned long long)st.file_bytes,
-		       figure(b, sizeof(b), space, st.used_bytes, true),
-		       figure(c, sizeof(c), space, st.pending_bytes, true),
-		       figure(d, sizeof(d), space, st.free_bytes, true),
-		       (unsigned long long)st.readers);
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_ku64(&j, "generation", st.gen);
+		cli_json_space(&j, &st, space);
+		json_ku64(&j, "readers", st.readers);
+		json_end(&j);
 		return EXIT_OK;
 	}
 	printf("generation  %llu\nfile        %s\nused        %s\npending     %s\nfree        %s\n"
 	       "readers     %llu\n",
 	       (unsigned long long)st.gen, cli_size(a, sizeof(a), (double)st.file_bytes),
-	       figure(b, sizeof(b), space, st.used_bytes, false),
-	       figure(c, sizeof(c), space, st.pending_bytes, false),
-	       figure(d, sizeof(d), space, st.free_bytes, false), (unsigned long long)st.readers);
+	       figure(b, sizeof(b), space, st.used_bytes),
+	       figure(c, sizeof(c), space, st.pending_bytes),
+	       figure(d, sizeof(d), space, st.free_bytes), (unsigned long long)st.readers);
 	return EXIT_OK;
 }
-
-const struct cli_cmd cli_store_cmds[] = {
-	{"init", cmd_init, "[STORE]", "create a new, empty store", NULL},
-	{"map", cmd_map, "create|drop NAME", "create or delete a map", NULL},
-	{"put", cmd_put, "NAME KEY VALUE", "set KEY to VALUE in map NAME ('-' reads stdin)", NULL},
-	{"get", cmd_get, "NAME KEY [--json]", "print KEY's value (exit 1 if missing)", NULL},
-	{"del", cmd_del, "NAME KEY", "delete KEY (exit 1 if missing)", NULL},
-	{"scan", cmd_scan, "NAME [--prefix P] [--limit N] [--json]", "print KEY<TAB>VALUE lines in key order",
-	 "Keys and values are escaped: \\t, \\n, \\\\ and \\xHH for other control bytes.\n"},
-	{"load", cmd_load, "NAME < FILE", "load KEY<TAB>VALUE lines in one transaction",
-	 "The format is scan's; all lines go in one transaction, or none do.\n"},
-	{"stat", cmd_stat, "[--json]", "generation, file size, used/pending/free space, readers",
-	 NULL},
-	{NULL, NULL, NULL, NULL, NULL},
-};

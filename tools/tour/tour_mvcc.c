@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "cow/store.h"
 #include "tour.h"
@@ -36,13 +37,6 @@
 #define PER_TXN 8   /* random keys rewritten by each write transaction */
 #define BATCH	50000
 #define PACE	2048 /* entries between the paced readers' 1 ms rests */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static size_t key_of(uint64_t i, char *k)
 {
@@ -166,16 +160,16 @@ static int rewrite(cow_store *s, uint64_t n, uint64_t *rng)
 static int write_for(cow_store *s, uint64_t n, uint64_t *rng, double secs, atomic_int *const *until,
 		     uint64_t *commits, double *elapsed)
 {
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	uint64_t c = 0;
 	int rc;
 	do {
 		rc = rewrite(s, n, rng);
 		c += rc == 0;
-	} while (rc == 0 && (now_s() - t0 < secs ||
+	} while (rc == 0 && (bench_now_s() - t0 < secs ||
 			     (until && (!atomic_load(until[0]) || !atomic_load(until[1])))));
 	*commits = c;
-	*elapsed = now_s() - t0;
+	*elapsed = bench_now_s() - t0;
 	return rc;
 }
 
@@ -274,7 +268,7 @@ int tour_mvcc(struct tour *t)
 	atomic_int *kid_passes = NULL;
 	int ready[2] = {-1, -1}, stop[2] = {-1, -1}, out[2] = {-1, -1};
 
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	rc = load(s, n);
 	if (rc) {
 		say_fail("load the map", rc);
@@ -287,7 +281,7 @@ int tour_mvcc(struct tour *t)
 	}
 	tour_say("map of %" PRIu64 " entries (%d-byte values) loaded in %.2f s; file %s, live "
 		 "data %s",
-		 n, VLEN, now_s() - t0, cli_size(a, sizeof(a), (double)st0.file_bytes),
+		 n, VLEN, bench_now_s() - t0, cli_size(a, sizeof(a), (double)st0.file_bytes),
 		 cli_size(b, sizeof(b), (double)st0.used_bytes));
 
 	/* The writer alone. */
@@ -310,12 +304,12 @@ int tour_mvcc(struct tour *t)
 		say_fail("begin the read transaction", rc);
 		goto out;
 	}
-	t0 = now_s();
+	t0 = bench_now_s();
 	if ((rc = scan(rt, false, &r.n, &r.sum)) != 0) {
 		say_fail("scan", rc);
 		goto out;
 	}
-	double scan_ms = (now_s() - t0) * 1e3;
+	double scan_ms = (bench_now_s() - t0) * 1e3;
 	uint64_t rgen = cow_txn_gen(rt);
 	if (r.n != n) {
 		tour_say("the scan found %" PRIu64 " entries, expected %" PRIu64, r.n, n);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "cow/share.h"
 #include "tour.h"
@@ -24,19 +25,6 @@
 #define HUGE (2ul << 20)
 
 extern char **environ;
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 /* A populated, 2 MiB-aligned anonymous region; THP on request. */
 static char *region(size_t len, int huge, void **base)
@@ -58,16 +46,16 @@ static double fork_ms(int reps)
 {
 	double v[9];
 	for (int i = 0; i < reps; i++) {
-		double t0 = now_ns();
+		double t0 = bench_now_ns();
 		pid_t pid = fork();
 		if (pid == 0)
 			_exit(0);
-		v[i] = (now_ns() - t0) / 1e6;
+		v[i] = (bench_now_ns() - t0) / 1e6;
 		if (pid < 0)
 			return -1;
 		waitpid(pid, NULL, 0);
 	}
-	qsort(v, (size_t)reps, sizeof(v[0]), cmp);
+	qsort(v, (size_t)reps, sizeof(v[0]), bench_cmp_double);
 	return v[reps / 2];
 }
 
@@ -76,14 +64,14 @@ static double spawn_ms(int reps)
 	double v[9];
 	char *const argv[] = {(char *)"/bin/true", NULL};
 	for (int i = 0; i < reps; i++) {
-		double t0 = now_ns();
+		double t0 = bench_now_ns();
 		pid_t pid;
 		if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ))
 			return -1;
 		waitpid(pid, NULL, 0);
-		v[i] = (now_ns() - t0) / 1e6;
+		v[i] = (bench_now_ns() - t0) / 1e6;
 	}
-	qsort(v, (size_t)reps, sizeof(v[0]), cmp);
+	qsort(v, (size_t)reps, sizeof(v[0]), bench_cmp_double);
 	return v[reps / 2];
 }
 
@@ -106,10 +94,10 @@ static int cow_cost(char *r, size_t len, double *cow_ns, double *reuse_ns, doubl
 	if (pid == 0) {
 		close(p[0]);
 		double out[2];
-		double t0 = now_ns();
+		double t0 = bench_now_ns();
 		for (size_t i = 0; i < npages; i++)
 			r[i * PG] += 1;
-		out[0] = (now_ns() - t0) / (double)npages;
+		out[0] = (bench_now_ns() - t0) / (double)npages;
 		uint64_t pd = 0;
 		cow_share_private_dirty(getpid(), &pd);
 		out[1] = (double)pd;
@@ -126,14 +114,14 @@ static int cow_cost(char *r, size_t len, double *cow_ns, double *reuse_ns, doubl
 	*dirty = (uint64_t)in[1];
 	/* The parent's PTEs are still write-protected: the first write faults and reuses the page.
 	 */
-	double t0 = now_ns();
+	double t0 = bench_now_ns();
 	for (size_t i = 0; i < npages; i++)
 		r[i * PG] += 1;
-	*reuse_ns = (now_ns() - t0) / (double)npages;
-	t0 = now_ns();
+	*reuse_ns = (bench_now_ns() - t0) / (double)npages;
+	t0 = bench_now_ns();
 	for (size_t i = 0; i < npages; i++)
 		r[i * PG] += 1;
-	*plain_ns = (now_ns() - t0) / (double)npages;
+	*plain_ns = (bench_now_ns() - t0) / (double)npages;
 	return 0;
 }
 

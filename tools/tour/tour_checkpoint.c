@@ -57,8 +57,8 @@ int tour_checkpoint(struct tour *t)
 	TRY(cow_obj_stat(x, prev, COW_STAT_EXCLUSIVE, &o1));
 	cow_txn_abort(x);
 	x = NULL;
-	tour_say("each checkpoint is a whole version: %s references %s, only %s of it its own", prev,
-		 cli_size(a, sizeof(a), (double)o1.referenced),
+	tour_say("each checkpoint is a whole version: %s references %s, only %s of it its own",
+		 prev, cli_size(a, sizeof(a), (double)o1.referenced),
 		 cli_size(b, sizeof(b), (double)o1.exclusive));
 
 	TRY(cow_mem_region_alloc(size, 0, &r2));
@@ -70,7 +70,8 @@ int tour_checkpoint(struct tour *t)
 	TRY(cow_mem_restore_wait(h, &rs));
 	bool same = memcmp(cow_mem_region_addr(r2), mem, size) == 0;
 	tour_say("lazy restore of %s (%s): first touch served in %.0f us, all pages in %.1f ms",
-		 last, cow_mem_backend_name(rs.backend), rs.first_fault_ns / 1e3, rs.total_ns / 1e6);
+		 last, cow_mem_backend_name(rs.backend), rs.first_fault_ns / 1e3,
+		 rs.total_ns / 1e6);
 	tour_say("restored image matches: %s", same ? "yes" : "NO");
 	if (!same)
 		goto fail;

@@ -1,7 +1,9 @@
 /*
- * `cow tour`: the main job. Walks every row of the design's feature table on
+ * `cow tour` (run by cow-tour): the main job. Walks every row of the design's feature table on
  * a store in a scratch folder and prints what each step measured.
  */
+#include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "tour.h"
@@ -48,30 +51,24 @@ void tour_say(const char *fmt, ...)
 	fflush(stdout);
 }
 
-static int run_tour(int argc, char **argv)
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-	struct tour t = {.dir = NULL, .quick = false, .size = 256ull << 20};
-	long only = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
-			t.quick = true;
-			t.size = 32ull << 20;
-		} else if (strcmp(argv[i], "--step") == 0 && i + 1 < argc) {
-			uint64_t n;
-			if (!cli_arg_num("tour", "--step", argv[++i], CLI_NUM_COUNT, 1, LONG_MAX,
-					 &n))
-				return EXIT_USAGE;
-			only = (long)n;
-		} else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
-			t.dir = argv[++i];
-		} else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-			if (!cli_arg_num("tour", "--size", argv[++i], CLI_NUM_BYTES, 1u << 20,
-					 UINT64_MAX, &t.size))
-				return EXIT_USAGE;
-		} else {
-			return cli_usage("tour", "unknown argument '%s'", argv[i]);
-		}
-	}
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -r @dir: depth first, never following symbolic links out of it. */
+static int remove_tree(const char *dir)
+{
+	return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int cmd_tour(const struct cli_args *a)
+{
+	struct tour t = {.dir = cli_str(a, "dir", NULL), .quick = cli_flag(a, "quick")};
+	t.size = cli_num(a, "size", t.quick ? 32ull << 20 : 256ull << 20);
+	long only = (long)cli_num(a, "step", 0);
 	char tmp[] = "/tmp/cowtour.XXXXXX";
 	bool own = false;
 	if (!t.dir) {
@@ -92,7 +89,8 @@ static int run_tour(int argc, char **argv)
 		 "a reader keeps its generation; the writer never waits for it", tour_mvcc},
 		{"reflink-style clone", "a clone shares every block until written", tour_clone},
 		{"snapshots by path copying",
-		 "a write copies one leaf-to-root path; a snapshot keeps the old root", tour_snapshot},
+		 "a write copies one leaf-to-root path; a snapshot keeps the old root",
+		 tour_snapshot},
 		{"crash consistency", "new blocks first, then one superblock switch", tour_crash},
 		{"live-memory snapshot (hypervisor-style write trapping)",
 		 "write-protect, copy a page before its first write", tour_livesnap},
@@ -125,20 +123,7 @@ static int run_tour(int argc, char **argv)
 	}
 	printf("\n%d of %zu steps built, %d failed\n", built, sizeof(steps) / sizeof(steps[0]),
 	       failed);
-	if (own) {
-		char cmd[256];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cow tour: could not remove %s\n", tmp);
-	}
+	if (own && remove_tree(tmp) != 0)
+		fprintf(stderr, "cow tour: could not remove %s: %s\n", tmp, strerror(errno));
 	return failed ? EXIT_FAIL : EXIT_OK;
 }
-
-const struct cli_cmd cli_tour_cmds[] = {
-	{"tour", run_tour, "[--quick] [--size SIZE] [--dir DIR] [--step N]",
-	 "walk through every copy-on-write system cowkit covers, measuring each",
-	 "Runs each step on a store in DIR (default: a new temporary folder, removed\n"
-	 "afterwards). --quick uses small sizes; --size sets the working set of the\n"
-	 "data-heavy steps (default 256M); --step N runs only step N.\n"},
-	{NULL, NULL, NULL, NULL, NULL},
-};

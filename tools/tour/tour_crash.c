@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "cow/store.h"
 #include "tour.h"
@@ -26,19 +27,6 @@
 #define NFILL  4000	   /* filler entries: the counter keys land in different leaves */
 #define NCOUNT 16	   /* keys that hold the counter */
 #define BULK   (12 * 1024) /* a value stored in an extent of three blocks */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 /* Key of counter slot @j: among the filler keys, NFILL / NCOUNT apart. */
 static size_t count_key(int j, char *k)
@@ -186,7 +174,7 @@ int tour_crash(struct tour *t)
 	static uint8_t bulk[BULK];
 	const int kills = t->quick ? 5 : 20;
 	double reopen_ms[20];
-	uint64_t rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(now_s() * 1e9);
+	uint64_t rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(bench_now_s() * 1e9);
 	int rc = create(path, bulk);
 	if (rc) {
 		tour_say("create the store: %s", cow_strerror(rc));
@@ -218,7 +206,7 @@ int tour_crash(struct tour *t)
 		bool started = read(p[0], &got, sizeof(got)) == sizeof(got);
 		if (started)
 			acked = got;
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		rng ^= rng << 13;
 		rng ^= rng >> 7;
 		rng ^= rng << 17;
@@ -226,7 +214,7 @@ int tour_crash(struct tour *t)
 		kill(kid, SIGKILL);
 		int status;
 		waitpid(kid, &status, 0);
-		run_s += now_s() - t0;
+		run_s += bench_now_s() - t0;
 		while (read(p[0], &got, sizeof(got)) == sizeof(got))
 			acked = got;
 		close(p[0]);
@@ -238,9 +226,9 @@ int tour_crash(struct tour *t)
 		commits += acked - counter;
 
 		cow_store *s;
-		t0 = now_s();
+		t0 = bench_now_s();
 		rc = cow_store_open(path, NULL, &s);
-		reopen_ms[i] = (now_s() - t0) * 1e3;
+		reopen_ms[i] = (bench_now_s() - t0) * 1e3;
 		if (rc) {
 			tour_say("kill %d: reopen failed: %s", i + 1, cow_strerror(rc));
 			goto out;
@@ -263,7 +251,7 @@ int tour_crash(struct tour *t)
 		inflight += found == acked + 1;
 		counter = found;
 	}
-	qsort(reopen_ms, (size_t)kills, sizeof(reopen_ms[0]), cmp);
+	qsort(reopen_ms, (size_t)kills, sizeof(reopen_ms[0]), bench_cmp_double);
 	tour_say("%d kills, %d reopens, last acknowledged commit intact every time", kills, kills);
 	tour_say("%" PRIu64 " durable commits acknowledged (%.0f/s), each %d keys in different "
 		 "leaves plus a %d KiB value: never torn",

@@ -11,18 +11,18 @@
 
 struct tour {
 	const char *dir; /* scratch folder; the store lives in it */
-	bool quick;      /* small sizes, seconds not minutes */
-	uint64_t size;   /* working-set size in bytes for the data-heavy steps */
+	bool quick;	 /* small sizes, seconds not minutes */
+	uint64_t size;	 /* working-set size in bytes for the data-heavy steps */
 };
 
 /* A cowkit call inside a step: on error, say which call and why, and go to fail. */
-#define TRY(expr)                                                                          \
-	do {                                                                               \
-		int rc_ = (expr);                                                          \
-		if (rc_) {                                                                 \
-			tour_say("%s: %s", #expr, cow_strerror(rc_));                      \
-			goto fail;                                                         \
-		}                                                                          \
+#define TRY(expr)                                                                                  \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		if (rc_) {                                                                         \
+			tour_say("%s: %s", #expr, cow_strerror(rc_));                              \
+			goto fail;                                                                 \
+		}                                                                                  \
 	} while (0)
 
 /* Monotonic milliseconds. */
