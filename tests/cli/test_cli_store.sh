@@ -136,6 +136,12 @@ grep -q '"name": "disk@a"' "$dir/out" || { echo "FAIL: list --json: $(cat "$dir/
 check "rollback" 0 "$COW" rollback disk@a
 check "diff after rollback" 0 "$COW" diff disk@a disk
 expect_out "no difference" ""
+check "rename" 0 "$COW" rename disk2 disk3
+check "rename back" 0 "$COW" rename disk3 disk2
+check "rename a snapshot within its object" 0 "$COW" rename disk@a @first
+check "rename it back" 0 "$COW" rename disk@first disk@a
+check "rename a snapshot to another object" 2 "$COW" rename disk@a disk2@a
+check "rename onto a taken name" 3 "$COW" rename disk disk2
 check "promote" 0 "$COW" promote disk2
 check "destroy old origin" 0 "$COW" destroy -r disk
 check "du" 0 "$COW" du disk2

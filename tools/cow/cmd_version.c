@@ -74,6 +74,14 @@ int cmd_promote(const struct cli_args *a)
 	return ex ? ex : cli_end(s, t, cow_promote(t, a->argv[0]), "promote", a->argv[0]);
 }
 
+int cmd_rename(const struct cli_args *a)
+{
+	cow_store *s;
+	cow_txn *t;
+	int ex = cli_begin("rename", true, &s, &t);
+	return ex ? ex : cli_end(s, t, cow_rename(t, a->argv[0], a->argv[1]), "rename", a->argv[0]);
+}
+
 struct diffout {
 	bool json, keys_only;
 	struct json j;

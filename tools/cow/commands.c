@@ -166,6 +166,11 @@ const struct cli_cmd cli_commands[] = {
 	 "make NAME equal to its snapshot again"},
 	{"destroy", "NAME[@SNAP]", 1, 1, destroy_opts, IN_COW(cmd_destroy),
 	 "destroy an object (-r: with its snapshots) or a snapshot"},
+	{"rename", "FROM TO", 2, 2, NULL, IN_COW(cmd_rename),
+	 "rename an object (with its snapshots) or a snapshot, as zfs rename does",
+	 "NAME NEW moves NAME and its snapshots; NAME@A NAME@B (or @B) renames a\n"
+	 "snapshot within its object; @A @B renames snapshot A of every object.\n"
+	 "Clones keep their origin under its new name.\n"},
 	{"promote", "CLONE", 1, 1, NULL, IN_COW(cmd_promote),
 	 "swap a clone and its origin, like zfs promote"},
 	{"du", "[NAME]", 0, 1, json_only, IN_COW(cmd_du),
