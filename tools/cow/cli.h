@@ -37,6 +37,7 @@ extern const struct cli_cmd cli_version_cmds[];
 extern const struct cli_cmd cli_trust_cmds[];
 extern const struct cli_cmd cli_share_cmds[];
 extern const struct cli_cmd cli_mem_cmds[];
+extern const struct cli_cmd cli_serve_cmds[];
 
 /* The store named by -s STORE or $COW_STORE, or NULL. */
 const char *cli_store_path(void);

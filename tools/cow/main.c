@@ -18,6 +18,7 @@ static const struct cli_cmd *const groups[] = {
 	cli_trust_cmds,
 	cli_share_cmds,
 	cli_mem_cmds,
+	cli_serve_cmds,
 	cli_tour_cmds,
 };
 
