@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages cowkit needs, or say which are missing.
 #
-#   scripts/deps.sh [build|test|bench|fuzz]...   (default: build test)
+#   scripts/deps.sh [build|test|nbd|bench|fuzz]...   (default: build test)
 #
 # Does nothing when everything is present. As root it runs apt-get; as any
 # other user it names the missing packages and exits 1.
@@ -11,16 +11,19 @@ build="cmake make gcc g++ pkg-config liburcu-dev libxxhash-dev"
 test="python3 binutils btrfs-progs xfsprogs"
 bench="liblmdb-dev gnuplot-nox btrfs-progs xfsprogs qemu-utils"
 fuzz="clang"
+# The NBD plugin and the real clients its tests drive (part of test).
+nbd="nbdkit nbdkit-plugin-dev libnbd-bin qemu-utils"
 
 groups="${*:-build test}"
 want=""
 for g in $groups; do
 	case "$g" in
 	build) want="$want $build" ;;
-	test) want="$want $build $test" ;;
-	bench) want="$want $build $bench" ;;
+	test) want="$want $build $test $nbd" ;;
+	nbd) want="$want $build $nbd" ;;
+	bench) want="$want $build $bench $nbd fio" ;;
 	fuzz) want="$want $build $fuzz" ;;
-	*) echo "deps.sh: unknown group '$g' (build, test, bench, fuzz)" >&2; exit 2 ;;
+	*) echo "deps.sh: unknown group '$g' (build, test, nbd, bench, fuzz)" >&2; exit 2 ;;
 	esac
 done
 

@@ -308,6 +308,21 @@ COW_API int cow_vol_punch(cow_vol *v, uint64_t off, uint64_t len);
 /* cow_vol_resize - grow (with zeros) or shrink (dropping data past the end). */
 COW_API int cow_vol_resize(cow_vol *v, uint64_t size);
 
+/*
+ * cow_vol_extents - call @fn(@ctx, off, len) for each run of written blocks
+ * (data, as opposed to holes, which read as zeros) that meets [@off, @off +
+ * @len), in offset order. Adjacent written blocks make one run; each run is
+ * clipped to the range (so the first may start inside a block and the last
+ * may end inside one, or at the volume's end). Everything in the range that
+ * no run covers is a hole. The cost follows the number of written blocks in
+ * the range, not its length, so a sparse 16 GiB volume is cheap to map.
+ * Changes made earlier in a write transaction are seen. A nonzero return
+ * from @fn stops the walk and is returned.
+ * Errors: COW_ERANGE (past the end), COW_ECORRUPT, and @fn's.
+ */
+COW_API int cow_vol_extents(cow_vol *v, uint64_t off, uint64_t len,
+			    int (*fn)(void *ctx, uint64_t off, uint64_t len), void *ctx);
+
 /* ---- volumes to and from files ---- */
 
 /* Progress of long work: @done of @total units (bytes, blocks); called now and then. */

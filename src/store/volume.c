@@ -229,3 +229,57 @@ int cow_vol_resize(cow_vol *v, uint64_t size)
 	v->m.tree.mods++; /* the record changed: write it at commit */
 	return 0;
 }
+
+int cow_vol_extents(cow_vol *v, uint64_t off, uint64_t len,
+		    int (*fn)(void *ctx, uint64_t off, uint64_t len), void *ctx)
+{
+	int rc = vol_check(v, false);
+	if (rc)
+		return rc;
+	if (off > v->m.rec.count || len > v->m.rec.count - off)
+		return COW_ERANGE;
+	if (len == 0)
+		return 0;
+	uint64_t end = off + len;
+	uint64_t first = off >> COW_BLOCK_SHIFT, last = (end - 1) >> COW_BLOCK_SHIFT;
+	uint64_t run_start = 0, run_end = 0; /* blocks [run_start, run_end) */
+	bool have = false;
+	struct cow__cursor c;
+	cow__cursor_init(&c, &v->m.txn->tx, &v->m.tree);
+	uint8_t k[8];
+	cow__put_be64(k, first);
+	rc = cow__cursor_seek(&c, k, 8);
+	while (rc == 0) {
+		cow_buf kb;
+		rc = cow__cursor_get(&c, &kb, NULL); /* keys only: the data is not read */
+		if (rc)
+			break;
+		if (kb.len != 8)
+			return COW_CORRUPT(0, "bad volume block map key");
+		uint64_t b = cow__be64(kb.data);
+		if (b > last)
+			break;
+		if (have && b == run_end) {
+			run_end++;
+		} else {
+			if (have) {
+				uint64_t a = COW_MAX(run_start << COW_BLOCK_SHIFT, off);
+				uint64_t z = COW_MIN(run_end << COW_BLOCK_SHIFT, end);
+				if ((rc = fn(ctx, a, z - a)))
+					return rc;
+			}
+			run_start = b;
+			run_end = b + 1;
+			have = true;
+		}
+		rc = cow__cursor_next(&c);
+	}
+	if (rc != COW_ENOTFOUND && rc != 0)
+		return rc; /* a read: the transaction is not poisoned */
+	if (have) {
+		uint64_t a = COW_MAX(run_start << COW_BLOCK_SHIFT, off);
+		uint64_t z = COW_MIN(run_end << COW_BLOCK_SHIFT, end);
+		return fn(ctx, a, z - a);
+	}
+	return 0;
+}

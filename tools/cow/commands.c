@@ -32,6 +32,16 @@ static const struct cli_opt fsck_opts[] = {
 	{NULL},
 };
 
+static const struct cli_opt serve_opts[] = {
+	{"socket", 0, CLI_STRING, "PATH", "listen on a Unix socket at PATH"},
+	{"port", 0, CLI_COUNT, "N", "listen on 127.0.0.1 port N", 1, 65535},
+	{"readonly", 'r', CLI_FLAG, NULL, "refuse writes"},
+	{"cache", 0, CLI_BYTES, "SIZE", "writes cached between flushes (default 16M)", 4096,
+	 UINT64_C(1) << 34},
+	{"verbose", 'v', CLI_FLAG, NULL, "nbdkit's debug messages"},
+	{NULL},
+};
+
 static const struct cli_opt scan_opts[] = {
 	{"prefix", 0, CLI_STRING, "P", "only keys that start with P"},
 	{"from", 0, CLI_STRING, "KEY", "start at KEY (inclusive)"},
@@ -180,6 +190,16 @@ const struct cli_cmd cli_commands[] = {
 	 "The format is docs/STREAM.md.\n"},
 	{"recv", "NAME < FILE", 1, 1, NULL, IN_COW(cmd_recv),
 	 "apply a stream: all of it, in one transaction, or nothing"},
+	{"serve", "VOLUME", 1, 1, serve_opts, IN_COW(cmd_serve),
+	 "serve a volume, snapshot or clone over NBD (nbdkit) until interrupted",
+	 "Runs nbdkit with nbdkit-cow-plugin in the foreground and prints the URI\n"
+	 "(nbd+unix:///?socket=PATH, or nbd://127.0.0.1:N with --port) once it\n"
+	 "listens. Without --socket or --port the socket is in a new folder under\n"
+	 "/tmp. A snapshot (NAME@SNAP) is served read-only. SIGINT or SIGTERM stop\n"
+	 "nbdkit cleanly. Writes between flushes are cached (--cache, default 16M)\n"
+	 "and committed at each flush or FUA write: a flushed write is durable.\n"
+	 "Use it from QEMU as -drive file=nbd+unix:///?socket=PATH,format=raw.\n"
+	 "$COW_NBDKIT_PLUGIN names the plugin, $COW_NBDKIT the nbdkit binary.\n"},
 	{"fsck", "[STORE]", 0, 1, fsck_opts, IN_COW(cmd_fsck),
 	 "verify checksums, structure, reference counts and free space",
 	 "--repair first rebuilds the space map from the trees and commits it (it fixes\n"
