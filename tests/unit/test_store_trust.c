@@ -75,7 +75,8 @@ static int wrong_values(cow_map *m, uint32_t round)
 			bad++;
 			continue;
 		}
-		const uint32_t *w = v.data;
+		uint32_t w[64]; /* values need not be aligned */
+		memcpy(w, v.data, sizeof(w));
 		for (int j = 0; j < 64; j++)
 			if (w[j] != round * 1000003u + (uint32_t)i + (uint32_t)j) {
 				bad++;
