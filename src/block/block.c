@@ -193,6 +193,7 @@ int cow__bs_open(const char *path, bool create, bool rdonly, bool nosync, struct
 	if (!bs)
 		return COW_ENOMEM;
 	pthread_mutex_init(&bs->map_lock, NULL);
+	cow__dirty_init(bs);
 	bs->vtags = cow__calloc(1u << COW_VCACHE_BITS, sizeof(uint64_t));
 	if (!bs->vtags) {
 		cow__free(bs);

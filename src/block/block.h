@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "io/io.h"
 
 #define COW_BLOCK_SIZE 4096u
@@ -71,12 +72,6 @@ struct cow__ev {
 /* A block of the space chains (base and log) that the current superblock reaches. */
 struct cow__chainblk {
 	uint64_t addr, birth;
-};
-
-struct cow__dirty {
-	uint64_t addr;   /* first block; 0 = empty slot */
-	uint64_t nblk;   /* blocks */
-	uint8_t *buf;    /* nblk * 4096 bytes */
 };
 
 /*
@@ -138,9 +133,8 @@ struct cow__bs {
 	int (*walk)(void *ctx, struct cow__bs *bs, const struct cow__sb *sb);
 	void *walk_ctx;
 
-	/* Dirty blocks of the running transaction (open addressing on addr). */
-	struct cow__dirty *dirty;
-	size_t dirty_cap, ndirty;
+	/* Dirty blocks of the running transaction: first block -> {blocks, buffer}. */
+	struct cow__u64map dirty;
 	uint64_t txn_gen; /* generation being written; 0 when no write txn */
 
 	/*
@@ -292,6 +286,9 @@ int cow__bs_free(struct cow__bs *bs, uint64_t addr, uint64_t n, uint64_t birth);
 
 /* The dirty buffer of a block born in this transaction, or NULL. */
 uint8_t *cow__bs_dirty(struct cow__bs *bs, uint64_t addr);
+
+/* How many dirty extents the running transaction holds (for white-box tests). */
+size_t cow__bs_ndirty(const struct cow__bs *bs);
 
 /*
  * Commit: @sb carries the new catalog root and next_id; this fills in the

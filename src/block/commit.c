@@ -4,127 +4,103 @@
  * superblock into the slot that does not hold the durable generation, one
  * flush. FORMAT.md section 7 is the protocol and its proof.
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "base/base.h"
 #include "block/block.h"
 #include "block/space.h"
 
-static size_t dslot(const struct cow__bs *bs, uint64_t addr)
-{
-	return (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 20) & (bs->dirty_cap - 1);
-}
+/* A dirty extent: the value of bs->dirty, keyed by its first block. */
+struct dirty {
+	uint64_t nblk; /* blocks */
+	uint8_t *buf;  /* nblk * 4096 bytes */
+};
 
-static int dirty_rehash(struct cow__bs *bs, size_t ncap)
+void cow__dirty_init(struct cow__bs *bs)
 {
-	struct cow__dirty *nd = cow__calloc(ncap, sizeof(*nd));
-	if (!nd)
-		return COW_ENOMEM;
-	struct cow__dirty *old = bs->dirty;
-	size_t ocap = bs->dirty_cap;
-	bs->dirty = nd;
-	bs->dirty_cap = ncap;
-	for (size_t i = 0; i < ocap; i++)
-		if (old[i].addr) {
-			size_t s = dslot(bs, old[i].addr);
-			while (nd[s].addr)
-				s = (s + 1) & (ncap - 1);
-			nd[s] = old[i];
-		}
-	cow__free(old);
-	return 0;
+	cow__u64map_init(&bs->dirty, sizeof(struct dirty));
 }
 
 int cow__dirty_add(struct cow__bs *bs, uint64_t addr, uint64_t nblk, uint8_t **buf)
 {
-	if ((bs->ndirty + 1) * 2 > bs->dirty_cap) {
-		int rc = dirty_rehash(bs, bs->dirty_cap ? bs->dirty_cap * 2 : 256);
-		if (rc)
-			return rc;
-	}
 	uint8_t *b = cow__calloc(nblk, COW_BLOCK_SIZE);
 	if (!b)
 		return COW_ENOMEM;
-	size_t s = dslot(bs, addr);
-	while (bs->dirty[s].addr)
-		s = (s + 1) & (bs->dirty_cap - 1);
-	bs->dirty[s] = (struct cow__dirty){addr, nblk, b};
-	bs->ndirty++;
+	void *v;
+	int rc = cow__u64map_put(&bs->dirty, addr, &v);
+	if (rc < 0) {
+		cow__free(b);
+		return rc;
+	}
+	struct dirty *d = v;
+	assert(rc == 0); /* freshly allocated blocks are never dirty already */
+	if (rc == 1)
+		cow__free(d->buf);
+	*d = (struct dirty){nblk, b};
 	*buf = b;
 	return 0;
 }
 
 uint8_t *cow__bs_dirty(struct cow__bs *bs, uint64_t addr)
 {
-	if (!bs->dirty_cap)
-		return NULL;
-	size_t s = dslot(bs, addr);
-	while (bs->dirty[s].addr) {
-		if (bs->dirty[s].addr == addr)
-			return bs->dirty[s].buf;
-		s = (s + 1) & (bs->dirty_cap - 1);
-	}
-	return NULL;
+	const struct dirty *d = cow__u64map_get(&bs->dirty, addr);
+	return d ? d->buf : NULL;
+}
+
+size_t cow__bs_ndirty(const struct cow__bs *bs)
+{
+	return cow__u64map_count(&bs->dirty);
 }
 
 void cow__dirty_drop(struct cow__bs *bs, uint64_t addr)
 {
-	if (!bs->dirty_cap)
+	struct dirty *d = cow__u64map_get(&bs->dirty, addr);
+	if (!d)
 		return;
-	size_t s = dslot(bs, addr);
-	while (bs->dirty[s].addr && bs->dirty[s].addr != addr)
-		s = (s + 1) & (bs->dirty_cap - 1);
-	if (!bs->dirty[s].addr)
-		return;
-	cow__free(bs->dirty[s].buf);
-	bs->dirty[s].addr = 0;
-	bs->ndirty--;
-	/* Re-insert the rest of the probe run (backward-shift deletion). */
-	size_t j = (s + 1) & (bs->dirty_cap - 1);
-	while (bs->dirty[j].addr) {
-		struct cow__dirty d = bs->dirty[j];
-		bs->dirty[j].addr = 0;
-		size_t k = dslot(bs, d.addr);
-		while (bs->dirty[k].addr)
-			k = (k + 1) & (bs->dirty_cap - 1);
-		bs->dirty[k] = d;
-		j = (j + 1) & (bs->dirty_cap - 1);
-	}
+	cow__free(d->buf);
+	cow__u64map_del(&bs->dirty, addr);
 }
 
 void cow__dirty_clear(struct cow__bs *bs)
 {
-	for (size_t i = 0; i < bs->dirty_cap && bs->ndirty; i++)
-		if (bs->dirty[i].addr) {
-			cow__free(bs->dirty[i].buf);
-			bs->dirty[i].addr = 0;
-			bs->ndirty--;
-		}
-	bs->ndirty = 0;
+	size_t pos = 0;
+	uint64_t addr;
+	void *v;
+	while (cow__u64map_next(&bs->dirty, &pos, &addr, &v))
+		cow__free(((struct dirty *)v)->buf);
 	/* A big transaction's table would make every later commit scan it. */
-	if (bs->dirty_cap > 1024) {
-		cow__free(bs->dirty);
-		bs->dirty = NULL;
-		bs->dirty_cap = 0;
-	}
+	if (bs->dirty.cap > 1024)
+		cow__u64map_release(&bs->dirty);
+	else
+		cow__u64map_clear(&bs->dirty);
 }
+
+/* An entry of the list write_dirty sorts. */
+struct dirty_ext {
+	uint64_t addr, nblk;
+	uint8_t *buf;
+};
 
 static int cmp_dirty(const void *a, const void *b)
 {
-	uint64_t x = ((const struct cow__dirty *)a)->addr, y = ((const struct cow__dirty *)b)->addr;
+	uint64_t x = ((const struct dirty_ext *)a)->addr, y = ((const struct dirty_ext *)b)->addr;
 	return x < y ? -1 : x > y;
 }
 
 /* Write every dirty block, coalescing neighbours into vectored writes. */
 static int write_dirty(struct cow__bs *bs)
 {
-	struct cow__dirty *list = cow__malloc((bs->ndirty + 1) * sizeof(*list));
+	struct dirty_ext *list = cow__malloc((cow__u64map_count(&bs->dirty) + 1) * sizeof(*list));
 	if (!list)
 		return COW_ENOMEM;
-	size_t n = 0;
-	for (size_t i = 0; i < bs->dirty_cap; i++)
-		if (bs->dirty[i].addr)
-			list[n++] = bs->dirty[i];
+	size_t n = 0, pos = 0;
+	uint64_t addr;
+	void *v;
+	while (cow__u64map_next(&bs->dirty, &pos, &addr, &v)) {
+		const struct dirty *d = v;
+		list[n++] = (struct dirty_ext){addr, d->nblk, d->buf};
+	}
 	qsort(list, n, sizeof(*list), cmp_dirty);
 	int rc = 0;
 	struct iovec iov[64];

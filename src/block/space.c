@@ -370,7 +370,7 @@ void cow__bs_space(struct cow__bs *bs, uint64_t *used, uint64_t *pending, uint64
 void cow__space_release(struct cow__bs *bs)
 {
 	cow__dirty_clear(bs);
-	cow__free(bs->dirty);
+	cow__u64map_release(&bs->dirty);
 	cow__free(bs->bits);
 	cow__free(bs->pending);
 	cow__free(bs->stuck);
@@ -378,7 +378,6 @@ void cow__space_release(struct cow__bs *bs)
 	cow__free(bs->carry);
 	cow__free(bs->events);
 	cow__free(bs->chain);
-	bs->dirty = NULL;
 	bs->bits = NULL;
 	bs->pending = bs->stuck = NULL;
 	bs->stuck_readers = NULL;
@@ -387,7 +386,6 @@ void cow__space_release(struct cow__bs *bs)
 	bs->bits_words = bs->cap_pending = bs->cap_stuck = bs->cap_carry = bs->cap_events = 0;
 	bs->npending = bs->nstuck = bs->ncarry = bs->nevents = bs->nchain = bs->cap_chain = 0;
 	bs->nstuck_readers = bs->cap_stuck_readers = 0;
-	bs->dirty_cap = bs->ndirty = 0;
 	bs->used = bs->hint = 0; /* they count bits of the bitmap just freed */
 	bs->need_base = false;
 	bs->loaded = false;

@@ -26,6 +26,7 @@ int cow__space_persist(struct cow__bs *bs, struct cow__sb *sb);
 void cow__space_committed(struct cow__bs *bs);
 
 /* Dirty table. */
+void cow__dirty_init(struct cow__bs *bs);
 int cow__dirty_add(struct cow__bs *bs, uint64_t addr, uint64_t nblk, uint8_t **buf);
 void cow__dirty_drop(struct cow__bs *bs, uint64_t addr);
 void cow__dirty_clear(struct cow__bs *bs);
