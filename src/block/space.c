@@ -488,51 +488,19 @@ static int chain_push(struct cow__bs *bs, uint64_t addr, uint64_t birth)
 	return 0;
 }
 
-/* Open addressing map start -> pending index, for replaying releases. */
-struct pmap {
-	uint64_t *key; /* start + 1; 0 = empty */
-	size_t *val;
-	size_t cap;
-};
-
-static size_t pmap_slot(const struct pmap *m, uint64_t k)
+/* The replay index: first block of a pending extent -> its index in bs->pending. */
+static int pmap_put(struct cow__u64map *m, uint64_t start, size_t idx)
 {
-	size_t h = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 17) & (m->cap - 1);
-	while (m->key[h] && m->key[h] != k)
-		h = (h + 1) & (m->cap - 1);
-	return h;
-}
-
-static int pmap_put(struct pmap *m, uint64_t start, size_t idx)
-{
-	if (m->cap < (idx + 1) * 2) {
-		struct pmap nm = {NULL, NULL, m->cap ? m->cap * 4 : 1024};
-		while (nm.cap < (idx + 1) * 2)
-			nm.cap *= 2;
-		nm.key = cow__calloc(nm.cap, sizeof(uint64_t));
-		nm.val = cow__calloc(nm.cap, sizeof(size_t));
-		if (!nm.key || !nm.val) {
-			cow__free(nm.key);
-			cow__free(nm.val);
-			return COW_ENOMEM;
-		}
-		for (size_t j = 0; j < m->cap; j++)
-			if (m->key[j] && m->key[j] != UINT64_MAX) {
-				size_t s = pmap_slot(&nm, m->key[j]);
-				nm.key[s] = m->key[j];
-				nm.val[s] = m->val[j];
-			}
-		cow__free(m->key);
-		cow__free(m->val);
-		*m = nm;
-	}
-	size_t s = pmap_slot(m, start + 1);
-	m->key[s] = start + 1;
-	m->val[s] = idx;
+	void *v;
+	int rc = cow__u64map_put(m, start, &v);
+	if (rc < 0)
+		return rc;
+	*(size_t *)v = idx;
 	return 0;
 }
 
-static int replay(struct cow__bs *bs, const uint8_t *b, const struct cow__bptr *p, struct pmap *m)
+static int replay(struct cow__bs *bs, const uint8_t *b, const struct cow__bptr *p,
+		  struct cow__u64map *m)
 {
 	uint32_t count = cow__le32(b + 48);
 	uint64_t gen = cow__le64(b + COW_SPACE_HDR);
@@ -557,12 +525,10 @@ static int replay(struct cow__bs *bs, const uint8_t *b, const struct cow__bptr *
 				return rc;
 		} else if (op == COW_EV_RELEASE) {
 			bits_set(bs, start, len, false);
-			if (m->cap) {
-				size_t s = pmap_slot(m, start + 1);
-				if (m->key[s]) {
-					bs->pending[m->val[s]].len = 0; /* dead; compacted below */
-					m->key[s] = UINT64_MAX;         /* tombstone */
-				}
+			const size_t *idx = cow__u64map_get(m, start);
+			if (idx) {
+				bs->pending[*idx].len = 0; /* dead; compacted below */
+				cow__u64map_del(m, start);
 			}
 		} else {
 			return COW_CORRUPT(p->addr, "unknown space log record");
@@ -593,7 +559,8 @@ static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 
 	struct cow__bptr *blks = NULL;
 	size_t n = 0, cap = 0;
-	struct pmap m = {NULL, NULL, 0};
+	struct cow__u64map m;
+	cow__u64map_init(&m, sizeof(size_t));
 	rc = read_chain(bs, sb->space_base, bs->nblocks, &blks, &n, &cap);
 	if (rc)
 		goto out;
@@ -640,6 +607,7 @@ static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 	if (rc)
 		goto out;
 	bs->base_blocks = n;
+	rc = cow__u64map_reserve(&m, bs->npending);
 	for (size_t i = 0; i < bs->npending && rc == 0; i++)
 		rc = pmap_put(&m, bs->pending[i].start, i);
 	if (rc)
@@ -689,8 +657,7 @@ static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 	bs->loaded = true;
 out:
 	cow__free(blks);
-	cow__free(m.key);
-	cow__free(m.val);
+	cow__u64map_release(&m);
 	if (rc)
 		cow__space_release(bs);
 	return rc;
