@@ -42,6 +42,14 @@ static inline void cow__bptr_store(void *dst, const struct cow__bptr *p)
 
 uint64_t cow__csum(const void *p, size_t len);
 
+/* Space-map blocks (FORMAT.md section 6): header, and records per block. */
+#define COW_SPACE_MAGIC 0x53574f43u
+enum { COW_SPACE_BITMAP = 1, COW_SPACE_PENDING = 2, COW_SPACE_LOG = 3 }; /* kinds */
+#define COW_SPACE_HDR	   56
+#define COW_BITMAP_BITS	   ((COW_BLOCK_SIZE - COW_SPACE_HDR - 8) * 8)  /* 32256 */
+#define COW_PEND_PER_BLOCK ((COW_BLOCK_SIZE - COW_SPACE_HDR) / 32)     /* 126 */
+#define COW_EV_PER_BLOCK   ((COW_BLOCK_SIZE - COW_SPACE_HDR - 8) / 32) /* 125 */
+
 /* A decoded superblock. */
 struct cow__sb {
 	uint64_t gen;
@@ -61,12 +69,6 @@ struct cow__sb {
 /* A pending extent: born at @birth, unreachable since @freed. */
 struct cow__pend {
 	uint64_t start, len, birth, freed;
-};
-
-/* One space-map event of a transaction (FORMAT.md section 6). */
-enum { COW_EV_ALLOC = 1, COW_EV_FREE = 2, COW_EV_RELEASE = 3 };
-struct cow__ev {
-	uint64_t op, start, len, birth;
 };
 
 /* A block of the space chains (base and log) that the current superblock reaches. */

@@ -1,15 +1,32 @@
 /*
- * Dirty blocks of the running write transaction, and the commit that writes
- * them: blocks in address order (coalesced into large vectored writes), the
- * superblock into the slot that does not hold the durable generation, one
- * flush. FORMAT.md section 7 is the protocol and its proof.
+ * What the running write transaction writes, and its end: the dirty blocks
+ * (nodes, changed in memory until commit), the value stage (values, final
+ * when put, written through at once in large sequential writes), and the
+ * commit that writes them out: blocks in address order (coalesced into
+ * large vectored writes), the superblock into the slot that does not hold
+ * the durable generation, one flush. FORMAT.md section 7 is the protocol
+ * and its proof.
+ *
+ * What must stay true:
+ *
+ *  1. A dirty buffer exists exactly for each extent allocated with one in
+ *     this transaction and not freed since; it is keyed by its first block.
+ *  2. The stage holds consecutive blocks starting at stage_addr, all
+ *     allocated in this transaction; it is written out before any of them
+ *     is read and before the superblock.
+ *  3. The slot written is never the one holding generation D (the newest
+ *     durable one), so a crash at any point leaves D's slot intact.
+ *  4. After a failed commit nothing of its generation may become visible:
+ *     the slot it may have written is spoiled (or, without sync, given back
+ *     to the newest commit), and the in-memory space map is reloaded.
  */
 #include <assert.h>
 #include <stdlib.h>
 
 #include "base/base.h"
-#include "block/block.h"
-#include "block/space.h"
+#include "block/bs.h"
+
+/* ---- dirty blocks ---- */
 
 /* A dirty extent: the value of bs->dirty, keyed by its first block. */
 struct dirty {
@@ -75,6 +92,51 @@ void cow__dirty_clear(struct cow__bs *bs)
 	else
 		cow__u64map_clear(&bs->dirty);
 }
+
+/* ---- the value stage ---- */
+
+int cow__bs_stage_flush(struct cow__bs *bs)
+{
+	if (!bs->stage_len)
+		return 0;
+	size_t len = bs->stage_len;
+	bs->stage_len = 0;
+	return cow__io_pwrite(bs->io, bs->stage, len, bs->stage_addr << COW_BLOCK_SHIFT);
+}
+
+int cow__bs_write_new(struct cow__bs *bs, uint64_t n, const void *data, size_t len, uint64_t *addr)
+{
+	int rc = cow__bs_alloc(bs, n, addr, NULL); /* no dirty buffer */
+	if (rc)
+		return rc;
+	size_t bytes = (size_t)n << COW_BLOCK_SHIFT;
+	if (!bs->stage) {
+		bs->stage = cow__malloc(1u << 20);
+		bs->stage_cap = bs->stage ? 1u << 20 : 0;
+	}
+	/* Not adjacent to what is staged, or no room: write the stage out first. */
+	if (bs->stage_len && (*addr != bs->stage_addr + (bs->stage_len >> COW_BLOCK_SHIFT) ||
+			      bs->stage_len + bytes > bs->stage_cap))
+		rc = cow__bs_stage_flush(bs);
+	if (rc == 0 && bytes > bs->stage_cap) { /* large: straight to the file */
+		struct iovec v[2] = {{(void *)data, len}, {NULL, 0}};
+		static const uint8_t zeros[COW_BLOCK_SIZE];
+		v[1].iov_base = (void *)zeros;
+		v[1].iov_len = bytes - len;
+		rc = bs->io->ops->pwritev(bs->io, v, bytes > len ? 2 : 1, *addr << COW_BLOCK_SHIFT);
+	} else if (rc == 0) {
+		if (!bs->stage_len)
+			bs->stage_addr = *addr;
+		memcpy(bs->stage + bs->stage_len, data, len);
+		memset(bs->stage + bs->stage_len + len, 0, bytes - len);
+		bs->stage_len += bytes;
+	}
+	if (rc) /* give the blocks back: born now, so free at once */
+		cow__bs_free(bs, *addr, n, bs->txn_gen);
+	return rc;
+}
+
+/* ---- commit ---- */
 
 /* An entry of the list write_dirty sorts. */
 struct dirty_ext {
@@ -185,6 +247,14 @@ fail:
 	if (cur.gen == 0 || cow__bs_load(bs, &cur, cur_slot) != 0)
 		cow__space_release(bs); /* reloaded at the next write transaction */
 	return rc;
+}
+
+void cow__bs_abort(struct cow__bs *bs)
+{
+	cow__space_undo(bs);
+	bs->stage_len = 0; /* staged values were for free blocks: drop them */
+	cow__dirty_clear(bs);
+	bs->txn_gen = 0;
 }
 
 void cow__bs_mark_clean(struct cow__bs *bs)

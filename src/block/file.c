@@ -1,11 +1,22 @@
 /*
- * The data file, its read-only mapping and the superblock ring.
+ * The data file, its read-only mapping and the superblock ring (FORMAT.md
+ * sections 1-3), and every read of a block.
  *
  * The mapping reserves a large span of address space once (PROT_NONE, no
  * memory committed) and maps the file into its prefix as the file grows, so
  * there is no map size to configure and pointers handed to readers never move.
  * If a store outgrows the reservation, a bigger one is made and the old one
  * stays mapped until close, so existing pointers stay valid.
+ *
+ * What must stay true:
+ *
+ *  1. map_blocks only grows, and every block below it is mapped: readers in
+ *     any thread use the mapping without a lock.
+ *  2. A tag in the verified-block cache never needs invalidating: a block
+ *     is rewritten only after it was freed, and then its pointer carries
+ *     another checksum.
+ *  3. A superblock slot is decoded from one copy of its bytes, since another
+ *     process may be writing it while it is read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +26,7 @@
 #include <xxhash.h>
 
 #include "base/base.h"
-#include "block/block.h"
-#include "block/space.h"
+#include "block/bs.h"
 
 uint64_t cow__csum(const void *p, size_t len)
 {
@@ -79,7 +89,8 @@ int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2])
 	uint8_t buf[COW_BLOCK_SIZE];
 	int format_err = 0, damaged = 0;
 	for (int i = 0; i < 2; i++) {
-		int rc = bs->io->ops->pread(bs->io, buf, COW_BLOCK_SIZE, (uint64_t)i * COW_BLOCK_SIZE);
+		int rc = bs->io->ops->pread(bs->io, buf, COW_BLOCK_SIZE,
+					    (uint64_t)i * COW_BLOCK_SIZE);
 		if (rc)
 			return rc;
 		rc = sb_decode(buf, &sb[i]);
@@ -107,7 +118,8 @@ int cow__bs_slot_load(struct cow__bs *bs, int i, struct cow__sb *sb, uint64_t ra
 {
 	uint64_t buf[COW_BLOCK_SIZE / 8];
 	const uint64_t *b = (const uint64_t *)(const void *)cow__bs_mapped(bs, (uint64_t)i);
-	for (size_t k = 0; k < COW_ARRAY_SIZE(buf); k++) /* word by word: the slot may be changing */
+	for (size_t k = 0; k < COW_ARRAY_SIZE(buf);
+	     k++) /* word by word: the slot may be changing */
 		buf[k] = __atomic_load_n(&b[k], __ATOMIC_RELAXED);
 	raw[0] = buf[16 / 8];
 	raw[1] = buf[4088 / 8];
@@ -296,4 +308,3 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 	*out = b;
 	return 0;
 }
-
