@@ -107,9 +107,14 @@ int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2])
 	return 0;
 }
 
+const uint8_t *cow__bs_mapped(struct cow__bs *bs, uint64_t addr)
+{
+	return bs_mapped(bs, addr);
+}
+
 void cow__bs_slot_peek(struct cow__bs *bs, int i, uint64_t raw[2])
 {
-	const uint64_t *b = (const uint64_t *)(const void *)cow__bs_mapped(bs, (uint64_t)i);
+	const uint64_t *b = (const uint64_t *)(const void *)bs_mapped(bs, (uint64_t)i);
 	raw[0] = __atomic_load_n(&b[16 / 8], __ATOMIC_ACQUIRE);
 	raw[1] = __atomic_load_n(&b[4088 / 8], __ATOMIC_ACQUIRE);
 }
@@ -117,7 +122,7 @@ void cow__bs_slot_peek(struct cow__bs *bs, int i, uint64_t raw[2])
 int cow__bs_slot_load(struct cow__bs *bs, int i, struct cow__sb *sb, uint64_t raw[2])
 {
 	uint64_t buf[COW_BLOCK_SIZE / 8];
-	const uint64_t *b = (const uint64_t *)(const void *)cow__bs_mapped(bs, (uint64_t)i);
+	const uint64_t *b = (const uint64_t *)(const void *)bs_mapped(bs, (uint64_t)i);
 	for (size_t k = 0; k < COW_ARRAY_SIZE(buf);
 	     k++) /* word by word: the slot may be changing */
 		buf[k] = __atomic_load_n(&b[k], __ATOMIC_RELAXED);
@@ -293,7 +298,7 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 	int rc = cow__bs_map_ensure(bs, p->addr + nblk);
 	if (rc)
 		return rc;
-	const uint8_t *b = cow__bs_mapped(bs, p->addr);
+	const uint8_t *b = bs_mapped(bs, p->addr);
 	uint64_t tag = vtag(p);
 	uint64_t *slot = &bs->vtags[p->addr & ((1u << COW_VCACHE_BITS) - 1)];
 	if (!(flags & COW_READ_VERIFY) && __atomic_load_n(slot, __ATOMIC_RELAXED) == tag) {
@@ -307,4 +312,56 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 		*fresh = true;
 	*out = b;
 	return 0;
+}
+
+/* ---- what other layers may read of the state (block.h) ---- */
+
+struct cow__io *cow__bs_io(const struct cow__bs *bs)
+{
+	return bs->io;
+}
+
+bool cow__bs_rdonly(const struct cow__bs *bs)
+{
+	return bs->rdonly;
+}
+
+bool cow__bs_nosync(const struct cow__bs *bs)
+{
+	return bs->nosync;
+}
+
+bool cow__bs_set_nosync(struct cow__bs *bs, bool nosync)
+{
+	bool was = bs->nosync;
+	bs->nosync = nosync;
+	return was;
+}
+
+bool cow__bs_loaded(const struct cow__bs *bs)
+{
+	return bs->loaded;
+}
+
+const struct cow__sb *cow__bs_sb(const struct cow__bs *bs)
+{
+	return &bs->sb;
+}
+
+int cow__bs_sb_slot(const struct cow__bs *bs)
+{
+	return bs->sb_slot;
+}
+
+void cow__bs_mark_durable(struct cow__bs *bs)
+{
+	if (!bs->loaded)
+		return;
+	bs->durable = bs->sb.gen;
+	bs->durable_slot = bs->sb_slot;
+}
+
+uint64_t cow__bs_nblocks(const struct cow__bs *bs)
+{
+	return bs->nblocks;
 }

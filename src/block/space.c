@@ -327,6 +327,17 @@ void cow__bs_space(struct cow__bs *bs, uint64_t *used, uint64_t *pending, uint64
 	*free_blocks = bs->file_blocks - bs->used;
 }
 
+bool cow__bs_pending_at(const struct cow__bs *bs, size_t i, struct cow__pend *out)
+{
+	if (i < bs->npending)
+		*out = bs->pending[i];
+	else if (i - bs->npending < bs->nstuck)
+		*out = bs->stuck[i - bs->npending];
+	else
+		return false;
+	return true;
+}
+
 void cow__space_release(struct cow__bs *bs)
 {
 	cow__dirty_clear(bs);

@@ -110,6 +110,14 @@ int cow__bs_scrub_space(struct cow__bs *bs, const struct cow__sb *sb,
 	return rc ? rc : scrub_chain(bs, sb->space_log, sb->nblocks, true, fn, ctx);
 }
 
+bool cow__bs_chain_at(const struct cow__bs *bs, size_t i, struct cow__chainblk *out)
+{
+	if (i >= bs->nchain)
+		return false;
+	*out = bs->chain[i];
+	return true;
+}
+
 static int chain_push(struct cow__bs *bs, uint64_t addr, uint64_t birth)
 {
 	int rc = cow__grow((void **)&bs->chain, &bs->cap_chain, bs->nchain + 1, sizeof(*bs->chain));
@@ -200,7 +208,7 @@ static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 		goto out;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		const uint8_t *b = cow__bs_mapped(bs, blks[i].addr);
+		const uint8_t *b = bs_mapped(bs, blks[i].addr);
 		uint32_t count = cow__le32(b + 48);
 		if (b[4] == COW_SPACE_BITMAP) {
 			uint64_t first = cow__le64(b + COW_SPACE_HDR);
@@ -252,7 +260,7 @@ static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 	if (rc)
 		goto out;
 	for (size_t i = n; i-- > 0 && rc == 0;) {
-		const uint8_t *b = cow__bs_mapped(bs, blks[i].addr);
+		const uint8_t *b = bs_mapped(bs, blks[i].addr);
 		if (b[4] != COW_SPACE_LOG) {
 			rc = COW_CORRUPT(blks[i].addr, "unexpected block in space-map log");
 			break;
@@ -390,10 +398,11 @@ out:
 	return rc;
 }
 
-int cow__bs_format(struct cow__bs *bs)
+int cow__bs_format(struct cow__bs *bs, const uint8_t uuid[16])
 {
 	cow__space_release(bs);
 	memset(&bs->sb, 0, sizeof(bs->sb));
+	memcpy(bs->sb.uuid, uuid, sizeof(bs->sb.uuid));
 	bs->sb_slot = 1; /* so the first commit goes to slot 0 */
 	bs->durable = 0;
 	bs->durable_slot = 1;

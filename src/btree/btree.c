@@ -727,7 +727,7 @@ static int drop_subtree(struct cow__tx *tx, const struct cow__tree *t, const str
 
 int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t)
 {
-	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
+	uint64_t budget = tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs);
 	int rc = t->root.addr ? drop_subtree(tx, t, &t->root, 0, NULL, &budget) : 0;
 	if (rc == 0) {
 		t->root = (struct cow__bptr){0, 0, 0};
@@ -741,7 +741,7 @@ int cow__btree_destroy(struct cow__tx *tx, struct cow__tree *t)
 int cow__btree_exclusive(struct cow__tx *tx, const struct cow__tree *t, uint64_t *blocks)
 {
 	*blocks = 0;
-	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
+	uint64_t budget = tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs);
 	return t->root.addr ? drop_subtree(tx, t, &t->root, 0, blocks, &budget) : 0;
 }
 

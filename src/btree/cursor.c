@@ -313,7 +313,7 @@ int cow__btree_walk(struct cow__tx *tx, const struct cow__tree *t, const struct 
 {
 	if (!t->root.addr)
 		return 0;
-	uint64_t budget = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
+	uint64_t budget = tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs);
 	return walk(tx, &t->root, w, 0, &budget);
 }
 
@@ -409,7 +409,7 @@ static int verify(struct cow__tx *tx, const struct cow__bptr *p, const uint8_t *
 
 int cow__btree_verify(struct cow__tx *tx, const struct cow__tree *t)
 {
-	struct vstate vs = {0, 0, tx->nblocks ? tx->nblocks : tx->bs->nblocks};
+	struct vstate vs = {0, 0, tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs)};
 	if (!t->root.addr)
 		return t->count == 0 ? 0 : COW_CORRUPT(0, "empty tree with a nonzero count");
 	int rc = verify(tx, &t->root, NULL, 0, NULL, 0, -1, true, &vs);
