@@ -4,7 +4,8 @@
  * blocks are free, which are pending until no reader can see them), the
  * dirty blocks of the running write transaction, and the commit that writes
  * them out with one flush. It knows nothing of trees; docs/FORMAT.md sections
- * 2, 3, 6 and 7 are its specification.
+ * 2, 3, 6 and 7 are its specification. Its state (struct cow__bs) is
+ * private to src/block: other layers reach it only through these calls.
  *
  * Concurrency: the mapping (cow__bs_map_*, cow__bs_read on committed blocks)
  * may be used by any thread. Everything else is the writer's: the caller
@@ -13,11 +14,11 @@
 #ifndef COW_BLOCK_H
 #define COW_BLOCK_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "io/io.h"
 
 #define COW_BLOCK_SIZE 4096u
@@ -41,6 +42,14 @@ static inline void cow__bptr_store(void *dst, const struct cow__bptr *p)
 
 uint64_t cow__csum(const void *p, size_t len);
 
+/* Space-map blocks (FORMAT.md section 6): header, and records per block. */
+#define COW_SPACE_MAGIC 0x53574f43u
+enum { COW_SPACE_BITMAP = 1, COW_SPACE_PENDING = 2, COW_SPACE_LOG = 3 }; /* kinds */
+#define COW_SPACE_HDR	   56
+#define COW_BITMAP_BITS	   ((COW_BLOCK_SIZE - COW_SPACE_HDR - 8) * 8)  /* 32256 */
+#define COW_PEND_PER_BLOCK ((COW_BLOCK_SIZE - COW_SPACE_HDR) / 32)     /* 126 */
+#define COW_EV_PER_BLOCK   ((COW_BLOCK_SIZE - COW_SPACE_HDR - 8) / 32) /* 125 */
+
 /* A decoded superblock. */
 struct cow__sb {
 	uint64_t gen;
@@ -62,95 +71,16 @@ struct cow__pend {
 	uint64_t start, len, birth, freed;
 };
 
-/* One space-map event of a transaction (FORMAT.md section 6). */
-enum { COW_EV_ALLOC = 1, COW_EV_FREE = 2, COW_EV_RELEASE = 3 };
-struct cow__ev {
-	uint64_t op, start, len, birth;
-};
-
 /* A block of the space chains (base and log) that the current superblock reaches. */
 struct cow__chainblk {
 	uint64_t addr, birth;
 };
 
-struct cow__dirty {
-	uint64_t addr;   /* first block; 0 = empty slot */
-	uint64_t nblk;   /* blocks */
-	uint8_t *buf;    /* nblk * 4096 bytes */
-};
-
 /*
- * Blocks already verified against a pointer, one tag per slot (address and
- * checksum mixed), shared by every thread of the process. A block is
- * rewritten only after it was freed, and then its pointer carries another
- * checksum, so a tag never needs invalidating.
+ * The block layer's state: opaque outside src/block (its definition is in
+ * block/bs.h). Other layers use the calls below.
  */
-#define COW_VCACHE_BITS 16
-
-struct cow__bs {
-	struct cow__io *io;
-	bool rdonly;
-	bool nosync;
-
-	/* The read-only mapping: reserved address space, mapped up to map_blocks. */
-	pthread_mutex_t map_lock;
-	uint8_t *map; /* read and written with __atomic builtins */
-	uint64_t map_reserved; /* blocks of address space reserved at map */
-	uint64_t map_blocks; /* likewise */
-	uint64_t *vtags; /* (__atomic builtins) the verified-block cache (1 << COW_VCACHE_BITS) */
-	void *old_maps[8]; /* outgrown reservations, unmapped at close */
-	uint64_t old_sizes[8];
-	int nold;
-
-	/* ---- writer state below: valid when `loaded` ---- */
-	bool loaded;
-	struct cow__sb sb;   /* newest committed superblock */
-	int sb_slot;         /* its slot */
-	uint64_t durable;    /* D: newest durable generation */
-	int durable_slot;    /* the slot that holds D */
-	uint64_t file_blocks; /* file size in blocks */
-	uint64_t nblocks;    /* address space in use (>= sb.nblocks while writing) */
-
-	uint64_t *bits; /* allocation bitmap, one bit per block < nblocks */
-	size_t bits_words;
-	uint64_t used; /* bits set */
-	uint64_t hint; /* where the next allocation search starts */
-
-	struct cow__pend *pending; /* not yet released, in `freed` order */
-	size_t npending, cap_pending;
-	struct cow__pend *stuck; /* eligible but seen by an old reader */
-	size_t nstuck, cap_stuck;
-	uint64_t *stuck_readers; /* the reader set stuck was last checked against */
-	uint64_t stuck_durable;  /* and the D */
-	size_t nstuck_readers, cap_stuck_readers;
-
-	struct cow__ev *carry; /* releases not yet logged by a commit */
-	size_t ncarry, cap_carry;
-	struct cow__ev *events; /* this transaction's events */
-	size_t nevents, cap_events;
-
-	struct cow__chainblk *chain; /* base + log blocks reachable from sb */
-	size_t nchain, cap_chain;
-	uint64_t base_blocks;
-	bool need_base; /* rebuilt from the trees: the next commit writes a new base */
-
-	/* How to walk the trees when the space map must be rebuilt (the store's). */
-	int (*walk)(void *ctx, struct cow__bs *bs, const struct cow__sb *sb);
-	void *walk_ctx;
-
-	/* Dirty blocks of the running transaction (open addressing on addr). */
-	struct cow__dirty *dirty;
-	size_t dirty_cap, ndirty;
-	uint64_t txn_gen; /* generation being written; 0 when no write txn */
-
-	/*
-	 * Value extents are written through at once (they are final when put),
-	 * gathered here into large sequential writes instead of dirty buffers.
-	 */
-	uint8_t *stage;
-	size_t stage_cap, stage_len;
-	uint64_t stage_addr; /* first block in the stage */
-};
+struct cow__bs;
 
 /*
  * Open the data file. @create makes a new store when the file is empty or
@@ -233,17 +163,17 @@ int cow__bs_mark(struct cow__bs *bs, uint64_t addr, uint64_t nblk);
  */
 int cow__bs_rebuild(struct cow__bs *bs, const struct cow__sb *sb, int slot);
 
-/* Initialize a brand-new store's writer state (before its first commit). */
-int cow__bs_format(struct cow__bs *bs);
+/*
+ * Initialize a brand-new store's writer state (before its first commit),
+ * for a store named @uuid.
+ */
+int cow__bs_format(struct cow__bs *bs, const uint8_t uuid[16]);
 
 /* Make sure the mapping covers @nblocks blocks. Any thread. */
 int cow__bs_map_ensure(struct cow__bs *bs, uint64_t nblocks);
 
-/* Pointer to block @addr in the mapping (which must cover it). */
-static inline const uint8_t *cow__bs_mapped(struct cow__bs *bs, uint64_t addr)
-{
-	return __atomic_load_n(&bs->map, __ATOMIC_ACQUIRE) + (addr << COW_BLOCK_SHIFT);
-}
+/* Pointer to block @addr in the mapping (which must cover it). Any thread. */
+const uint8_t *cow__bs_mapped(struct cow__bs *bs, uint64_t addr);
 
 /*
  * Read what @p points to: @len bytes (4096 for a node; a value's length for
@@ -315,5 +245,57 @@ void cow__bs_space(struct cow__bs *bs, uint64_t *used, uint64_t *pending, uint64
 
 /* For checkers: is block @b allocated (in use or pending)? */
 bool cow__bs_allocated(struct cow__bs *bs, uint64_t b);
+
+/*
+ * For checkers: the @i-th pending extent (i from 0; the stuck ones count),
+ * false past the last. Writer lock held.
+ */
+bool cow__bs_pending_at(const struct cow__bs *bs, size_t i, struct cow__pend *out);
+
+/*
+ * For checkers: the @i-th block of the space chains (base and log) the
+ * current superblock reaches, false past the last. Writer lock held.
+ */
+bool cow__bs_chain_at(const struct cow__bs *bs, size_t i, struct cow__chainblk *out);
+
+/*
+ * ---- what other layers may read of the state ----
+ *
+ * cow__bs_io, cow__bs_rdonly and cow__bs_nosync: any thread (fixed at open,
+ * or changed only by the writer). The others are the writer's, like the
+ * state they show: the caller holds the store's writer lock, or is the only
+ * thread using @bs.
+ */
+
+/* The data file (its fd, and its ops for size, pread and sync). */
+struct cow__io *cow__bs_io(const struct cow__bs *bs);
+
+/* Opened read-only. */
+bool cow__bs_rdonly(const struct cow__bs *bs);
+
+/* Commits skip their flush (COW_STORE_NOSYNC). */
+bool cow__bs_nosync(const struct cow__bs *bs);
+
+/* Change whether commits flush; returns the previous setting. */
+bool cow__bs_set_nosync(struct cow__bs *bs, bool nosync);
+
+/* Is the writer state loaded (cow__bs_load, cow__bs_rebuild, cow__bs_format)? */
+bool cow__bs_loaded(const struct cow__bs *bs);
+
+/* The newest committed superblock the writer state is at, and its slot (when loaded). */
+const struct cow__sb *cow__bs_sb(const struct cow__bs *bs);
+int cow__bs_sb_slot(const struct cow__bs *bs);
+
+/*
+ * The file was flushed after the newest commit (cow_store_sync): that
+ * commit is durable, and becomes D. Does nothing when not loaded.
+ */
+void cow__bs_mark_durable(struct cow__bs *bs);
+
+/* The writer's address space in blocks (>= its superblock's nblocks while writing). */
+uint64_t cow__bs_nblocks(const struct cow__bs *bs);
+
+/* How many dirty extents the running transaction holds (for white-box tests). */
+size_t cow__bs_ndirty(const struct cow__bs *bs);
 
 #endif

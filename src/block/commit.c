@@ -1,130 +1,168 @@
 /*
- * Dirty blocks of the running write transaction, and the commit that writes
- * them: blocks in address order (coalesced into large vectored writes), the
- * superblock into the slot that does not hold the durable generation, one
- * flush. FORMAT.md section 7 is the protocol and its proof.
+ * What the running write transaction writes, and its end: the dirty blocks
+ * (nodes, changed in memory until commit), the value stage (values, final
+ * when put, written through at once in large sequential writes), and the
+ * commit that writes them out: blocks in address order (coalesced into
+ * large vectored writes), the superblock into the slot that does not hold
+ * the durable generation, one flush. FORMAT.md section 7 is the protocol
+ * and its proof.
+ *
+ * What must stay true:
+ *
+ *  1. A dirty buffer exists exactly for each extent allocated with one in
+ *     this transaction and not freed since; it is keyed by its first block.
+ *  2. The stage holds consecutive blocks starting at stage_addr, all
+ *     allocated in this transaction; it is written out before any of them
+ *     is read and before the superblock.
+ *  3. The slot written is never the one holding generation D (the newest
+ *     durable one), so a crash at any point leaves D's slot intact.
+ *  4. After a failed commit nothing of its generation may become visible:
+ *     the slot it may have written is spoiled (or, without sync, given back
+ *     to the newest commit), and the in-memory space map is reloaded.
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "base/base.h"
-#include "block/block.h"
-#include "block/space.h"
+#include "block/bs.h"
 
-static size_t dslot(const struct cow__bs *bs, uint64_t addr)
-{
-	return (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 20) & (bs->dirty_cap - 1);
-}
+/* ---- dirty blocks ---- */
 
-static int dirty_rehash(struct cow__bs *bs, size_t ncap)
+/* A dirty extent: the value of bs->dirty, keyed by its first block. */
+struct dirty {
+	uint64_t nblk; /* blocks */
+	uint8_t *buf;  /* nblk * 4096 bytes */
+};
+
+void cow__dirty_init(struct cow__bs *bs)
 {
-	struct cow__dirty *nd = cow__calloc(ncap, sizeof(*nd));
-	if (!nd)
-		return COW_ENOMEM;
-	struct cow__dirty *old = bs->dirty;
-	size_t ocap = bs->dirty_cap;
-	bs->dirty = nd;
-	bs->dirty_cap = ncap;
-	for (size_t i = 0; i < ocap; i++)
-		if (old[i].addr) {
-			size_t s = dslot(bs, old[i].addr);
-			while (nd[s].addr)
-				s = (s + 1) & (ncap - 1);
-			nd[s] = old[i];
-		}
-	cow__free(old);
-	return 0;
+	cow__u64map_init(&bs->dirty, sizeof(struct dirty));
 }
 
 int cow__dirty_add(struct cow__bs *bs, uint64_t addr, uint64_t nblk, uint8_t **buf)
 {
-	if ((bs->ndirty + 1) * 2 > bs->dirty_cap) {
-		int rc = dirty_rehash(bs, bs->dirty_cap ? bs->dirty_cap * 2 : 256);
-		if (rc)
-			return rc;
-	}
 	uint8_t *b = cow__calloc(nblk, COW_BLOCK_SIZE);
 	if (!b)
 		return COW_ENOMEM;
-	size_t s = dslot(bs, addr);
-	while (bs->dirty[s].addr)
-		s = (s + 1) & (bs->dirty_cap - 1);
-	bs->dirty[s] = (struct cow__dirty){addr, nblk, b};
-	bs->ndirty++;
+	void *v;
+	int rc = cow__u64map_put(&bs->dirty, addr, &v);
+	if (rc < 0) {
+		cow__free(b);
+		return rc;
+	}
+	struct dirty *d = v;
+	assert(rc == 0); /* freshly allocated blocks are never dirty already */
+	if (rc == 1)
+		cow__free(d->buf);
+	*d = (struct dirty){nblk, b};
 	*buf = b;
 	return 0;
 }
 
 uint8_t *cow__bs_dirty(struct cow__bs *bs, uint64_t addr)
 {
-	if (!bs->dirty_cap)
-		return NULL;
-	size_t s = dslot(bs, addr);
-	while (bs->dirty[s].addr) {
-		if (bs->dirty[s].addr == addr)
-			return bs->dirty[s].buf;
-		s = (s + 1) & (bs->dirty_cap - 1);
-	}
-	return NULL;
+	const struct dirty *d = cow__u64map_get(&bs->dirty, addr);
+	return d ? d->buf : NULL;
+}
+
+size_t cow__bs_ndirty(const struct cow__bs *bs)
+{
+	return cow__u64map_count(&bs->dirty);
 }
 
 void cow__dirty_drop(struct cow__bs *bs, uint64_t addr)
 {
-	if (!bs->dirty_cap)
+	struct dirty *d = cow__u64map_get(&bs->dirty, addr);
+	if (!d)
 		return;
-	size_t s = dslot(bs, addr);
-	while (bs->dirty[s].addr && bs->dirty[s].addr != addr)
-		s = (s + 1) & (bs->dirty_cap - 1);
-	if (!bs->dirty[s].addr)
-		return;
-	cow__free(bs->dirty[s].buf);
-	bs->dirty[s].addr = 0;
-	bs->ndirty--;
-	/* Re-insert the rest of the probe run (backward-shift deletion). */
-	size_t j = (s + 1) & (bs->dirty_cap - 1);
-	while (bs->dirty[j].addr) {
-		struct cow__dirty d = bs->dirty[j];
-		bs->dirty[j].addr = 0;
-		size_t k = dslot(bs, d.addr);
-		while (bs->dirty[k].addr)
-			k = (k + 1) & (bs->dirty_cap - 1);
-		bs->dirty[k] = d;
-		j = (j + 1) & (bs->dirty_cap - 1);
-	}
+	cow__free(d->buf);
+	cow__u64map_del(&bs->dirty, addr);
 }
 
 void cow__dirty_clear(struct cow__bs *bs)
 {
-	for (size_t i = 0; i < bs->dirty_cap && bs->ndirty; i++)
-		if (bs->dirty[i].addr) {
-			cow__free(bs->dirty[i].buf);
-			bs->dirty[i].addr = 0;
-			bs->ndirty--;
-		}
-	bs->ndirty = 0;
+	size_t pos = 0;
+	uint64_t addr;
+	void *v;
+	while (cow__u64map_next(&bs->dirty, &pos, &addr, &v))
+		cow__free(((struct dirty *)v)->buf);
 	/* A big transaction's table would make every later commit scan it. */
-	if (bs->dirty_cap > 1024) {
-		cow__free(bs->dirty);
-		bs->dirty = NULL;
-		bs->dirty_cap = 0;
-	}
+	if (bs->dirty.cap > 1024)
+		cow__u64map_release(&bs->dirty);
+	else
+		cow__u64map_clear(&bs->dirty);
 }
+
+/* ---- the value stage ---- */
+
+int cow__bs_stage_flush(struct cow__bs *bs)
+{
+	if (!bs->stage_len)
+		return 0;
+	size_t len = bs->stage_len;
+	bs->stage_len = 0;
+	return cow__io_pwrite(bs->io, bs->stage, len, bs->stage_addr << COW_BLOCK_SHIFT);
+}
+
+int cow__bs_write_new(struct cow__bs *bs, uint64_t n, const void *data, size_t len, uint64_t *addr)
+{
+	int rc = cow__bs_alloc(bs, n, addr, NULL); /* no dirty buffer */
+	if (rc)
+		return rc;
+	size_t bytes = (size_t)n << COW_BLOCK_SHIFT;
+	if (!bs->stage) {
+		bs->stage = cow__malloc(1u << 20);
+		bs->stage_cap = bs->stage ? 1u << 20 : 0;
+	}
+	/* Not adjacent to what is staged, or no room: write the stage out first. */
+	if (bs->stage_len && (*addr != bs->stage_addr + (bs->stage_len >> COW_BLOCK_SHIFT) ||
+			      bs->stage_len + bytes > bs->stage_cap))
+		rc = cow__bs_stage_flush(bs);
+	if (rc == 0 && bytes > bs->stage_cap) { /* large: straight to the file */
+		struct iovec v[2] = {{(void *)data, len}, {NULL, 0}};
+		static const uint8_t zeros[COW_BLOCK_SIZE];
+		v[1].iov_base = (void *)zeros;
+		v[1].iov_len = bytes - len;
+		rc = bs->io->ops->pwritev(bs->io, v, bytes > len ? 2 : 1, *addr << COW_BLOCK_SHIFT);
+	} else if (rc == 0) {
+		if (!bs->stage_len)
+			bs->stage_addr = *addr;
+		memcpy(bs->stage + bs->stage_len, data, len);
+		memset(bs->stage + bs->stage_len + len, 0, bytes - len);
+		bs->stage_len += bytes;
+	}
+	if (rc) /* give the blocks back: born now, so free at once */
+		cow__bs_free(bs, *addr, n, bs->txn_gen);
+	return rc;
+}
+
+/* ---- commit ---- */
+
+/* An entry of the list write_dirty sorts. */
+struct dirty_ext {
+	uint64_t addr, nblk;
+	uint8_t *buf;
+};
 
 static int cmp_dirty(const void *a, const void *b)
 {
-	uint64_t x = ((const struct cow__dirty *)a)->addr, y = ((const struct cow__dirty *)b)->addr;
+	uint64_t x = ((const struct dirty_ext *)a)->addr, y = ((const struct dirty_ext *)b)->addr;
 	return x < y ? -1 : x > y;
 }
 
 /* Write every dirty block, coalescing neighbours into vectored writes. */
 static int write_dirty(struct cow__bs *bs)
 {
-	struct cow__dirty *list = cow__malloc((bs->ndirty + 1) * sizeof(*list));
+	struct dirty_ext *list = cow__malloc((cow__u64map_count(&bs->dirty) + 1) * sizeof(*list));
 	if (!list)
 		return COW_ENOMEM;
-	size_t n = 0;
-	for (size_t i = 0; i < bs->dirty_cap; i++)
-		if (bs->dirty[i].addr)
-			list[n++] = bs->dirty[i];
+	size_t n = 0, pos = 0;
+	uint64_t addr;
+	void *v;
+	while (cow__u64map_next(&bs->dirty, &pos, &addr, &v)) {
+		const struct dirty *d = v;
+		list[n++] = (struct dirty_ext){addr, d->nblk, d->buf};
+	}
 	qsort(list, n, sizeof(*list), cmp_dirty);
 	int rc = 0;
 	struct iovec iov[64];
@@ -209,6 +247,14 @@ fail:
 	if (cur.gen == 0 || cow__bs_load(bs, &cur, cur_slot) != 0)
 		cow__space_release(bs); /* reloaded at the next write transaction */
 	return rc;
+}
+
+void cow__bs_abort(struct cow__bs *bs)
+{
+	cow__space_undo(bs);
+	bs->stage_len = 0; /* staged values were for free blocks: drop them */
+	cow__dirty_clear(bs);
+	bs->txn_gen = 0;
 }
 
 void cow__bs_mark_clean(struct cow__bs *bs)

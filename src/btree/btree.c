@@ -776,63 +776,30 @@ int cow__btree_exclusive(struct cow__tx *tx, const struct cow__tree *t, uint64_t
  * and reach the refs tree at commit, sorted, in one pass.
  */
 struct cow__refdelta {
-	uint64_t *key; /* address + 1; 0 = empty */
-	int64_t *val;
-	size_t cap, n;
+	struct cow__u64map map; /* block address -> int64_t change to its count */
 };
-
-static size_t rd_pos(const struct cow__refdelta *rd, uint64_t k)
-{
-	size_t h = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 21) & (rd->cap - 1);
-	while (rd->key[h] && rd->key[h] != k)
-		h = (h + 1) & (rd->cap - 1);
-	return h;
-}
 
 static int64_t rd_get(const struct cow__tx *tx, uint64_t addr)
 {
 	const struct cow__refdelta *rd = tx->rd;
-	if (!rd || !rd->n)
-		return 0;
-	size_t h = rd_pos(rd, addr + 1);
-	return rd->key[h] ? rd->val[h] : 0;
+	const int64_t *d = rd ? cow__u64map_get(&rd->map, addr) : NULL;
+	return d ? *d : 0;
 }
 
 static int rd_add(struct cow__tx *tx, uint64_t addr, int64_t d)
 {
 	struct cow__refdelta *rd = tx->rd;
 	if (!rd) {
-		rd = tx->rd = cow__calloc(1, sizeof(*rd));
+		rd = tx->rd = cow__malloc(sizeof(*rd));
 		if (!rd)
 			return COW_ENOMEM;
+		cow__u64map_init(&rd->map, sizeof(int64_t));
 	}
-	if ((rd->n + 1) * 2 > rd->cap) {
-		struct cow__refdelta nr = {NULL, NULL, rd->cap ? rd->cap * 2 : 1024, 0};
-		nr.key = cow__calloc(nr.cap, sizeof(uint64_t));
-		nr.val = cow__calloc(nr.cap, sizeof(int64_t));
-		if (!nr.key || !nr.val) {
-			cow__free(nr.key);
-			cow__free(nr.val);
-			return COW_ENOMEM;
-		}
-		for (size_t i = 0; i < rd->cap; i++)
-			if (rd->key[i]) {
-				size_t h = rd_pos(&nr, rd->key[i]);
-				nr.key[h] = rd->key[i];
-				nr.val[h] = rd->val[i];
-				nr.n++;
-			}
-		cow__free(rd->key);
-		cow__free(rd->val);
-		*rd = nr;
-	}
-	size_t h = rd_pos(rd, addr + 1);
-	if (!rd->key[h]) {
-		rd->key[h] = addr + 1;
-		rd->val[h] = 0;
-		rd->n++;
-	}
-	rd->val[h] += d;
+	void *v;
+	int rc = cow__u64map_put(&rd->map, addr, &v);
+	if (rc < 0)
+		return rc;
+	*(int64_t *)v += d;
 	return 0;
 }
 
@@ -904,15 +871,17 @@ static int cmp_u64(const void *a, const void *b)
 int cow__refs_apply(struct cow__tx *tx)
 {
 	struct cow__refdelta *rd = tx->rd;
-	if (!rd || !rd->n)
+	if (!rd || !cow__u64map_count(&rd->map))
 		return 0;
-	uint64_t *addrs = cow__malloc(rd->n * sizeof(uint64_t));
+	uint64_t *addrs = cow__malloc(cow__u64map_count(&rd->map) * sizeof(uint64_t));
 	if (!addrs)
 		return COW_ENOMEM;
-	size_t n = 0;
-	for (size_t i = 0; i < rd->cap; i++)
-		if (rd->key[i] && rd->val[i])
-			addrs[n++] = rd->key[i] - 1;
+	size_t n = 0, pos = 0;
+	uint64_t addr;
+	void *v;
+	while (cow__u64map_next(&rd->map, &pos, &addr, &v))
+		if (*(const int64_t *)v)
+			addrs[n++] = addr;
 	qsort(addrs, n, sizeof(uint64_t), cmp_u64); /* the refs tree's order */
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -935,8 +904,7 @@ void cow__refs_discard(struct cow__tx *tx)
 {
 	if (!tx->rd)
 		return;
-	cow__free(tx->rd->key);
-	cow__free(tx->rd->val);
+	cow__u64map_release(&tx->rd->map);
 	cow__free(tx->rd);
 	tx->rd = NULL;
 }

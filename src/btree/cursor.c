@@ -275,7 +275,7 @@ static int first_problem(void *ctx, uint64_t block, const uint8_t *key, size_t k
 
 int cow__btree_verify(struct cow__tx *tx, const struct cow__tree *t)
 {
-	uint64_t nb = tx->nblocks ? tx->nblocks : tx->bs->nblocks;
+	uint64_t nb = tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs);
 	struct cow__check ck = {.seen = cow__calloc(nb ? nb : 1, 1),
 				.entries = cow__calloc(nb ? nb : 1, sizeof(uint32_t)),
 				.nblocks = nb,

@@ -49,7 +49,7 @@ static int expand(struct cow__tx *tx, struct iter *it)
 	if (rc)
 		return rc;
 	/* Two trees hold fewer distinct nodes than twice the store's blocks. */
-	if (++it->expanded > 2 * (tx->nblocks ? tx->nblocks : tx->bs->nblocks) + 64)
+	if (++it->expanded > 2 * (tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs)) + 64)
 		return COW_CORRUPT(top.p.addr, "a node is reachable twice in one tree");
 	for (unsigned k = n_count(n); k-- > 0;) {
 		const uint8_t *c = n_cell(n, k);

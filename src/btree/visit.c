@@ -92,7 +92,7 @@ int cow__btree_visit(struct cow__tx *tx, const struct cow__bptr *root, const str
 {
 	if (!root->addr)
 		return 0;
-	struct visit w = {tx, v, tx->nblocks ? tx->nblocks : tx->bs->nblocks};
+	struct visit w = {tx, v, tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs)};
 	return offer(&w, root, 1, COW_BLOCK_SIZE, true, 0);
 }
 

@@ -57,7 +57,7 @@ static int flush_run(struct exporter *e, const struct run *r)
 		len = e->size - off;
 	uint64_t whole = len & ~(uint64_t)(COW_BLOCK_SIZE - 1);
 	if (e->reflink && whole) {
-		struct file_clone_range fcr = {.src_fd = e->bs->io->fd,
+		struct file_clone_range fcr = {.src_fd = cow__bs_io(e->bs)->fd,
 					       .src_offset = r->addr << COW_BLOCK_SHIFT,
 					       .src_length = whole,
 					       .dest_offset = off};

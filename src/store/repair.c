@@ -83,8 +83,8 @@ int cow_store_repair(cow_store *s)
 	if (rc)
 		return rc;
 	struct cow__bs *bs = s->bs;
-	struct cow__sb sb = bs->sb;
-	rc = cow__bs_rebuild(bs, &sb, bs->sb_slot);
+	struct cow__sb sb = *cow__bs_sb(bs);
+	rc = cow__bs_rebuild(bs, &sb, cow__bs_sb_slot(bs));
 	if (rc) {
 		cow_txn_abort(t);
 		return rc;

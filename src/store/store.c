@@ -128,18 +128,18 @@ static void fill_uuid(uint8_t uuid[16])
 static int create_store(cow_store *s)
 {
 	struct cow__bs *bs = s->bs;
-	int rc = cow__bs_format(bs);
+	uint8_t uuid[16];
+	fill_uuid(uuid);
+	int rc = cow__bs_format(bs, uuid);
 	if (rc)
 		return rc;
-	fill_uuid(bs->sb.uuid);
 	rc = cow__bs_begin(bs, 1, NULL, 0);
 	if (rc)
 		return rc;
 	struct cow__sb sb = {.next_id = 1};
-	bool nosync = bs->nosync;
-	bs->nosync = false; /* the first commit is always durable */
+	bool nosync = cow__bs_set_nosync(bs, false); /* the first commit is always durable */
 	rc = cow__bs_commit(bs, &sb);
-	bs->nosync = nosync;
+	cow__bs_set_nosync(bs, nosync);
 	return rc;
 }
 
@@ -397,7 +397,8 @@ static int choose_at_open(cow_store *s, struct cow__known *k)
 static bool never_committed(struct cow__bs *bs, uint64_t size)
 {
 	uint8_t buf[2 * COW_BLOCK_SIZE];
-	if (bs->io->ops->pread(bs->io, buf, sizeof(buf), 0) != 0)
+	struct cow__io *io = cow__bs_io(bs);
+	if (io->ops->pread(io, buf, sizeof(buf), 0) != 0)
 		return false;
 	for (size_t i = 0; i < sizeof(buf); i++)
 		if (buf[i])
@@ -413,14 +414,15 @@ static bool never_committed(struct cow__bs *bs, uint64_t size)
 static int classify(cow_store *s)
 {
 	uint64_t size;
-	int rc = s->bs->io->ops->size(s->bs->io, &size);
+	struct cow__io *io = cow__bs_io(s->bs);
+	int rc = io->ops->size(io, &size);
 	if (rc)
 		return rc;
 	if (size == 0 || never_committed(s->bs, size))
 		return 1;
 	if (size < 2 * COW_BLOCK_SIZE) {
 		uint8_t magic[8];
-		rc = s->bs->io->ops->pread(s->bs->io, magic, sizeof(magic), 0);
+		rc = io->ops->pread(io, magic, sizeof(magic), 0);
 		if (rc)
 			return rc;
 		return memcmp(magic, "COWKITSB", 8) == 0 ? COW_CORRUPT(0, "truncated store")
@@ -457,7 +459,7 @@ int cow_store_open(const char *path, const cow_store_options *opts, cow_store **
 	if (rc)
 		goto fail;
 	cow__bs_set_walker(s->bs, cow__store_space_walk, NULL);
-	rc = cow__locks_open(&s->lk, s->path, s->bs->io->fd, rdonly);
+	rc = cow__locks_open(&s->lk, s->path, cow__bs_io(s->bs)->fd, rdonly);
 	if (rc)
 		goto fail;
 	rc = classify(s);
@@ -508,7 +510,8 @@ void cow_store_close(cow_store *s)
 			 open);
 		return;
 	}
-	if (s->bs && !s->bs->rdonly && s->bs->loaded && writer_acquire(s, false) == 0) {
+	if (s->bs && !cow__bs_rdonly(s->bs) && cow__bs_loaded(s->bs) &&
+	    writer_acquire(s, false) == 0) {
 		/*
 		 * Mark the newest commit clean, so reopening need not verify its
 		 * blocks (and later damage to them is reported, not taken for a
@@ -516,11 +519,12 @@ void cow_store_close(cow_store *s)
 		 */
 		struct cow__known k;
 		if (cow__locks_writer(&s->lk, false) == 0) {
-			if (refresh(s, &k) == 0 && k.m.gen == s->bs->sb.gen)
+			if (refresh(s, &k) == 0 && k.m.gen == cow__bs_sb(s->bs)->gen)
 				cow__bs_mark_clean(s->bs);
 			cow__locks_writer_release(&s->lk);
-		} else if (s->bs->nosync) {
-			s->bs->io->ops->sync(s->bs->io);
+		} else if (cow__bs_nosync(s->bs)) {
+			struct cow__io *io = cow__bs_io(s->bs);
+			io->ops->sync(io);
 		}
 		writer_release(s);
 	}
@@ -544,16 +548,14 @@ int cow_store_sync(cow_store *s)
 {
 	if (!s)
 		return COW_EINVAL;
-	int rc = s->bs->io->ops->sync(s->bs->io);
+	struct cow__io *io = cow__bs_io(s->bs);
+	int rc = io->ops->sync(io);
 	if (rc)
 		return rc;
 	/* Record durability for this process's writer state. */
 	if (writer_acquire(s, false) != 0)
 		return 0; /* this thread's own write txn is open: it knows its state */
-	if (s->bs->loaded) {
-		s->bs->durable = s->bs->sb.gen;
-		s->bs->durable_slot = s->bs->sb_slot;
-	}
+	cow__bs_mark_durable(s->bs);
 	writer_release(s);
 	return 0;
 }
@@ -612,13 +614,13 @@ static int writer_sync_state(cow_store *s, struct cow__meta *m)
 		if (v.torn[i]) {
 			uint8_t zero[COW_BLOCK_SIZE] = {0};
 			cow__log("superblock slot %d is damaged; clearing it", i);
-			rc = cow__io_pwrite(bs->io, zero, sizeof(zero),
+			rc = cow__io_pwrite(cow__bs_io(bs), zero, sizeof(zero),
 					    (uint64_t)i * COW_BLOCK_SIZE);
 			if (rc)
 				return rc;
 		}
 	int i = v.newest;
-	if (!bs->loaded || bs->sb_slot != i || bs->sb.gen != v.sb[i].gen) {
+	if (!cow__bs_loaded(bs) || cow__bs_sb_slot(bs) != i || cow__bs_sb(bs)->gen != v.sb[i].gen) {
 		rc = cow__bs_load(bs, &v.sb[i], i);
 		if (rc)
 			return rc;
@@ -686,7 +688,7 @@ static int writer_begin(cow_store *s, cow_txn *t, bool nowait)
 		cow__bs_abort(s->bs);
 		goto unlock;
 	}
-	s->next_id = s->bs->sb.next_id;
+	s->next_id = cow__bs_sb(s->bs)->next_id;
 	t->tx = (struct cow__tx){.bs = s->bs,
 				 .gen = m.gen + 1,
 				 .nblocks = 0,
@@ -883,7 +885,8 @@ int cow_store_stat(cow_store *s, cow_store_stats *st)
 	}
 	st->gen = k.m.gen;
 	uint64_t size;
-	int rc = s->bs->io->ops->size(s->bs->io, &size);
+	struct cow__io *io = cow__bs_io(s->bs);
+	int rc = io->ops->size(io, &size);
 	if (rc)
 		return rc;
 	st->file_bytes = size;
@@ -1047,18 +1050,18 @@ int cow__store_check_all(cow_store *s, int (*fn)(void *ctx, uint64_t block, cons
 	if (rc)
 		return rc;
 	struct cow__bs *bs = s->bs;
-	struct check c = {&t->tx, NULL, NULL, bs->nblocks, fn, ctx, 0, 0};
-	c.refs = cow__calloc(bs->nblocks ? bs->nblocks : 1, sizeof(uint32_t));
-	c.flags = cow__calloc(bs->nblocks ? bs->nblocks : 1, 1);
+	uint64_t nblocks = cow__bs_nblocks(bs);
+	struct check c = {&t->tx, NULL, NULL, nblocks, fn, ctx, 0, 0};
+	c.refs = cow__calloc(nblocks ? nblocks : 1, sizeof(uint32_t));
+	c.flags = cow__calloc(nblocks ? nblocks : 1, 1);
 	if (!c.refs || !c.flags) {
 		rc = COW_ENOMEM;
 		goto out;
 	}
 	c.refs[0] = c.refs[1] = 1;
-	for (size_t i = 0; i < bs->npending + bs->nstuck; i++) {
-		const struct cow__pend *p =
-			i < bs->npending ? &bs->pending[i] : &bs->stuck[i - bs->npending];
-		for (uint64_t b = p->start; b < p->start + p->len && b < bs->nblocks; b++) {
+	struct cow__pend p;
+	for (size_t i = 0; cow__bs_pending_at(bs, i, &p); i++) {
+		for (uint64_t b = p.start; b < p.start + p.len && b < nblocks; b++) {
 			if (c.flags[b] & 2)
 				problem(&c, b, "block pending twice");
 			c.flags[b] |= 2;
@@ -1076,9 +1079,10 @@ int cow__store_check_all(cow_store *s, int (*fn)(void *ctx, uint64_t block, cons
 		problem(&c, t->refs.root.addr, "the refs tree does not read back whole");
 		rc = 0;
 	}
-	for (size_t i = 0; rc == 0 && i < bs->nchain; i++)
-		mark_tree(&c, bs->chain[i].addr, 1, bs->chain[i].birth);
-	for (uint64_t b = 0; rc == 0 && b < bs->nblocks; b++) {
+	struct cow__chainblk cb;
+	for (size_t i = 0; rc == 0 && cow__bs_chain_at(bs, i, &cb); i++)
+		mark_tree(&c, cb.addr, 1, cb.birth);
+	for (uint64_t b = 0; rc == 0 && b < nblocks; b++) {
 		bool alloc = cow__bs_allocated(bs, b), pend = c.flags[b] & 2;
 		uint32_t want = c.refs[b];
 		if (want && !alloc)
@@ -1115,7 +1119,7 @@ int cow__store_check_all(cow_store *s, int (*fn)(void *ctx, uint64_t block, cons
 				break;
 			uint64_t addr = k.len == 8 ? cow__be64(k.data) : 0;
 			uint64_t cnt = v.len == 8 ? cow__le64(v.data) : 0;
-			if (k.len != 8 || v.len != 8 || cnt < 2 || addr >= bs->nblocks ||
+			if (k.len != 8 || v.len != 8 || cnt < 2 || addr >= nblocks ||
 			    c.refs[addr] != cnt)
 				problem(&c, addr, "stray reference count");
 		}

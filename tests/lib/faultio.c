@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "check.h"
 #include "faultio.h"
 #include "io/io.h"
@@ -28,8 +29,7 @@ struct fio {
 	size_t nw, capw;
 	struct pre *pre;
 	size_t npre, cappre;
-	uint64_t *set; /* open addressing of sector + 1 over pre[] */
-	size_t setcap;
+	struct cow__u64map set; /* the sectors in pre[] */
 };
 
 static struct faultio_cfg cfg;
@@ -38,32 +38,17 @@ static long grows;
 static bool crashed;
 static bool installed;
 
-static size_t slot_of(struct fio *f, uint64_t sector)
-{
-	size_t h = (size_t)((sector + 1) * 0x9E3779B97F4A7C15ull >> 7) & (f->setcap - 1);
-	while (f->set[h] && f->set[h] != sector + 1)
-		h = (h + 1) & (f->setcap - 1);
-	return h;
-}
-
-/* Is @sector's pre-image known? If not, remember that it will be. */
+/*
+ * Is @sector's pre-image known? If not, remember that it will be. The set
+ * allocates through the library's hook: no test fails allocations while
+ * the shim is installed.
+ */
 static int has_pre(struct fio *f, uint64_t sector)
 {
-	if ((f->npre + 1) * 2 > f->setcap) {
-		uint64_t *old = f->set;
-		size_t ocap = f->setcap;
-		f->setcap = ocap ? ocap * 2 : 1024;
-		f->set = calloc(f->setcap, sizeof(uint64_t));
-		for (size_t i = 0; i < ocap; i++)
-			if (old[i])
-				f->set[slot_of(f, old[i] - 1)] = old[i];
-		free(old);
-	}
-	size_t h = slot_of(f, sector);
-	if (f->set[h])
-		return 1;
-	f->set[h] = sector + 1;
-	return 0;
+	void *v;
+	int rc = cow__u64map_put(&f->set, sector, &v);
+	CHECK_GE(rc, 0);
+	return rc;
 }
 
 static void forget(struct fio *f)
@@ -72,8 +57,7 @@ static void forget(struct fio *f)
 		free(f->w[i].data);
 	f->nw = 0;
 	f->npre = 0;
-	if (f->set)
-		memset(f->set, 0, f->setcap * sizeof(uint64_t));
+	cow__u64map_clear(&f->set);
 }
 
 /* Rewrite the file to one state a power loss could leave. */
@@ -213,7 +197,7 @@ static void f_close(struct cow__io *io)
 	forget(f);
 	free(f->w);
 	free(f->pre);
-	free(f->set);
+	cow__u64map_release(&f->set);
 	f->inner->ops->close(f->inner);
 	free(f);
 }
@@ -235,6 +219,7 @@ static int wrap(struct cow__io *inner, struct cow__io **out)
 	f->io.ops = &fops;
 	f->io.fd = inner->fd;
 	f->inner = inner;
+	cow__u64map_init(&f->set, 0);
 	*out = &f->io;
 	return 0;
 }

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "block/space.h"
+#include "block/bs.h" /* white-box: the superblock encoder */
 #include "btree/btree.h"
 #include "btree/node.h"
 #include "check.h"

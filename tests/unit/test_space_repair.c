@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "block/space.h"
+#include "block/block.h"
 #include "check.h"
 #include "store/store.h"
 
@@ -411,11 +411,11 @@ int main(void)
 	int kinds[4] = {0};
 	for (size_t i = 0; i < n; i++)
 		kinds[blks[i].kind]++;
-	printf("space chains: %d bitmap, %d pending, %d log blocks\n", kinds[SPACE_BITMAP],
-	       kinds[SPACE_PENDING], kinds[SPACE_LOG]);
-	CHECK_GE(kinds[SPACE_BITMAP], 1);
-	CHECK_GE(kinds[SPACE_PENDING], 1);
-	CHECK_GE(kinds[SPACE_LOG], 2);
+	printf("space chains: %d bitmap, %d pending, %d log blocks\n", kinds[COW_SPACE_BITMAP],
+	       kinds[COW_SPACE_PENDING], kinds[COW_SPACE_LOG]);
+	CHECK_GE(kinds[COW_SPACE_BITMAP], 1);
+	CHECK_GE(kinds[COW_SPACE_PENDING], 1);
+	CHECK_GE(kinds[COW_SPACE_LOG], 2);
 
 	char copy[4096];
 	snprintf(copy, sizeof(copy), "%s", check_path("damaged.cow"));
@@ -429,7 +429,7 @@ int main(void)
 		write_damaged(copy, blks[i].addr, &rng, &bit);
 		repair(copy, &md, blks[i].addr);
 	}
-	for (int kind = SPACE_BITMAP; kind <= SPACE_LOG; kind++) {
+	for (int kind = COW_SPACE_BITMAP; kind <= COW_SPACE_LOG; kind++) {
 		static const char *names[] = {"", "bitmap", "pending", "log"};
 		printf("pinned reader, damaged %s block\n", names[kind]);
 		fflush(stdout);

@@ -93,7 +93,7 @@ static void test_volume_basics(void)
 /* Dirty blocks a transaction is about to write (white-box). */
 static size_t dirty_blocks(void)
 {
-	return s->bs->ndirty;
+	return cow__bs_ndirty(s->bs);
 }
 
 static void make_volume(const char *name, uint64_t size, uint64_t nblocks)

@@ -1,11 +1,22 @@
 /*
- * The data file, its read-only mapping and the superblock ring.
+ * The data file, its read-only mapping and the superblock ring (FORMAT.md
+ * sections 1-3), and every read of a block.
  *
  * The mapping reserves a large span of address space once (PROT_NONE, no
  * memory committed) and maps the file into its prefix as the file grows, so
  * there is no map size to configure and pointers handed to readers never move.
  * If a store outgrows the reservation, a bigger one is made and the old one
  * stays mapped until close, so existing pointers stay valid.
+ *
+ * What must stay true:
+ *
+ *  1. map_blocks only grows, and every block below it is mapped: readers in
+ *     any thread use the mapping without a lock.
+ *  2. A tag in the verified-block cache never needs invalidating: a block
+ *     is rewritten only after it was freed, and then its pointer carries
+ *     another checksum.
+ *  3. A superblock slot is decoded from one copy of its bytes, since another
+ *     process may be writing it while it is read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +26,7 @@
 #include <xxhash.h>
 
 #include "base/base.h"
-#include "block/block.h"
-#include "block/space.h"
+#include "block/bs.h"
 
 uint64_t cow__csum(const void *p, size_t len)
 {
@@ -79,7 +89,8 @@ int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2])
 	uint8_t buf[COW_BLOCK_SIZE];
 	int format_err = 0, damaged = 0;
 	for (int i = 0; i < 2; i++) {
-		int rc = bs->io->ops->pread(bs->io, buf, COW_BLOCK_SIZE, (uint64_t)i * COW_BLOCK_SIZE);
+		int rc = bs->io->ops->pread(bs->io, buf, COW_BLOCK_SIZE,
+					    (uint64_t)i * COW_BLOCK_SIZE);
 		if (rc)
 			return rc;
 		rc = sb_decode(buf, &sb[i]);
@@ -96,9 +107,14 @@ int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2])
 	return 0;
 }
 
+const uint8_t *cow__bs_mapped(struct cow__bs *bs, uint64_t addr)
+{
+	return bs_mapped(bs, addr);
+}
+
 void cow__bs_slot_peek(struct cow__bs *bs, int i, uint64_t raw[2])
 {
-	const uint64_t *b = (const uint64_t *)(const void *)cow__bs_mapped(bs, (uint64_t)i);
+	const uint64_t *b = (const uint64_t *)(const void *)bs_mapped(bs, (uint64_t)i);
 	raw[0] = __atomic_load_n(&b[16 / 8], __ATOMIC_ACQUIRE);
 	raw[1] = __atomic_load_n(&b[4088 / 8], __ATOMIC_ACQUIRE);
 }
@@ -106,8 +122,9 @@ void cow__bs_slot_peek(struct cow__bs *bs, int i, uint64_t raw[2])
 int cow__bs_slot_load(struct cow__bs *bs, int i, struct cow__sb *sb, uint64_t raw[2])
 {
 	uint64_t buf[COW_BLOCK_SIZE / 8];
-	const uint64_t *b = (const uint64_t *)(const void *)cow__bs_mapped(bs, (uint64_t)i);
-	for (size_t k = 0; k < COW_ARRAY_SIZE(buf); k++) /* word by word: the slot may be changing */
+	const uint64_t *b = (const uint64_t *)(const void *)bs_mapped(bs, (uint64_t)i);
+	for (size_t k = 0; k < COW_ARRAY_SIZE(buf);
+	     k++) /* word by word: the slot may be changing */
 		buf[k] = __atomic_load_n(&b[k], __ATOMIC_RELAXED);
 	raw[0] = buf[16 / 8];
 	raw[1] = buf[4088 / 8];
@@ -193,6 +210,7 @@ int cow__bs_open(const char *path, bool create, bool rdonly, bool nosync, struct
 	if (!bs)
 		return COW_ENOMEM;
 	pthread_mutex_init(&bs->map_lock, NULL);
+	cow__dirty_init(bs);
 	bs->vtags = cow__calloc(1u << COW_VCACHE_BITS, sizeof(uint64_t));
 	if (!bs->vtags) {
 		cow__free(bs);
@@ -280,7 +298,7 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 	int rc = cow__bs_map_ensure(bs, p->addr + nblk);
 	if (rc)
 		return rc;
-	const uint8_t *b = cow__bs_mapped(bs, p->addr);
+	const uint8_t *b = bs_mapped(bs, p->addr);
 	uint64_t tag = vtag(p) ^ (flags & COW_READ_NODE ? 1ull << 63 : 0); /* kind of block */
 	uint64_t *slot = &bs->vtags[p->addr & ((1u << COW_VCACHE_BITS) - 1)];
 	if (!(flags & COW_READ_VERIFY) && __atomic_load_n(slot, __ATOMIC_RELAXED) == tag) {
@@ -296,3 +314,54 @@ int cow__bs_read(struct cow__bs *bs, unsigned flags, uint64_t nblocks, const str
 	return 0;
 }
 
+/* ---- what other layers may read of the state (block.h) ---- */
+
+struct cow__io *cow__bs_io(const struct cow__bs *bs)
+{
+	return bs->io;
+}
+
+bool cow__bs_rdonly(const struct cow__bs *bs)
+{
+	return bs->rdonly;
+}
+
+bool cow__bs_nosync(const struct cow__bs *bs)
+{
+	return bs->nosync;
+}
+
+bool cow__bs_set_nosync(struct cow__bs *bs, bool nosync)
+{
+	bool was = bs->nosync;
+	bs->nosync = nosync;
+	return was;
+}
+
+bool cow__bs_loaded(const struct cow__bs *bs)
+{
+	return bs->loaded;
+}
+
+const struct cow__sb *cow__bs_sb(const struct cow__bs *bs)
+{
+	return &bs->sb;
+}
+
+int cow__bs_sb_slot(const struct cow__bs *bs)
+{
+	return bs->sb_slot;
+}
+
+void cow__bs_mark_durable(struct cow__bs *bs)
+{
+	if (!bs->loaded)
+		return;
+	bs->durable = bs->sb.gen;
+	bs->durable_slot = bs->sb_slot;
+}
+
+uint64_t cow__bs_nblocks(const struct cow__bs *bs)
+{
+	return bs->nblocks;
+}
