@@ -149,7 +149,7 @@ int cow_mem_probe(cow_mem_probe_info *out)
 	} else {
 		out->snapshot = COW_MEM_FORK;
 		snprintf(out->snapshot_why, sizeof(out->snapshot_why),
-			 "fallback: %s; fork() instead (uffd/mprotect by name only)", no_thread);
+			 "fallback: %.64s; fork() instead (uffd/mprotect by name only)", no_thread);
 	}
 
 	bool mp_forced = forced == COW_MEM_MPROTECT;
@@ -170,7 +170,7 @@ int cow_mem_probe(cow_mem_probe_info *out)
 	} else {
 		out->track = COW_MEM_AUTO;
 		snprintf(out->track_why, sizeof(out->track_why),
-			 "none: %s; uffd (SIGBUS) or mprotect only by name, and then system calls "
+			 "none: %.48s; uffd (SIGBUS) or mprotect only by name, and then system calls "
 			 "writing into the region fail with EFAULT",
 			 no_thread);
 	}
@@ -184,7 +184,7 @@ int cow_mem_probe(cow_mem_probe_info *out)
 		out->restore = COW_MEM_EAGER;
 		snprintf(
 			out->restore_why, sizeof(out->restore_why),
-			"fallback: %s; restore reads everything eagerly (uffd SIGBUS by name only)",
+			"fallback: %.48s; restore reads everything eagerly (uffd SIGBUS by name only)",
 			!uffd_ok ? no_uffd : "no userfaultfd that sees system calls' faults");
 	}
 	return 0;
