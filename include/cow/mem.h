@@ -22,11 +22,22 @@
  *
  * Backends (cow_mem_probe() says which one each operation uses here and why):
  *
+ *   COW_MEM_UFFD_THREAD userfaultfd without SIGBUS: a write to a page not
+ *                     yet copied (by the program or by a system call such as
+ *                     read(2) into the region) waits in the kernel while a
+ *                     cowkit thread (the snapshot's copier, the restore's
+ *                     prefetcher, a tracking thread) copies the page and
+ *                     lifts the protection. Works for every program: no
+ *                     signal handler, system calls succeed. COW_MEM_AUTO
+ *                     picks it where the process may make a userfaultfd that
+ *                     sees kernel-mode faults (CAP_SYS_PTRACE,
+ *                     vm.unprivileged_userfaultfd=1 or /dev/userfaultfd).
  *   COW_MEM_UFFD      userfaultfd write-protect with UFFD_FEATURE_SIGBUS: a
  *                     write to a page not yet copied raises SIGBUS in the
  *                     writing thread, whose handler copies the page and lifts
  *                     the protection of that one page. No handler thread, so
- *                     no cross-vCPU wake-up per fault.
+ *                     no cross-vCPU wake-up per fault. By name only: see
+ *                     "In-thread backends" below.
  *   COW_MEM_UFFD_ASYNC userfaultfd WP_ASYNC + PAGEMAP_SCAN (dirty tracking
  *                     only): the kernel resolves write faults itself and
  *                     PAGEMAP_SCAN collects and re-arms the written pages.
@@ -41,16 +52,31 @@
  * program that installs its own SIGSEGV/SIGBUS handler afterwards must chain
  * to the previous one for cowkit to work.
  *
+ * In-thread backends (COW_MEM_UFFD, COW_MEM_MPROTECT), faster per fault,
+ * are never chosen by COW_MEM_AUTO, because two things break them:
+ *   - a thread that blocks SIGBUS (uffd) or SIGSEGV (mprotect) would be
+ *     killed by its first trapped write. The calls read every thread's
+ *     blocked mask when they start and refuse with COW_EOPNOTSUPP before
+ *     anything is armed (cow_mem_probe_info.sig_blocked_tid names such a
+ *     thread); a thread created later with the signal blocked is not seen;
+ *   - a system call that writes into the region (read(2) into it) fails
+ *     with EFAULT while the region is protected: the kernel cannot deliver
+ *     such a fault to a signal handler. Asking for these backends by name
+ *     is promising that no system call writes into the region meanwhile.
+ *
+ * Mapping changes (MADV_DONTNEED, MADV_FREE, munmap, mremap) while a
+ * snapshot runs never yield a wrong image: the userfaultfd backends see
+ * them as events, mprotect notices pages that lost their data, and the
+ * snapshot fails with COW_MEM_ECHANGED unless every page they touched was
+ * already copied (the fork backend is not affected). During tracking the
+ * discarded pages go into the next checkpoint; during a lazy restore they
+ * read as zeros, as the program asked.
+ *
  * Not supported (the calls say COW_EOPNOTSUPP or document the effect):
  *   - file-backed or shared mappings, hugetlbfs, and mappings that are not
  *     readable and writable;
- *   - changing the region's mapping (munmap, mremap, mprotect, MADV_DONTNEED,
- *     fork of a child that writes it) while a snapshot, tracking or lazy
- *     restore is active;
- *   - system calls that write into the region (read(2) into it) while a
- *     snapshot or lazy restore is in flight with an in-thread backend: the
- *     kernel cannot deliver the fault to a signal handler, so the call fails
- *     with EFAULT. The fork backend has no such limit.
+ *   - mprotect of the region, or fork of a child that writes it, while a
+ *     snapshot, tracking or lazy restore is active.
  *
  * Threading (per region):
  *
@@ -58,6 +84,8 @@
  *   ----------------------------------+-----------------------------------
  *   writes by the program's threads   | everything, except during the
  *                                     | "quiescent" calls below
+ *   cow_mem_snapshot_prepare          | writes by any thread
+ *   cow_mem_snapshot_instant (quiescent)| nothing else touching the region
  *   cow_mem_snapshot_start (quiescent)| nothing else touching the region
  *   cow_mem_snapshot_wait             | writes by any thread
  *   cow_mem_track_start   (quiescent) | nothing else touching the region
@@ -89,9 +117,19 @@ typedef enum cow_mem_backend {
 	COW_MEM_MPROTECT = 3,
 	COW_MEM_FORK = 4,
 	COW_MEM_EAGER = 5, /* restore only: read everything before returning */
+	COW_MEM_UFFD_THREAD = 6,
 } cow_mem_backend;
 
-/* cow_mem_backend_name - "uffd", "uffd-async", "mprotect", "fork", "eager", "auto". */
+/*
+ * The region's mapping changed (MADV_DONTNEED/MADV_FREE, munmap, mremap)
+ * over pages not yet copied: the image is abandoned. Also returned by
+ * cow_mem_snapshot_wait for a snapshot that was prepared but never armed.
+ */
+#define COW_MEM_ECHANGED  (-ECANCELED)
+#define COW_MEM_ECANCELED (-ECANCELED)
+
+/* cow_mem_backend_name - "uffd", "uffd-thread", "uffd-async", "mprotect", "fork", "eager", "auto".
+ */
 COW_API const char *cow_mem_backend_name(cow_mem_backend b);
 
 /*
@@ -109,11 +147,13 @@ typedef struct cow_mem_probe_info {
 	bool pagemap_scan;	  /* PAGEMAP_SCAN ioctl on /proc/self/pagemap */
 	char thp[16];		  /* THP mode: "always", "madvise", "never" or "absent" */
 	cow_mem_backend snapshot; /* what COW_MEM_AUTO picks for snapshots */
-	cow_mem_backend track;	  /* ... for dirty tracking */
+	cow_mem_backend track;	  /* ... for dirty tracking (COW_MEM_AUTO: none) */
 	cow_mem_backend restore;  /* ... for lazy restore */
 	char snapshot_why[160];	  /* one sentence each: why that backend */
 	char track_why[160];
 	char restore_why[160];
+	bool uffd_kernel;    /* a userfaultfd that sees system calls' faults can be made */
+	int sig_blocked_tid; /* a thread blocking SIGBUS or SIGSEGV now, or 0 */
 } cow_mem_probe_info;
 
 /*
@@ -259,7 +299,7 @@ COW_API void cow_mem_sink_destroy(cow_mem_sink *s);
 typedef struct cow_mem_snap cow_mem_snap;
 
 typedef struct cow_mem_snap_opts {
-	cow_mem_backend backend; /* COW_MEM_AUTO (default), _UFFD, _MPROTECT or _FORK */
+	cow_mem_backend backend; /* COW_MEM_AUTO (default), _UFFD_THREAD, _UFFD, _MPROTECT, _FORK */
 	size_t buffer;		 /* bytes for pages copied ahead of writes; 0 = 64 MiB */
 	unsigned threads;	 /* threads write-protecting at the instant; 0 = online CPUs */
 	unsigned fault_pages;	 /* pages a trapped write copies: its aligned block, a power
@@ -269,7 +309,10 @@ typedef struct cow_mem_snap_opts {
 
 typedef struct cow_mem_snap_stats {
 	cow_mem_backend backend;  /* the one that ran */
-	uint64_t pause_ns;	  /* time inside cow_mem_snapshot_start (the instant) */
+	uint64_t prepare_ns;	  /* from prepare to the instant (buffer, threads, registration) */
+	uint64_t pause_ns;	  /* time inside cow_mem_snapshot_instant: write-protect or
+				     fork(); what writers see can be longer (a thread must be
+				     scheduled again), see bench/mem_bench.c "gap" */
 	uint64_t total_ns;	  /* start to image complete */
 	uint64_t pages;		  /* pages delivered to the sink */
 	uint64_t faults;	  /* writes trapped before their page was copied */
@@ -283,7 +326,31 @@ typedef struct cow_mem_snap_stats {
 } cow_mem_snap_stats;
 
 /*
- * cow_mem_snapshot_start - take the image of @r at this instant.
+ * cow_mem_snapshot_prepare - get ready to take an image of @r, without
+ * taking it: claims the region, begins the sink, maps and faults in the
+ * buffer, registers the region with userfaultfd and starts the copier.
+ * Writers may keep writing during this call and until the instant.
+ *
+ * Same parameters, errors and guarantees on failure as
+ * cow_mem_snapshot_start. Finish with cow_mem_snapshot_instant, then
+ * cow_mem_snapshot_wait; a prepared snapshot that is never armed is
+ * released by cow_mem_snapshot_wait (which returns COW_MEM_ECANCELED).
+ */
+COW_API int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink,
+				     const cow_mem_snap_opts *opts, cow_mem_snap **out);
+
+/*
+ * cow_mem_snapshot_instant - the instant of a prepared snapshot: protect
+ * the region (or fork). Quiescent: no thread may write the region during
+ * the call; this is the whole pause. Returns 0, COW_EINVAL (NULL, or called
+ * twice), -errno (protection or fork failed), COW_MEM_ECHANGED. On failure
+ * nothing stays protected; cow_mem_snapshot_wait still frees @s and
+ * returns the same code.
+ */
+COW_API int cow_mem_snapshot_instant(cow_mem_snap *s);
+
+/*
+ * cow_mem_snapshot_start - prepare and take the image of @r at this instant.
  *
  * @r: the region; no thread may write it during this call (the pause).
  *     The pause is the write-protection of the whole region (userfaultfd,
@@ -301,8 +368,10 @@ typedef struct cow_mem_snap_stats {
  * copier to drain it: extra memory stays within opts.buffer.
  *
  * Returns 0, COW_EINVAL, COW_EBUSY (a snapshot or tracking is active on @r),
- * COW_ENOMEM, COW_EOPNOTSUPP (the forced backend cannot run here),
- * -errno from the kernel (EPERM, ...). On failure nothing is protected and
+ * COW_ENOMEM, COW_EOPNOTSUPP (the backend asked for cannot run here, or a
+ * thread blocks the signal an in-thread backend needs), COW_EPERM
+ * (COW_MEM_UFFD_THREAD asked for, but this process may only make
+ * user-mode-only userfaultfds), -errno from the kernel. On failure nothing is protected and
  * the sink got at most begin and end(error), no data. Any thread, for
  * distinct regions concurrently.
  *
@@ -318,7 +387,8 @@ COW_API int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink,
  *
  * @stats: filled if not NULL (also on failure, as far as known).
  * Returns 0, or the first error: a sink write's code, -errno of the fork
- * child or of I/O. The region is unprotected on return either way.
+ * child or of I/O, COW_MEM_ECHANGED (the mapping changed under pages not
+ * yet copied). The region is unprotected on return either way.
  * Call once, from any thread.
  */
 COW_API int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *stats);

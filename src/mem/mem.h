@@ -40,6 +40,8 @@
 #define COW__UFFD_WP		 (1ull << 0)
 #define COW__UFFD_WP_UNPOPULATED (1ull << 13)
 #define COW__UFFD_WP_ASYNC	 (1ull << 15)
+/* Mapping-change events: MADV_DONTNEED/MADV_FREE, munmap, mremap. */
+#define COW__UFFD_EVENTS ((1ull << 1) | (1ull << 3) | (1ull << 6))
 
 /* Flags of the process-wide probe, computed once. */
 struct cow__uffd_caps {
@@ -47,14 +49,28 @@ struct cow__uffd_caps {
 	const char *via;   /* how it was created */
 	uint64_t features; /* offered by UFFDIO_API */
 	bool pagemap_scan; /* PAGEMAP_SCAN works */
+	bool kernel;	   /* a userfaultfd that sees kernel-mode faults can be made */
+	const char *kernel_via;
 };
 const struct cow__uffd_caps *cow__uffd_caps(void);
 
 /*
  * A new userfaultfd with exactly @features enabled (UFFDIO_API done), or
- * -errno (-EOPNOTSUPP if the kernel lacks one of them).
+ * -errno (-EOPNOTSUPP if the kernel lacks one of them). @kernel: it must see
+ * faults raised inside system calls too (no UFFD_USER_MODE_ONLY).
  */
-int cow__uffd_open(uint64_t features);
+int cow__uffd_open(uint64_t features, bool kernel);
+/* UFFDIO_UNREGISTER: 0 or -errno. */
+int cow__uffd_unregister(int fd, void *addr, size_t len);
+/* UFFDIO_WRITEPROTECT once: -EAGAIN while a mapping-change event is unread. */
+int cow__uffd_wp_once(int fd, void *addr, size_t len, bool wp);
+/*
+ * Pages of [addr, addr+len) that hold data (present and not the zero page,
+ * or swapped out), by PAGEMAP_SCAN on @pagemap_fd: sets their bits in @bits
+ * (bit i = page i), or with @bits NULL returns 1 at the first one. 0 or
+ * -errno. Async-signal-safe.
+ */
+int cow__pagemap_data(int pagemap_fd, void *addr, size_t len, uint64_t *bits);
 /* UFFDIO_REGISTER @mode over [addr, addr+len): 0 or -errno. */
 int cow__uffd_register(int fd, void *addr, size_t len, uint64_t mode);
 /* UFFDIO_WRITEPROTECT: protect (wp) or unprotect a range; async-signal-safe. */
@@ -76,6 +92,18 @@ int cow__populate_read(void *addr, size_t len);
 
 /* Forced backend from $COW_MEM_BACKEND, or COW_MEM_AUTO. */
 cow_mem_backend cow__mem_forced(void);
+
+/*
+ * Does any thread of the process block @sig now (SigBlk in
+ * /proc/self/task/N/status)? Returns its tid, 0 if none, or -errno.
+ */
+int cow__sig_blocked_tid(int sig);
+/*
+ * For a backend that handles faults in a signal handler of the faulting
+ * thread (@sig): COW_EOPNOTSUPP if a thread blocks @sig (it would be killed
+ * by its first trapped write), else 0.
+ */
+int cow__check_sigmask(int sig);
 
 /* ---- region.c ---- */
 
@@ -120,10 +148,18 @@ struct cow__trap {
 	void (*fault)(struct cow__trap *t, uintptr_t addr);
 };
 
-/* Make @t live (installs the handlers on first use): 0, COW_EBUSY (table full), -errno. */
+/* Make @t live (installs the handlers on first use): 0, COW_ENOMEM, -errno. */
 int cow__trap_add(struct cow__trap *t);
 /* Retire @t; returns once no handler can still be running it. */
 void cow__trap_remove(struct cow__trap *t);
+
+/*
+ * memcpy that survives the source vanishing (munmap or mremap of a region
+ * by another thread): returns 0, or COW_EFAULT if the copy faulted.
+ * Async-signal-safe; installs the fault handlers on first use.
+ */
+int cow__copy_guarded(void *dst, const void *src, size_t len);
+int cow__trap_install(void);
 
 /* Futex helpers (async-signal-safe). */
 void cow__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t timeout_ns);

@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -65,9 +66,18 @@ struct cow_mem_snap {
 	cow_mem_sink *sink;
 	cow_mem_backend backend;
 	int uffd;
-	uint64_t t0, t_started;
+	bool thread_mode; /* COW_MEM_UFFD_THREAD: the copier serves every fault */
+	uint64_t t_prep, t0, t_started;
 	size_t npages;
 	_Atomic uint8_t *state;
+
+	/* mapping changes: userfaultfd events, or (mprotect) pages that lost data */
+	_Atomic int svc_lock; /* one thread reads the userfaultfd at a time */
+	_Atomic int armed;    /* the instant began: a discard now can spoil the image */
+	_Atomic int aerr;     /* error raised by a fault handler or an event */
+	bool unregistered;
+	int pagemap;	     /* mprotect: /proc/self/pagemap */
+	uint64_t *data_bits; /* mprotect: pages holding data at the instant */
 
 	/* the copier's stage (taken from the buffer budget) */
 	char *stage;
@@ -99,6 +109,9 @@ struct cow_mem_snap {
 
 	pthread_t copier;
 	bool have_copier;
+	bool instant_done;
+	int instant_rc;
+	unsigned threads;
 	int err;
 
 	_Atomic uint64_t faults, stalls, nsamples, retraps, waits;
@@ -117,22 +130,76 @@ static void *map_zeroed(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static int unprotect(struct cow_mem_snap *s, size_t page, size_t npages)
+static void service(struct cow_mem_snap *s, bool copier);
+
+/* Set in copier threads: they may serve faults (and must, when they wait). */
+static __thread bool in_copier;
+
+/* Record the first error; the copier stops copying, faults only unprotect. */
+static void fail_async(struct cow_mem_snap *s, int rc)
+{
+	int zero = 0;
+	atomic_compare_exchange_strong(&s->aerr, &zero, rc);
+	atomic_store(&s->failed, 1);
+}
+
+static int wp(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
 {
 	char *p = s->r->addr + (page << COW__PAGE_SHIFT);
 	size_t len = npages << COW__PAGE_SHIFT;
-	if (s->backend == COW_MEM_UFFD)
-		return cow__uffd_wp(s->uffd, p, len, false);
-	return mprotect(p, len, PROT_READ | PROT_WRITE) ? -errno : 0;
+	if (s->backend == COW_MEM_MPROTECT) {
+		if (mprotect(p, len, on ? PROT_READ : PROT_READ | PROT_WRITE) == 0)
+			return 0;
+		int err = -errno;
+		/* ENOMEM: too many areas, or a piece is unmapped (msync tells). */
+		if (err == -ENOMEM && msync(p, len, MS_ASYNC) < 0 && errno == ENOMEM)
+			return COW_MEM_ECHANGED;
+		return err;
+	}
+	/*
+	 * EAGAIN: a mapping-change event is waiting to be read, and the kernel
+	 * refuses protection changes until it is. Read it (any thread may).
+	 */
+	for (;;) {
+		int rc = cow__uffd_wp_once(s->uffd, p, len, on);
+		if (rc == -ENOENT)
+			return COW_MEM_ECHANGED; /* unmapped: its event may still be unread */
+		if (rc != -EAGAIN)
+			return rc;
+		service(s, in_copier);
+		sched_yield();
+	}
+}
+
+static int unprotect(struct cow_mem_snap *s, size_t page, size_t npages)
+{
+	return wp(s, page, npages, false);
 }
 
 static int protect(struct cow_mem_snap *s, size_t page, size_t npages)
 {
-	char *p = s->r->addr + (page << COW__PAGE_SHIFT);
-	size_t len = npages << COW__PAGE_SHIFT;
-	if (s->backend == COW_MEM_UFFD)
-		return cow__uffd_wp(s->uffd, p, len, true);
-	return mprotect(p, len, PROT_READ) ? -errno : 0;
+	return wp(s, page, npages, true);
+}
+
+/*
+ * mprotect backend: the kernel tells nothing when a protected page is
+ * discarded (MADV_DONTNEED reads back as zeros). A page copied as all zeros
+ * that held data at the instant and holds none now was discarded before it
+ * was copied: the image would be wrong, so the snapshot fails.
+ */
+static void check_lost(struct cow_mem_snap *s, size_t page, size_t n, const char *copy)
+{
+	if (!s->data_bits)
+		return;
+	for (size_t k = 0; k < n; k++) {
+		size_t pg = page + k;
+		if (!(s->data_bits[pg / 64] >> (pg % 64) & 1) ||
+		    !cow__is_zero(copy + (k << COW__PAGE_SHIFT), COW__PAGE))
+			continue;
+		if (cow__pagemap_data(s->pagemap, s->r->addr + (pg << COW__PAGE_SHIFT), COW__PAGE,
+				      NULL) != 1)
+			fail_async(s, COW_MEM_ECHANGED);
+	}
 }
 
 /* ---- the writer's side: runs in a signal handler ---- */
@@ -204,8 +271,11 @@ static int unprotect_runs(struct cow_mem_snap *s, size_t lo, size_t hi)
 static void copy_claimed(struct cow_mem_snap *s, size_t page)
 {
 	size_t slot = slot_get(s);
-	memcpy(s->buf + (slot << COW__PAGE_SHIFT), s->r->addr + (page << COW__PAGE_SHIFT),
-	       COW__PAGE);
+	char *dst = s->buf + (slot << COW__PAGE_SHIFT);
+	if (cow__copy_guarded(dst, s->r->addr + (page << COW__PAGE_SHIFT), COW__PAGE))
+		fail_async(s, COW_MEM_ECHANGED); /* unmapped under us */
+	else
+		check_lost(s, page, 1, dst);
 	s->slot_page[slot] = (uint32_t)page;
 	uint32_t head = atomic_load(&s->ready);
 	do {
@@ -313,6 +383,106 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 	}
 }
 
+/* ---- userfaultfd messages: faults (handler-thread mode) and events ---- */
+
+static bool drain(struct cow_mem_snap *s, size_t min);
+
+/*
+ * A mapping change over [lo, hi) (addresses): pages copied already are safe
+ * in the image; any other page's content at the instant may be gone, so
+ * the snapshot fails rather than deliver a wrong image.
+ */
+static void changed(struct cow_mem_snap *s, uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t a = (uintptr_t)s->r->addr, b = a + s->r->size;
+	if (!atomic_load(&s->armed) || hi <= a || lo >= b)
+		return;
+	size_t p0 = (COW_MAX(lo, a) - a) >> COW__PAGE_SHIFT;
+	size_t p1 = (COW_MIN(hi, b) - a + COW__PAGE - 1) >> COW__PAGE_SHIFT;
+	for (size_t p = p0; p < p1; p++) {
+		if (atomic_load_explicit(&s->state[p], memory_order_acquire) != DONE) {
+			fail_async(s, COW_MEM_ECHANGED);
+			return;
+		}
+	}
+}
+
+/* Handler-thread mode: a write (from user or kernel mode) trapped on @page. */
+static void thread_fault(struct cow_mem_snap *s, size_t page, bool copier)
+{
+	uint8_t st = atomic_load_explicit(&s->state[page], memory_order_acquire);
+	if (st == PENDING && !atomic_load(&s->failed)) {
+		size_t lo = page & ~(s->fault_pages - 1);
+		size_t hi = COW_MIN(lo + s->fault_pages, s->npages);
+		/* Only this thread takes slots now: make room first (block policy). */
+		while (atomic_load(&s->used) + (hi - lo) > s->nslots) {
+			if (!copier || !drain(s, 0))
+				break;
+		}
+		if (atomic_load(&s->used) >= s->nslots)
+			lo = page, hi = page + 1;
+		if (atomic_load(&s->used) >= s->nslots) {
+			atomic_fetch_add(&s->stalls, 1);
+			while (copier && atomic_load(&s->used) >= s->nslots)
+				drain(s, 0);
+		}
+		for (size_t q = lo; q < hi; q++) {
+			uint8_t pend = PENDING;
+			if (atomic_load(&s->used) < s->nslots &&
+			    atomic_compare_exchange_strong(&s->state[q], &pend, CLAIMED))
+				copy_claimed(s, q);
+		}
+		if (unprotect_runs(s, lo, hi))
+			unprotect_wide(s, page);
+		atomic_fetch_add(&s->faults, 1);
+		return;
+	}
+	if (st == DONE)
+		atomic_fetch_add(&s->retraps, 1);
+	/* DONE, failed or (not here) CLAIMED: lift it, which wakes the writer. */
+	unprotect(s, page, 1);
+}
+
+/*
+ * Read every message waiting on the userfaultfd. Any thread may call it
+ * (the copier between claims, a thread whose protection change got EAGAIN,
+ * a signal handler); one reads at a time, the others return at once. In
+ * SIGBUS mode only events arrive, whose handling is async-signal-safe.
+ */
+static void service(struct cow_mem_snap *s, bool copier)
+{
+	/* Handler-thread mode: only the copier reads (it alone takes slots then). */
+	if (s->uffd < 0 || s->unregistered || (s->thread_mode && !copier))
+		return;
+	int zero = 0;
+	if (!atomic_compare_exchange_strong(&s->svc_lock, &zero, 1))
+		return;
+	struct uffd_msg msg[16];
+	for (;;) {
+		ssize_t n = read(s->uffd, msg, sizeof(msg));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+			struct uffd_msg *m = &msg[i];
+			uintptr_t base = (uintptr_t)s->r->addr;
+			if (m->event == UFFD_EVENT_PAGEFAULT) {
+				uintptr_t a = (uintptr_t)m->arg.pagefault.address;
+				if (a >= base && a < base + s->r->size)
+					thread_fault(s, (a - base) >> COW__PAGE_SHIFT, copier);
+			} else if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
+				changed(s, (uintptr_t)m->arg.remove.start,
+					(uintptr_t)m->arg.remove.end);
+			} else if (m->event == UFFD_EVENT_REMAP) {
+				uintptr_t from = (uintptr_t)m->arg.remap.from;
+				changed(s, from, from + (uintptr_t)m->arg.remap.len);
+			}
+		}
+	}
+	atomic_store(&s->svc_lock, 0);
+}
+
 /* ---- the copier ---- */
 
 static void bump(struct cow_mem_snap *s)
@@ -414,6 +584,25 @@ struct run {
 	size_t page, n, at;
 };
 
+/*
+ * Every page is DONE (or the snapshot failed): lift what protection is
+ * left, read the last messages and unregister, so that no later fault or
+ * event of the program waits for this snapshot.
+ */
+static void finish_uffd(struct cow_mem_snap *s)
+{
+	if (s->uffd < 0)
+		return;
+	if (atomic_load(&s->failed))
+		unprotect(s, 0, s->npages);
+	service(s, true);
+	while (atomic_exchange(&s->svc_lock, 1))
+		sched_yield();
+	cow__uffd_unregister(s->uffd, s->r->addr, s->r->size);
+	s->unregistered = true;
+	atomic_store(&s->svc_lock, 0);
+}
+
 static void stream(struct cow_mem_snap *s)
 {
 	struct run runs[STAGE_PAGES / 2 + 1];
@@ -431,9 +620,12 @@ static void stream(struct cow_mem_snap *s)
 				j++;
 			}
 			if (j > i) {
-				memcpy(s->stage + (used << COW__PAGE_SHIFT),
-				       s->r->addr + (i << COW__PAGE_SHIFT),
-				       (j - i) << COW__PAGE_SHIFT);
+				char *dst = s->stage + (used << COW__PAGE_SHIFT);
+				if (cow__copy_guarded(dst, s->r->addr + (i << COW__PAGE_SHIFT),
+						      (j - i) << COW__PAGE_SHIFT))
+					fail_async(s, COW_MEM_ECHANGED);
+				else
+					check_lost(s, i, j - i, dst);
 				for (size_t k = i; k < j; k++)
 					atomic_store_explicit(&s->state[k], DONE,
 							      memory_order_release);
@@ -442,6 +634,7 @@ static void stream(struct cow_mem_snap *s)
 				used += j - i;
 			}
 			i = j < lim ? j + 1 : j; /* page j was taken by a writer */
+			service(s, true);
 		}
 		unprotect_done(s, next, end);
 		for (size_t k = 0; k < nruns && !atomic_load(&s->failed); k++) {
@@ -456,6 +649,7 @@ static void stream(struct cow_mem_snap *s)
 	/* Writers may still be copying pages they claimed: wait for their slots. */
 	for (;;) {
 		uint32_t g = atomic_load(&s->cgen);
+		service(s, true);
 		if (drain(s, 0))
 			continue;
 		if (atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
@@ -465,6 +659,7 @@ static void stream(struct cow_mem_snap *s)
 			cow__futex_wait(&s->cgen, g, 1000000);
 		atomic_store(&s->csleep, 0);
 	}
+	finish_uffd(s);
 }
 
 /*
@@ -487,22 +682,29 @@ static void protect_chunks(struct cow_mem_snap *s)
 static void *copier_main(void *arg)
 {
 	struct cow_mem_snap *s = arg;
+	in_copier = true;
 	for (;;) {
 		uint32_t ph = atomic_load(&s->phase);
 		if (ph != 0)
 			break;
-		cow__futex_wait(&s->phase, 0, 1000000000);
+		/* Prepared, not armed: read events so no madvise waits on us. */
+		service(s, true);
+		cow__futex_wait(&s->phase, 0, 1000000);
 	}
 	if (atomic_load(&s->phase) == 1) {
 		/* Help protect; `busy` goes up before taking a chunk (see start). */
 		atomic_fetch_add(&s->wp_busy, 1);
 		protect_chunks(s);
 		atomic_fetch_sub(&s->wp_busy, 1);
-		while (atomic_load(&s->phase) == 1)
-			cow__futex_wait(&s->phase, 1, 1000000000);
+		while (atomic_load(&s->phase) == 1) {
+			service(s, true);
+			cow__futex_wait(&s->phase, 1, 1000000);
+		}
 	}
-	if (atomic_load(&s->phase) == 4) /* start failed */
+	if (atomic_load(&s->phase) == 4) { /* the instant failed, or never came */
+		finish_uffd(s);
 		return NULL;
+	}
 	stream(s);
 	return NULL;
 }
@@ -693,6 +895,7 @@ static void snap_free(struct cow_mem_snap *s)
 	cow__free((void *)s->slot_next);
 	cow__free(s->order);
 	cow__free(s->samples);
+	cow__free(s->data_bits);
 	cow__free(s);
 }
 
@@ -703,14 +906,19 @@ static cow_mem_backend pick(const cow_mem_snap_opts *o, int *why)
 	if (b == COW_MEM_AUTO) {
 		cow_mem_probe_info p;
 		cow_mem_probe(&p);
-		return p.snapshot;
+		b = p.snapshot;
 	}
-	if (b == COW_MEM_UFFD) {
-		const struct cow__uffd_caps *c = cow__uffd_caps();
+	const struct cow__uffd_caps *c = cow__uffd_caps();
+	if (b == COW_MEM_UFFD || b == COW_MEM_UFFD_THREAD) {
 		if (c->error)
 			*why = c->error;
-		else if (!(c->features & COW__UFFD_WP) || !(c->features & COW__UFFD_SIGBUS))
+		else if (!(c->features & COW__UFFD_WP) ||
+			 (c->features & COW__UFFD_EVENTS) != COW__UFFD_EVENTS)
 			*why = COW_EOPNOTSUPP;
+		else if (b == COW_MEM_UFFD && !(c->features & COW__UFFD_SIGBUS))
+			*why = COW_EOPNOTSUPP;
+		else if (b == COW_MEM_UFFD_THREAD && !c->kernel)
+			*why = COW_EPERM;
 	} else if (b != COW_MEM_MPROTECT && b != COW_MEM_FORK) {
 		*why = COW_EINVAL;
 	}
@@ -743,7 +951,7 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	if (s->npages > UINT32_MAX)
 		return COW_EINVAL;
 	/*
-	 * Fault the buffer in now, outside the pause: a first touch costs
+	 * Fault the buffer in now, before the instant: a first touch costs
 	 * 1.4-11 us per page on these VMs and would land in the writers' faults.
 	 */
 	madvise(s->buf, s->nslots << COW__PAGE_SHIFT, 23 /* MADV_POPULATE_WRITE */);
@@ -752,13 +960,22 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	s->trap.end = (uintptr_t)s->r->addr + s->r->size;
 	s->trap.fault = snap_fault;
 	s->trap.sig = s->backend == COW_MEM_UFFD ? SIGBUS : SIGSEGV;
-	if (s->backend == COW_MEM_UFFD) {
+	if (s->backend == COW_MEM_MPROTECT) {
+		/* Discards are invisible to mprotect: remember which pages hold data. */
+		s->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		s->data_bits = cow__calloc((s->npages + 63) / 64, sizeof(uint64_t));
+		if (s->pagemap < 0 || !s->data_bits)
+			return s->pagemap < 0 ? -errno : COW_ENOMEM;
+		if (!cow__uffd_caps()->pagemap_scan)
+			return COW_EOPNOTSUPP;
+	}
+	if (s->backend != COW_MEM_MPROTECT) {
 		const struct cow__uffd_caps *c = cow__uffd_caps();
-		uint64_t f = COW__UFFD_SIGBUS;
+		uint64_t f = COW__UFFD_EVENTS | (s->thread_mode ? COW__UFFD_WP : COW__UFFD_SIGBUS);
 		bool unpop = c->features & COW__UFFD_WP_UNPOPULATED;
 		if (unpop)
 			f |= COW__UFFD_WP_UNPOPULATED;
-		int fd = cow__uffd_open(f);
+		int fd = cow__uffd_open(f, s->thread_mode);
 		if (fd < 0)
 			return fd;
 		s->uffd = fd;
@@ -772,11 +989,35 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 		if (!unpop && (rc = cow__populate_read(s->r->addr, s->r->size)))
 			return rc;
 	}
+	if (s->thread_mode)
+		return cow__trap_install(); /* for cow__copy_guarded only */
 	return cow__trap_add(&s->trap);
 }
 
-int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
-			   cow_mem_snap **out)
+/* Undo a prepare, or a failed instant. */
+static int abandon(struct cow_mem_snap *s, int rc)
+{
+	if (s->have_copier) {
+		atomic_store(&s->phase, 4);
+		cow__futex_wake(&s->phase);
+		pthread_join(s->copier, NULL);
+	}
+	if (s->backend == COW_MEM_MPROTECT && atomic_load(&s->armed))
+		unprotect(s, 0, s->npages);
+	if (!s->thread_mode)
+		cow__trap_remove(&s->trap);
+	if (s->uffd >= 0)
+		close(s->uffd);
+	if (s->pagemap >= 0)
+		close(s->pagemap);
+	cow__sink_end(s->sink, rc);
+	cow__region_release(s->r);
+	snap_free(s);
+	return rc;
+}
+
+int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+			     cow_mem_snap **out)
 {
 	if (!r || !sink || !out)
 		return COW_EINVAL;
@@ -788,39 +1029,63 @@ int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_
 	int rc = cow__region_claim(r, COW__R_SNAP);
 	if (rc)
 		return rc;
+	/* A thread blocking the signal would be killed by its first trapped write. */
+	if (b == COW_MEM_UFFD || b == COW_MEM_MPROTECT) {
+		rc = cow__check_sigmask(b == COW_MEM_UFFD ? SIGBUS : SIGSEGV);
+		if (rc) {
+			cow__region_release(r);
+			return rc;
+		}
+	}
 	struct cow_mem_snap *s = cow__calloc(1, sizeof(*s));
 	if (!s) {
 		cow__region_release(r);
 		return COW_ENOMEM;
 	}
+	s->t_prep = cow__now_ns();
 	s->r = r;
 	s->sink = sink;
 	s->backend = b;
+	s->thread_mode = b == COW_MEM_UFFD_THREAD;
 	s->uffd = -1;
+	s->pagemap = -1;
 	s->data_fd = -1;
 	s->status_fd = -1;
 	s->npages = r->size >> COW__PAGE_SHIFT;
+	s->threads = opts && opts->threads ? opts->threads : cow__ncpu();
 
 	rc = cow__sink_begin(sink, COW_MEM_IMAGE_FULL, r->size);
-	if (rc)
-		goto out_free;
+	if (rc) {
+		cow__region_release(r);
+		snap_free(s);
+		return rc;
+	}
 	if (b == COW_MEM_FORK) {
-		rc = fork_start(s);
-		if (rc)
-			goto out_sink;
 		*out = s;
 		return 0;
 	}
-
 	rc = inthread_setup(s, opts);
+	if (!rc) {
+		rc = -pthread_create(&s->copier, NULL, copier_main, s);
+		s->have_copier = !rc;
+	}
 	if (rc)
-		goto out_trap;
-	unsigned threads = opts && opts->threads ? opts->threads : cow__ncpu();
-	bool may_split = b == COW_MEM_UFFD && threads > 1;
-	rc = -pthread_create(&s->copier, NULL, copier_main, s);
-	if (rc)
-		goto out_trap;
-	s->have_copier = true;
+		return abandon(s, rc);
+	*out = s;
+	return 0;
+}
+
+int cow_mem_snapshot_instant(cow_mem_snap *s)
+{
+	if (!s || s->instant_done)
+		return COW_EINVAL;
+	s->instant_done = true;
+	if (s->backend == COW_MEM_FORK) {
+		s->instant_rc = fork_start(s);
+		return s->instant_rc;
+	}
+	bool may_split = s->backend != COW_MEM_MPROTECT && s->threads > 1;
+	atomic_store(&s->armed, 1);
 
 	/*
 	 * The instant: nobody writes the region until we return. Protect a
@@ -832,7 +1097,7 @@ int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_
 	 */
 	s->t0 = cow__now_ns();
 	size_t first = COW_MIN(s->npages, (size_t)PROBE_PAGES);
-	rc = protect(s, 0, first);
+	int rc = protect(s, 0, first);
 	uint64_t dt = cow__now_ns() - s->t0;
 	size_t rest = s->npages - first;
 	bool parallel = !rc && may_split && rest >= 1024 &&
@@ -852,29 +1117,38 @@ int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_
 			sched_yield();
 		rc = atomic_load(&s->wp_err);
 	}
+	/* mprotect: which pages hold data at the instant (see check_lost). */
+	if (!rc && s->data_bits)
+		rc = cow__pagemap_data(s->pagemap, s->r->addr, s->r->size, s->data_bits);
 	s->t_started = cow__now_ns();
+	if (!rc)
+		rc = atomic_load(&s->aerr);
+	s->instant_rc = rc;
 	if (rc) {
 		atomic_store(&s->phase, 4);
 		cow__futex_wake(&s->phase);
 		pthread_join(s->copier, NULL);
 		s->have_copier = false;
-		unprotect(s, 0, s->npages);
-		goto out_trap;
+		if (s->backend == COW_MEM_MPROTECT)
+			unprotect(s, 0, s->npages);
+		return rc;
 	}
 	atomic_store(&s->phase, 3);
 	cow__futex_wake(&s->phase);
-	*out = s;
 	return 0;
+}
 
-out_trap:
-	cow__trap_remove(&s->trap);
-	if (s->uffd >= 0)
-		close(s->uffd);
-out_sink:
-	cow__sink_end(sink, rc);
-out_free:
-	snap_free(s);
-	cow__region_release(r);
+int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+			   cow_mem_snap **out)
+{
+	int rc = cow_mem_snapshot_prepare(r, sink, opts, out);
+	if (rc)
+		return rc;
+	rc = cow_mem_snapshot_instant(*out);
+	if (rc) {
+		cow_mem_snapshot_wait(*out, NULL);
+		*out = NULL;
+	}
 	return rc;
 }
 
@@ -882,17 +1156,39 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 {
 	if (!s)
 		return COW_EINVAL;
+	if (!s->instant_done || s->instant_rc) {
+		/* Prepared only, or the instant failed: nothing to wait for. */
+		int rc = s->instant_done ? s->instant_rc : COW_MEM_ECANCELED;
+		if (st) {
+			memset(st, 0, sizeof(*st));
+			st->backend = s->backend;
+		}
+		if (s->backend == COW_MEM_FORK) {
+			cow__sink_end(s->sink, rc);
+			cow__region_release(s->r);
+			snap_free(s);
+			return rc;
+		}
+		return abandon(s, rc);
+	}
 	if (s->backend == COW_MEM_FORK) {
 		fork_wait(s);
 	} else {
 		pthread_join(s->copier, NULL);
 		/* Everything is DONE; lift any protection left (after a failure). */
-		int rc = unprotect(s, 0, s->npages);
-		if (rc && !s->err)
-			s->err = rc;
-		cow__trap_remove(&s->trap);
+		if (s->backend == COW_MEM_MPROTECT) {
+			int rc = unprotect(s, 0, s->npages);
+			if (rc && !s->err && !atomic_load(&s->aerr))
+				s->err = rc;
+		}
+		if (!s->thread_mode)
+			cow__trap_remove(&s->trap);
 		if (s->uffd >= 0)
 			close(s->uffd);
+		if (s->pagemap >= 0)
+			close(s->pagemap);
+		if (!s->err)
+			s->err = atomic_load(&s->aerr);
 	}
 	int end = cow__sink_end(s->sink, s->err);
 	if (!s->err && end)
@@ -901,6 +1197,7 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 	if (st) {
 		memset(st, 0, sizeof(*st));
 		st->backend = s->backend;
+		st->prepare_ns = s->t0 > s->t_prep ? s->t0 - s->t_prep : 0;
 		st->pause_ns = s->t_started - s->t0;
 		st->total_ns = now - s->t0;
 		st->pages = s->err ? 0 : s->npages;

@@ -13,6 +13,18 @@
  * page's bit in a bitmap and unprotects it; a checkpoint walks the bitmap,
  * delivers runs of set bits and re-protects them.
  *
+ * COW_MEM_UFFD_THREAD: like the bitmap fallbacks, but a tracking thread
+ * reads the first-write faults from the userfaultfd (so system calls may
+ * write into the region, and no signal is involved).
+ *
+ * Mapping changes: with the userfaultfd backends a tracking thread reads
+ * the events (a madvise caller waits until they are read). Pages discarded
+ * with MADV_DONTNEED/MADV_FREE now read as zeros, so they go into the next
+ * checkpoint; munmap or mremap make the next checkpoint fail with
+ * COW_MEM_ECHANGED (and the one after that is full). The mprotect fallback
+ * cannot see discards: a checkpoint compares the pages that held data at
+ * the previous one with PAGEMAP_SCAN and delivers those that lost it.
+ *
  * A checkpoint runs with the region quiescent (see cow/mem.h), so the pages
  * it copies cannot change under it. The first checkpoint after
  * cow_mem_track_start delivers everything; a checkpoint whose sink failed
@@ -22,6 +34,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -38,7 +52,72 @@ struct cow__track {
 	bool trapped; /* trap is in the table */
 	_Atomic uint64_t *bits;
 	size_t nwords;
+	_Atomic int broken; /* the mapping moved or went away: COW_MEM_ECHANGED */
+	int stop[2];	    /* pipe: wakes the tracking thread to exit */
+	pthread_t thread;
+	bool have_thread;
+	uint64_t *data; /* mprotect: pages that held data at the last checkpoint */
 };
+
+static int track_protect(struct cow__track *t, size_t off, size_t len, bool wp);
+
+static void mark(struct cow__track *t, uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t base = (uintptr_t)t->r->addr, top = base + t->r->size;
+	lo = COW_MAX(lo, base);
+	hi = COW_MIN(hi, top);
+	for (uintptr_t a = lo & ~(uintptr_t)(COW__PAGE - 1); a < hi; a += COW__PAGE) {
+		size_t p = (a - base) >> COW__PAGE_SHIFT;
+		atomic_fetch_or(&t->bits[p / 64], 1ull << (p % 64));
+	}
+}
+
+/* The tracking thread: first-write faults (handler-thread mode) and events. */
+static void *track_main(void *arg)
+{
+	struct cow__track *t = arg;
+	uintptr_t base = (uintptr_t)t->r->addr;
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = t->uffd, .events = POLLIN},
+				       {.fd = t->stop[0], .events = POLLIN}};
+		if (poll(pf, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents)
+			break;
+		/*
+		 * Faults are unprotected (which wakes the writer) after the batch:
+		 * EAGAIN there means an event waits to be read, by this thread.
+		 */
+		uintptr_t pend[64];
+		size_t np = 0;
+	again:;
+		struct uffd_msg msg[16];
+		ssize_t n = read(t->uffd, msg, sizeof(msg));
+		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msg[0]); i++) {
+			struct uffd_msg *m = &msg[i];
+			if (m->event == UFFD_EVENT_PAGEFAULT) {
+				uintptr_t a = (uintptr_t)m->arg.pagefault.address &
+					      ~(uintptr_t)(COW__PAGE - 1);
+				mark(t, a, a + COW__PAGE);
+				if (np < COW_ARRAY_SIZE(pend))
+					pend[np++] = a;
+			} else if (m->event == UFFD_EVENT_REMOVE) {
+				mark(t, (uintptr_t)m->arg.remove.start,
+				     (uintptr_t)m->arg.remove.end);
+			} else if (m->event == UFFD_EVENT_UNMAP || m->event == UFFD_EVENT_REMAP) {
+				atomic_store(&t->broken, COW_MEM_ECHANGED);
+			}
+		}
+		while (np) {
+			int rc = cow__uffd_wp_once(t->uffd, (void *)pend[np - 1], COW__PAGE, false);
+			if (rc == -EAGAIN)
+				goto again;
+			np--;
+		}
+		(void)base;
+	}
+	return NULL;
+}
 
 static int track_protect(struct cow__track *t, size_t off, size_t len, bool wp)
 {
@@ -58,6 +137,15 @@ static void track_fault(struct cow__trap *trap, uintptr_t addr)
 
 static void track_free(struct cow__track *t)
 {
+	if (t->have_thread) {
+		(void)!write(t->stop[1], "x", 1);
+		pthread_join(t->thread, NULL);
+	}
+	if (t->stop[0] >= 0) {
+		close(t->stop[0]);
+		close(t->stop[1]);
+	}
+	cow__free(t->data);
 	if (t->trapped)
 		cow__trap_remove(&t->trap);
 	if (t->uffd >= 0)
@@ -80,13 +168,24 @@ int cow_mem_track_start(cow_mem_region *r, cow_mem_backend backend)
 		backend = p.track;
 	if (backend == COW_MEM_UFFD_ASYNC && !(p.wp_async && p.pagemap_scan && !p.uffd_error))
 		return COW_EOPNOTSUPP;
+	if (backend == COW_MEM_AUTO) /* nothing that survives system calls here */
+		return COW_EOPNOTSUPP;
 	if (backend == COW_MEM_UFFD && (p.uffd_error || !p.wp || !p.sigbus))
 		return p.uffd_error ? p.uffd_error : COW_EOPNOTSUPP;
-	if (backend != COW_MEM_UFFD_ASYNC && backend != COW_MEM_UFFD && backend != COW_MEM_MPROTECT)
+	if (backend == COW_MEM_UFFD_THREAD && (p.uffd_error || !p.wp || !p.uffd_kernel))
+		return p.uffd_error ? p.uffd_error : COW_EPERM;
+	if (backend != COW_MEM_UFFD_ASYNC && backend != COW_MEM_UFFD &&
+	    backend != COW_MEM_UFFD_THREAD && backend != COW_MEM_MPROTECT)
 		return COW_EINVAL;
 	int rc = cow__region_claim(r, COW__R_TRACK);
 	if (rc)
 		return rc;
+	/* Tracking stays armed indefinitely: a thread blocking the signal would die. */
+	if ((backend == COW_MEM_UFFD || backend == COW_MEM_MPROTECT) &&
+	    (rc = cow__check_sigmask(backend == COW_MEM_UFFD ? SIGBUS : SIGSEGV))) {
+		cow__region_release(r);
+		return rc;
+	}
 	struct cow__track *t = cow__calloc(1, sizeof(*t));
 	if (!t) {
 		cow__region_release(r);
@@ -96,37 +195,49 @@ int cow_mem_track_start(cow_mem_region *r, cow_mem_backend backend)
 	t->backend = backend;
 	t->uffd = -1;
 	t->pagemap = -1;
+	t->stop[0] = t->stop[1] = -1;
 	t->full_next = true;
-	if (backend == COW_MEM_UFFD_ASYNC) {
-		uint64_t f = COW__UFFD_WP | COW__UFFD_WP_ASYNC;
-		if (p.wp_unpopulated)
-			f |= COW__UFFD_WP_UNPOPULATED;
-		rc = cow__uffd_open(f);
-		if (rc < 0)
-			goto fail;
-		t->uffd = rc;
+	size_t npages = r->size >> COW__PAGE_SHIFT;
+	t->nwords = (npages + 63) / 64;
+	t->bits = cow__calloc(t->nwords, sizeof(uint64_t));
+	if (!t->bits) {
+		rc = COW_ENOMEM;
+		goto fail;
+	}
+	if (backend != COW_MEM_UFFD) {
 		t->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 		if (t->pagemap < 0) {
 			rc = -errno;
 			goto fail;
 		}
-	} else {
-		size_t npages = r->size >> COW__PAGE_SHIFT;
-		t->nwords = (npages + 63) / 64;
-		t->bits = cow__calloc(t->nwords, sizeof(uint64_t));
-		if (!t->bits) {
+	}
+	if (backend == COW_MEM_MPROTECT && p.pagemap_scan) {
+		t->data = cow__calloc(t->nwords, sizeof(uint64_t));
+		if (!t->data) {
 			rc = COW_ENOMEM;
 			goto fail;
 		}
+	}
+	if (backend == COW_MEM_UFFD_ASYNC || backend == COW_MEM_UFFD_THREAD) {
+		uint64_t f = COW__UFFD_WP | COW__UFFD_EVENTS;
+		if (backend == COW_MEM_UFFD_ASYNC)
+			f |= COW__UFFD_WP_ASYNC;
+		if (p.wp_unpopulated)
+			f |= COW__UFFD_WP_UNPOPULATED;
+		rc = cow__uffd_open(f, backend == COW_MEM_UFFD_THREAD);
+		if (rc < 0)
+			goto fail;
+		t->uffd = rc;
+	} else {
 		t->trap.start = (uintptr_t)r->addr;
 		t->trap.end = (uintptr_t)r->addr + r->size;
 		t->trap.fault = track_fault;
 		t->trap.sig = backend == COW_MEM_UFFD ? SIGBUS : SIGSEGV;
 		if (backend == COW_MEM_UFFD) {
-			uint64_t f = COW__UFFD_SIGBUS;
+			uint64_t f = COW__UFFD_SIGBUS | COW__UFFD_EVENTS;
 			if (p.wp_unpopulated)
 				f |= COW__UFFD_WP_UNPOPULATED;
-			rc = cow__uffd_open(f);
+			rc = cow__uffd_open(f, false);
 			if (rc < 0)
 				goto fail;
 			t->uffd = rc;
@@ -142,6 +253,18 @@ int cow_mem_track_start(cow_mem_region *r, cow_mem_backend backend)
 			goto fail;
 		if (!p.wp_unpopulated && (rc = cow__populate_read(r->addr, r->size)))
 			goto fail;
+	}
+	if (t->uffd >= 0) {
+		/* Someone must read the events at once: a madvise caller waits for it. */
+		if (pipe2(t->stop, O_CLOEXEC)) {
+			rc = -errno;
+			t->stop[0] = t->stop[1] = -1;
+			goto fail;
+		}
+		rc = -pthread_create(&t->thread, NULL, track_main, t);
+		if (rc)
+			goto fail;
+		t->have_thread = true;
 	}
 	rc = track_protect(t, 0, r->size, true);
 	if (rc)
@@ -213,6 +336,37 @@ static int discard_run(void *ctx, size_t off, size_t len)
 	return 0;
 }
 
+/* PAGEMAP_SCAN's written runs join the pages marked by events. */
+static int mark_run(void *ctx, size_t off, size_t len)
+{
+	struct cow__track *t = ctx;
+	mark(t, (uintptr_t)t->r->addr + off, (uintptr_t)t->r->addr + off + len);
+	return 0;
+}
+
+/*
+ * mprotect: pages that held data at the previous checkpoint and hold none
+ * now were discarded (they read as zeros): mark them. Then remember now.
+ */
+static int mark_lost(struct cow__track *t, bool full)
+{
+	if (!t->data)
+		return 0;
+	uint64_t *now = cow__calloc(t->nwords, sizeof(uint64_t));
+	if (!now)
+		return COW_ENOMEM;
+	int rc = cow__pagemap_data(t->pagemap, t->r->addr, t->r->size, now);
+	if (!rc) {
+		for (size_t w = 0; w < t->nwords; w++) {
+			if (!full && (t->data[w] & ~now[w]))
+				atomic_fetch_or(&t->bits[w], t->data[w] & ~now[w]);
+			t->data[w] = now[w];
+		}
+	}
+	cow__free(now);
+	return rc;
+}
+
 int cow_mem_checkpoint(cow_mem_region *r, cow_mem_sink *sink, cow_mem_ckpt_stats *st)
 {
 	if (st)
@@ -223,27 +377,40 @@ int cow_mem_checkpoint(cow_mem_region *r, cow_mem_sink *sink, cow_mem_ckpt_stats
 	uint64_t t0 = cow__now_ns();
 	bool full = t->full_next;
 	struct emit e = {.t = t, .sink = sink};
-	int rc = cow__sink_begin(sink, full ? COW_MEM_IMAGE_FULL : COW_MEM_IMAGE_DELTA, r->size);
+	int rc = atomic_load(&t->broken);
+	if (rc) {
+		/* The mapping changed: what was tracked no longer describes it. */
+		if (st)
+			st->backend = t->backend;
+		t->full_next = true;
+		return rc;
+	}
+	rc = mark_lost(t, full);
+	if (!rc)
+		rc = cow__sink_begin(sink, full ? COW_MEM_IMAGE_FULL : COW_MEM_IMAGE_DELTA,
+				     r->size);
 	uint64_t scan = 0;
 	if (!rc) {
 		if (full) {
 			/* Re-arm everything, then deliver everything. */
 			uint64_t s0 = cow__now_ns();
+			for (size_t w = 0; w < t->nwords; w++)
+				atomic_store(&t->bits[w], 0);
 			if (t->backend == COW_MEM_UFFD_ASYNC) {
 				rc = cow__pagemap_written(t->pagemap, r->addr, r->size, discard_run,
 							  NULL);
 			} else {
-				for (size_t w = 0; w < t->nwords; w++)
-					atomic_store(&t->bits[w], 0);
 				rc = track_protect(t, 0, r->size, true);
 			}
 			scan = cow__now_ns() - s0;
 			if (!rc)
 				rc = emit_run(&e, 0, r->size);
-		} else if (t->backend == COW_MEM_UFFD_ASYNC) {
-			rc = cow__pagemap_written(t->pagemap, r->addr, r->size, emit_run, &e);
 		} else {
-			rc = bitmap_runs(t, &e);
+			if (t->backend == COW_MEM_UFFD_ASYNC)
+				rc = cow__pagemap_written(t->pagemap, r->addr, r->size, mark_run,
+							  t);
+			if (!rc)
+				rc = bitmap_runs(t, &e);
 		}
 	}
 	int end = cow__sink_end(sink, rc);

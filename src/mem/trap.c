@@ -3,7 +3,7 @@
  *
  * A write to a protected page raises SIGBUS (userfaultfd with
  * UFFD_FEATURE_SIGBUS) or SIGSEGV (mprotect) in the writing thread. The
- * handler looks the address up in a fixed table of live traps and calls the
+ * handler looks the address up in a table of live traps and calls the
  * trap's fault function, which copies what must be copied and lifts the
  * protection of that page; returning retries the write. Handling the fault
  * in the faulting thread avoids the ~30 us cross-vCPU wake-up a handler
@@ -25,6 +25,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +35,26 @@
 
 #include "mem/mem.h"
 
+/*
+ * The table: blocks of NTRAPS slots, chained; a block is added when every
+ * slot is taken and never freed, so a handler can walk the chain without
+ * locks while another thread adds or retires traps.
+ */
 #define NTRAPS 64
 
-static _Atomic(struct cow__trap *) table[NTRAPS];
-static _Atomic unsigned inside[NTRAPS];
+struct block {
+	_Atomic(struct cow__trap *) table[NTRAPS];
+	_Atomic unsigned inside[NTRAPS];
+	_Atomic(struct block *) next;
+};
+
+static struct block first;
 /* Ranges of recently retired traps, for the one-retry rule above. */
 static _Atomic uintptr_t retired_start[NTRAPS], retired_end[NTRAPS];
 static _Atomic unsigned retired_next;
 static __thread uintptr_t last_retry __attribute__((tls_model("initial-exec")));
+/* Set during cow__copy_guarded: a fault there jumps back instead. */
+static __thread sigjmp_buf *volatile guard __attribute__((tls_model("initial-exec")));
 
 static struct sigaction old_segv, old_bus;
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,20 +83,28 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
 	uintptr_t addr = (uintptr_t)si->si_addr;
-	for (int i = 0; i < NTRAPS; i++) {
-		struct cow__trap *t = atomic_load(&table[i]);
-		if (!t || t->sig != sig || addr < t->start || addr >= t->end)
-			continue;
-		/* Pin the slot, then check it still holds the same trap. */
-		atomic_fetch_add(&inside[i], 1);
-		if (atomic_load(&table[i]) == t) {
-			t->fault(t, addr & ~(uintptr_t)(COW__PAGE - 1));
-			atomic_fetch_sub(&inside[i], 1);
-			last_retry = 0;
-			errno = saved;
-			return;
+	if (guard) {
+		/* A guarded copy read memory that went away: no trap can fix that. */
+		sigjmp_buf *g = guard;
+		guard = NULL;
+		siglongjmp(*g, 1);
+	}
+	for (struct block *b = &first; b; b = atomic_load(&b->next)) {
+		for (int i = 0; i < NTRAPS; i++) {
+			struct cow__trap *t = atomic_load(&b->table[i]);
+			if (!t || t->sig != sig || addr < t->start || addr >= t->end)
+				continue;
+			/* Pin the slot, then check it still holds the same trap. */
+			atomic_fetch_add(&b->inside[i], 1);
+			if (atomic_load(&b->table[i]) == t) {
+				t->fault(t, addr & ~(uintptr_t)(COW__PAGE - 1));
+				atomic_fetch_sub(&b->inside[i], 1);
+				last_retry = 0;
+				errno = saved;
+				return;
+			}
+			atomic_fetch_sub(&b->inside[i], 1);
 		}
-		atomic_fetch_sub(&inside[i], 1);
 	}
 	for (int i = 0; i < NTRAPS; i++) {
 		if (addr >= atomic_load(&retired_start[i]) && addr < atomic_load(&retired_end[i]) &&
@@ -116,35 +137,70 @@ static int install(void)
 	return rc;
 }
 
+int cow__trap_install(void)
+{
+	return install();
+}
+
 int cow__trap_add(struct cow__trap *t)
 {
 	int rc = install();
 	if (rc)
 		return rc;
-	for (int i = 0; i < NTRAPS; i++) {
-		struct cow__trap *empty = NULL;
-		if (atomic_compare_exchange_strong(&table[i], &empty, t))
-			return 0;
+	for (struct block *b = &first;;) {
+		for (int i = 0; i < NTRAPS; i++) {
+			struct cow__trap *empty = NULL;
+			if (atomic_compare_exchange_strong(&b->table[i], &empty, t))
+				return 0;
+		}
+		struct block *next = atomic_load(&b->next);
+		if (!next) {
+			struct block *nb = cow__calloc(1, sizeof(*nb));
+			if (!nb)
+				return COW_ENOMEM;
+			if (!atomic_compare_exchange_strong(&b->next, &next, nb))
+				cow__free(nb); /* another thread added one: use it */
+			else
+				next = nb;
+		}
+		b = next;
 	}
-	return COW_EBUSY;
 }
 
 void cow__trap_remove(struct cow__trap *t)
 {
 	if (!t)
 		return;
-	for (int i = 0; i < NTRAPS; i++) {
-		if (atomic_load(&table[i]) != t)
-			continue;
-		unsigned r = atomic_fetch_add(&retired_next, 1) % NTRAPS;
-		atomic_store(&retired_start[r], 0);
-		atomic_store(&retired_end[r], t->end);
-		atomic_store(&retired_start[r], t->start);
-		atomic_store(&table[i], NULL);
-		while (atomic_load(&inside[i]) != 0)
-			sched_yield();
-		return;
+	for (struct block *b = &first; b; b = atomic_load(&b->next)) {
+		for (int i = 0; i < NTRAPS; i++) {
+			if (atomic_load(&b->table[i]) != t)
+				continue;
+			unsigned r = atomic_fetch_add(&retired_next, 1) % NTRAPS;
+			atomic_store(&retired_start[r], 0);
+			atomic_store(&retired_end[r], t->end);
+			atomic_store(&retired_start[r], t->start);
+			atomic_store(&b->table[i], NULL);
+			while (atomic_load(&b->inside[i]) != 0)
+				sched_yield();
+			return;
+		}
 	}
+}
+
+int cow__copy_guarded(void *dst, const void *src, size_t len)
+{
+	sigjmp_buf jb;
+	sigjmp_buf *prev = guard;
+	if (sigsetjmp(jb, 0)) {
+		guard = prev;
+		return COW_EFAULT;
+	}
+	guard = &jb;
+	atomic_signal_fence(memory_order_seq_cst); /* the handler reads `guard` */
+	memcpy(dst, src, len);
+	atomic_signal_fence(memory_order_seq_cst);
+	guard = prev;
+	return 0;
 }
 
 void cow__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t timeout_ns)

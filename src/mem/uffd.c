@@ -43,16 +43,26 @@ struct cow__pm_scan_arg {
 #define COW__PM_SCAN_WP_MATCHING   (1u << 0)
 #define COW__PM_SCAN_CHECK_WPASYNC (1u << 1)
 
+#define COW__PAGE_IS_PRESENT (1u << 3)
+#define COW__PAGE_IS_SWAPPED (1u << 4)
+#define COW__PAGE_IS_PFNZERO (1u << 5)
+
 static const char *last_via = "";
 
-static int uffd_new(void)
+/*
+ * @kernel: the fd must also see faults raised by system calls (read(2) into
+ * the range), so UFFD_USER_MODE_ONLY is not tried.
+ */
+static int uffd_new(bool kernel)
 {
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	int fd = kernel ? -1
+			: (int)syscall(SYS_userfaultfd,
+				       O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (fd >= 0) {
 		last_via = "syscall (user-mode only)";
 		return fd;
 	}
-	int err = errno;
+	int err = kernel ? EINVAL : errno;
 	if (err == EINVAL) {
 		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 		if (fd >= 0) {
@@ -75,9 +85,9 @@ static int uffd_new(void)
 	return -err;
 }
 
-int cow__uffd_open(uint64_t features)
+int cow__uffd_open(uint64_t features, bool kernel)
 {
-	int fd = uffd_new();
+	int fd = uffd_new(kernel);
 	if (fd < 0)
 		return fd;
 	struct uffdio_api api = {.api = UFFD_API, .features = features};
@@ -119,6 +129,65 @@ int cow__uffd_wp(int fd, void *addr, size_t len, bool wp)
 	}
 }
 
+int cow__uffd_wp_once(int fd, void *addr, size_t len, bool wp)
+{
+	struct uffdio_writeprotect w = {
+		.range = {.start = (uintptr_t)addr, .len = len},
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+	for (;;) {
+		if (ioctl(fd, UFFDIO_WRITEPROTECT, &w) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+int cow__uffd_unregister(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = {.start = (uintptr_t)addr, .len = len};
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
+}
+
+int cow__pagemap_data(int pm, void *addr, size_t len, uint64_t *bits)
+{
+	struct cow__page_region vec[256];
+	uintptr_t base = (uintptr_t)addr, end = base + len, at = base;
+	while (at < end) {
+		/* Present and not the zero page, or swapped out: the page holds data. */
+		struct cow__pm_scan_arg a = {
+			.size = sizeof(a),
+			.start = at,
+			.end = end,
+			.vec = (uintptr_t)vec,
+			.vec_len = COW_ARRAY_SIZE(vec),
+			.category_inverted = COW__PAGE_IS_PFNZERO,
+			.category_mask = COW__PAGE_IS_PFNZERO,
+			.category_anyof_mask = COW__PAGE_IS_PRESENT | COW__PAGE_IS_SWAPPED,
+			.return_mask = COW__PAGE_IS_PRESENT | COW__PAGE_IS_SWAPPED,
+		};
+		long n = ioctl(pm, COW__PAGEMAP_SCAN, &a);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		for (long i = 0; i < n; i++) {
+			for (uint64_t p = vec[i].start; p < vec[i].end; p += COW__PAGE) {
+				size_t pg = (size_t)(p - base) >> COW__PAGE_SHIFT;
+				if (bits)
+					bits[pg / 64] |= 1ull << (pg % 64);
+				else
+					return 1;
+			}
+		}
+		if (a.walk_end <= at)
+			return COW_EINTERNAL;
+		at = a.walk_end;
+	}
+	return 0;
+}
+
 int cow__pagemap_written(int pm, void *addr, size_t len,
 			 int (*fn)(void *ctx, size_t off, size_t len), void *ctx)
 {
@@ -158,7 +227,7 @@ static pthread_once_t caps_once = PTHREAD_ONCE_INIT;
 
 static void probe_once(void)
 {
-	int fd = uffd_new();
+	int fd = uffd_new(false);
 	if (fd < 0) {
 		caps.error = fd;
 		caps.via = "";
@@ -170,6 +239,12 @@ static void probe_once(void)
 		else
 			caps.error = -errno;
 		close(fd);
+		/* Can this process see kernel-mode faults (system calls)? */
+		int kfd = uffd_new(true);
+		caps.kernel = kfd >= 0;
+		caps.kernel_via = kfd >= 0 ? last_via : "";
+		if (kfd >= 0)
+			close(kfd);
 		/*
 		 * COW_MEM_MASK_FEATURES=0xN hides feature bits, so the tests can
 		 * run the fallbacks of older kernels on this one.
@@ -225,6 +300,8 @@ cow_mem_backend cow__mem_forced(void)
 		return COW_MEM_AUTO;
 	if (strcmp(e, "uffd") == 0)
 		return COW_MEM_UFFD;
+	if (strcmp(e, "uffd-thread") == 0)
+		return COW_MEM_UFFD_THREAD;
 	if (strcmp(e, "mprotect") == 0)
 		return COW_MEM_MPROTECT;
 	if (strcmp(e, "fork") == 0)

@@ -59,6 +59,8 @@ static cow_mem_backend parse(const char *s)
 {
 	if (strcmp(s, "uffd") == 0)
 		return COW_MEM_UFFD;
+	if (strcmp(s, "uffd-thread") == 0)
+		return COW_MEM_UFFD_THREAD;
 	if (strcmp(s, "mprotect") == 0)
 		return COW_MEM_MPROTECT;
 	if (strcmp(s, "fork") == 0)
@@ -114,6 +116,8 @@ int main(int argc, char **argv)
 	if (b == COW_MEM_UFFD && (p.uffd_error || !p.wp || !p.sigbus))
 		SKIP("userfaultfd write-protect with SIGBUS unavailable: %s",
 		     p.uffd_error ? cow_strerror(p.uffd_error) : "feature missing");
+	if (b == COW_MEM_UFFD_THREAD && (p.uffd_error || !p.wp || !p.uffd_kernel))
+		SKIP("userfaultfd that sees system calls' faults unavailable");
 	seed = check_seed();
 
 	cow_mem_region *r;

@@ -28,13 +28,16 @@ static int failing_write(void *ctx, uint64_t off, const void *data, size_t len)
 int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : "auto";
-	cow_mem_backend b = strcmp(name, "uffd") == 0	    ? COW_MEM_UFFD
-			    : strcmp(name, "mprotect") == 0 ? COW_MEM_MPROTECT
-							    : COW_MEM_AUTO;
+	cow_mem_backend b = strcmp(name, "uffd-thread") == 0 ? COW_MEM_UFFD_THREAD
+			    : strcmp(name, "uffd") == 0	     ? COW_MEM_UFFD
+			    : strcmp(name, "mprotect") == 0  ? COW_MEM_MPROTECT
+							     : COW_MEM_AUTO;
 	cow_mem_probe_info p;
 	CHECK_OK(cow_mem_probe(&p));
 	if (b == COW_MEM_UFFD && (p.uffd_error || !p.wp || !p.sigbus))
 		SKIP("userfaultfd write-protect with SIGBUS unavailable");
+	if (b == COW_MEM_UFFD_THREAD && (p.uffd_error || !p.wp || !p.uffd_kernel))
+		SKIP("userfaultfd that sees system calls' faults unavailable");
 	printf("auto picks %s: %s\n", cow_mem_backend_name(p.track), p.track_why);
 	uint64_t seed = check_seed();
 
