@@ -93,7 +93,7 @@ static const struct cli_opt mem_snapshot_opts[] = {
 	{"buffer", 0, CLI_BYTES, "SIZE", "snapshot copy buffer (default 64M)", 4096},
 	{"backend", 0, CLI_CHOICE, "B",
 	 "snapshot with this backend only (default: the best here, then fork)", 0, 0, 0,
-	 "auto|uffd|uffd-async|mprotect|fork"},
+	 "auto|uffd-thread|uffd|uffd-async|mprotect|fork"},
 	{"no-verify", 0, CLI_FLAG, NULL, "do not keep a reference copy to compare the image with"},
 	{"json", 0, CLI_FLAG, NULL, "machine-readable output (JSON)"},
 	{NULL},
@@ -104,7 +104,7 @@ static const struct cli_opt mem_checkpoint_opts[] = {
 	{"dirty", 0, CLI_FIXED, "PERCENT", "pages written between the checkpoints (default 1)", 0,
 	 100000000, 6, "a percentage from 0 to 100"},
 	{"backend", 0, CLI_CHOICE, "B", "dirty tracking backend (default auto)", 0, 0, 0,
-	 "auto|uffd|uffd-async|mprotect"},
+	 "auto|uffd-thread|uffd|uffd-async|mprotect"},
 	{NULL},
 };
 

@@ -24,6 +24,7 @@ static bool parse_backend(const char *s, cow_mem_backend *b)
 		cow_mem_backend b;
 	} names[] = {{"auto", COW_MEM_AUTO},
 		     {"uffd", COW_MEM_UFFD},
+		     {"uffd-thread", COW_MEM_UFFD_THREAD},
 		     {"uffd-async", COW_MEM_UFFD_ASYNC},
 		     {"mprotect", COW_MEM_MPROTECT},
 		     {"fork", COW_MEM_FORK},
