@@ -70,7 +70,7 @@ int main(void)
 		CHECK_OK(cow_mem_region_alloc(SIZE, 0, &r));
 		/* Touch scattered pages at once, from two threads' worth of reads. */
 		const volatile char *m = cow_mem_region_addr(r);
-		CHECK_OK(cow_mem_restore_start(r, img, IMG, b, &h));
+		CHECK_STARTED(cow_mem_restore_start(r, img, IMG, b, &h));
 		cow_mem_restore *h2;
 		CHECK_RC(cow_mem_restore_start(r, img, IMG, b, &h2), COW_EBUSY);
 		for (int k = 0; k < 2000; k++) {

@@ -82,7 +82,7 @@ static void one_round(cow_mem_region *r, cow_mem_backend b, size_t buffer, int r
 	pthread_mutex_lock(&gate);
 	memcpy(ref, mem, SIZE);
 	long before = atomic_load(&writes);
-	CHECK_OK(cow_mem_snapshot_start(r, sink, &o, &s));
+	CHECK_STARTED(cow_mem_snapshot_start(r, sink, &o, &s));
 	pthread_mutex_unlock(&gate);
 
 	cow_mem_snap_stats st;
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 		cow_mem_snap_opts o = {.backend = b};
 		cow_mem_snap *s;
 		pthread_mutex_lock(&gate);
-		CHECK_OK(cow_mem_snapshot_start(r, sink, &o, &s));
+		CHECK_STARTED(cow_mem_snapshot_start(r, sink, &o, &s));
 		pthread_mutex_unlock(&gate);
 		cow_mem_snap *s2;
 		CHECK_RC(cow_mem_snapshot_start(r, sink, &o, &s2), COW_EBUSY);

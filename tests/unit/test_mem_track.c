@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 	CHECK_OK(cow_mem_sink_buffer(image, SIZE, &sink));
 
 	CHECK_RC(cow_mem_checkpoint(r, sink, NULL), COW_EINVAL); /* not tracking */
-	CHECK_OK(cow_mem_track_start(r, b));
+	CHECK_STARTED(cow_mem_track_start(r, b));
 	CHECK_RC(cow_mem_track_start(r, b), COW_EBUSY);
 
 	cow_mem_ckpt_stats st;
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 	CHECK_RC(cow_mem_checkpoint(r, sink, NULL), COW_EINVAL);
 
 	/* Tracking can start again, and destroy stops it. */
-	CHECK_OK(cow_mem_track_start(r, b));
+	CHECK_STARTED(cow_mem_track_start(r, b));
 	cow_mem_sink_destroy(bad);
 	cow_mem_sink_destroy(sink);
 	cow_mem_region_destroy(r);
