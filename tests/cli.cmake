@@ -65,3 +65,7 @@ target_include_directories(unit_cli_json PRIVATE ${PROJECT_SOURCE_DIR}/tools/cow
 add_test(NAME cli_json COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_json.py
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(cli_json PROPERTIES LABELS unit TIMEOUT 300)
+
+add_test(NAME cli_backup COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli_backup.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(cli_backup PROPERTIES LABELS unit TIMEOUT 120)

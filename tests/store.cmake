@@ -41,3 +41,6 @@ cow_test(unit_full_disk SOURCES unit/test_full_disk.c lib/faultio.c LABELS unit 
 cow_test(unit_format_doc SOURCES unit/test_format_doc.c LABELS unit
 	ARGS ${PROJECT_SOURCE_DIR}/docs/FORMAT.md)
 cow_test(unit_rename SOURCES unit/test_rename.c LABELS unit)
+# Hot backup: a sparse copy of one generation while writers commit; kills, damage.
+cow_test(unit_backup SOURCES unit/test_backup.c LABELS unit crash concurrent TIMEOUT 300)
+set_tests_properties(unit_backup PROPERTIES ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")

@@ -579,6 +579,47 @@ COW_API int cow_store_fsck(cow_store *s, unsigned flags,
  */
 COW_API int cow_store_repair(cow_store *s);
 
+/* Flags for cow_store_backup(). */
+enum {
+	COW_BACKUP_COMPACT = 1u << 0, /* renumber blocks densely (not implemented yet) */
+};
+
+/*
+ * cow_store_backup - write a consistent copy of the whole store, as of one
+ * generation, to a new file @dest.
+ *
+ * The copy is a store: every object, snapshot and clone of the newest
+ * generation when the call began, with the same names, contents and
+ * sharing. Every block that generation reaches is copied once to the same
+ * address in @dest, which is a sparse file (unreachable blocks stay holes),
+ * so a store with 100 clones of a volume backs up to about one copy of it
+ * (docs/FORMAT.md section 9). Every block is verified against its checksum
+ * as it is read; damage fails the backup with COW_ECORRUPT and the damaged
+ * block is logged (cow_set_log). The copy keeps the store's UUID and the
+ * objects' GUIDs, so incremental streams sent from the source apply to it.
+ *
+ * The copy is written under a temporary name beside @dest ("@dest.tmp-"
+ * and six characters), flushed, then renamed to @dest without replacing
+ * anything and the directory flushed: when the call returns 0, @dest is a
+ * complete, durable store; on any error, or if the process dies, there is
+ * no @dest (a killed backup may leave the temporary file, which can be
+ * deleted). @progress (may be NULL) hears of the blocks copied.
+ *
+ * Concurrency: runs in a read transaction (COW_TXN_RDONLY), so it takes no
+ * lock, needs only read access to the store, and writers in this and other
+ * processes go on committing; the pinned generation's blocks are not reused
+ * until the backup ends, so the store may grow meanwhile by what writers
+ * change. Any thread; the source is not modified.
+ *
+ * Errors: COW_EINVAL (NULL, empty @dest, unknown @flags), COW_EOPNOTSUPP
+ * (COW_BACKUP_COMPACT), COW_EEXIST (@dest exists, or was created meanwhile),
+ * COW_ECORRUPT, COW_EAGAIN (commits kept overwriting the superblock being
+ * copied: try again), COW_ENOMEM, those of cow_txn_begin, and -errno from
+ * the file system (COW_ENOSPC, COW_EACCES, COW_EIO, ...).
+ */
+COW_API int cow_store_backup(cow_store *s, const char *dest, unsigned flags,
+			     cow_progress_fn progress, void *progress_ctx);
+
 /*
  * cow_store_list - call @fn for every object and snapshot in the catalog, in
  * name order (an object's snapshots follow it), as of @t. @type is "map" or

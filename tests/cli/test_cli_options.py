@@ -87,6 +87,7 @@ ROWS = [
     (0, "recv", "", "r", f"{T}/stream", True),
     (0, "fsck", "--json", f"{W}/s.cow", None, True),
     (0, "scrub", "--json", f"{W}/s.cow", None, True),
+    (0, "backup", "--json", f"{W}/copy.cow", None, True),
     (0, "share", "--smaps-only", str(os.getpid()), None, False),
     (0, "share", "--count 1", f"--watch 0.01 {os.getpid()}", None, False),
     (0, "mem probe", "--json", "", None, True),

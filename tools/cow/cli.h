@@ -122,6 +122,7 @@ int cmd_send(const struct cli_args *a);
 int cmd_recv(const struct cli_args *a);
 int cmd_fsck(const struct cli_args *a);
 int cmd_scrub(const struct cli_args *a);
+int cmd_backup(const struct cli_args *a);
 int cmd_share(const struct cli_args *a);
 int cmd_mem_probe(const struct cli_args *a);
 int cmd_mem_snapshot(const struct cli_args *a);

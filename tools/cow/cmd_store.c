@@ -1,8 +1,9 @@
 /*
- * Store-wide commands: init, stat.
+ * Store-wide commands: init, stat, backup.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "cow/store.h"
@@ -59,5 +60,68 @@ int cmd_stat(const struct cli_args *args)
 	       figure(b, sizeof(b), space, st.used_bytes),
 	       figure(c, sizeof(c), space, st.pending_bytes),
 	       figure(d, sizeof(d), space, st.free_bytes), (unsigned long long)st.readers);
+	return EXIT_OK;
+}
+
+/* Progress for the terminal, and the blocks copied for the summary. */
+struct backup_progress {
+	struct cli_progress pr;
+	uint64_t done;
+};
+
+static void backup_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct backup_progress *p = ctx;
+	p->done = done;
+	cli_progress(&p->pr, done, total);
+}
+
+int cmd_backup(const struct cli_args *a)
+{
+	const char *dest = a->argv[0];
+	if (cli_flag(a, "compact"))
+		return cli_fail(COW_EOPNOTSUPP,
+				"backup --compact: renumbering blocks is not implemented yet; "
+				"a plain backup (a sparse file) takes space for live blocks only");
+	cow_store *s;
+	int ex = cli_open("backup", false, &s);
+	if (ex)
+		return ex;
+	struct backup_progress p = {.done = 0};
+	cli_progress_begin(&p.pr, "backing up", false);
+	int rc = cow_store_backup(s, dest, 0, backup_progress, &p);
+	cli_progress_end(&p.pr);
+	cow_store_close(s);
+	if (rc)
+		return cli_fail(rc, "%s: backup to %s%s", cli_store_path(), dest,
+				rc == COW_EEXIST ? " (it exists; backup never replaces a file)"
+						 : "");
+	/* What the copy holds, from the copy itself. */
+	cow_store_stats st = {0};
+	rc = cow_store_open(dest, &(cow_store_options){COW_STORE_RDONLY}, &s);
+	if (rc == 0) {
+		rc = cow_store_stat(s, &st);
+		cow_store_close(s);
+	}
+	if (rc)
+		return cli_fail(rc, "%s: the backup does not open", dest);
+	struct stat fst;
+	uint64_t on_disk = stat(dest, &fst) == 0 ? (uint64_t)fst.st_blocks * 512 : 0;
+	if (cli_flag(a, "json")) {
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_kstr(&j, "dest", dest);
+		json_ku64(&j, "generation", st.gen);
+		json_ku64(&j, "copied_bytes", p.done * 4096);
+		json_ku64(&j, "file_bytes", st.file_bytes);
+		json_end(&j);
+		return EXIT_OK;
+	}
+	char c1[32], c2[32], c3[32];
+	printf("backed up generation %llu to %s: %s copied; file %s, %s on disk\n",
+	       (unsigned long long)st.gen, dest, cli_size(c1, sizeof(c1), (double)p.done * 4096),
+	       cli_size(c2, sizeof(c2), (double)st.file_bytes),
+	       cli_size(c3, sizeof(c3), (double)on_disk));
 	return EXIT_OK;
 }

@@ -32,6 +32,12 @@ static const struct cli_opt fsck_opts[] = {
 	{NULL},
 };
 
+static const struct cli_opt backup_opts[] = {
+	{"compact", 0, CLI_FLAG, NULL, "renumber blocks densely (not implemented yet: refused)"},
+	{"json", 0, CLI_FLAG, NULL, "machine-readable output (JSON)"},
+	{NULL},
+};
+
 static const struct cli_opt serve_opts[] = {
 	{"socket", 0, CLI_STRING, "PATH", "listen on a Unix socket at PATH"},
 	{"port", 0, CLI_COUNT, "N", "listen on 127.0.0.1 port N", 1, 65535},
@@ -208,6 +214,15 @@ const struct cli_cmd cli_commands[] = {
 	 "3 the check could not run.\n"},
 	{"scrub", "[STORE]", 0, 1, json_only, IN_COW(cmd_scrub),
 	 "verify every block's checksum (read-only, online)"},
+	{"backup", "DEST", 1, 1, backup_opts, IN_COW(cmd_backup),
+	 "a consistent copy of the whole store, while writers go on (online)",
+	 "Copies the newest generation: every object, snapshot and clone, each\n"
+	 "block once at its own address in a sparse file, so clones stay shared\n"
+	 "and the copy is about the size of the live data. Every block is\n"
+	 "verified as it is read; damage fails the backup (exit 4) and leaves no\n"
+	 "DEST. DEST must not exist; it appears only when complete and flushed\n"
+	 "(a killed backup may leave DEST.tmp-XXXXXX, which can be deleted). The\n"
+	 "copy is a store: open it, or `cow fsck` it. Needs only read access.\n"},
 	{"share", "PID...", 1, -1, share_opts, IN_COW(cmd_share),
 	 "what a process family shares after fork(), and what un-shared it",
 	 "For each process (and with --children every descendant): resident memory,\n"
