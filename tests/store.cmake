@@ -44,3 +44,5 @@ cow_test(unit_rename SOURCES unit/test_rename.c LABELS unit)
 # Hot backup: a sparse copy of one generation while writers commit; kills, damage.
 cow_test(unit_backup SOURCES unit/test_backup.c LABELS unit crash concurrent TIMEOUT 300)
 set_tests_properties(unit_backup PROPERTIES ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
+# Space given back: the tail cut at commit, punched free runs, power loss during both.
+cow_test(unit_trim SOURCES unit/test_trim.c lib/faultio.c LABELS unit crash TIMEOUT 300)

@@ -136,6 +136,8 @@ typedef struct cow_store_stats {
 	uint64_t pending_bytes; /* freed blocks that some reader may still see */
 	uint64_t free_bytes;   /* blocks ready for reuse (within file_bytes) */
 	uint64_t readers;      /* generations pinned by read transactions, all processes */
+	uint64_t disk_bytes;   /* space the data file takes on disk (holes excluded) */
+	uint64_t reclaimable_bytes; /* of which free blocks cow_store_trim can give back */
 } cow_store_stats;
 
 /*
@@ -145,6 +147,19 @@ typedef struct cow_store_stats {
  * not record them). Errors: COW_ECORRUPT, -errno from the file system.
  */
 COW_API int cow_store_stat(cow_store *s, cow_store_stats *st);
+
+/*
+ * cow_store_trim - give the space of free blocks inside the file back to the
+ * file system (FALLOC_FL_PUNCH_HOLE), so the file takes what its live and
+ * pending blocks need. Commits do this themselves, for runs of 64 KiB and
+ * more, once 64 MiB were freed since the last time; and a commit cuts a free
+ * tail of the file off when it is at least 1 MiB and a sixteenth of the
+ * store (docs/FORMAT.md section 7, "Giving space back"). Takes the writer
+ * lock briefly (waits for a running write transaction). @bytes (may be
+ * NULL): the space the file system gave back. Errors: COW_EREADONLY, COW_EOPNOTSUPP (the file
+ * system has no holes), -errno.
+ */
+COW_API int cow_store_trim(cow_store *s, uint64_t *bytes);
 
 /* Flags for cow_txn_begin(). */
 enum {

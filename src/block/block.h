@@ -235,6 +235,15 @@ int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb);
 void cow__bs_abort(struct cow__bs *bs);
 
 /*
+ * Punch out every free run of at least @min_run blocks inside the file
+ * (FALLOC_FL_PUNCH_HOLE): free blocks are reached by no superblock open may
+ * choose and seen by no pinned reader, so their bytes are never read again.
+ * Writer lock held, state loaded. *@punched: blocks punched. COW_EOPNOTSUPP
+ * when the io cannot punch.
+ */
+int cow__bs_trim(struct cow__bs *bs, uint64_t min_run, uint64_t *punched);
+
+/*
  * Flush, then record the newest commit as synced in the other slot, so that
  * opening does not re-verify its blocks. Best effort (at close).
  */

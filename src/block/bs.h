@@ -73,6 +73,7 @@ struct cow__bs {
 	size_t nchain, cap_chain;
 	uint64_t base_blocks;
 	bool need_base; /* rebuilt from the trees: the next commit writes a new base */
+	uint64_t released; /* blocks released since free runs were last punched out */
 
 	/* How to walk the trees when the space map must be rebuilt (the store's). */
 	int (*walk)(void *ctx, struct cow__bs *bs, const struct cow__sb *sb);
@@ -119,6 +120,9 @@ static inline bool cow__bit_test(const struct cow__bs *bs, uint64_t b)
 {
 	return (bs->bits[b >> 6] >> (b & 63)) & 1;
 }
+
+/* One past the last block in use or pending (at least 2). */
+uint64_t cow__bits_end(const struct cow__bs *bs);
 
 /* The first free block in [from, to), or UINT64_MAX. */
 uint64_t cow__bits_next_free(const struct cow__bs *bs, uint64_t from, uint64_t to);

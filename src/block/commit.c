@@ -182,6 +182,61 @@ static int write_dirty(struct cow__bs *bs)
 	return rc;
 }
 
+/*
+ * Space given back to the file system (FORMAT.md section 7, "Giving space
+ * back"). A free tail of the address space is dropped from the commit's
+ * nblocks when it is at least COW_TAIL_MIN blocks and a sixteenth of the
+ * store; the file is then cut, after the commit is durable, to what the
+ * larger of the two slots reaches. Free runs inside the file are punched out
+ * by cow__bs_trim, and by the commit itself once COW_AUTO_TRIM blocks were
+ * released since the last time.
+ */
+#define COW_TAIL_MIN  256u   /* 1 MiB */
+#define COW_AUTO_TRIM 16384u /* 64 MiB */
+#define COW_AUTO_RUN  16u    /* runs shorter than 64 KiB are left to cow trim */
+
+static void cut_tail(struct cow__bs *bs)
+{
+	if (!bs->io->ops->shrink)
+		return;
+	uint64_t keep = bs->sb.nblocks;
+	struct cow__sb other;
+	uint64_t raw[2];
+	if (cow__bs_slot_load(bs, !bs->sb_slot, &other, raw) == 1)
+		keep = COW_MAX(keep, other.nblocks); /* open may still choose it */
+	if (bs->file_blocks < keep + COW_TAIL_MIN)
+		return;
+	int rc = bs->io->ops->shrink(bs->io, keep << COW_BLOCK_SHIFT);
+	if (rc) {
+		cow__log("could not give back the free tail of the store: %s", cow_strerror(rc));
+		return;
+	}
+	bs->file_blocks = keep;
+}
+
+int cow__bs_trim(struct cow__bs *bs, uint64_t min_run, uint64_t *punched)
+{
+	*punched = 0;
+	if (!bs->io->ops->punch)
+		return COW_EOPNOTSUPP;
+	uint64_t end = COW_MIN(bs->nblocks, bs->file_blocks);
+	for (uint64_t b = cow__bits_next_free(bs, 2, end); b < end;) {
+		uint64_t e = b;
+		while (e < end && !cow__bit_test(bs, e))
+			e++;
+		if (e - b >= min_run) {
+			int rc = bs->io->ops->punch(bs->io, b << COW_BLOCK_SHIFT,
+						    (e - b) << COW_BLOCK_SHIFT);
+			if (rc)
+				return rc;
+			*punched += e - b;
+		}
+		b = e < end ? cow__bits_next_free(bs, e, end) : end;
+	}
+	bs->released = 0;
+	return 0;
+}
+
 int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
 {
 	uint8_t sbuf[COW_BLOCK_SIZE];
@@ -191,6 +246,12 @@ int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
 	sb->gen = bs->txn_gen;
 	sb->synced = bs->durable;
 	memcpy(sb->uuid, bs->sb.uuid, sizeof(sb->uuid));
+	uint64_t end = cow__bits_end(bs);
+	if (bs->nblocks - end >= COW_TAIL_MIN && (bs->nblocks - end) * 16 >= bs->nblocks) {
+		/* Blocks >= nblocks are free by definition; a new base describes the rest. */
+		bs->nblocks = end;
+		bs->need_base = true;
+	}
 	int rc = cow__space_persist(bs, sb);
 	if (rc)
 		goto fail;
@@ -223,6 +284,11 @@ int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
 	cow__space_committed(bs);
 	cow__dirty_clear(bs);
 	bs->txn_gen = 0;
+	cut_tail(bs);
+	uint64_t punched;
+	if (bs->released >= COW_AUTO_TRIM && bs->released * 8 >= bs->file_blocks &&
+	    (rc = cow__bs_trim(bs, COW_AUTO_RUN, &punched)) && rc != COW_EOPNOTSUPP)
+		cow__log("could not punch out free space: %s", cow_strerror(rc));
 	return 0;
 fail:
 	bs->stage_len = 0;

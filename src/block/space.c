@@ -100,6 +100,18 @@ static uint64_t find_run(const struct cow__bs *bs, uint64_t from, uint64_t to, u
 	}
 }
 
+uint64_t cow__bits_end(const struct cow__bs *bs)
+{
+	for (uint64_t w = (bs->nblocks + 63) / 64; w-- > 0;) {
+		uint64_t word = bs->bits[w];
+		if (w == bs->nblocks / 64 && bs->nblocks % 64)
+			word &= (1ull << (bs->nblocks % 64)) - 1; /* bits past nblocks are not blocks */
+		if (word)
+			return COW_MAX(w * 64 + 64 - (uint64_t)__builtin_clzll(word), 2);
+	}
+	return 2;
+}
+
 /* Grow the address space (and the file, in steps) by at least @n blocks. */
 static int grow(struct cow__bs *bs, uint64_t n)
 {
@@ -226,6 +238,7 @@ static int release(struct cow__bs *bs, const struct cow__pend *p)
 	if (rc)
 		return rc;
 	cow__bits_set(bs, p->start, p->len, false);
+	bs->released += p->len;
 	if (p->start < bs->hint)
 		bs->hint = p->start;
 	return 0;

@@ -91,6 +91,22 @@ static int file_grow(struct cow__io *io, uint64_t size)
 	return -err;
 }
 
+static int file_shrink(struct cow__io *io, uint64_t size)
+{
+	uint64_t cur;
+	int rc = file_size(io, &cur);
+	if (rc || size >= cur)
+		return rc;
+	return ftruncate(io->fd, (off_t)size) == 0 ? 0 : -errno;
+}
+
+static int file_punch(struct cow__io *io, uint64_t off, uint64_t len)
+{
+	if (fallocate(io->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	return errno == EOPNOTSUPP ? 0 : -errno; /* a file system without holes keeps the space */
+}
+
 static void file_close(struct cow__io *io)
 {
 	close(io->fd);
@@ -104,6 +120,8 @@ static const struct cow__io_ops file_ops = {
 	.grow = file_grow,
 	.size = file_size,
 	.close = file_close,
+	.shrink = file_shrink,
+	.punch = file_punch,
 };
 
 /* Make the entry of a file just created at @path durable: fsync its directory. */

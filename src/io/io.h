@@ -27,6 +27,10 @@ struct cow__io_ops {
 	int (*size)(struct cow__io *io, uint64_t *size);
 	/* Release the io (closes the descriptor). */
 	void (*close)(struct cow__io *io);
+	/* Cut the file to @size bytes (never grows it), or -errno. NULL: not offered. */
+	int (*shrink)(struct cow__io *io, uint64_t size);
+	/* Give the space of [@off, @off+@len) back (it reads as zeros), or -errno. NULL: not offered. */
+	int (*punch)(struct cow__io *io, uint64_t off, uint64_t len);
 };
 
 struct cow__io {

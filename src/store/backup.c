@@ -326,7 +326,7 @@ int cow_store_backup(cow_store *s, const char *dest, unsigned flags, cow_progres
 		rc = -errno;
 		goto out;
 	}
-	if (fstat(s->bs->io->fd, &st) == 0)
+	if (fstat(cow__bs_io(s->bs)->fd, &st) == 0)
 		(void)fchmod(fd, st.st_mode & 0666);
 	rc = copy_generation(t, &sb, raw, fd, progress, progress_ctx);
 	if (close(fd) != 0 && rc == 0)

@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -871,6 +872,28 @@ int cow_txn_commit(cow_txn *t)
 	return rc;
 }
 
+int cow_store_trim(cow_store *s, uint64_t *bytes)
+{
+	if (bytes)
+		*bytes = 0;
+	cow_txn *t;
+	int rc = cow_txn_begin(s, 0, &t); /* the writer lock and a loaded space map */
+	if (rc)
+		return rc;
+	/* What the file system gave back, not what was asked: some runs were holes already. */
+	struct stat before, after;
+	int fd = cow__bs_io(s->bs)->fd;
+	uint64_t punched = 0;
+	bool measured = fstat(fd, &before) == 0;
+	rc = cow__bs_trim(s->bs, 1, &punched);
+	cow_txn_abort(t);
+	if (bytes && rc == 0 && measured && fstat(fd, &after) == 0)
+		*bytes = before.st_blocks > after.st_blocks
+				 ? (uint64_t)(before.st_blocks - after.st_blocks) * 512
+				 : 0;
+	return rc;
+}
+
 int cow_store_stat(cow_store *s, cow_store_stats *st)
 {
 	if (!s || !st)
@@ -902,6 +925,14 @@ int cow_store_stat(cow_store *s, cow_store_stats *st)
 	st->used_bytes = (used - k.m.pending_blocks) * COW_BLOCK_SIZE;
 	st->pending_bytes = k.m.pending_blocks * COW_BLOCK_SIZE;
 	st->free_bytes = file_blocks > used ? (file_blocks - used) * COW_BLOCK_SIZE : 0;
+	struct stat fs;
+	if (fstat(cow__bs_io(s->bs)->fd, &fs) == 0) {
+		st->disk_bytes = (uint64_t)fs.st_blocks * 512;
+		uint64_t need = used * COW_BLOCK_SIZE;
+		st->reclaimable_bytes = st->disk_bytes > need ? st->disk_bytes - need : 0;
+		if (st->reclaimable_bytes > st->free_bytes)
+			st->reclaimable_bytes = st->free_bytes; /* blocks past the end are not it */
+	}
 	return 0;
 }
 

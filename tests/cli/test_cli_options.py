@@ -81,6 +81,7 @@ ROWS = [
     (0, "destroy", "-r", "other", None, True),
     (0, "promote", "", "c", None, True),
     (0, "rename", "", "m m2", None, True),
+    (0, "trim", "--json", "", None, True),
     (0, "du", "--json", "disk", None, True),
     (0, "send", "-i disk@a", "disk@b", None, True),
     (0, "send", "--incremental disk@a", "disk@b", None, True),

@@ -191,6 +191,21 @@ static int f_size(struct cow__io *io, uint64_t *size)
 	return f->inner->ops->size(f->inner, size);
 }
 
+/* Metadata changes of free space: they pass through; a crash may or may not keep them. */
+static int f_shrink(struct cow__io *io, uint64_t size)
+{
+	struct fio *f = (struct fio *)io;
+	int rc = tick(f);
+	return rc ? rc : f->inner->ops->shrink(f->inner, size);
+}
+
+static int f_punch(struct cow__io *io, uint64_t off, uint64_t len)
+{
+	struct fio *f = (struct fio *)io;
+	int rc = tick(f);
+	return rc ? rc : f->inner->ops->punch(f->inner, off, len);
+}
+
 static void f_close(struct cow__io *io)
 {
 	struct fio *f = (struct fio *)io;
@@ -209,6 +224,8 @@ static const struct cow__io_ops fops = {
 	.grow = f_grow,
 	.size = f_size,
 	.close = f_close,
+	.shrink = f_shrink,
+	.punch = f_punch,
 };
 
 static int wrap(struct cow__io *inner, struct cow__io **out)

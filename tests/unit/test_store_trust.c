@@ -594,7 +594,14 @@ static void h_close(struct cow__io *io)
 	free(io);
 }
 
-static const struct cow__io_ops hops = {h_pwritev, h_pread, h_sync, h_grow, h_size, h_close};
+static const struct cow__io_ops hops = {
+	.pwritev = h_pwritev,
+	.pread = h_pread,
+	.sync = h_sync,
+	.grow = h_grow,
+	.size = h_size,
+	.close = h_close,
+};
 
 static int hwrap(struct cow__io *inner, struct cow__io **out)
 {

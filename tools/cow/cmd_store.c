@@ -29,7 +29,7 @@ int cmd_init(const struct cli_args *a)
 static const char *figure(char *buf, size_t len, bool known, uint64_t v)
 {
 	if (!known)
-		snprintf(buf, len, "%s", "unknown (needs write access)");
+		snprintf(buf, len, "%s", "unknown (old commit)");
 	else
 		cli_size(buf, len, (double)v);
 	return buf;
@@ -51,15 +51,49 @@ int cmd_stat(const struct cli_args *args)
 		json_ku64(&j, "generation", st.gen);
 		cli_json_space(&j, &st, space);
 		json_ku64(&j, "readers", st.readers);
+		json_ku64(&j, "disk_bytes", st.disk_bytes);
+		json_key(&j, "reclaimable_bytes");
+		if (space)
+			json_u64(&j, st.reclaimable_bytes);
+		else
+			json_null(&j);
 		json_end(&j);
 		return EXIT_OK;
 	}
+	char e[32], f[32];
 	printf("generation  %llu\nfile        %s\nused        %s\npending     %s\nfree        %s\n"
-	       "readers     %llu\n",
+	       "readers     %llu\non disk     %s\nreclaimable %s (cow trim)\n",
 	       (unsigned long long)st.gen, cli_size(a, sizeof(a), (double)st.file_bytes),
 	       figure(b, sizeof(b), space, st.used_bytes),
 	       figure(c, sizeof(c), space, st.pending_bytes),
-	       figure(d, sizeof(d), space, st.free_bytes), (unsigned long long)st.readers);
+	       figure(d, sizeof(d), space, st.free_bytes), (unsigned long long)st.readers,
+	       cli_size(e, sizeof(e), (double)st.disk_bytes),
+	       figure(f, sizeof(f), space, st.reclaimable_bytes));
+	return EXIT_OK;
+}
+
+int cmd_trim(const struct cli_args *args)
+{
+	cow_store *s;
+	int ex = cli_open("trim", true, &s);
+	if (ex)
+		return ex;
+	uint64_t bytes;
+	int rc = cow_store_trim(s, &bytes);
+	cow_store_close(s);
+	if (rc)
+		return cli_fail(rc, "%s: trim", cli_store_path());
+	char a[32];
+	if (cli_flag(args, "json")) {
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_ku64(&j, "trimmed_bytes", bytes);
+		json_end(&j);
+	} else {
+		printf("trimmed %s: %s given back to the file system\n", cli_store_path(),
+		       cli_size(a, sizeof(a), (double)bytes));
+	}
 	return EXIT_OK;
 }
 
