@@ -94,6 +94,9 @@ void cow__bs_close(struct cow__bs *bs);
  * Read both superblock slots. @valid[i] says whether slot i checks out;
  * @sb[i] is its content then.
  */
+/* Encode @sb into the 4096 bytes of a superblock slot, checksum included. */
+void cow__sb_encode(const struct cow__sb *sb, uint8_t *b);
+
 int cow__bs_read_slots(struct cow__bs *bs, struct cow__sb sb[2], bool valid[2]);
 
 /*

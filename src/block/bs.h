@@ -106,7 +106,6 @@ struct cow__ev {
 
 /* ---- file.c ---- */
 
-void cow__sb_encode(const struct cow__sb *sb, uint8_t *b);
 
 /* ---- space.c ---- */
 

@@ -30,10 +30,6 @@
 #include "base/base.h"
 #include "store/store.h"
 
-/* Superblock fields the copy changes (FORMAT.md section 3). */
-#define SB_SYNCED 24
-#define SB_CSUM	  4088
-
 /* A run of consecutive blocks is written with one pwrite, up to this many. */
 #define RUN_MAX 2048u
 
@@ -169,10 +165,10 @@ static int on_chain(void *ctx, uint64_t addr, int rc)
 
 /*
  * The superblock of the generation @t reads, from whichever slot still
- * holds it: decoded into @sb and its raw bytes in @raw. COW_EAGAIN when
- * both slots were rewritten since @t began (two commits): begin again.
+ * holds it, decoded into @sb. COW_EAGAIN when both slots were rewritten
+ * since @t began (two commits): begin again.
  */
-static int find_sb(cow_txn *t, struct cow__sb *sb, uint8_t *raw)
+static int find_sb(cow_txn *t, struct cow__sb *sb)
 {
 	struct cow__bs *bs = t->s->bs;
 	for (int i = 0; i < 2; i++) {
@@ -183,17 +179,7 @@ static int find_sb(cow_txn *t, struct cow__sb *sb, uint8_t *raw)
 		    memcmp(&sb->catalog, &t->catalog.root, sizeof(sb->catalog)) != 0 ||
 		    memcmp(&sb->refs, &t->refs.root, sizeof(sb->refs)) != 0)
 			continue;
-		/* Word by word, as cow__bs_slot_load: the slot may be changing. */
-		const uint64_t *src =
-			(const uint64_t *)(const void *)cow__bs_mapped(bs, (uint64_t)i);
-		for (size_t k = 0; k < COW_BLOCK_SIZE / 8; k++) {
-			uint64_t w = __atomic_load_n(&src[k], __ATOMIC_RELAXED);
-			memcpy(raw + 8 * k, &w, 8);
-		}
-		/* The bytes copied are the superblock decoded only if they carry its checksum. */
-		if (cow__le64(raw + SB_CSUM) != fields[1] || cow__csum(raw, SB_CSUM) != fields[1])
-			continue;
-		return 0;
+		return 0; /* decoded whole: its checksum matched */
 	}
 	return COW_EAGAIN;
 }
@@ -235,7 +221,7 @@ static int publish(const char *tmp, const char *dest)
 }
 
 /* Copy the generation @t reads into the open, empty file @fd. */
-static int copy_generation(cow_txn *t, const struct cow__sb *sb, uint8_t *raw, int fd,
+static int copy_generation(cow_txn *t, const struct cow__sb *sb, int fd,
 			   cow_progress_fn progress, void *progress_ctx)
 {
 	struct backup b = {.bs = t->s->bs,
@@ -270,9 +256,11 @@ static int copy_generation(cow_txn *t, const struct cow__sb *sb, uint8_t *raw, i
 		 * Slot 0 gets the source's superblock, durable as a whole once
 		 * the copy is flushed; slot 1 stays a hole (zeros, an empty slot).
 		 */
-		cow__put64(raw + SB_SYNCED, sb->gen);
-		cow__put64(raw + SB_CSUM, cow__csum(raw, SB_CSUM));
-		rc = write_all(fd, raw, COW_BLOCK_SIZE, 0);
+		struct cow__sb copy = *sb;
+		copy.synced = copy.gen; /* every block of it is durable in the copy */
+		uint8_t buf[COW_BLOCK_SIZE];
+		cow__sb_encode(&copy, buf);
+		rc = write_all(fd, buf, COW_BLOCK_SIZE, 0);
 	}
 	if (rc == 0 && fsync(fd) != 0)
 		rc = -errno;
@@ -303,16 +291,15 @@ int cow_store_backup(cow_store *s, const char *dest, unsigned flags, cow_progres
 	if (rc)
 		return rc;
 	struct cow__sb sb;
-	uint8_t *raw = cow__malloc(COW_BLOCK_SIZE);
 	size_t tlen = strlen(dest) + sizeof(".tmp-XXXXXX");
 	char *tmp = cow__malloc(tlen);
 	int fd = -1;
-	if (!raw || !tmp) {
+	if (!tmp) {
 		rc = COW_ENOMEM;
 		goto out;
 	}
 	/* Two commits since the pin overwrote both slots: pin the newest instead. */
-	for (int tries = 0; (rc = find_sb(t, &sb, raw)) == COW_EAGAIN && tries < 100; tries++) {
+	for (int tries = 0; (rc = find_sb(t, &sb)) == COW_EAGAIN && tries < 100; tries++) {
 		cow_txn_reset(t);
 		if ((rc = cow_txn_renew(t)) != 0)
 			goto out;
@@ -328,7 +315,7 @@ int cow_store_backup(cow_store *s, const char *dest, unsigned flags, cow_progres
 	}
 	if (fstat(cow__bs_io(s->bs)->fd, &st) == 0)
 		(void)fchmod(fd, st.st_mode & 0666);
-	rc = copy_generation(t, &sb, raw, fd, progress, progress_ctx);
+	rc = copy_generation(t, &sb, fd, progress, progress_ctx);
 	if (close(fd) != 0 && rc == 0)
 		rc = -errno;
 	fd = -1;
@@ -344,7 +331,6 @@ out:
 		(void)unlink(tmp);
 	}
 	cow__free(tmp);
-	cow__free(raw);
 	cow_txn_abort(t);
 	return rc;
 }

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "block/bs.h" /* white-box: the superblock encoder */
+#include "block/block.h"
 #include "btree/btree.h"
 #include "btree/node.h"
 #include "check.h"
