@@ -185,7 +185,7 @@ static int map_check_slow(cow_map *m, bool write)
  * loads. Reads do not look at the fork epoch: a transaction that crossed
  * fork() is refused when its objects are opened, and at every write.
  */
-static inline int map_check(cow_map *m, bool write)
+static inline __attribute__((always_inline)) int map_check(cow_map *m, bool write)
 {
 	if (m && !m->dropped && !m->txn->blocked && !write) /* a reset drops every handle */
 		return 0;
@@ -262,11 +262,11 @@ void cow_cursor_close(cow_cursor *c)
 		}
 }
 
-static int cur_check(cow_cursor *c)
+static inline __attribute__((always_inline)) int cur_check(cow_cursor *c)
 {
-	if (!c)
-		return COW_EINVAL;
-	return map_check(c->map, false);
+	if (c && !c->map->dropped && !c->map->txn->blocked) /* every step of a scan */
+		return 0;
+	return c ? map_check_slow(c->map, false) : COW_EINVAL;
 }
 
 #define CURSOR_CALL(expr)                                                                  \
