@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "check.h"
+#include "first_problem.h"
 #include "faultio.h"
 #include "base/base.h"
 #include "store/store.h"
@@ -24,22 +25,6 @@ struct state {
 	uint32_t len[NKEYS]; /* UINT32_MAX: absent */
 	uint64_t seed[NKEYS];
 };
-
-/* The first problem the store checker reports. */
-struct first_problem {
-	uint64_t blk;
-	char why[160];
-};
-
-static int keep_first(void *ctx, uint64_t blk, const char *what)
-{
-	struct first_problem *f = ctx;
-	if (!f->why[0]) {
-		f->blk = blk;
-		snprintf(f->why, sizeof(f->why), "%s", what);
-	}
-	return 0;
-}
 
 static uint8_t vbuf[70000];
 

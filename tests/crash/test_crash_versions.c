@@ -14,6 +14,7 @@
 
 #include "base/base.h"
 #include "check.h"
+#include "first_problem.h"
 #include "faultio.h"
 #include "store/store.h"
 
@@ -33,22 +34,6 @@ struct state {
 	struct obj o[NOBJ];
 	int nsnap; /* names used so far */
 };
-
-/* The first problem the store checker reports. */
-struct first_problem {
-	uint64_t blk;
-	char why[160];
-};
-
-static int keep_first(void *ctx, uint64_t blk, const char *what)
-{
-	struct first_problem *f = ctx;
-	if (!f->why[0]) {
-		f->blk = blk;
-		snprintf(f->why, sizeof(f->why), "%s", what);
-	}
-	return 0;
-}
 
 static uint8_t vbuf[8192];
 
