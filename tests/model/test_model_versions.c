@@ -1,10 +1,10 @@
 /*
  * Model test of versions: random writes to maps interleaved with snapshots,
- * clones, rollbacks, destroys and promotes, all against an in-memory
- * reference. After every few transactions every live object and every
- * snapshot is compared with the reference, and the checker recounts every
- * block's parents against the stored reference counts (no leak, nothing
- * freed twice, nothing shared without being counted).
+ * clones, rollbacks, destroys, promotes and renames, and trims between
+ * transactions, all against an in-memory reference. After every few transactions every live object
+ * and every snapshot is compared with the reference, and the checker recounts every block's parents
+ * against the stored reference counts (no leak, nothing freed twice, nothing shared without being
+ * counted).
  *
  *   model_versions [STEPS]   (COW_SEED=n replays a run)
  */
@@ -33,7 +33,8 @@ struct snap {
 	bool live;
 	char name[40]; /* OWNER@sN */
 	int owner;     /* object slot */
-	long seq;
+	long seq;      /* creation order */
+	long label;    /* the N of its name OWNER@sN (a rename gives it a new one) */
 	struct val v[NKEYS];
 };
 
@@ -165,7 +166,7 @@ static void one_step(cow_txn *t)
 		CHECK_OK(cow_snapshot(t, x->name));
 		x->live = true;
 		x->owner = o;
-		x->seq = seq;
+		x->seq = x->label = seq;
 		memcpy(x->v, objs[o].v, sizeof(x->v));
 	} else if (r < 78 && (sn = pick(snap_live, NSNAP)) >= 0 && (o = pick(obj_free, NOBJ)) >= 0) {
 		snprintf(objs[o].name, sizeof(objs[o].name), "o%d", o);
@@ -198,6 +199,40 @@ static void one_step(cow_txn *t)
 		for (int i = 0; i < NSNAP; i++)
 			if (snaps[i].live && snaps[i].owner == o)
 				snaps[i].live = false;
+	} else if (r < 97 && (o = pick(obj_live, NOBJ)) >= 0) { /* rename an object */
+		int to = pick(obj_free, NOBJ);
+		if (to < 0)
+			return;
+		char newname[16];
+		snprintf(newname, sizeof(newname), "o%d", to);
+		CHECK_OK(cow_rename(t, objs[o].name, newname));
+		objs[to] = objs[o];
+		memcpy(objs[to].name, newname, sizeof(newname));
+		objs[o].live = false;
+		for (int i = 0; i < NSNAP; i++) {
+			if (!snaps[i].live || snaps[i].owner != o)
+				continue;
+			char old[40];
+			memcpy(old, snaps[i].name, sizeof(old));
+			snprintf(snaps[i].name, sizeof(snaps[i].name), "%s@s%ld", newname,
+				 snaps[i].label);
+			snaps[i].owner = to;
+			for (int j = 0; j < NOBJ; j++) /* clones keep their origin */
+				if (objs[j].live && strcmp(objs[j].origin, old) == 0)
+					memcpy(objs[j].origin, snaps[i].name,
+					       sizeof(objs[j].origin));
+		}
+	} else if (r < 98 && (sn = pick(snap_live, NSNAP)) >= 0) { /* rename a snapshot */
+		char old[40], nn[40];
+		memcpy(old, snaps[sn].name, sizeof(old));
+		long label = ++seq;
+		snprintf(nn, sizeof(nn), "%s@s%ld", objs[snaps[sn].owner].name, label);
+		CHECK_OK(cow_rename(t, old, strchr(nn, '@'))); /* the short form */
+		memcpy(snaps[sn].name, nn, sizeof(nn));
+		snaps[sn].label = label;
+		for (int j = 0; j < NOBJ; j++)
+			if (objs[j].live && strcmp(objs[j].origin, old) == 0)
+				memcpy(objs[j].origin, nn, sizeof(objs[j].origin));
 	} else if ((o = pick(obj_live, NOBJ)) >= 0 && objs[o].origin[0]) { /* promote */
 		int os = -1;
 		for (int i = 0; i < NSNAP; i++)
@@ -214,7 +249,7 @@ static void one_step(cow_txn *t)
 			char old[40];
 			memcpy(old, snaps[i].name, sizeof(old));
 			snprintf(snaps[i].name, sizeof(snaps[i].name), "%s@s%ld", objs[o].name,
-				 snaps[i].seq);
+				 snaps[i].label);
 			snaps[i].owner = o;
 			for (int j = 0; j < NOBJ; j++)
 				if (objs[j].live && strcmp(objs[j].origin, old) == 0)
@@ -233,7 +268,7 @@ int main(int argc, char **argv)
 	static struct obj saved_objs[NOBJ];
 	static struct snap saved_snaps[NSNAP];
 	long saved_seq = 0;
-	long commits = 0, aborts = 0;
+	long commits = 0, aborts = 0, trims = 0;
 	for (long step = 0; step < steps;) {
 		memcpy(saved_objs, objs, sizeof(objs));
 		memcpy(saved_snaps, snaps, sizeof(snaps));
@@ -253,6 +288,10 @@ int main(int argc, char **argv)
 			CHECK_OK(cow_txn_commit(t));
 			commits++;
 		}
+		if (check_rand(&rng) % 25 == 0) { /* punch out free space between transactions */
+			CHECK_OK(cow_store_trim(s, NULL));
+			trims++;
+		}
 		if (commits % 10 == 0)
 			compare_all();
 	}
@@ -260,8 +299,8 @@ int main(int argc, char **argv)
 	int nsnap = 0;
 	for (int i = 0; i < NSNAP; i++)
 		nsnap += snaps[i].live;
-	printf("%ld steps: %ld commits, %ld aborts; %d snapshots alive at the end\n", steps,
-	       commits, aborts, nsnap);
+	printf("%ld steps: %ld commits, %ld aborts, %ld trims; %d snapshots alive at the end\n",
+	       steps, commits, aborts, trims, nsnap);
 	cow_store_close(s);
 	return 0;
 }
