@@ -1,6 +1,6 @@
 /*
- * Crash test with versions: a map, a volume, snapshots, clones, rollbacks and
- * destroys, on an io that simulates a power loss at a random write or flush
+ * Crash test with versions: a map, a volume, snapshots, clones, rollbacks,
+ * renames and destroys, on an io that simulates a power loss at a random write or flush
  * (see tests/lib/faultio.h). After each crash the store must reopen holding
  * exactly one allowed state of the whole catalog (every object and snapshot,
  * byte for byte), and the checker must find every reference count and the
@@ -270,8 +270,27 @@ static int step(cow_txn *t, struct state *st, uint64_t *rng)
 			}
 		return 0;
 	}
-	/* destroy a snapshot without clones, or a clone */
 	int j = 2 + (int)(check_rand(rng) % (NOBJ - 2));
+	if (r < 92) { /* rename a snapshot (within its object) or a clone */
+		if (!st->o[j].live)
+			return 0;
+		char old[24], nn[24];
+		memcpy(old, st->o[j].name, sizeof(old));
+		const char *at = strchr(old, '@');
+		if (at)
+			snprintf(nn, sizeof(nn), "%.*s@s%03d", (int)(at - old), old, ++st->nsnap);
+		else
+			snprintf(nn, sizeof(nn), "c%03d", ++st->nsnap);
+		rc = cow_rename(t, old, nn);
+		if (rc)
+			return rc;
+		memcpy(st->o[j].name, nn, sizeof(nn));
+		for (int c = 2; c < NOBJ; c++) /* clones keep their origin under its new name */
+			if (strcmp(origin[c], old) == 0)
+				memcpy(origin[c], nn, sizeof(nn));
+		return 0;
+	}
+	/* destroy a snapshot without clones, or a clone */
 	if (!st->o[j].live || (strchr(st->o[j].name, '@') && has_clone(st, st->o[j].name, origin)))
 		return 0;
 	rc = cow_destroy(t, st->o[j].name, 0);
