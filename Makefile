@@ -43,9 +43,9 @@ test: build
 test-long: build
 	@cd $(BUILD) && ctest -L long --output-on-failure $(TEST_ARGS)
 
-bench: configure
+bench:
 	@sh scripts/deps.sh bench
-	@cmake --build $(BUILD) -j $(JOBS)
+	@$(MAKE) build
 	@sh bench/run.sh $(BUILD)
 
 man: build
