@@ -47,6 +47,12 @@ sizes="1024 4096"
 		"$bin" pause "$s" 1 3
 	done
 	echo
+	echo "kind,size_mib,thp,backend,hold_ms,hold_min,hold_max,max_gap_ms,gap_min,gap_max"
+	for s in $sizes; do
+		"$bin" wpause "$s" 0 5
+		"$bin" wpause "$s" 1 5
+	done
+	echo
 	echo "kind,size_mib,read_ms,eager_ms,lazy_usable_ms,first_touch_us,lazy_total_ms,lazy_vs_read"
 	"$bin" restore 1024 "$tmp"
 } | tee "$csv"

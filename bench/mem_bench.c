@@ -16,6 +16,11 @@
  *       full checkpoint, then one after writing DIRTY_PCT of the pages, into
  *       a file (pwrite into the page cache) or a memory buffer.
  *       Row: ckpt,backend,size_mib,dirty_pct,sink,full_ms,incr_ms,ratio,pages
+ *   mem_bench wpause SIZE_MIB THP(0|1) RUNS
+ *       the pause as a writer thread sees it: the longest gap between two of
+ *       its writes across the instant (held, then the instant), and across
+ *       the whole snapshot; uffd-thread and fork alternating, RUNS each.
+ *       Row: wpause,size_mib,thp,backend,hold_ms,min,max,max_gap_ms,min,max
  *   mem_bench pause SIZE_MIB THP(0|1) RUNS
  *       the pause alone (no writer, image to /dev/null), uffd then fork,
  *       RUNS times each; the medians. Row: pause,size_mib,thp,uffd_ms,fork_ms,ratio
@@ -255,6 +260,134 @@ static int ckpt(int argc, char **argv)
 	return 0;
 }
 
+/* ---- the pause as a writer sees it ---- */
+
+/*
+ * A writer thread stamps the time into random pages of the region as fast
+ * as it can. For the instant the main thread holds it (a flag it polls
+ * between writes), takes the instant (cow_mem_snapshot_instant: write-protect,
+ * or fork), and lets it go; the writer's own clock gives the longest gap
+ * between two of its writes across the whole snapshot: the hold plus the
+ * instant, and any write it had to wait for (a trapped first write).
+ */
+struct wp {
+	char *m;
+	uint64_t pages;
+	_Atomic int hold, held, stop;
+	uint64_t max_gap_ns, hold_gap_ns, writes;
+};
+
+static uint64_t wp_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *wp_writer(void *arg)
+{
+	struct wp *w = arg;
+	uint64_t x = 88172645463325252ull, last = wp_now();
+	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+		if (atomic_load_explicit(&w->hold, memory_order_acquire)) {
+			atomic_store(&w->held, 1);
+			while (atomic_load_explicit(&w->hold, memory_order_acquire))
+				;
+			atomic_store(&w->held, 0);
+			uint64_t t = wp_now();
+			if (t - last > w->hold_gap_ns)
+				w->hold_gap_ns = t - last; /* the gap across the instant */
+		}
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		uint64_t t = wp_now();
+		*(volatile uint64_t *)(void *)(w->m + (x % w->pages) * 4096) = t;
+		if (t - last > w->max_gap_ns)
+			w->max_gap_ns = t - last;
+		last = wp_now();
+		w->writes++;
+	}
+	return NULL;
+}
+
+/* One snapshot of @r with a writer running: the writer's gaps, in ns. */
+static void wp_run(cow_mem_region *r, cow_mem_sink *sink, cow_mem_backend b, uint64_t *hold,
+		   uint64_t *max)
+{
+	struct wp w = {.m = cow_mem_region_addr(r), .pages = cow_mem_region_size(r) / 4096};
+	pthread_t th;
+	if (pthread_create(&th, NULL, wp_writer, &w) != 0)
+		die("writer", COW_ENOMEM);
+	struct timespec warm = {0, 20 * 1000 * 1000};
+	nanosleep(&warm, NULL);
+	cow_mem_snap_opts o = {.backend = b};
+	cow_mem_snap *s;
+	int rc = cow_mem_snapshot_prepare(r, sink, &o, &s); /* the writer goes on meanwhile */
+	if (rc)
+		die("prepare", rc);
+	w.max_gap_ns = w.hold_gap_ns = 0;
+	atomic_store(&w.hold, 1);
+	while (!atomic_load(&w.held))
+		;
+	rc = cow_mem_snapshot_instant(s);
+	atomic_store(&w.hold, 0);
+	if (rc)
+		die("instant", rc);
+	cow_mem_snap_stats st;
+	if ((rc = cow_mem_snapshot_wait(s, &st)))
+		die("wait", rc);
+	atomic_store(&w.stop, 1);
+	pthread_join(th, NULL);
+	*hold = w.hold_gap_ns;
+	*max = w.max_gap_ns;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* mem_bench wpause SIZE_MIB THP RUNS: uffd-thread and fork alternating. */
+static int writer_pause(int argc, char **argv)
+{
+	if (argc < 5)
+		return 2;
+	uint64_t size = strtoull(argv[2], NULL, 10) << 20;
+	bool thp = atoi(argv[3]);
+	int runs = atoi(argv[4]);
+	if (runs < 1 || runs > 15)
+		runs = 5;
+	cow_mem_region *r;
+	int rc = cow_mem_region_alloc(size, thp ? COW_MEM_THP : 0, &r);
+	if (rc)
+		die("region", rc);
+	char *m = cow_mem_region_addr(r);
+	for (uint64_t i = 0; i < size; i += 4096)
+		m[i] = 1;
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	cow_mem_sink *sink;
+	if (fd < 0 || (rc = cow_mem_sink_fd(fd, 0, &sink)))
+		die("sink", rc);
+	uint64_t uh[15], um[15], fh[15], fm[15];
+	for (int i = 0; i < runs; i++) {
+		wp_run(r, sink, COW_MEM_UFFD_THREAD, &uh[i], &um[i]);
+		wp_run(r, sink, COW_MEM_FORK, &fh[i], &fm[i]);
+	}
+	qsort(uh, (size_t)runs, 8, cmp_u64), qsort(um, (size_t)runs, 8, cmp_u64);
+	qsort(fh, (size_t)runs, 8, cmp_u64), qsort(fm, (size_t)runs, 8, cmp_u64);
+	/* Median, then min and max, in ms. */
+	printf("wpause,%llu,%d,uffd-thread,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
+	       (unsigned long long)(size >> 20), thp, uh[runs / 2] / 1e6, uh[0] / 1e6,
+	       uh[runs - 1] / 1e6, um[runs / 2] / 1e6, um[0] / 1e6, um[runs - 1] / 1e6);
+	printf("wpause,%llu,%d,fork,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
+	       (unsigned long long)(size >> 20), thp, fh[runs / 2] / 1e6, fh[0] / 1e6,
+	       fh[runs - 1] / 1e6, fm[runs / 2] / 1e6, fm[0] / 1e6, fm[runs - 1] / 1e6);
+	cow_mem_sink_destroy(sink);
+	close(fd);
+	cow_mem_region_destroy(r);
+	return 0;
+}
+
 /* ---- pause ---- */
 
 static int cmp_dbl(const void *a, const void *b)
@@ -385,6 +518,8 @@ int main(int argc, char **argv)
 		rc = ckpt(argc, argv);
 	else if (argc > 1 && strcmp(argv[1], "pause") == 0)
 		rc = pause_only(argc, argv);
+	else if (argc > 1 && strcmp(argv[1], "wpause") == 0)
+		rc = writer_pause(argc, argv);
 	else if (argc > 1 && strcmp(argv[1], "restore") == 0)
 		rc = restore(argc, argv);
 	if (rc == 2)
