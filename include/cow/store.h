@@ -152,7 +152,8 @@ COW_API int cow_store_stat(cow_store *s, cow_store_stats *st);
  * cow_store_trim - give the space of free blocks inside the file back to the
  * file system (FALLOC_FL_PUNCH_HOLE), so the file takes what its live and
  * pending blocks need. Commits do this themselves, for runs of 64 KiB and
- * more, once 64 MiB were freed since the last time; and a commit cuts a free
+ * more, once the file takes 64 MiB (and an eighth of its size) more on disk
+ * than its blocks need; and a commit cuts a free
  * tail of the file off when it is at least 1 MiB and a sixteenth of the
  * store (docs/FORMAT.md section 7, "Giving space back"). Takes the writer
  * lock briefly (waits for a running write transaction). @bytes (may be

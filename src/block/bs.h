@@ -73,7 +73,8 @@ struct cow__bs {
 	size_t nchain, cap_chain;
 	uint64_t base_blocks;
 	bool need_base; /* rebuilt from the trees: the next commit writes a new base */
-	uint64_t released; /* blocks released since free runs were last punched out */
+	uint64_t released; /* blocks released since free runs were last looked at */
+	bool trim_looked;  /* this process's commits have looked at the free space */
 
 	/* How to walk the trees when the space map must be rebuilt (the store's). */
 	int (*walk)(void *ctx, struct cow__bs *bs, const struct cow__sb *sb);

@@ -22,6 +22,7 @@
  */
 #include <assert.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "base/base.h"
 #include "block/bs.h"
@@ -188,8 +189,8 @@ static int write_dirty(struct cow__bs *bs)
  * nblocks when it is at least COW_TAIL_MIN blocks and a sixteenth of the
  * store; the file is then cut, after the commit is durable, to what the
  * larger of the two slots reaches. Free runs inside the file are punched out
- * by cow__bs_trim, and by the commit itself once COW_AUTO_TRIM blocks were
- * released since the last time.
+ * by cow__bs_trim, and by a commit once the file takes COW_AUTO_TRIM blocks
+ * more on disk than its blocks in use need, and that is an eighth of it.
  */
 #define COW_TAIL_MIN  256u   /* 1 MiB */
 #define COW_AUTO_TRIM 16384u /* 64 MiB */
@@ -235,6 +236,30 @@ int cow__bs_trim(struct cow__bs *bs, uint64_t min_run, uint64_t *punched)
 	}
 	bs->released = 0;
 	return 0;
+}
+
+/*
+ * Punch out free runs once the file takes COW_AUTO_TRIM blocks more on disk
+ * than its blocks in use need, and that is an eighth of it. Looked at by a
+ * process's first commit (so a store used by short-lived commands gets it
+ * too) and again whenever COW_AUTO_TRIM blocks were released since.
+ */
+static void auto_trim(struct cow__bs *bs)
+{
+	if (bs->trim_looked && bs->released < COW_AUTO_TRIM)
+		return;
+	bs->trim_looked = true;
+	bs->released = 0;
+	struct stat st;
+	if (fstat(bs->io->fd, &st) != 0)
+		return;
+	uint64_t disk = (uint64_t)st.st_blocks / (COW_BLOCK_SIZE / 512);
+	if (disk < bs->used + COW_AUTO_TRIM || (disk - bs->used) * 8 < bs->file_blocks)
+		return;
+	uint64_t punched;
+	int rc = cow__bs_trim(bs, COW_AUTO_RUN, &punched);
+	if (rc && rc != COW_EOPNOTSUPP)
+		cow__log("could not punch out free space: %s", cow_strerror(rc));
 }
 
 int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
@@ -285,10 +310,7 @@ int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
 	cow__dirty_clear(bs);
 	bs->txn_gen = 0;
 	cut_tail(bs);
-	uint64_t punched;
-	if (bs->released >= COW_AUTO_TRIM && bs->released * 8 >= bs->file_blocks &&
-	    (rc = cow__bs_trim(bs, COW_AUTO_RUN, &punched)) && rc != COW_EOPNOTSUPP)
-		cow__log("could not punch out free space: %s", cow_strerror(rc));
+	auto_trim(bs);
 	return 0;
 fail:
 	bs->stage_len = 0;

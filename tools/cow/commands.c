@@ -140,7 +140,8 @@ const struct cli_cmd cli_commands[] = {
 	 "generation, file size, used/pending/free space, readers, what trim would give back"},
 	{"trim", "", 0, 0, json_only, IN_COW(cmd_trim),
 	 "give the space of free blocks inside the file back to the file system",
-	 "Commits do it themselves for runs of 64 KiB and more once 64 MiB were freed,\n"
+	 "Commits do it themselves for runs of 64 KiB and more once the file takes\n"
+	 "64 MiB (and an eighth of it) more on disk than its blocks need,\n"
 	 "and cut a free tail of the file off when it is 1 MiB and a sixteenth of the store.\n"},
 	{"map create", "NAME", 1, 1, NULL, IN_COW(cmd_map_create), "create an empty map"},
 	{"map drop", "NAME", 1, 1, NULL, IN_COW(cmd_map_drop), "delete a map and its entries"},
