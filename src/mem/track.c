@@ -56,6 +56,13 @@ struct cow__track {
 	int stop[2];	    /* pipe: wakes the tracking thread to exit */
 	pthread_t thread;
 	bool have_thread;
+	/*
+	 * Held by the tracking thread from reading a batch of messages to having
+	 * marked their pages. Reading a REMOVE event already lets the madvise
+	 * caller go on, so a checkpoint takes it too: it then sees every page
+	 * an event it raised has marked.
+	 */
+	pthread_mutex_t evmu;
 	uint64_t *data; /* mprotect: pages that held data at the last checkpoint */
 };
 
@@ -90,6 +97,7 @@ static void *track_main(void *arg)
 		 */
 		uintptr_t pend[64];
 		size_t np = 0;
+		pthread_mutex_lock(&t->evmu);
 	again:;
 		struct uffd_msg msg[16];
 		ssize_t n = read(t->uffd, msg, sizeof(msg));
@@ -114,6 +122,7 @@ static void *track_main(void *arg)
 				goto again;
 			np--;
 		}
+		pthread_mutex_unlock(&t->evmu);
 		(void)base;
 	}
 	return NULL;
@@ -155,6 +164,7 @@ static void track_free(struct cow__track *t)
 	if (t->pagemap >= 0)
 		close(t->pagemap);
 	cow__free((void *)t->bits);
+	pthread_mutex_destroy(&t->evmu);
 	cow__free(t);
 }
 
@@ -196,6 +206,7 @@ int cow_mem_track_start(cow_mem_region *r, cow_mem_backend backend)
 	t->uffd = -1;
 	t->pagemap = -1;
 	t->stop[0] = t->stop[1] = -1;
+	pthread_mutex_init(&t->evmu, NULL);
 	t->full_next = true;
 	size_t npages = r->size >> COW__PAGE_SHIFT;
 	t->nwords = (npages + 63) / 64;
@@ -375,6 +386,9 @@ int cow_mem_checkpoint(cow_mem_region *r, cow_mem_sink *sink, cow_mem_ckpt_stats
 		return COW_EINVAL;
 	struct cow__track *t = r->track;
 	uint64_t t0 = cow__now_ns();
+	/* Events already read (their madvise returned) are marked once this is free. */
+	pthread_mutex_lock(&t->evmu);
+	pthread_mutex_unlock(&t->evmu);
 	bool full = t->full_next;
 	struct emit e = {.t = t, .sink = sink};
 	int rc = atomic_load(&t->broken);
