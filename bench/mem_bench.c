@@ -260,6 +260,22 @@ static int ckpt(int argc, char **argv)
 	return 0;
 }
 
+/* A region of @size bytes, every page touched, and a sink into /dev/null. */
+static cow_mem_region *pause_setup(uint64_t size, bool thp, int *fd, cow_mem_sink **sink)
+{
+	cow_mem_region *r;
+	int rc = cow_mem_region_alloc(size, thp ? COW_MEM_THP : 0, &r);
+	if (rc)
+		die("region", rc);
+	char *m = cow_mem_region_addr(r);
+	for (uint64_t i = 0; i < size; i += 4096)
+		m[i] = 1;
+	*fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (*fd < 0 || (rc = cow_mem_sink_fd(*fd, 0, sink)))
+		die("sink", rc);
+	return r;
+}
+
 /* ---- the pause as a writer sees it ---- */
 
 /*
@@ -357,17 +373,9 @@ static int writer_pause(int argc, char **argv)
 	int runs = atoi(argv[4]);
 	if (runs < 1 || runs > 15)
 		runs = 5;
-	cow_mem_region *r;
-	int rc = cow_mem_region_alloc(size, thp ? COW_MEM_THP : 0, &r);
-	if (rc)
-		die("region", rc);
-	char *m = cow_mem_region_addr(r);
-	for (uint64_t i = 0; i < size; i += 4096)
-		m[i] = 1;
-	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	int fd;
 	cow_mem_sink *sink;
-	if (fd < 0 || (rc = cow_mem_sink_fd(fd, 0, &sink)))
-		die("sink", rc);
+	cow_mem_region *r = pause_setup(size, thp, &fd, &sink);
 	uint64_t uh[15], um[15], fh[15], fm[15];
 	for (int i = 0; i < runs; i++) {
 		wp_run(r, sink, COW_MEM_UFFD_THREAD, &uh[i], &um[i]);
@@ -405,17 +413,9 @@ static int pause_only(int argc, char **argv)
 	int runs = atoi(argv[4]);
 	if (runs < 1 || runs > 15)
 		runs = 3;
-	cow_mem_region *r;
-	int rc = cow_mem_region_alloc(size, thp ? COW_MEM_THP : 0, &r);
-	if (rc)
-		die("region", rc);
-	char *m = cow_mem_region_addr(r);
-	for (uint64_t i = 0; i < size; i += 4096)
-		m[i] = 1;
-	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	int fd, rc;
 	cow_mem_sink *sink;
-	if (fd < 0 || (rc = cow_mem_sink_fd(fd, 0, &sink)))
-		die("sink", rc);
+	cow_mem_region *r = pause_setup(size, thp, &fd, &sink);
 	double u[15], f[15];
 	for (int i = 0; i < runs; i++) {
 		cow_mem_snap_stats st;
