@@ -177,10 +177,14 @@ static int replay(struct cow__bs *bs, const uint8_t *b, const struct cow__bptr *
 }
 
 /* cow__bs_load from the chains only. */
-static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
+/*
+ * Forget the writer state and start it afresh for superblock @sb (in @slot),
+ * within transaction @txn (0: none): the file must cover what @sb reaches.
+ */
+static int state_reset(struct cow__bs *bs, const struct cow__sb *sb, int slot, uint64_t txn)
 {
 	cow__space_release(bs);
-	bs->txn_gen = 0;
+	bs->txn_gen = txn;
 	bs->sb = *sb;
 	bs->sb_slot = slot;
 	bs->nblocks = sb->nblocks;
@@ -191,6 +195,14 @@ static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 	bs->file_blocks = size >> COW_BLOCK_SHIFT;
 	if (bs->file_blocks < bs->nblocks)
 		return COW_CORRUPT(bs->nblocks, "store is larger than its file");
+	return 0;
+}
+
+static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
+{
+	int rc = state_reset(bs, sb, slot, 0);
+	if (rc)
+		return rc;
 	rc = cow__bits_ensure(bs, bs->nblocks);
 	if (rc)
 		return rc;
@@ -340,20 +352,9 @@ int cow__bs_rebuild(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 		return COW_EINTERNAL;
 	uint64_t txn = bs->txn_gen;
 	uint64_t freed = txn ? txn : sb->gen + 1; /* the transaction that rebuilds */
-	cow__space_release(bs);
-	bs->txn_gen = txn;
-	bs->sb = *sb;
-	bs->sb_slot = slot;
-	bs->nblocks = sb->nblocks;
-	uint64_t size;
-	int rc = bs->io->ops->size(bs->io, &size);
+	int rc = state_reset(bs, sb, slot, txn);
 	if (rc)
 		goto out;
-	bs->file_blocks = size >> COW_BLOCK_SHIFT;
-	if (bs->file_blocks < bs->nblocks) {
-		rc = COW_CORRUPT(bs->nblocks, "store is larger than its file");
-		goto out;
-	}
 	rc = cow__bits_ensure(bs, bs->nblocks);
 	if (rc)
 		goto out;
