@@ -55,6 +55,28 @@ static int vol_check(cow_vol *v, bool write)
 	return 0;
 }
 
+/*
+ * The block map entry under @c, if it lies in [@first, @last]: its block in
+ * *@b. COW_ENOTFOUND past the range (or at the map's end); COW_ECORRUPT for
+ * a bad key, or keys that do not rise (@prev: the block seen before, or
+ * UINT64_MAX for none). Only the key is read: a block past the range is
+ * not read, nor its damage reported.
+ */
+static int map_block(struct cow__cursor *c, uint64_t first, uint64_t last, uint64_t prev,
+		     uint64_t *b)
+{
+	cow_buf kb;
+	int rc = cow__cursor_get(c, &kb, NULL);
+	if (rc)
+		return rc;
+	if (kb.len != 8)
+		return COW_CORRUPT(0, "bad volume block map key");
+	*b = cow__be64(kb.data);
+	if (*b < first || (prev != UINT64_MAX && *b <= prev))
+		return COW_CORRUPT(0, "volume block map keys out of order");
+	return *b > last ? COW_ENOTFOUND : 0;
+}
+
 int cow_vol_pread(cow_vol *v, void *buf, size_t len, uint64_t off)
 {
 	int rc = vol_check(v, false);
@@ -72,25 +94,17 @@ int cow_vol_pread(cow_vol *v, void *buf, size_t len, uint64_t off)
 	uint8_t k[8];
 	cow__put_be64(k, first);
 	rc = cow__cursor_seek(&c, k, 8);
-	while (rc == 0) {
-		cow_buf kb, vb;
-		rc = cow__cursor_get(&c, &kb, NULL); /* the key first: a block past the range */
-		if (rc)                               /* is not read (nor its damage reported) */
-			break;
-		if (kb.len != 8)
-			return COW_CORRUPT(0, "bad volume block map key");
-		uint64_t b = cow__be64(kb.data);
-		if (b < first) /* the seek found nothing below: the keys are out of order */
-			return COW_CORRUPT(0, "volume block map keys out of order");
-		if (b > last)
-			break;
+	for (uint64_t b, prev = UINT64_MAX;
+	     rc == 0 && (rc = map_block(&c, first, last, prev, &b)) == 0; prev = b) {
+		cow_buf vb;
 		rc = cow__cursor_get(&c, NULL, &vb);
 		if (rc)
 			break;
 		if (vb.len != COW_BLOCK_SIZE)
 			return COW_CORRUPT(0, "bad volume block map entry");
 		uint64_t bstart = b << COW_BLOCK_SHIFT;
-		uint64_t from = COW_MAX(bstart, off), to = COW_MIN(bstart + COW_BLOCK_SIZE, off + len);
+		uint64_t from = COW_MAX(bstart, off),
+			 to = COW_MIN(bstart + COW_BLOCK_SIZE, off + len);
 		memcpy(out + (from - off), (const uint8_t *)vb.data + (from - bstart), to - from);
 		rc = cow__cursor_next(&c);
 	}
@@ -249,16 +263,8 @@ int cow_vol_extents(cow_vol *v, uint64_t off, uint64_t len,
 	uint8_t k[8];
 	cow__put_be64(k, first);
 	rc = cow__cursor_seek(&c, k, 8);
-	while (rc == 0) {
-		cow_buf kb;
-		rc = cow__cursor_get(&c, &kb, NULL); /* keys only: the data is not read */
-		if (rc)
-			break;
-		if (kb.len != 8)
-			return COW_CORRUPT(0, "bad volume block map key");
-		uint64_t b = cow__be64(kb.data);
-		if (b > last)
-			break;
+	for (uint64_t b, prev = UINT64_MAX;
+	     rc == 0 && (rc = map_block(&c, first, last, prev, &b)) == 0; prev = b) {
 		if (have && b == run_end) {
 			run_end++;
 		} else {
