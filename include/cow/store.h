@@ -42,7 +42,10 @@
  * seen, and a reader needs only read access to the data file.
  *
  * Forked children may keep using a store opened before fork(): their
- * transactions lock through a descriptor of their own. A transaction must
+ * transactions lock through a descriptor of their own. Until a child first
+ * uses the store (or closes it, or execs: the descriptors are close-on-exec)
+ * it holds the parent's descriptor too, so if the parent dies inside a
+ * transaction, that transaction's locks last until the child lets go. A transaction must
  * not cross fork(): in the child, every call on one begun before it returns
  * COW_EINVAL and leaves the parent's locks alone.
  *
