@@ -196,6 +196,30 @@ static int write_dirty(struct cow__bs *bs)
 #define COW_AUTO_TRIM 16384u /* 64 MiB */
 #define COW_AUTO_RUN  16u    /* runs shorter than 64 KiB are left to cow trim */
 
+static bool worth_cutting(const struct cow__bs *bs, uint64_t end)
+{
+	return bs->nblocks - end >= COW_TAIL_MIN && (bs->nblocks - end) * 16 >= bs->nblocks;
+}
+
+static bool in_chain(const struct cow__bs *bs, uint64_t b)
+{
+	for (size_t i = 0; i < bs->nchain; i++)
+		if (bs->chain[i].addr == b)
+			return true;
+	return false;
+}
+
+/* @end, or lower if the last blocks in use are the space map's chain. */
+static uint64_t end_below_chain(const struct cow__bs *bs, uint64_t end)
+{
+	if (end <= 2 || !in_chain(bs, end - 1))
+		return end; /* the common case: one look */
+	uint64_t b = end;
+	while (b > 2 && (!cow__bit_test(bs, b - 1) || in_chain(bs, b - 1)))
+		b--;
+	return b;
+}
+
 static void cut_tail(struct cow__bs *bs)
 {
 	if (!bs->io->ops->shrink)
@@ -272,9 +296,16 @@ int cow__bs_commit(struct cow__bs *bs, struct cow__sb *sb)
 	sb->synced = bs->durable;
 	memcpy(sb->uuid, bs->sb.uuid, sizeof(sb->uuid));
 	uint64_t end = cow__bits_end(bs);
-	if (bs->nblocks - end >= COW_TAIL_MIN && (bs->nblocks - end) * 16 >= bs->nblocks) {
+	if (worth_cutting(bs, end)) {
 		/* Blocks >= nblocks are free by definition; a new base describes the rest. */
 		bs->nblocks = end;
+		bs->need_base = true;
+	} else if (worth_cutting(bs, end_below_chain(bs, end))) {
+		/*
+		 * Only the space map's own chain holds the tail (it grows where the
+		 * last big write ended): a new base elsewhere frees it, and a later
+		 * commit cuts the tail.
+		 */
 		bs->need_base = true;
 	}
 	int rc = cow__space_persist(bs, sb);
