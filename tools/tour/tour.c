@@ -26,6 +26,7 @@
 #pragma weak tour_checkpoint
 #pragma weak tour_rcu
 #pragma weak tour_closures
+#pragma weak tour_daytwo
 
 struct step {
 	const char *title;
@@ -92,6 +93,9 @@ int cmd_tour(const struct cli_args *a)
 		 "a write copies one leaf-to-root path; a snapshot keeps the old root",
 		 tour_snapshot},
 		{"crash consistency", "new blocks first, then one superblock switch", tour_crash},
+		{"day two: an online backup, and space given back",
+		 "a backup keeps the sharing; freed space goes back to the file system",
+		 tour_daytwo},
 		{"live-memory snapshot (hypervisor-style write trapping)",
 		 "write-protect, copy a page before its first write", tour_livesnap},
 		{"incremental checkpoint and lazy restore",

@@ -42,5 +42,6 @@ int tour_livesnap(struct tour *t);
 int tour_checkpoint(struct tour *t);
 int tour_rcu(struct tour *t);
 int tour_closures(struct tour *t);
+int tour_daytwo(struct tour *t);
 
 #endif
