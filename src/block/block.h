@@ -255,6 +255,18 @@ void cow__bs_mark_clean(struct cow__bs *bs);
 /* Blocks in use, pending, free below nblocks. */
 void cow__bs_space(struct cow__bs *bs, uint64_t *used, uint64_t *pending, uint64_t *free_blocks);
 
+/*
+ * Compaction's aim (FORMAT.md section 7): the lowest address such that the
+ * free blocks below it could hold every block in use or pending at or past
+ * it, with @slack blocks to spare; *@above gets the blocks in use or pending
+ * at or past it. nblocks when nothing lies past what the file needs. Writer
+ * lock held, state loaded.
+ */
+uint64_t cow__bs_compact_limit(const struct cow__bs *bs, uint64_t slack, uint64_t *above);
+
+/* One past the last block in use or pending (writer lock held, state loaded). */
+uint64_t cow__bs_used_end(const struct cow__bs *bs);
+
 /* For checkers: is block @b allocated (in use or pending)? */
 bool cow__bs_allocated(struct cow__bs *bs, uint64_t b);
 

@@ -100,6 +100,41 @@ static uint64_t find_run(const struct cow__bs *bs, uint64_t from, uint64_t to, u
 	}
 }
 
+uint64_t cow__bs_compact_limit(const struct cow__bs *bs, uint64_t slack, uint64_t *above)
+{
+	/*
+	 * Free blocks below x grow and used ones at or past it shrink as x
+	 * rises: scan a word at a time. Blocks 0 and 1 (the superblock slots)
+	 * count as neither.
+	 */
+	uint64_t end = cow__bits_end(bs);
+	uint64_t used_past = bs->used - (uint64_t)__builtin_popcountll(bs->bits[0] & 3);
+	uint64_t free_below = 0;
+	for (uint64_t x = 0; x < end; x += 64) {
+		if (free_below >= used_past + slack) {
+			*above = used_past;
+			return COW_MAX(x, 2);
+		}
+		unsigned n = x + 64 <= bs->nblocks ? 64 : (unsigned)(bs->nblocks - x);
+		uint64_t w = bs->bits[x >> 6] & (n == 64 ? ~0ull : (1ull << n) - 1);
+		unsigned blocks = n, set;
+		if (x == 0) {
+			w &= ~3ull;
+			blocks -= 2;
+		}
+		set = (unsigned)__builtin_popcountll(w);
+		used_past -= set;
+		free_below += blocks - set;
+	}
+	*above = 0;
+	return bs->nblocks;
+}
+
+uint64_t cow__bs_used_end(const struct cow__bs *bs)
+{
+	return cow__bits_end(bs);
+}
+
 uint64_t cow__bits_end(const struct cow__bs *bs)
 {
 	for (uint64_t w = (bs->nblocks + 63) / 64; w-- > 0;) {

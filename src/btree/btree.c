@@ -862,6 +862,16 @@ int cow__ref_drop(struct cow__tx *tx, const struct cow__bptr *p, uint64_t nblk, 
 	return cow__bs_free(tx->bs, p->addr, nblk, p->birth);
 }
 
+int cow__ref_move(struct cow__tx *tx, uint64_t from, uint64_t to)
+{
+	int err = 0;
+	uint64_t c = cow__ref_get(tx, from, &err);
+	if (err || c < 2)
+		return err;
+	int rc = rd_add(tx, from, -(int64_t)(c - 1));
+	return rc ? rc : rd_add(tx, to, (int64_t)(c - 1));
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

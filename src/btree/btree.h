@@ -85,6 +85,8 @@ uint64_t cow__ref_get(struct cow__tx *tx, uint64_t addr, int *err);
 int cow__ref_inc(struct cow__tx *tx, uint64_t addr);
 /* Drop one reference to @p (@nblk blocks): decrement, or free at zero. */
 int cow__ref_drop(struct cow__tx *tx, const struct cow__bptr *p, uint64_t nblk, bool maybe_shared);
+/* Block @to replaces @from (compaction): it takes over @from's count. */
+int cow__ref_move(struct cow__tx *tx, uint64_t from, uint64_t to);
 /* Write the transaction's count changes into the refs tree (at commit), or forget them. */
 int cow__refs_apply(struct cow__tx *tx);
 void cow__refs_discard(struct cow__tx *tx);
@@ -169,6 +171,30 @@ struct cow__visit {
 	void *ctx;
 };
 int cow__btree_visit(struct cow__tx *tx, const struct cow__bptr *root, const struct cow__visit *v);
+
+/*
+ * Relocation, for compaction (relocate.c; FORMAT.md section 7). Rewrites
+ * @t so that blocks at or past @r->limit move to the lowest free blocks,
+ * @r->budget blocks at most (their parents are rewritten beyond it, as they
+ * must be). Sharing is kept: a moved block keeps its count, and @r->memo
+ * (old address -> new pointer) gives every later parent, in any tree, the
+ * same copy. So one write transaction must relocate every tree that reaches
+ * a moved block: all of them. A moved block is born in the transaction; a
+ * tree that changes takes shared_gen = its generation. Its root needs
+ * cow__btree_finalize before it is stored. A move that would land at or past
+ * the limit is undone and sets @r->full (no room below: stop).
+ */
+struct cow__reloc {
+	uint64_t limit;
+	uint64_t budget;
+	uint64_t moved;	    /* blocks moved because they lay past the limit */
+	uint64_t rewritten; /* nodes rewritten because a child moved */
+	bool full;
+	struct cow__u64map memo;
+};
+void cow__reloc_init(struct cow__reloc *r, uint64_t limit, uint64_t budget);
+void cow__reloc_release(struct cow__reloc *r);
+int cow__btree_relocate(struct cow__tx *tx, struct cow__tree *t, struct cow__reloc *r);
 
 /* Depth of the tree (0 when empty). */
 int cow__btree_depth(struct cow__tx *tx, const struct cow__tree *t);
