@@ -46,3 +46,5 @@ cow_test(unit_backup SOURCES unit/test_backup.c LABELS unit crash concurrent TIM
 set_tests_properties(unit_backup PROPERTIES ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
 # Space given back: the tail cut at commit, punched free runs, power loss during both.
 cow_test(unit_trim SOURCES unit/test_trim.c lib/faultio.c LABELS unit crash TIMEOUT 300)
+# Online compaction: the file shrinks, sharing and readers kept, a writer between steps, power loss.
+cow_test(unit_compact SOURCES unit/test_compact.c lib/faultio.c LABELS unit crash concurrent TIMEOUT 300)

@@ -165,6 +165,50 @@ COW_API int cow_store_stat(cow_store *s, cow_store_stats *st);
  */
 COW_API int cow_store_trim(cow_store *s, uint64_t *bytes);
 
+/* Progress of long work: @done of @total units (bytes, blocks); called now and then. */
+typedef void (*cow_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+typedef struct cow_compact_stats {
+	uint64_t file_before, file_after; /* the file's size in bytes */
+	uint64_t moved_bytes;		  /* live blocks copied lower in the file */
+	uint64_t commits;		  /* write transactions it committed */
+	uint64_t waiting_bytes; /* freed, but a pinned reader still sees them: given back after it */
+} cow_compact_stats;
+
+/*
+ * cow_store_compact - move live blocks toward the start of the file, so
+ * that the file can shrink to about what its live blocks need (the free
+ * blocks left are fewer than a thirty-second of them, plus 1 MiB).
+ *
+ * Works in steps, each a write transaction of its own that moves at most
+ * @step_bytes (0: 4 MiB) of blocks lying past the aim into the lowest free
+ * blocks and commits; the commits that follow cut the file's free tail
+ * (docs/FORMAT.md section 7, "Compaction"). Every object, snapshot and
+ * clone keeps its contents and its sharing: a block shared by 100 clones is
+ * moved once. Each step verifies every block it moves.
+ *
+ * Concurrency: between steps the writer lock is free, so writers in this
+ * and other processes commit meanwhile (each step waits for a running write
+ * transaction, as cow_txn_begin does); once others commit between its steps,
+ * it rests twice as long as a step took, so it holds the lock at most a
+ * third of the time; readers keep reading their
+ * generations, and what they see is not reused until they end, so a reader
+ * open across the call holds the file's size up (reported in
+ * @st->waiting_bytes). Must not be called with a write transaction of this
+ * thread open (COW_EDEADLK).
+ *
+ * Crash safety: every step is an ordinary commit. A crash or kill at any
+ * point leaves the store at its last committed step, whole; running the
+ * call again goes on. Extra space while it runs: one step.
+ *
+ * @st (may be NULL) gets the figures; @progress (may be NULL) hears of the
+ * bytes moved of an estimate. Errors: COW_EINVAL, COW_EREADONLY,
+ * COW_EDEADLK, COW_ECORRUPT (a block failed its checksum: that step is
+ * undone, nothing lost), COW_ENOSPC, COW_ENOMEM, COW_EIO.
+ */
+COW_API int cow_store_compact(cow_store *s, uint64_t step_bytes, cow_compact_stats *st,
+			      cow_progress_fn progress, void *progress_ctx);
+
 /* Flags for cow_txn_begin(). */
 enum {
 	COW_TXN_RDONLY = 1u << 0, /* a read transaction: lock-free, never blocks the writer */
@@ -344,8 +388,6 @@ COW_API int cow_vol_extents(cow_vol *v, uint64_t off, uint64_t len,
 
 /* ---- volumes to and from files ---- */
 
-/* Progress of long work: @done of @total units (bytes, blocks); called now and then. */
-typedef void (*cow_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
 typedef struct cow_export_stats {
 	uint64_t bytes;        /* the volume's size */
@@ -600,7 +642,7 @@ COW_API int cow_store_repair(cow_store *s);
 
 /* Flags for cow_store_backup(). */
 enum {
-	COW_BACKUP_COMPACT = 1u << 0, /* renumber blocks densely (not implemented yet) */
+	COW_BACKUP_COMPACT = 1u << 0, /* then compact the copy: a dense file, not a sparse one */
 };
 
 /*
@@ -630,8 +672,12 @@ enum {
  * until the backup ends, so the store may grow meanwhile by what writers
  * change. Any thread; the source is not modified.
  *
- * Errors: COW_EINVAL (NULL, empty @dest, unknown @flags), COW_EOPNOTSUPP
- * (COW_BACKUP_COMPACT), COW_EEXIST (@dest exists, or was created meanwhile),
+ * With COW_BACKUP_COMPACT the copy is compacted before it gets its name
+ * (cow_store_compact on it): its live blocks move down and its file is
+ * about the size of the live data, sharing kept; its generation is then a
+ * few commits past the source's, with the same contents.
+ *
+ * Errors: COW_EINVAL (NULL, empty @dest, unknown @flags), COW_EEXIST (@dest exists, or was created meanwhile),
  * COW_ECORRUPT, COW_EAGAIN (commits kept overwriting the superblock being
  * copied: try again), COW_ENOMEM, those of cow_txn_begin, and -errno from
  * the file system (COW_ENOSPC, COW_EACCES, COW_EIO, ...).

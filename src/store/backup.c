@@ -270,16 +270,28 @@ static int copy_generation(cow_txn *t, const struct cow__sb *sb, int fd,
 	return rc;
 }
 
+/*
+ * COW_BACKUP_COMPACT: the copy, not yet under its name, is compacted like
+ * any store (its live blocks move down and its tail is cut), so its file
+ * is about the size of the live data instead of a sparse file as long as
+ * the source's. Nobody else can have it open.
+ */
+static int compact_copy(const char *tmp)
+{
+	cow_store *c;
+	int rc = cow_store_open(tmp, NULL, &c);
+	if (rc)
+		return rc;
+	rc = cow_store_compact(c, 64ull << 20, NULL, NULL, NULL);
+	cow_store_close(c);
+	return rc;
+}
+
 int cow_store_backup(cow_store *s, const char *dest, unsigned flags, cow_progress_fn progress,
 		     void *progress_ctx)
 {
 	if (!s || !dest || !*dest || (flags & ~(unsigned)COW_BACKUP_COMPACT))
 		return COW_EINVAL;
-	if (flags & COW_BACKUP_COMPACT) {
-		cow__log("backup: a compacted copy (renumbered blocks) is not implemented; "
-			 "take a plain backup");
-		return COW_EOPNOTSUPP;
-	}
 	struct stat st;
 	if (lstat(dest, &st) == 0)
 		return COW_EEXIST;
@@ -319,6 +331,8 @@ int cow_store_backup(cow_store *s, const char *dest, unsigned flags, cow_progres
 	if (close(fd) != 0 && rc == 0)
 		rc = -errno;
 	fd = -1;
+	if (rc == 0 && (flags & COW_BACKUP_COMPACT))
+		rc = compact_copy(tmp);
 	if (rc == 0)
 		rc = publish(tmp, dest);
 	if (rc == 0)

@@ -202,6 +202,12 @@ static inline int cow__txn_check(const cow_txn *t, bool write)
 		return 0; /* every call on a map or cursor passes here */
 	return cow__txn_check_slow(t, write);
 }
+/*
+ * Call @fn(ctx, name, record) for each catalog entry whose name starts with
+ * @prefix (NULL: all), in name order; names are NUL-terminated copies.
+ */
+int cow__catalog_each(cow_txn *t, const char *prefix,
+		      int (*fn)(void *ctx, const char *name, const struct cow__obj *o), void *ctx);
 /* A new, empty object @name of @type (count: a volume's size) in write txn @t. */
 int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count);
 /* Open @name as @type (0: any) in @t; snapshots and read txns give read-only handles. */

@@ -35,9 +35,8 @@ static int split_name(const char *full, char obj[COW_NAME_MAX + 1], const char *
 	return 0;
 }
 
-/* Iterate catalog entries: @fn(ctx, name, rec). Names are NUL-terminated copies. */
-static int catalog_each(cow_txn *t, const char *prefix,
-			int (*fn)(void *ctx, const char *name, const struct cow__obj *o), void *ctx)
+int cow__catalog_each(cow_txn *t, const char *prefix,
+		      int (*fn)(void *ctx, const char *name, const struct cow__obj *o), void *ctx)
 {
 	struct cow__cursor c;
 	cow__cursor_init(&c, &t->tx, &t->catalog);
@@ -132,7 +131,7 @@ int cow_snapshot(cow_txn *t, const char *snapshot)
 		if ((rc = cow__name_check(snapshot + 1, false, &len)))
 			return rc;
 		struct names ns = {0};
-		rc = catalog_each(t, NULL, collect_live, &ns);
+		rc = cow__catalog_each(t, NULL, collect_live, &ns);
 		for (size_t i = 0; rc == 0 && i < ns.n; i++) { /* all names free, or nothing */
 			char full[COW_FULLNAME_MAX + 2];
 			struct cow__obj x;
@@ -252,7 +251,7 @@ static int destroy_one(cow_txn *t, const char *name)
 		return rc;
 	if (o.flags & OBJF_SNAPSHOT) {
 		struct dep d = {name, false};
-		if ((rc = catalog_each(t, NULL, find_dependent, &d)))
+		if ((rc = cow__catalog_each(t, NULL, find_dependent, &d)))
 			return rc;
 		if (d.found)
 			return COW_EBUSY;
@@ -283,7 +282,7 @@ int cow_destroy(cow_txn *t, const char *name, unsigned flags)
 		char prefix[COW_NAME_MAX + 2];
 		snprintf(prefix, sizeof(prefix), "%s@", name);
 		struct names ns = {0};
-		rc = catalog_each(t, prefix, collect_snaps, &ns);
+		rc = cow__catalog_each(t, prefix, collect_snaps, &ns);
 		if (rc == 0 && ns.n && !(flags & COW_DESTROY_RECURSIVE))
 			rc = COW_EBUSY;
 		/* Refuse before changing anything if any snapshot has a clone. */
@@ -291,7 +290,7 @@ int cow_destroy(cow_txn *t, const char *name, unsigned flags)
 			char full[COW_FULLNAME_MAX + 2];
 			snprintf(full, sizeof(full), "%s@%s", name, ns.v[i]);
 			struct dep d = {full, false};
-			rc = catalog_each(t, NULL, find_dependent, &d);
+			rc = cow__catalog_each(t, NULL, find_dependent, &d);
 			if (rc == 0 && d.found)
 				rc = COW_EBUSY;
 		}
@@ -395,7 +394,7 @@ int cow_promote(cow_txn *t, const char *name)
 	struct moved mv = {.from = obj, .to = name, .upto = s.id};
 	char prefix[COW_NAME_MAX + 2];
 	snprintf(prefix, sizeof(prefix), "%s@", obj);
-	rc = catalog_each(t, prefix, collect_upto, &mv);
+	rc = cow__catalog_each(t, prefix, collect_upto, &mv);
 	for (size_t i = 0; rc == 0 && i < mv.snaps.n; i++) { /* no name may collide */
 		char dst[COW_FULLNAME_MAX + 2];
 		snprintf(dst, sizeof(dst), "%s@%s", name, mv.snaps.v[i]);
@@ -405,7 +404,7 @@ int cow_promote(cow_txn *t, const char *name)
 	}
 	struct origin_fix fx = {&mv, {0}};
 	if (rc == 0)
-		rc = catalog_each(t, NULL, collect_fix, &fx);
+		rc = cow__catalog_each(t, NULL, collect_fix, &fx);
 	/* Move the snapshots, then repoint the clones that hung on them. */
 	bool changed = rc == 0; /* from here on a failure leaves half a promote */
 	for (size_t i = 0; rc == 0 && i < mv.snaps.n; i++) {
@@ -591,7 +590,7 @@ int cow_store_list(cow_txn *t, int (*fn)(void *ctx, const char *name, const char
 	if (!t || !fn)
 		return COW_EINVAL;
 	struct listctx l = {t, fn, ctx};
-	return catalog_each(t, NULL, list_one, &l);
+	return cow__catalog_each(t, NULL, list_one, &l);
 }
 
 /* ---- rename ---- */
@@ -629,7 +628,7 @@ static int move_entry(cow_txn *t, const char *from, const char *to)
 		rc = cow__catalog_get(t, from, &o);
 	struct clones_of c = {from, {0}};
 	if (rc == 0 && (o.flags & OBJF_SNAPSHOT))
-		rc = catalog_each(t, NULL, collect_clones, &c);
+		rc = cow__catalog_each(t, NULL, collect_clones, &c);
 	if (rc == 0)
 		rc = cow__btree_del(&t->tx, &t->catalog, from, strlen(from));
 	if (rc == 0)
@@ -663,7 +662,7 @@ static int rename_object(cow_txn *t, const char *from, const char *to)
 	char prefix[COW_NAME_MAX + 2];
 	snprintf(prefix, sizeof(prefix), "%s@", from);
 	struct names ns = {0};
-	rc = catalog_each(t, prefix, collect_snaps, &ns);
+	rc = cow__catalog_each(t, prefix, collect_snaps, &ns);
 	for (size_t i = 0; rc == 0 && i < ns.n; i++) {
 		char dst[COW_FULLNAME_MAX + 2];
 		if ((size_t)snprintf(dst, sizeof(dst), "%s@%s", to, ns.v[i]) > COW_FULLNAME_MAX)
@@ -694,7 +693,7 @@ static int rename_everywhere(cow_txn *t, const char *a, const char *to)
 	    (rc = cow__name_check(to + 1, false, &len)))
 		return rc ? rc : COW_EINVAL;
 	struct names ns = {0};
-	rc = catalog_each(t, NULL, collect_live, &ns);
+	rc = cow__catalog_each(t, NULL, collect_live, &ns);
 	struct names has = {0}; /* the objects that have snapshot A */
 	for (size_t i = 0; rc == 0 && i < ns.n; i++) {
 		char src[COW_FULLNAME_MAX + 2], dst[COW_FULLNAME_MAX + 2];

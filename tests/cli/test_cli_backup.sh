@@ -1,7 +1,8 @@
 #!/bin/sh
 # `cow backup`: a copy that opens, passes fsck and reads back the same;
-# refusals (an existing DEST, --compact) leave nothing; damage fails with
-# exit 4 and no DEST.  usage: test_cli_backup.sh PATH/TO/cow
+# --compact gives a dense copy; refusals (an existing DEST) leave nothing;
+# damage fails with exit 4 and no DEST. `cow compact` shrinks a store with
+# its live data at the end, online, and refuses bad steps.  usage: test_cli_backup.sh PATH/TO/cow
 set -u
 COW=$1
 dir=$(mktemp -d)
@@ -51,10 +52,38 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["generatio
 
 check "existing DEST" 3 "$COW" backup "$dir/b.cow"
 expect_err "existing DEST" "exists"
-check "compact refused" 3 "$COW" backup --compact "$dir/c.cow"
-expect_err "compact refused" "not implemented"
-[ -e "$dir/c.cow" ] && { echo "FAIL: --compact left a file"; fails=$((fails + 1)); }
+check "compact backup" 0 "$COW" backup --compact "$dir/c.cow"
+check "fsck of the compacted copy" 0 "$COW" fsck "$dir/c.cow"
+COW_STORE="$dir/c.cow" "$COW" list >"$dir/list.dense"
+cmp -s "$dir/list.src" "$dir/list.dense" || { echo "FAIL: compacted copy lists differently"; fails=$((fails + 1)); }
+check "export c3 from the compacted copy" 0 env COW_STORE="$dir/c.cow" "$COW" export c3 "$dir/c3.img"
+cmp -s "$dir/data" "$dir/c3.img" || { echo "FAIL: c3 differs in the compacted copy"; fails=$((fails + 1)); }
 check "no arguments" 2 "$COW" backup
+
+# cow compact: live data at the end of the file, behind a destroyed volume.
+export COW_STORE="$dir/k.cow"
+head -c 8000000 /dev/urandom >"$dir/big"
+check "compact: init" 0 "$COW" init
+check "compact: big" 0 "$COW" import "$dir/big" big
+check "compact: keep" 0 "$COW" import "$dir/data" keep
+check "compact: snapshot" 0 "$COW" snapshot keep@a
+check "compact: clone" 0 "$COW" clone keep@a kc
+check "compact: destroy big" 0 "$COW" destroy big
+before=$(stat -c %s "$COW_STORE")
+check "compact" 0 "$COW" compact --step 64K
+grep -q "^compacted .* moved in" "$dir/out" || { echo "FAIL: compact output: $(cat "$dir/out")"; fails=$((fails + 1)); }
+after=$(stat -c %s "$COW_STORE")
+[ "$after" -lt 2000000 ] || { echo "FAIL: compact left $after bytes (was $before)"; fails=$((fails + 1)); }
+check "fsck after compact" 0 "$COW" fsck
+check "export kc after compact" 0 "$COW" export kc "$dir/kc.img"
+cmp -s "$dir/data" "$dir/kc.img" || { echo "FAIL: kc differs after compact"; fails=$((fails + 1)); }
+check "compact --json" 0 "$COW" compact --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["moved_bytes"] == 0 and d["commits"] == 0, d' "$dir/out" ||
+	{ echo "FAIL: compact --json on a compact store: $(cat "$dir/out")"; fails=$((fails + 1)); }
+for bad in 0 4095 1e30 -1 inf 18446744073709551616 4K5; do
+	check "compact --step $bad" 2 "$COW" compact --step "$bad"
+done
+export COW_STORE="$dir/s.cow"
 
 # Damage: flip a bit in the middle of the volume's data; backup fails with no DEST.
 python3 - "$COW_STORE" <<'PY'

@@ -1,6 +1,6 @@
 /*
  * Crash test with versions: a map, a volume, snapshots, clones, rollbacks,
- * renames and destroys, on an io that simulates a power loss at a random write or flush
+ * renames and destroys, and compactions between transactions, on an io that simulates a power loss at a random write or flush
  * (see tests/lib/faultio.h). After each crash the store must reopen holding
  * exactly one allowed state of the whole catalog (every object and snapshot,
  * byte for byte), and the checker must find every reference count and the
@@ -368,6 +368,14 @@ int main(int argc, char **argv)
 				CHECK(faultio_crashed());
 				allow(&cur);
 				memcpy(origins_allowed[nallowed - 1], origin, sizeof(origin));
+				break;
+			}
+			/* Compaction now and then: it moves blocks, never changes a state. */
+			if (check_rand(&rng) % 6 == 0) {
+				uint64_t step_bytes = (1 + check_rand(&rng) % 16) * 4096;
+				rc = cow_store_compact(s, step_bytes, NULL, NULL, NULL);
+				if (rc)
+					CHECK(faultio_crashed());
 			}
 		}
 		CHECK(faultio_crashed());

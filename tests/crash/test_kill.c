@@ -6,6 +6,9 @@
  * the middle of a pwritev, between the superblock write and the flush,
  * holding the writer lock or a reader slot.
  *
+ * Every eighth commit is followed by a compaction (commits that move blocks
+ * and change no content), so kills land in its steps too.
+ *
  * Every commit N of the writer is a deterministic function of N and the
  * state before it: it writes N into COUNTERS keys spread over the map, a
  * multi-block value derived from N, and random puts and deletes. The parent
@@ -364,6 +367,10 @@ static void writer(const char *path, struct model *m, int fd)
 			die(26, "writer: commit: %s", cow_errname(rc));
 		if (write(fd, &m->n, 8) != 8)
 			die(27, "writer: %s", "ack pipe");
+		/* Compaction now and then: its commits move blocks and change no content. */
+		if (m->n % 8 == 0 &&
+		    (rc = cow_store_compact(s, 4096 * (1 + m->n % 5), NULL, NULL, NULL)) != 0)
+			die(28, "writer: compact: %s", cow_errname(rc));
 	}
 }
 

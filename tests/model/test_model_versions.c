@@ -1,6 +1,6 @@
 /*
  * Model test of versions: random writes to maps interleaved with snapshots,
- * clones, rollbacks, destroys, promotes and renames, and trims between
+ * clones, rollbacks, destroys, promotes and renames, and trims and compactions between
  * transactions, all against an in-memory reference. After every few transactions every live object
  * and every snapshot is compared with the reference, and the checker recounts every block's parents
  * against the stored reference counts (no leak, nothing freed twice, nothing shared without being
@@ -268,7 +268,8 @@ int main(int argc, char **argv)
 	static struct obj saved_objs[NOBJ];
 	static struct snap saved_snaps[NSNAP];
 	long saved_seq = 0;
-	long commits = 0, aborts = 0, trims = 0;
+	long commits = 0, aborts = 0, trims = 0, compacts = 0;
+	uint64_t moved = 0;
 	for (long step = 0; step < steps;) {
 		memcpy(saved_objs, objs, sizeof(objs));
 		memcpy(saved_snaps, snaps, sizeof(snaps));
@@ -292,6 +293,14 @@ int main(int argc, char **argv)
 			CHECK_OK(cow_store_trim(s, NULL));
 			trims++;
 		}
+		if (check_rand(&rng) % 40 == 0) { /* move live blocks down, in small steps */
+			uint64_t step_bytes = (1 + check_rand(&rng) % 64) * 4096;
+			cow_compact_stats cs;
+			CHECK_OK(cow_store_compact(s, step_bytes, &cs, NULL, NULL));
+			compacts++;
+			moved += cs.moved_bytes;
+			compare_all();
+		}
 		if (commits % 10 == 0)
 			compare_all();
 	}
@@ -299,8 +308,9 @@ int main(int argc, char **argv)
 	int nsnap = 0;
 	for (int i = 0; i < NSNAP; i++)
 		nsnap += snaps[i].live;
-	printf("%ld steps: %ld commits, %ld aborts, %ld trims; %d snapshots alive at the end\n",
-	       steps, commits, aborts, trims, nsnap);
+	printf("%ld steps: %ld commits, %ld aborts, %ld trims, %ld compactions (%llu KiB "
+	       "moved); %d snapshots alive at the end\n",
+	       steps, commits, aborts, trims, compacts, (unsigned long long)moved >> 10, nsnap);
 	cow_store_close(s);
 	return 0;
 }

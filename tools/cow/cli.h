@@ -116,6 +116,7 @@ int cmd_destroy(const struct cli_args *a);
 int cmd_promote(const struct cli_args *a);
 int cmd_rename(const struct cli_args *a);
 int cmd_trim(const struct cli_args *a);
+int cmd_compact(const struct cli_args *a);
 int cmd_serve(const struct cli_args *a);
 int cmd_list(const struct cli_args *a);
 int cmd_du(const struct cli_args *a);

@@ -1,5 +1,5 @@
 /*
- * Store-wide commands: init, stat, backup.
+ * Store-wide commands: init, stat, trim, compact, backup.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +97,43 @@ int cmd_trim(const struct cli_args *args)
 	return EXIT_OK;
 }
 
+int cmd_compact(const struct cli_args *a)
+{
+	cow_store *s;
+	int ex = cli_open("compact", true, &s);
+	if (ex)
+		return ex;
+	struct cli_progress pr;
+	cow_compact_stats st;
+	cli_progress_begin(&pr, "compacting", true);
+	int rc = cow_store_compact(s, cli_num(a, "step", 0), &st, cli_progress, &pr);
+	cli_progress_end(&pr);
+	cow_store_close(s);
+	if (rc)
+		return cli_fail(rc, "%s: compact", cli_store_path());
+	if (cli_flag(a, "json")) {
+		struct json j;
+		json_init(&j, stdout);
+		json_object(&j);
+		json_ku64(&j, "file_bytes_before", st.file_before);
+		json_ku64(&j, "file_bytes_after", st.file_after);
+		json_ku64(&j, "moved_bytes", st.moved_bytes);
+		json_ku64(&j, "commits", st.commits);
+		json_ku64(&j, "waiting_bytes", st.waiting_bytes);
+		json_end(&j);
+		return EXIT_OK;
+	}
+	char b[32], f[32], m[32], w[32];
+	printf("compacted %s: file %s -> %s, %s moved in %llu commits\n", cli_store_path(),
+	       cli_size(b, sizeof(b), (double)st.file_before),
+	       cli_size(f, sizeof(f), (double)st.file_after),
+	       cli_size(m, sizeof(m), (double)st.moved_bytes), (unsigned long long)st.commits);
+	if (st.waiting_bytes)
+		printf("waiting     %s a reader still sees: given back after it ends\n",
+		       cli_size(w, sizeof(w), (double)st.waiting_bytes));
+	return EXIT_OK;
+}
+
 /* Progress for the terminal, and the blocks copied for the summary. */
 struct backup_progress {
 	struct cli_progress pr;
@@ -113,17 +150,14 @@ static void backup_progress(void *ctx, uint64_t done, uint64_t total)
 int cmd_backup(const struct cli_args *a)
 {
 	const char *dest = a->argv[0];
-	if (cli_flag(a, "compact"))
-		return cli_fail(COW_EOPNOTSUPP,
-				"backup --compact: renumbering blocks is not implemented yet; "
-				"a plain backup (a sparse file) takes space for live blocks only");
 	cow_store *s;
 	int ex = cli_open("backup", false, &s);
 	if (ex)
 		return ex;
 	struct backup_progress p = {.done = 0};
 	cli_progress_begin(&p.pr, "backing up", false);
-	int rc = cow_store_backup(s, dest, 0, backup_progress, &p);
+	int rc = cow_store_backup(s, dest, cli_flag(a, "compact") ? COW_BACKUP_COMPACT : 0,
+				  backup_progress, &p);
 	cli_progress_end(&p.pr);
 	cow_store_close(s);
 	if (rc)

@@ -32,8 +32,14 @@ static const struct cli_opt fsck_opts[] = {
 	{NULL},
 };
 
+static const struct cli_opt compact_opts[] = {
+	{"step", 0, CLI_BYTES, "SIZE", "move at most SIZE per commit (default 4M)", 4096},
+	{"json", 0, CLI_FLAG, NULL, "machine-readable output (JSON)"},
+	{NULL},
+};
+
 static const struct cli_opt backup_opts[] = {
-	{"compact", 0, CLI_FLAG, NULL, "renumber blocks densely (not implemented yet: refused)"},
+	{"compact", 0, CLI_FLAG, NULL, "then compact the copy: a dense file, not a sparse one"},
 	{"json", 0, CLI_FLAG, NULL, "machine-readable output (JSON)"},
 	{NULL},
 };
@@ -143,6 +149,13 @@ const struct cli_cmd cli_commands[] = {
 	 "Commits do it themselves for runs of 64 KiB and more once the file takes\n"
 	 "64 MiB (and an eighth of it) more on disk than its blocks need,\n"
 	 "and cut a free tail of the file off when it is 1 MiB and a sixteenth of the store.\n"},
+	{"compact", "", 0, 0, compact_opts, IN_COW(cmd_compact),
+	 "move live blocks down so the file shrinks to about what they need (online)",
+	 "Works in steps of at most --step bytes, each its own commit, so writers in\n"
+	 "other processes commit between them and readers keep their generations;\n"
+	 "objects, snapshots and clones keep their sharing. A kill or power loss\n"
+	 "loses nothing: run it again to go on. Space a reader still sees is given\n"
+	 "back only after it ends (\"waiting\" in the output).\n"},
 	{"map create", "NAME", 1, 1, NULL, IN_COW(cmd_map_create), "create an empty map"},
 	{"map drop", "NAME", 1, 1, NULL, IN_COW(cmd_map_drop), "delete a map and its entries"},
 	{"put", "NAME KEY VALUE", 3, 3, NULL, IN_COW(cmd_put),
@@ -227,7 +240,9 @@ const struct cli_cmd cli_commands[] = {
 	 "verified as it is read; damage fails the backup (exit 4) and leaves no\n"
 	 "DEST. DEST must not exist; it appears only when complete and flushed\n"
 	 "(a killed backup may leave DEST.tmp-XXXXXX, which can be deleted). The\n"
-	 "copy is a store: open it, or `cow fsck` it. Needs only read access.\n"},
+	 "copy is a store: open it, or `cow fsck` it. Needs only read access.\n"
+	 "--compact then compacts the copy (as `cow compact`) before it gets its\n"
+	 "name: a dense file about the size of the live data.\n"},
 	{"share", "PID...", 1, -1, share_opts, IN_COW(cmd_share),
 	 "what a process family shares after fork(), and what un-shared it",
 	 "For each process (and with --children every descendant): resident memory,\n"
