@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cow/store.h"
 
 #define KLEN 16
@@ -53,30 +54,10 @@
 #define POOL (1u << 20) /* random bytes that values are cut from */
 #define MIB  (1024.0 * 1024.0)
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("store_bench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
+#define die(...) bench_die("store_bench", __VA_ARGS__)
 
-#define CK_COW(call)                                                                               \
-	do {                                                                                       \
-		int rc_ = (call);                                                                  \
-		if (rc_)                                                                           \
-			die("%s:%d: %s: %s", __FILE__, __LINE__, #call, cow_strerror(rc_));        \
-	} while (0)
-
-#define CK_MDB(call)                                                                               \
-	do {                                                                                       \
-		int rc_ = (call);                                                                  \
-		if (rc_)                                                                           \
-			die("%s:%d: %s: %s", __FILE__, __LINE__, #call, mdb_strerror(rc_));        \
-	} while (0)
+#define CK_COW(call) BENCH_CK("store_bench", cow_strerror, call)
+#define CK_MDB(call) BENCH_CK("store_bench", mdb_strerror, call)
 
 static uint64_t mix64(uint64_t x)
 {
