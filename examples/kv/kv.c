@@ -75,7 +75,12 @@ struct client {
 	bool closing; /* close once the output is sent */
 	bool want_out;
 	bool closed;
+	bool blocked; /* its BGSAVE waits for the instant: run nothing else */
+	struct client *next_dead;
 };
+
+/* Clients closed during one batch of events, freed after it. */
+static struct client *graveyard;
 
 enum save_phase { SAVE_IDLE, SAVE_PREPARING, SAVE_RUNNING };
 
@@ -106,7 +111,8 @@ static struct server {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	enum save_phase phase;
-	bool scheduled; /* BGSAVE asked while a restore runs */
+	bool scheduled;		      /* BGSAVE asked while a restore runs */
+	struct client *bgsave_client; /* answered once the instant is taken */
 	pthread_t saver;
 	cow_mem_region *save_region;
 	cow_mem_sink *sink;
@@ -178,6 +184,8 @@ static void post(char what)
 }
 
 /* ---- save ---- */
+
+static void client_unblock(const char *status, const char *error);
 
 static void *saver_main(void *arg)
 {
@@ -306,6 +314,7 @@ static void on_prepared(void)
 		unlink(S.tmp_path);
 		save_cleanup();
 		save_failed(rc, "prepare");
+		client_unblock(NULL, "ERR cannot start a background save (see the log)");
 		return;
 	}
 	if (S.heap.hdr->top > S.save_len && S.save_len < S.maxmemory) {
@@ -329,6 +338,10 @@ static void on_prepared(void)
 	S.armed = true;
 	pthread_cond_signal(&S.cv);
 	pthread_mutex_unlock(&S.mu);
+	if (rc)
+		client_unblock(NULL, "ERR background save failed at the instant (see the log)");
+	else
+		client_unblock("Background saving started", NULL);
 }
 
 /* 'S': the image is complete (or failed). */
@@ -342,8 +355,10 @@ static void on_saved(void)
 	save_cleanup();
 	if (cancelled && !S.armed) {
 		rc = save_start(); /* the retry after the heap outgrew the prefix */
-		if (rc)
+		if (rc) {
 			save_failed(rc, "start");
+			client_unblock(NULL, "ERR cannot start a background save (see the log)");
+		}
 		return;
 	}
 	S.retries = 0;
@@ -411,6 +426,11 @@ static int restore_start(void)
 		goto out;
 	}
 	S.restore_len = len;
+	if (S.restore_backend == COW_MEM_AUTO) {
+		cow_mem_probe_info p;
+		cow_mem_probe(&p);
+		S.restore_backend = p.restore; /* so INFO names what runs */
+	}
 	why = "register";
 	rc = cow_mem_region_register(S.base, len, &S.restore_region);
 	if (rc)
@@ -711,7 +731,12 @@ static void c_bgsave(struct client *c, struct kv_arg *a, size_t n)
 		kv_out_errorf(&c->out, "ERR cannot start a background save: %s", cow_strerror(rc));
 		return;
 	}
-	kv_out_status(&c->out, "Background saving started");
+	/*
+	 * As with Redis, once BGSAVE answers, the image is of this moment: the
+	 * reply waits for the instant, and this client's next commands with it.
+	 */
+	c->blocked = true;
+	S.bgsave_client = c;
 }
 
 static void c_lastsave(struct client *c, struct kv_arg *a, size_t n)
@@ -882,7 +907,8 @@ static void c_info(struct client *c, struct kv_arg *a, size_t n)
 		ADD("cow_restore_in_progress:%d\r\ncow_restore_backend:%s\r\n"
 		    "cow_restore_usable_usec:%" PRIu64 "\r\ncow_restore_total_ms:%.1f\r\n"
 		    "cow_restore_first_touches:%" PRIu64 "\r\n\r\n",
-		    S.restoring, cow_mem_backend_name(S.restore_stats.backend),
+		    S.restoring,
+		    S.restore_usable_ns ? cow_mem_backend_name(S.restore_backend) : "none",
 		    S.restore_usable_ns / 1000, (double)S.restore_stats.total_ns / 1e6,
 		    S.restore_stats.faults);
 	}
@@ -938,6 +964,8 @@ static void dispatch(struct client *c, struct kv_arg *a, size_t n)
 
 static void client_close(struct client *c)
 {
+	if (S.bgsave_client == c)
+		S.bgsave_client = NULL;
 	epoll_ctl(S.ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c->in);
@@ -945,6 +973,8 @@ static void client_close(struct client *c)
 	free(c->req.argv);
 	S.clients--;
 	c->closed = true;
+	c->next_dead = graveyard;
+	graveyard = c;
 }
 
 static void client_flush(struct client *c)
@@ -984,7 +1014,7 @@ static void client_flush(struct client *c)
 static void client_process(struct client *c)
 {
 	size_t off = 0;
-	while (off < c->in_len && !c->closing) {
+	while (off < c->in_len && !c->closing && !c->blocked) {
 		size_t used = 0;
 		const char *err = NULL;
 		enum kv_parse r = kv_parse(c->in + off, c->in_len - off, &c->req, &used, &err);
@@ -1044,6 +1074,21 @@ static void client_read(struct client *c)
 	client_flush(c);
 }
 
+static void client_unblock(const char *status, const char *error)
+{
+	struct client *c = S.bgsave_client;
+	S.bgsave_client = NULL;
+	if (!c)
+		return;
+	c->blocked = false;
+	if (status)
+		kv_out_status(&c->out, status);
+	else
+		kv_out_error(&c->out, error);
+	client_process(c);
+	client_flush(c);
+}
+
 static void accept_clients(void)
 {
 	for (;;) {
@@ -1098,9 +1143,6 @@ static void on_note(void)
 		}
 }
 
-/* Clients closed during this batch of events are freed after it. */
-static struct client *graveyard[MAX_EVENTS];
-
 static int loop(void)
 {
 	struct epoll_event ev[MAX_EVENTS];
@@ -1112,7 +1154,6 @@ static int loop(void)
 			continue;
 		if (n < 0)
 			return -1;
-		int dead = 0;
 		for (int i = 0; i < n; i++) {
 			void *p = ev[i].data.ptr;
 			if (p == &S.lfd) {
@@ -1134,12 +1175,13 @@ static int loop(void)
 					client_read(c);
 				else if (ev[i].events & EPOLLOUT)
 					client_flush(c);
-				if (c->closed)
-					graveyard[dead++] = c;
 			}
 		}
-		for (int i = 0; i < dead; i++)
-			free(graveyard[i]);
+		while (graveyard) {
+			struct client *c = graveyard;
+			graveyard = c->next_dead;
+			free(c);
+		}
 	}
 }
 
