@@ -20,7 +20,8 @@ kv_test(kv_cli test_kv_cli.sh LABELS unit kv)
 kv_test(kv_malformed test_kv_malformed.py LABELS unit kv)
 # BGSAVE while redis-benchmark and an overwrite of every key run, then restart.
 kv_test(kv_bgsave test_kv_bgsave.sh LABELS unit kv concurrent TIMEOUT 300)
-kv_test(kv_bgsave_uffd test_kv_bgsave.sh LABELS unit kv concurrent TIMEOUT 300 ARGS uffd)
+kv_test(kv_bgsave_uffd_thread test_kv_bgsave.sh LABELS unit kv concurrent TIMEOUT 300
+	ARGS uffd-thread)
 kv_test(kv_bgsave_fork test_kv_bgsave.sh LABELS unit kv TIMEOUT 300 ARGS fork)
 # Restart: lazy restore serving at once, writes and BGSAVE during it, eager, damaged images.
 kv_test(kv_restart test_kv_restart.sh LABELS unit kv TIMEOUT 300)

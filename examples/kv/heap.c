@@ -207,8 +207,13 @@ int kv_set(struct kv_heap *h, const void *key, size_t klen, const void *val, siz
 		struct kv_entry *e = kv_ptr(h, *link);
 		*created = false;
 		if (class_of(vlen) == e->vclass) {
+			/*
+			 * Same size, the common overwrite: leave the entry's page
+			 * alone, so during a snapshot only the value's page traps.
+			 */
 			memmove(h->base + e->val, val, vlen);
-			e->vlen = (uint32_t)vlen;
+			if (e->vlen != vlen)
+				e->vlen = (uint32_t)vlen;
 			return 0;
 		}
 		uint64_t v = alloc(h, vlen, &vc);

@@ -3,15 +3,19 @@
 # -t set over the same keys, BGSAVE, overwrite every key while the save runs,
 # then restart from the image: every key must have its value from before the
 # save, none from after (the image is the heap at the instant BGSAVE answered).
-#   test_kv_bgsave.sh KV_BINARY [BACKEND] [KEYS]
+#   test_kv_bgsave.sh KV_BINARY [BACKEND] [KEYS]   (BACKEND: kv's default, uffd-thread, fork...)
 set -u
 KV=$1
-backend=${2:-auto}
+backend=${2:-default}
 n=${3:-200000}
 . "$(dirname "$0")/lib.sh"
 need redis-cli redis-benchmark
 size=1024
-kv_start --maxmemory 1g --backend "$backend" --save-buffer 8m
+if [ "$backend" = default ]; then
+	kv_start --maxmemory 1g --save-buffer 8m
+else
+	kv_start --maxmemory 1g --backend "$backend" --save-buffer 8m
+fi
 
 gen_set "$n" pre $size | R --pipe >"$DIR/pipe.out" 2>&1 || fail "load: $(cat "$DIR/pipe.out")"
 expect "$n" dbsize
