@@ -84,21 +84,23 @@ if command -v gnuplot >/dev/null 2>&1; then
 	awk -F, -v d="$tmp" 'NR > 1 { f = d "/" $1; print $2, $8, $12, $14 / 1000, $17 > f }' "$csv"
 	touch "$tmp/redis" "$tmp/kv" "$tmp/kv-thp"
 	gnuplot <<GP
-set terminal pngcairo size 1400,380
+set terminal pngcairo size 1400,460
 set output "$out/kv.png"
 set multiplot layout 1,4 title "Redis BGSAVE (fork) vs kv forkless save, same run, redis-benchmark -t set during the save"
 set style data points
 set pointsize 1.5
-set key top left
+set key below
 set xlabel "run"
 set xtics 1
+set offsets 0.3, 0.3, graph 0.08, 0
+set termoption noenhanced
 set ylabel "write throughput during save / before"
 set yrange [0:1.2]
 plot "$tmp/redis" using 1:2 title "redis-server" pt 7, "$tmp/kv" using 1:2 title "kv" pt 5, "$tmp/kv-thp" using 1:2 title "kv --thp" pt 9, 0.8 title "target" with lines dt 2
 set yrange [0:*]
 set ylabel "peak extra memory (MiB)"
 plot "$tmp/redis" using 1:3 title "redis-server" pt 7, "$tmp/kv" using 1:3 title "kv" pt 5, "$tmp/kv-thp" using 1:3 title "kv --thp" pt 9, 64 title "64 MiB buffer" with lines dt 2
-set ylabel "pause (ms): latest_fork_usec"
+set ylabel "pause (ms), INFO latest_fork_usec"
 plot "$tmp/redis" using 1:4 title "redis-server" pt 7, "$tmp/kv" using 1:4 title "kv" pt 5, "$tmp/kv-thp" using 1:4 title "kv --thp" pt 9
 set ylabel "restart to first GET (ms)"
 set logscale y
