@@ -8,8 +8,8 @@
 set -eu
 
 build="cmake make gcc g++ pkg-config liburcu-dev libxxhash-dev"
-test="python3 binutils btrfs-progs xfsprogs"
-bench="liblmdb-dev gnuplot-nox btrfs-progs xfsprogs qemu-utils"
+test="python3 binutils btrfs-progs xfsprogs redis-tools"
+bench="liblmdb-dev gnuplot-nox btrfs-progs xfsprogs qemu-utils redis-server redis-tools"
 fuzz="clang"
 # The NBD plugin and the real clients its tests drive (part of test).
 nbd="nbdkit nbdkit-plugin-dev libnbd-bin qemu-utils"
