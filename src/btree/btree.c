@@ -234,7 +234,7 @@ static int node_cow(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p
 	if (rc)
 		return rc;
 	uint64_t addr;
-	uint8_t *b;
+	uint8_t *b = NULL;
 	rc = cow__bs_alloc(tx->bs, 1, &addr, &b);
 	if (rc)
 		return rc;
@@ -261,7 +261,7 @@ static int node_new(struct cow__tx *tx, struct cow__tree *t, int kind, int level
 		    struct cow__bptr *p, uint8_t **out)
 {
 	uint64_t addr;
-	uint8_t *b;
+	uint8_t *b = NULL;
 	int rc = cow__bs_alloc(tx->bs, 1, &addr, &b);
 	if (rc)
 		return rc;
@@ -427,7 +427,7 @@ static int ins(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 {
 	if (depth >= COW_BTREE_MAXDEPTH)
 		return COW_CORRUPT(p->addr, "tree too deep");
-	uint8_t *b;
+	uint8_t *b = NULL; /* node_cow sets it; NULL quiets -O3 -Wmaybe-uninitialized */
 	int rc = node_cow(tx, t, p, &b);
 	if (rc)
 		return rc;
@@ -564,7 +564,7 @@ static int merge_child(struct cow__tx *tx, struct cow__tree *t, uint8_t *b, unsi
 		return rc;
 	if (n_used(ln) + n_used(rn) + 2 * (n_count(ln) + n_count(rn)) > N_SPACE)
 		return 0; /* doesn't fit: leave them */
-	uint8_t *lw;
+	uint8_t *lw = NULL;
 	rc = node_cow(tx, t, &lp, &lw);
 	if (rc)
 		return rc;
@@ -589,7 +589,7 @@ static int del(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 {
 	if (depth >= COW_BTREE_MAXDEPTH)
 		return COW_CORRUPT(p->addr, "tree too deep");
-	uint8_t *b;
+	uint8_t *b = NULL;
 	int rc = node_cow(tx, t, p, &b);
 	if (rc)
 		return rc;

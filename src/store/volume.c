@@ -94,7 +94,7 @@ int cow_vol_pread(cow_vol *v, void *buf, size_t len, uint64_t off)
 	uint8_t k[8];
 	cow__put_be64(k, first);
 	rc = cow__cursor_seek(&c, k, 8);
-	for (uint64_t b, prev = UINT64_MAX;
+	for (uint64_t b = 0, prev = UINT64_MAX;
 	     rc == 0 && (rc = map_block(&c, first, last, prev, &b)) == 0; prev = b) {
 		cow_buf vb;
 		rc = cow__cursor_get(&c, NULL, &vb);
@@ -263,7 +263,7 @@ int cow_vol_extents(cow_vol *v, uint64_t off, uint64_t len,
 	uint8_t k[8];
 	cow__put_be64(k, first);
 	rc = cow__cursor_seek(&c, k, 8);
-	for (uint64_t b, prev = UINT64_MAX;
+	for (uint64_t b = 0, prev = UINT64_MAX;
 	     rc == 0 && (rc = map_block(&c, first, last, prev, &b)) == 0; prev = b) {
 		if (have && b == run_end) {
 			run_end++;
