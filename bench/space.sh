@@ -43,7 +43,7 @@ backup_bench() {
 	i=1
 	while [ "$i" -le "$clones" ]; do
 		"$cow" clone disk@base "c$i" >/dev/null
-		"$cow" vol write "c$i" $(((i * 7919 % (mib * 256)) * 4096)) <"$work/blk" >/dev/null
+		"$cow" vol write "c$i" $(((i * 7919 % (mib * 256)) * 4096)) <"$work/blk" >/dev/null 2>&1
 		i=$((i + 1))
 	done
 
@@ -163,10 +163,11 @@ trap 'rm -rf "$tmp"' EXIT
 # Left: file size over live data after destroy, trim (on disk) and compact.
 # Right: backup of the clones, time and space, per engine.
 {
-	for w in file_mib_destroyed disk_mib_trimmed file_mib_compacted; do
-		live=$(awk -F, '$1 == "destroy90" && $4 == "live_mib" { print $5 }' "$csv" | median)
-		v=$(awk -F, -v w="$w" '$1 == "destroy90" && $4 == w { print $5 }' "$csv" | median)
-		echo "$w $(echo "$v / $live" | bc -l)"
+	live=$(awk -F, '$1 == "destroy90" && $4 == "live_mib" { print $5 }' "$csv" | median)
+	for w in "file_mib_destroyed:file after destroy" "disk_mib_destroyed:disk after destroy" \
+		"disk_mib_trimmed:disk after trim" "file_mib_compacted:file after compact"; do
+		v=$(awk -F, -v w="${w%%:*}" '$1 == "destroy90" && $4 == w { print $5 }' "$csv" | median)
+		echo "\"${w#*:}\" $(echo "$v / $live" | bc -l)"
 	done
 } >"$tmp/d90.dat"
 for e in cowkit qcow2 btrfs_reflink; do
@@ -175,7 +176,7 @@ for e in cowkit qcow2 btrfs_reflink; do
 	[ "$s" = nan ] || echo "$e $s $d"
 done >"$tmp/backup.dat"
 gnuplot <<EOF
-set terminal pngcairo size 1100,420
+set terminal pngcairo size 1100,420 noenhanced
 set output "$results/space.png"
 set multiplot layout 1,2
 set style data histograms
@@ -184,10 +185,12 @@ set boxwidth 0.7
 set grid ytics
 set title "1 GiB store, 90% destroyed: file / live data (target after compact <= 1.1)"
 set ylabel "x live data"
-set logscale y
+set yrange [0:*]
+set xtics rotate by -20
 plot "$tmp/d90.dat" using 2:xtic(1) notitle lc rgb "#4477aa", 1.1 title "1.1x" lc rgb "#cc3311"
-unset logscale y
-set title "backup of 100 clones of one volume"
+set xtics norotate
+set title "backup of 100 clones of one 256 MiB volume (median)"
+set key left top
 set ylabel "seconds"
 set y2label "MiB on disk"
 set y2tics
