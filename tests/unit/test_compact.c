@@ -4,6 +4,7 @@
  * reader open across it keeps reading its generation; a writer commits
  * between its steps; a power loss at any step of it loses nothing.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -341,12 +342,116 @@ static void test_crash(void)
 	CHECK_OK(cow_store_open(path, NULL, &s));
 }
 
+/*
+ * Errors on the way: an I/O error or a full disk at every write of a
+ * compaction fails it cleanly (the store stays whole and usable), a
+ * damaged block it would move fails it with COW_ECORRUPT and changes
+ * nothing, a read-only store is refused.
+ */
+static void test_errors(void)
+{
+	fresh("compact-errors.cow");
+	cow_store_close(s);
+	s = NULL;
+	char pristine[4096];
+	snprintf(pristine, sizeof(pristine), "%s.pristine", path);
+	copy_file(path, pristine);
+	long failures = 0;
+	for (long at = 1;; at += 1 + at / 30) {
+		copy_file(pristine, path);
+		struct faultio_cfg cfg = {
+			.fail_at = at, .fail_errno = at % 2 ? ENOSPC : EIO, .persistent = at % 3 == 0};
+		faultio_install(&cfg);
+		CHECK_OK(cow_store_open(path, NULL, &s));
+		cow_compact_stats st;
+		int rc = cow_store_compact(s, 1 * MiB, &st, NULL, NULL);
+		bool hit = faultio_ops() >= at;
+		faultio_uninstall();
+		if (rc) {
+			CHECK(rc == COW_ENOSPC || rc == COW_EIO);
+			failures++;
+		}
+		/* Usable at once in the same handle, and whole after a reopen. */
+		expect_all(NULL);
+		cow_store_close(s);
+		CHECK_OK(cow_store_open(path, NULL, &s));
+		CHECK_OK(cow__store_check(s));
+		expect_all(NULL);
+		CHECK_OK(cow_store_compact(s, 0, &st, NULL, NULL));
+		CHECK_LT(st.file_after, 12 * MiB);
+		cow_store_close(s);
+		s = NULL;
+		if (!hit)
+			break;
+	}
+	printf("errors: %ld compactions failed by an injected EIO or ENOSPC, each store whole\n",
+	       failures);
+	CHECK_GT(failures, 10);
+
+	/*
+	 * A damaged block the compaction would move (the last written: a
+	 * clone's own block): COW_ECORRUPT; the steps before it stand, the one
+	 * that met it is undone, and the damage stays where it was: that clone
+	 * fails to read, everything else reads as before.
+	 */
+	copy_file(pristine, path);
+	int fd = open(path, O_RDWR);
+	CHECK(fd >= 0);
+	struct stat fst;
+	CHECK_EQ(fstat(fd, &fst), 0);
+	uint8_t blk[4096];
+	off_t at = -1;
+	for (off_t off = fst.st_size - 4096; off >= 24 * MiB && at < 0; off -= 4096) {
+		CHECK_EQ(pread(fd, blk, sizeof(blk), off), 4096);
+		int c = 0;
+		for (; c < NCLONES; c++) { /* the block of clone c's own data? */
+			uint8_t want[4096];
+			fill(want, sizeof(want), 100 + (uint32_t)c);
+			if (memcmp(blk, want, sizeof(want)) == 0)
+				break;
+		}
+		if (c < NCLONES)
+			at = off;
+	}
+	CHECK_GE(at, 24 * MiB); /* past the aim: it will move */
+	blk[100] ^= 1;
+	CHECK_EQ(pwrite(fd, blk, sizeof(blk), at), 4096);
+	close(fd);
+	CHECK_OK(cow_store_open(path, NULL, &s));
+	cow_compact_stats st;
+	CHECK_RC(cow_store_compact(s, 0, &st, NULL, NULL), COW_ECORRUPT);
+	cow_store_close(s);
+	CHECK_OK(cow_store_open(path, NULL, &s));
+	int bad = 0;
+	for (int c = 0; c < NCLONES; c++) {
+		char name[16];
+		snprintf(name, sizeof(name), "c%d", c);
+		bad += !vol_is(NULL, name, 4 * MiB, 2, &over[c % 3], 1, 100 + (uint32_t)c);
+	}
+	CHECK_EQ(bad, 1);
+	CHECK(vol_is(NULL, "v", 4 * MiB, 2, NULL, 0, 0));
+	CHECK(vol_is(NULL, "v@s1", 4 * MiB, 2, NULL, 0, 0));
+	cow_store_close(s);
+
+	/* Read-only: refused before anything. */
+	copy_file(pristine, path);
+	CHECK_OK(cow_store_open(path, &(cow_store_options){COW_STORE_RDONLY}, &s));
+	CHECK_RC(cow_store_compact(s, 0, &st, NULL, NULL), COW_EREADONLY);
+	CHECK_RC(cow_store_compact(NULL, 0, &st, NULL, NULL), COW_EINVAL);
+	CHECK_RC(cow_store_compact(s, 100, &st, NULL, NULL), COW_EINVAL);
+	cow_store_close(s);
+	s = NULL;
+	unlink(pristine);
+	CHECK_OK(cow_store_open(path, NULL, &s));
+}
+
 int main(void)
 {
 	test_shrinks();
 	test_reader();
 	test_writer();
 	test_crash();
+	test_errors();
 	cow_store_close(s);
 	return 0;
 }
