@@ -44,11 +44,30 @@ uint64_t cow__csum(const void *p, size_t len);
 
 /* Space-map blocks (FORMAT.md section 6): header, and records per block. */
 #define COW_SPACE_MAGIC 0x53574f43u
-enum { COW_SPACE_BITMAP = 1, COW_SPACE_PENDING = 2, COW_SPACE_LOG = 3 }; /* kinds */
+enum { /* kinds */
+	COW_SPACE_BITMAP = 1,
+	COW_SPACE_PENDING = 2,
+	COW_SPACE_LOG = 3,  /* format 1: one generation per block */
+	COW_SPACE_LOG2 = 4, /* a generation per record */
+};
 #define COW_SPACE_HDR	   56
 #define COW_BITMAP_BITS	   ((COW_BLOCK_SIZE - COW_SPACE_HDR - 8) * 8)  /* 32256 */
 #define COW_PEND_PER_BLOCK ((COW_BLOCK_SIZE - COW_SPACE_HDR) / 32)     /* 126 */
 #define COW_EV_PER_BLOCK   ((COW_BLOCK_SIZE - COW_SPACE_HDR - 8) / 32) /* 125 */
+#define COW_EV2_PER_BLOCK  ((COW_BLOCK_SIZE - COW_SPACE_HDR) / 40)	/* 101 */
+
+/* The superblock's format version; version 1 stores are read, and written as 2. */
+#define COW_FORMAT_VERSION 2
+
+/*
+ * A space-map record (FORMAT.md section 6): of a log block of kind 4, or of
+ * the superblock's tail. @op is COW_EV_ALLOC, _FREE or _RELEASE.
+ */
+struct cow__sprec {
+	uint64_t gen, op, start, len, birth;
+};
+#define COW_SB_TAIL_OFF 192u
+#define COW_SB_TAIL_MAX ((4088u - COW_SB_TAIL_OFF) / 40u) /* 97 */
 
 /* A decoded superblock. */
 struct cow__sb {
@@ -64,6 +83,9 @@ struct cow__sb {
 	uint64_t next_id;
 	uint64_t used_blocks;    /* space figures at commit (cow_store_stat): in use or pending */
 	uint64_t pending_blocks; /* of which pending */
+	/* The space map's newest records, kept in the superblock instead of a log block. */
+	uint32_t tail_count;
+	struct cow__sprec tail[COW_SB_TAIL_MAX];
 };
 
 /* A pending extent: born at @birth, unreachable since @freed. */

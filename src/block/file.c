@@ -41,7 +41,7 @@ void cow__sb_encode(const struct cow__sb *sb, uint8_t *b)
 {
 	memset(b, 0, COW_BLOCK_SIZE);
 	memcpy(b, sb_magic, 8);
-	cow__put32(b + 8, 1);
+	cow__put32(b + 8, COW_FORMAT_VERSION);
 	cow__put32(b + 12, COW_BLOCK_SIZE);
 	cow__put64(b + 16, sb->gen);
 	cow__put64(b + 24, sb->synced);
@@ -55,6 +55,16 @@ void cow__sb_encode(const struct cow__sb *sb, uint8_t *b)
 	cow__bptr_store(b + 144, &sb->refs);
 	cow__put64(b + 168, sb->used_blocks);
 	cow__put64(b + 176, sb->pending_blocks);
+	cow__put32(b + 184, sb->tail_count);
+	for (uint32_t i = 0; i < sb->tail_count && i < COW_SB_TAIL_MAX; i++) {
+		uint8_t *r = b + COW_SB_TAIL_OFF + 40 * i;
+		const struct cow__sprec *e = &sb->tail[i];
+		cow__put64(r, e->gen);
+		r[8] = (uint8_t)e->op;
+		cow__put64(r + 16, e->start);
+		cow__put64(r + 24, e->len);
+		cow__put64(r + 32, e->birth);
+	}
 	cow__put64(b + 4088, cow__csum(b, 4088));
 }
 
@@ -65,7 +75,8 @@ static int sb_decode(const uint8_t *b, struct cow__sb *sb)
 		return 0;
 	if (cow__le64(b + 4088) != cow__csum(b, 4088))
 		return -1;
-	if (cow__le32(b + 8) != 1 || cow__le32(b + 12) != COW_BLOCK_SIZE)
+	uint32_t version = cow__le32(b + 8);
+	if ((version != 1 && version != 2) || cow__le32(b + 12) != COW_BLOCK_SIZE)
 		return COW_EFORMAT;
 	sb->gen = cow__le64(b + 16);
 	sb->synced = cow__le64(b + 24);
@@ -79,8 +90,14 @@ static int sb_decode(const uint8_t *b, struct cow__sb *sb)
 	cow__bptr_load(&sb->refs, b + 144);
 	sb->used_blocks = cow__le64(b + 168);
 	sb->pending_blocks = cow__le64(b + 176);
-	if (sb->nblocks < 2 || sb->synced > sb->gen)
+	sb->tail_count = version == 1 ? 0 : cow__le32(b + 184);
+	if (sb->nblocks < 2 || sb->synced > sb->gen || sb->tail_count > COW_SB_TAIL_MAX)
 		return -1;
+	for (uint32_t i = 0; i < sb->tail_count; i++) { /* checked when replayed */
+		const uint8_t *r = b + COW_SB_TAIL_OFF + 40 * i;
+		sb->tail[i] = (struct cow__sprec){cow__le64(r), r[8], cow__le64(r + 16),
+						  cow__le64(r + 24), cow__le64(r + 32)};
+	}
 	return 1;
 }
 

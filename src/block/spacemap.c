@@ -86,11 +86,12 @@ static int scrub_chain(struct cow__bs *bs, struct cow__bptr head, uint64_t nbloc
 						    COW_BLOCK_SIZE, &b, NULL);
 		if (rc == 0)
 			rc = hdr_check(b, &at, &kind, &count, &head);
-		if (rc == 0 && (log ? kind != COW_SPACE_LOG
+		if (rc == 0 && (log ? kind != COW_SPACE_LOG && kind != COW_SPACE_LOG2
 				    : kind != COW_SPACE_BITMAP && kind != COW_SPACE_PENDING))
 			rc = COW_CORRUPT(at.addr, "unexpected block in a space-map chain");
 		uint32_t max = kind == COW_SPACE_BITMAP	   ? COW_BITMAP_BITS
 			       : kind == COW_SPACE_PENDING ? COW_PEND_PER_BLOCK
+			       : kind == COW_SPACE_LOG2	   ? COW_EV2_PER_BLOCK
 							   : COW_EV_PER_BLOCK;
 		if (rc == 0 && count > max)
 			rc = COW_CORRUPT(at.addr, "space-map block overfull");
@@ -138,40 +139,58 @@ static int pmap_put(struct cow__u64map *m, uint64_t start, size_t idx)
 	return 0;
 }
 
+/* Apply one space-map record (of a log block at @where, or of the superblock's tail). */
+static int replay_rec(struct cow__bs *bs, const struct cow__sprec *r, uint64_t where,
+		      struct cow__u64map *m)
+{
+	if (r->start < 2 || r->len == 0 || r->start + r->len > bs->nblocks ||
+	    r->start + r->len < r->start || (r->op == COW_EV_FREE && r->birth > r->gen))
+		return COW_CORRUPT(where, "space log record out of range");
+	if (r->op == COW_EV_ALLOC) {
+		cow__bits_set(bs, r->start, r->len, true);
+	} else if (r->op == COW_EV_FREE) {
+		int rc = cow__pend_push(&bs->pending, &bs->npending, &bs->cap_pending,
+					(struct cow__pend){r->start, r->len, r->birth, r->gen});
+		if (rc)
+			return rc;
+		return pmap_put(m, r->start, bs->npending - 1);
+	} else if (r->op == COW_EV_RELEASE) {
+		cow__bits_set(bs, r->start, r->len, false);
+		const size_t *idx = cow__u64map_get(m, r->start);
+		if (idx) {
+			bs->pending[*idx].len = 0; /* dead; compacted below */
+			cow__u64map_del(m, r->start);
+		}
+	} else {
+		return COW_CORRUPT(where, "unknown space log record");
+	}
+	return 0;
+}
+
+/* A log block: kind 3 (one generation for the block) or 4 (one per record). */
 static int replay(struct cow__bs *bs, const uint8_t *b, const struct cow__bptr *p,
-		  struct cow__u64map *m)
+		  uint64_t sb_gen, struct cow__u64map *m)
 {
 	uint32_t count = cow__le32(b + 48);
-	uint64_t gen = cow__le64(b + COW_SPACE_HDR);
-	if (count > COW_EV_PER_BLOCK)
+	bool v2 = b[4] == COW_SPACE_LOG2;
+	if (count > (v2 ? COW_EV2_PER_BLOCK : COW_EV_PER_BLOCK))
 		return COW_CORRUPT(p->addr, "space log block overfull");
 	for (uint32_t i = 0; i < count; i++) {
-		const uint8_t *r = b + COW_SPACE_HDR + 8 + 32 * i;
-		uint64_t op = r[0], start = cow__le64(r + 8), len = cow__le64(r + 16),
-			 birth = cow__le64(r + 24);
-		if (start < 2 || len == 0 || start + len > bs->nblocks || start + len < start ||
-		    (op == COW_EV_FREE && birth > gen))
-			return COW_CORRUPT(p->addr, "space log record out of range");
-		if (op == COW_EV_ALLOC) {
-			cow__bits_set(bs, start, len, true);
-		} else if (op == COW_EV_FREE) {
-			int rc = cow__pend_push(&bs->pending, &bs->npending, &bs->cap_pending,
-						(struct cow__pend){start, len, birth, gen});
-			if (rc)
-				return rc;
-			rc = pmap_put(m, start, bs->npending - 1);
-			if (rc)
-				return rc;
-		} else if (op == COW_EV_RELEASE) {
-			cow__bits_set(bs, start, len, false);
-			const size_t *idx = cow__u64map_get(m, start);
-			if (idx) {
-				bs->pending[*idx].len = 0; /* dead; compacted below */
-				cow__u64map_del(m, start);
-			}
+		struct cow__sprec r;
+		if (v2) {
+			const uint8_t *q = b + COW_SPACE_HDR + 40 * i;
+			r = (struct cow__sprec){cow__le64(q), q[8], cow__le64(q + 16),
+						cow__le64(q + 24), cow__le64(q + 32)};
 		} else {
-			return COW_CORRUPT(p->addr, "unknown space log record");
+			const uint8_t *q = b + COW_SPACE_HDR + 8 + 32 * i;
+			r = (struct cow__sprec){cow__le64(b + COW_SPACE_HDR), q[0], cow__le64(q + 8),
+						cow__le64(q + 16), cow__le64(q + 24)};
 		}
+		if (r.gen > p->birth || r.gen > sb_gen)
+			return COW_CORRUPT(p->addr, "space log record from a later generation");
+		int rc = replay_rec(bs, &r, p->addr, m);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -273,13 +292,23 @@ static int load_chains(struct cow__bs *bs, const struct cow__sb *sb, int slot)
 		goto out;
 	for (size_t i = n; i-- > 0 && rc == 0;) {
 		const uint8_t *b = bs_mapped(bs, blks[i].addr);
-		if (b[4] != COW_SPACE_LOG) {
+		if (b[4] != COW_SPACE_LOG && b[4] != COW_SPACE_LOG2) {
 			rc = COW_CORRUPT(blks[i].addr, "unexpected block in space-map log");
 			break;
 		}
-		rc = replay(bs, b, &blks[i], &m);
+		rc = replay(bs, b, &blks[i], sb->gen, &m);
 		if (rc == 0)
 			rc = chain_push(bs, blks[i].addr, blks[i].birth);
+	}
+	if (rc)
+		goto out;
+	/* Then the superblock's tail, the newest records; a bad one makes the map unloadable. */
+	for (uint32_t i = 0; i < sb->tail_count && rc == 0; i++) {
+		const struct cow__sprec *r = &sb->tail[i];
+		if (r->gen > sb->gen || (i && r->gen < sb->tail[i - 1].gen))
+			rc = COW_CORRUPT(0, "superblock space record out of order");
+		else
+			rc = replay_rec(bs, r, 0, &m);
 	}
 	if (rc)
 		goto out;
@@ -460,35 +489,59 @@ static int chain_alloc(struct cow__bs *bs, int kind, uint64_t **addr, uint8_t **
 	return 0;
 }
 
+/* Record @r of this commit's: the carried releases, then the transaction's events. */
+static struct cow__sprec new_rec(const struct cow__bs *bs, size_t r)
+{
+	const struct cow__ev *e = r < bs->ncarry ? &bs->carry[r] : &bs->events[r - bs->ncarry];
+	return (struct cow__sprec){bs->txn_gen, e->op, e->start, e->len, e->birth};
+}
+
+/*
+ * A commit's record when no new base is due. It joins the superblock's tail
+ * when the tail has room for it (no block is written); otherwise the tail
+ * and the record go out as log blocks (kind 4), whose own allocations they
+ * include, and the new superblock's tail is empty.
+ */
 static int write_log(struct cow__bs *bs, struct cow__sb *sb)
 {
+	const struct cow__sb *old = &bs->sb;
+	size_t nnew = bs->ncarry + bs->nevents;
+	sb->space_base = old->space_base;
+	if (old->tail_count + nnew <= COW_SB_TAIL_MAX) {
+		memcpy(sb->tail, old->tail, old->tail_count * sizeof(old->tail[0]));
+		for (size_t r = 0; r < nnew; r++)
+			sb->tail[old->tail_count + r] = new_rec(bs, r);
+		sb->tail_count = old->tail_count + (uint32_t)nnew;
+		sb->space_log = old->space_log;
+		sb->log_blocks = old->log_blocks;
+		return 0;
+	}
 	uint64_t *addr = NULL;
 	uint8_t **buf = NULL;
 	uint32_t *counts = NULL;
 	size_t m = 0, cap = 0;
 	int rc = 0;
-	/* Records: carried releases, this transaction's events, the log's own ALLOCs. */
-	while (rc == 0 && m * COW_EV_PER_BLOCK < bs->ncarry + bs->nevents + 1)
-		rc = chain_alloc(bs, COW_SPACE_LOG, &addr, &buf, &m, &cap);
+	/* Records: the old tail, carried releases, this transaction's events, the log's ALLOCs. */
+	while (rc == 0 && m * COW_EV2_PER_BLOCK < old->tail_count + bs->ncarry + bs->nevents + 1)
+		rc = chain_alloc(bs, COW_SPACE_LOG2, &addr, &buf, &m, &cap);
 	if (rc == 0 && !(counts = cow__calloc(m, sizeof(uint32_t))))
 		rc = COW_ENOMEM;
-	for (size_t r = 0; rc == 0 && r < bs->ncarry + bs->nevents; r++) {
-		const struct cow__ev *e =
-			r < bs->ncarry ? &bs->carry[r] : &bs->events[r - bs->ncarry];
-		uint8_t *rec =
-			buf[r / COW_EV_PER_BLOCK] + COW_SPACE_HDR + 8 + 32 * (r % COW_EV_PER_BLOCK);
-		rec[0] = (uint8_t)e->op;
-		cow__put64(rec + 8, e->start);
-		cow__put64(rec + 16, e->len);
-		cow__put64(rec + 24, e->birth);
-		counts[r / COW_EV_PER_BLOCK]++;
+	size_t total = old->tail_count + bs->ncarry + bs->nevents;
+	for (size_t r = 0; rc == 0 && r < total; r++) {
+		struct cow__sprec e =
+			r < old->tail_count ? old->tail[r] : new_rec(bs, r - old->tail_count);
+		uint8_t *rec = buf[r / COW_EV2_PER_BLOCK] + COW_SPACE_HDR + 40 * (r % COW_EV2_PER_BLOCK);
+		cow__put64(rec, e.gen);
+		rec[8] = (uint8_t)e.op;
+		cow__put64(rec + 16, e.start);
+		cow__put64(rec + 24, e.len);
+		cow__put64(rec + 32, e.birth);
+		counts[r / COW_EV2_PER_BLOCK]++;
 	}
 	if (rc == 0) {
-		for (size_t i = 0; i < m; i++)
-			cow__put64(buf[i] + COW_SPACE_HDR, bs->txn_gen);
-		sb->space_log = link_chain(bs, addr, buf, m, counts, bs->sb.space_log);
-		sb->space_base = bs->sb.space_base;
-		sb->log_blocks = bs->sb.log_blocks + m;
+		sb->space_log = link_chain(bs, addr, buf, m, counts, old->space_log);
+		sb->log_blocks = old->log_blocks + m;
+		sb->tail_count = 0;
 	}
 	for (size_t i = 0; rc == 0 && i < m; i++)
 		rc = chain_push(bs, addr[i], bs->txn_gen);
@@ -552,6 +605,7 @@ static int write_base(struct cow__bs *bs, struct cow__sb *sb)
 	sb->space_base = link_chain(bs, addr, buf, k, counts, null);
 	sb->space_log = null;
 	sb->log_blocks = 0;
+	sb->tail_count = 0;
 	bs->nchain = 0;
 	bs->base_blocks = k;
 	for (size_t j = 0; rc == 0 && j < k; j++)
@@ -565,8 +619,8 @@ out:
 
 int cow__space_persist(struct cow__bs *bs, struct cow__sb *sb)
 {
-	size_t nrec = bs->ncarry + bs->nevents + 1;
-	uint64_t m = (nrec + COW_EV_PER_BLOCK - 1) / COW_EV_PER_BLOCK;
+	size_t nrec = bs->sb.tail_count + bs->ncarry + bs->nevents + 1;
+	uint64_t m = nrec <= COW_SB_TAIL_MAX ? 0 : (nrec + COW_EV2_PER_BLOCK - 1) / COW_EV2_PER_BLOCK;
 	if (bs->need_base || !bs->sb.space_base.addr ||
 	    bs->sb.log_blocks + m > COW_MAX(16, bs->base_blocks))
 		return write_base(bs, sb);
