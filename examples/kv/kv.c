@@ -1234,24 +1234,14 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* A backend's name; "lazy" (for --restore) lets the library choose a lazy restore. */
 static int parse_backend(const char *s, cow_mem_backend *out)
 {
-	static const struct {
-		const char *name;
-		cow_mem_backend b;
-	} names[] = {{"auto", COW_MEM_AUTO},
-		     {"uffd", COW_MEM_UFFD},
-		     {"uffd-thread", COW_MEM_UFFD_THREAD},
-		     {"mprotect", COW_MEM_MPROTECT},
-		     {"fork", COW_MEM_FORK},
-		     {"lazy", COW_MEM_AUTO},
-		     {"eager", COW_MEM_EAGER}};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].name) == 0) {
-			*out = names[i].b;
-			return 0;
-		}
-	return -1;
+	if (strcmp(s, "lazy") == 0) {
+		*out = COW_MEM_AUTO;
+		return 0;
+	}
+	return cow_mem_backend_parse(s, out) ? -1 : 0;
 }
 
 static void usage(void)

@@ -133,6 +133,12 @@ typedef enum cow_mem_backend {
 COW_API const char *cow_mem_backend_name(cow_mem_backend b);
 
 /*
+ * cow_mem_backend_parse - the backend a name of cow_mem_backend_name stands
+ * for, into *@out. Errors: COW_EINVAL (any other string, or NULL).
+ */
+COW_API int cow_mem_backend_parse(const char *name, cow_mem_backend *out);
+
+/*
  * What this kernel and process allow, and the backend each operation uses.
  * Filled by cow_mem_probe(); a plain value, no resources.
  */

@@ -16,25 +16,31 @@
 
 #include "mem/mem.h"
 
+static const struct {
+	const char *name;
+	cow_mem_backend b;
+} backend_names[] = {
+	{"auto", COW_MEM_AUTO},		    {"uffd", COW_MEM_UFFD},   {"uffd-thread", COW_MEM_UFFD_THREAD},
+	{"uffd-async", COW_MEM_UFFD_ASYNC}, {"mprotect", COW_MEM_MPROTECT}, {"fork", COW_MEM_FORK},
+	{"eager", COW_MEM_EAGER},
+};
+
 const char *cow_mem_backend_name(cow_mem_backend b)
 {
-	switch (b) {
-	case COW_MEM_AUTO:
-		return "auto";
-	case COW_MEM_UFFD:
-		return "uffd";
-	case COW_MEM_UFFD_THREAD:
-		return "uffd-thread";
-	case COW_MEM_UFFD_ASYNC:
-		return "uffd-async";
-	case COW_MEM_MPROTECT:
-		return "mprotect";
-	case COW_MEM_FORK:
-		return "fork";
-	case COW_MEM_EAGER:
-		return "eager";
-	}
+	for (size_t i = 0; i < sizeof(backend_names) / sizeof(backend_names[0]); i++)
+		if (backend_names[i].b == b)
+			return backend_names[i].name;
 	return "unknown";
+}
+
+int cow_mem_backend_parse(const char *name, cow_mem_backend *out)
+{
+	for (size_t i = 0; name && i < sizeof(backend_names) / sizeof(backend_names[0]); i++)
+		if (strcmp(name, backend_names[i].name) == 0) {
+			*out = backend_names[i].b;
+			return 0;
+		}
+	return COW_EINVAL;
 }
 
 static void read_thp(char *out, size_t len)

@@ -295,16 +295,16 @@ int cow__populate_read(void *addr, size_t len)
 
 cow_mem_backend cow__mem_forced(void)
 {
-	const char *e = getenv("COW_MEM_BACKEND");
-	if (!e || !*e)
+	cow_mem_backend b;
+	if (cow_mem_backend_parse(getenv("COW_MEM_BACKEND"), &b) != 0)
 		return COW_MEM_AUTO;
-	if (strcmp(e, "uffd") == 0)
-		return COW_MEM_UFFD;
-	if (strcmp(e, "uffd-thread") == 0)
-		return COW_MEM_UFFD_THREAD;
-	if (strcmp(e, "mprotect") == 0)
-		return COW_MEM_MPROTECT;
-	if (strcmp(e, "fork") == 0)
-		return COW_MEM_FORK;
-	return COW_MEM_AUTO;
+	switch (b) { /* the tracking backends a test may force */
+	case COW_MEM_UFFD:
+	case COW_MEM_UFFD_THREAD:
+	case COW_MEM_MPROTECT:
+	case COW_MEM_FORK:
+		return b;
+	default:
+		return COW_MEM_AUTO;
+	}
 }

@@ -27,11 +27,18 @@ static int failing_write(void *ctx, uint64_t off, const void *data, size_t len)
 
 int main(int argc, char **argv)
 {
-	const char *name = argc > 1 ? argv[1] : "auto";
-	cow_mem_backend b = strcmp(name, "uffd-thread") == 0 ? COW_MEM_UFFD_THREAD
-			    : strcmp(name, "uffd") == 0	     ? COW_MEM_UFFD
-			    : strcmp(name, "mprotect") == 0  ? COW_MEM_MPROTECT
-							     : COW_MEM_AUTO;
+	/* Names and backends map both ways; nothing else is a name. */
+	for (int k = COW_MEM_AUTO; k <= COW_MEM_UFFD_THREAD; k++) {
+		cow_mem_backend back;
+		CHECK_OK(cow_mem_backend_parse(cow_mem_backend_name((cow_mem_backend)k), &back));
+		CHECK_EQ((int)back, k);
+	}
+	cow_mem_backend b;
+	CHECK_RC(cow_mem_backend_parse("UFFD", &b), COW_EINVAL);
+	CHECK_RC(cow_mem_backend_parse("", &b), COW_EINVAL);
+	CHECK_RC(cow_mem_backend_parse("uffd\xc3\xa9", &b), COW_EINVAL);
+	CHECK_RC(cow_mem_backend_parse(NULL, &b), COW_EINVAL);
+	CHECK_OK(cow_mem_backend_parse(argc > 1 ? argv[1] : "auto", &b));
 	cow_mem_probe_info p;
 	CHECK_OK(cow_mem_probe(&p));
 	if (b == COW_MEM_UFFD && (p.uffd_error || !p.wp || !p.sigbus))

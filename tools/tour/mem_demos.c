@@ -17,25 +17,14 @@
 #include "cow/mem.h"
 #include "mem_demo.h"
 
+/* A backend's name; "lazy" is a lazy restore (userfaultfd). The option's choices are checked. */
 static bool parse_backend(const char *s, cow_mem_backend *b)
 {
-	static const struct {
-		const char *name;
-		cow_mem_backend b;
-	} names[] = {{"auto", COW_MEM_AUTO},
-		     {"uffd", COW_MEM_UFFD},
-		     {"uffd-thread", COW_MEM_UFFD_THREAD},
-		     {"uffd-async", COW_MEM_UFFD_ASYNC},
-		     {"mprotect", COW_MEM_MPROTECT},
-		     {"fork", COW_MEM_FORK},
-		     {"eager", COW_MEM_EAGER},
-		     {"lazy", COW_MEM_UFFD}};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].name) == 0) {
-			*b = names[i].b;
-			return true;
-		}
-	return false;
+	if (strcmp(s, "lazy") == 0) {
+		*b = COW_MEM_UFFD;
+		return true;
+	}
+	return cow_mem_backend_parse(s, b) == 0;
 }
 
 static const char *yes(bool b)
