@@ -40,10 +40,14 @@ static int memo_put(struct cow__reloc *r, uint64_t old, const struct cow__bptr *
 	return 0;
 }
 
-/* May this block move of its own accord (it lies at or past the limit)? */
+/*
+ * May this block move of its own accord (it lies at or past the limit)?
+ * Within the budget, or as the step's first move: an extent larger than the
+ * budget must move some time.
+ */
 static bool wants_move(const struct cow__reloc *r, const struct cow__bptr *p, uint64_t nblk)
 {
-	return r->budget >= nblk && !r->full && p->addr + nblk > r->limit;
+	return (r->budget >= nblk || r->moved == 0) && !r->full && p->addr + nblk > r->limit;
 }
 
 /*
@@ -100,7 +104,7 @@ static int extent(struct cow__tx *tx, const struct cow__tree *t, struct cow__rel
 	}
 	struct cow__bptr old = *p;
 	*p = (struct cow__bptr){addr, tx->gen, old.csum}; /* same bytes, same checksum */
-	r->budget -= nblk;
+	r->budget -= COW_MIN(r->budget, nblk);
 	r->moved += nblk;
 	return memo_put(r, old.addr, p);
 }

@@ -78,6 +78,12 @@ static int relocate_all(cow_txn *t, struct cow__reloc *r)
 	return rc;
 }
 
+static int file_size(cow_store *s, uint64_t *out)
+{
+	struct cow__io *io = cow__bs_io(s->bs);
+	return io->ops->size(io, out);
+}
+
 /*
  * Nothing to move: do commits still give space back? They do when blocks
  * were released since the last one (a reader ended) or the file reaches
@@ -88,7 +94,7 @@ static bool worth_a_commit(cow_store *s, uint64_t pending)
 	uint64_t size;
 	if (cow__bs_sb(s->bs)->pending_blocks != pending)
 		return true;
-	return cow__bs_io(s->bs)->ops->size(cow__bs_io(s->bs), &size) == 0 &&
+	return file_size(s, &size) == 0 &&
 	       (size >> COW_BLOCK_SHIFT) >= cow__bs_used_end(s->bs) + 256;
 }
 
@@ -111,12 +117,6 @@ static void rest(bool others, double step_secs)
 	double secs = others ? COW_MIN(2 * step_secs, 2.0) : 0.001;
 	struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
 	nanosleep(&ts, NULL);
-}
-
-static int file_size(cow_store *s, uint64_t *out)
-{
-	struct cow__io *io = cow__bs_io(s->bs);
-	return io->ops->size(io, out);
 }
 
 int cow_store_compact(cow_store *s, uint64_t step_bytes, cow_compact_stats *st,

@@ -224,6 +224,45 @@ static void test_shrinks(void)
 	CHECK_OK(cow__store_check(s));
 }
 
+/* A value larger than a step still moves: as the first move of a step. */
+static void test_big_value(void)
+{
+	cow_store_close(s);
+	path = check_path("compact-big.cow");
+	unlink(path);
+	CHECK_OK(cow_store_open(path, &(cow_store_options){COW_STORE_CREATE}, &s));
+	cow_txn *t;
+	CHECK_OK(cow_txn_begin(s, 0, &t));
+	CHECK_OK(cow_vol_create(t, "low", 8 * MiB));
+	vol_write(t, "low", 8 * MiB, 0, 1);
+	CHECK_OK(cow_txn_commit(t));
+	size_t vlen = 2 * MiB;
+	uint8_t *v = malloc(vlen);
+	CHECK(v != NULL);
+	fill(v, vlen, 9);
+	cow_map *m;
+	CHECK_OK(cow_txn_begin(s, 0, &t));
+	CHECK_OK(cow_map_create(t, "m"));
+	CHECK_OK(cow_map_open(t, "m", &m));
+	CHECK_OK(cow_map_put(m, "big", 3, v, vlen));
+	CHECK_OK(cow_destroy(t, "low", 0));
+	CHECK_OK(cow_txn_commit(t));
+	cow_compact_stats st;
+	CHECK_OK(cow_store_compact(s, 64 * KiB, &st, NULL, NULL));
+	printf("a 2 MiB value, steps of 64 KiB: file %llu -> %llu KiB\n",
+	       (unsigned long long)st.file_before >> 10, (unsigned long long)st.file_after >> 10);
+	CHECK_GE(st.moved_bytes, vlen);
+	CHECK_LT(st.file_after, 4 * MiB);
+	cow_buf got;
+	CHECK_OK(cow_txn_begin(s, COW_TXN_RDONLY, &t));
+	CHECK_OK(cow_map_open(t, "m", &m));
+	CHECK_OK(cow_map_get(m, "big", 3, &got));
+	CHECK(got.len == vlen && memcmp(got.data, v, vlen) == 0);
+	cow_txn_abort(t);
+	CHECK_OK(cow__store_check(s));
+	free(v);
+}
+
 /* A reader open across the compaction keeps its generation, and the space it sees. */
 static void test_reader(void)
 {
@@ -448,6 +487,7 @@ static void test_errors(void)
 int main(void)
 {
 	test_shrinks();
+	test_big_value();
 	test_reader();
 	test_writer();
 	test_crash();
