@@ -128,7 +128,8 @@ static struct server {
 	int prepare_rc, instant_rc, save_rc;
 	bool armed, cancel; /* loop -> saver: instant done / never armed */
 	unsigned retries;
-	cow_mem_snap_stats save_stats;
+	cow_mem_snap_stats saved_stats; /* saver -> loop, under mu */
+	cow_mem_snap_stats save_stats;	/* the loop's: the last save's */
 	/* what INFO says about saves */
 	int64_t lastsave;
 	bool last_ok;
@@ -144,7 +145,8 @@ static struct server {
 	void *restore_map;
 	size_t restore_len;
 	int restore_rc;
-	cow_mem_restore_stats restore_stats;
+	cow_mem_restore_stats restored_stats; /* restorer -> loop, under mu */
+	cow_mem_restore_stats restore_stats;  /* the loop's, once restored */
 	uint64_t restore_usable_ns; /* process start to serving from the image */
 } S = {
 	.port = 6379,
@@ -237,7 +239,7 @@ static void *saver_main(void *arg)
 	}
 	pthread_mutex_lock(&S.mu);
 	S.save_rc = rc;
-	S.save_stats = st;
+	S.saved_stats = st;
 	pthread_mutex_unlock(&S.mu);
 	post('S');
 	return NULL;
@@ -359,7 +361,7 @@ static void on_saved(void)
 {
 	pthread_mutex_lock(&S.mu);
 	int rc = S.save_rc;
-	cow_mem_snap_stats st = S.save_stats;
+	cow_mem_snap_stats st = S.saved_stats;
 	bool cancelled = S.cancel;
 	pthread_mutex_unlock(&S.mu);
 	save_cleanup();
@@ -399,7 +401,7 @@ static void *restorer_main(void *arg)
 	int rc = cow_mem_restore_wait(S.restore_h, &st);
 	pthread_mutex_lock(&S.mu);
 	S.restore_rc = rc;
-	S.restore_stats = st;
+	S.restored_stats = st;
 	pthread_mutex_unlock(&S.mu);
 	post('R');
 	return NULL;
@@ -481,6 +483,7 @@ out:
 static void on_restored(void)
 {
 	pthread_join(S.restorer, NULL);
+	S.restore_stats = S.restored_stats;
 	S.restoring = false;
 	cow_mem_region_destroy(S.restore_region);
 	S.restore_region = NULL;
@@ -1323,6 +1326,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	madvise(S.base, S.maxmemory, S.thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	/*
+	 * Before any thread starts: every thread inherits SIGINT and SIGTERM
+	 * blocked (they arrive through the signalfd), and the pipe a
+	 * background thread posts to exists.
+	 */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	S.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (pipe2(S.note, O_NONBLOCK | O_CLOEXEC) < 0 || S.sigfd < 0) {
+		logf_("cannot make the event descriptors: %s", strerror(errno));
+		return 1;
+	}
 	int rc = S.restore ? restore_start() : 0;
 	if (rc < 0)
 		return 1;
@@ -1331,15 +1350,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	S.peak_used = S.heap.hdr->used;
-
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	S.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (pipe2(S.note, O_NONBLOCK | O_CLOEXEC) < 0 || S.sigfd < 0 || listen_on() < 0)
+	if (listen_on() < 0)
 		return 1;
 	S.ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &S.lfd};

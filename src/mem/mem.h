@@ -157,6 +157,12 @@ void cow__trap_remove(struct cow__trap *t);
  * memcpy that survives the source vanishing (munmap or mremap of a region
  * by another thread): returns 0, or COW_EFAULT if the copy faulted.
  * Async-signal-safe; installs the fault handlers on first use.
+ *
+ * Under ThreadSanitizer the copy is not instrumented: what orders it
+ * against the program's writes is the page protection (a write to a page
+ * not yet copied traps until it is), which TSan cannot see, so every
+ * program writing a tracked region would otherwise be reported racing
+ * with the copier. The library's own synchronisation stays checked.
  */
 int cow__copy_guarded(void *dst, const void *src, size_t len);
 int cow__trap_install(void);

@@ -35,6 +35,38 @@
 
 #include "mem/mem.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define COW_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COW_TSAN 1
+#endif
+#endif
+#ifdef COW_TSAN
+/* ThreadSanitizer's runtime: ignore this thread's accesses in between. */
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+void AnnotateIgnoreWritesBegin(const char *file, int line);
+void AnnotateIgnoreWritesEnd(const char *file, int line);
+static void unchecked_begin(void)
+{
+	AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+	AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+}
+static void unchecked_end(void)
+{
+	AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+	AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+}
+#else
+static void unchecked_begin(void)
+{
+}
+static void unchecked_end(void)
+{
+}
+#endif
+
 /*
  * The table: blocks of NTRAPS slots, chained; a block is added when every
  * slot is taken and never freed, so a handler can walk the chain without
@@ -193,12 +225,15 @@ int cow__copy_guarded(void *dst, const void *src, size_t len)
 	sigjmp_buf *prev = guard;
 	if (sigsetjmp(jb, 0)) {
 		guard = prev;
+		unchecked_end();
 		return COW_EFAULT;
 	}
 	guard = &jb;
+	unchecked_begin();
 	atomic_signal_fence(memory_order_seq_cst); /* the handler reads `guard` */
 	memcpy(dst, src, len);
 	atomic_signal_fence(memory_order_seq_cst);
+	unchecked_end();
 	guard = prev;
 	return 0;
 }
