@@ -47,7 +47,10 @@ set_tests_properties(unit_backup PROPERTIES ENVIRONMENT "TSAN_OPTIONS=die_after_
 # Space given back: the tail cut at commit, punched free runs, power loss during both.
 cow_test(unit_trim SOURCES unit/test_trim.c lib/faultio.c LABELS unit crash TIMEOUT 300)
 # Online compaction: the file shrinks, sharing and readers kept, a writer between steps, power loss.
-cow_test(unit_compact SOURCES unit/test_compact.c lib/faultio.c LABELS unit crash concurrent TIMEOUT 300)
+cow_test(unit_compact SOURCES unit/test_compact.c lib/faultio.c LABELS unit crash TIMEOUT 300)
+# The same binary, only its reader and writer threads: the set TSan runs.
+add_test(NAME unit_compact_threads COMMAND unit_compact threads)
+set_tests_properties(unit_compact_threads PROPERTIES LABELS "concurrent" TIMEOUT 300)
 # A store written by the format 1 build opens, checks clean, and is upgraded by its first commit.
 cow_test(unit_format1 SOURCES unit/test_format1.c LABELS unit
 	ARGS ${CMAKE_CURRENT_SOURCE_DIR}/data/format1.cow)
