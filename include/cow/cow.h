@@ -7,6 +7,7 @@
  *   cow/mem.h     live memory: forkless snapshots, checkpoints, lazy restore
  *   cow/share.h   what a process family shares after fork()
  *   cow/rcu.h     RCU-published copy-on-write objects
+ *   cow/fs.h      file systems kept in a store (`cow mount` serves them)
  *
  * and declares the process-wide settings below.
  */
@@ -22,6 +23,7 @@
 #include "cow/mem.h"
 #include "cow/share.h"
 #include "cow/rcu.h"
+#include "cow/fs.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -38,8 +38,8 @@ struct cow__tx {
 
 /*
  * A tree. Blocks are reference counted lazily (Rodeh 2008): a block's count
- * is the number of distinct parents (nodes, or catalog records for roots)
- * that point to it; counts of 1 are implicit, larger ones live in the refs
+ * is the number of pointers to it (cells of nodes, or catalog records for
+ * roots; one node may point twice at one value extent, a reflink); counts of 1 are implicit, larger ones live in the refs
  * tree. Copying a shared node increments its children and decrements itself;
  * dropping a reference frees the block only when the count reaches zero. A
  * node born after @shared_gen cannot be shared (nothing took a reference to
@@ -64,6 +64,13 @@ int cow__btree_get(struct cow__tx *tx, const struct cow__tree *t, const void *ke
 int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
 		   const void *val, size_t vlen);
 int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen);
+/*
+ * Put @key with a value of @vlen bytes that is the existing extent *@ep
+ * (a reflink): the extent gains a parent, nothing is copied. The value must
+ * be one too large to store inline (COW_EINVAL otherwise).
+ */
+int cow__btree_put_extent(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+			  const struct cow__bptr *ep, uint32_t vlen);
 
 /* Compute the checksums of every node this transaction wrote; t->root becomes final. */
 int cow__btree_finalize(struct cow__tx *tx, struct cow__tree *t);

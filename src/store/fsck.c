@@ -115,7 +115,7 @@ static int on_record(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
 	struct cow__tree t = {.root = o.root, .count = o.count, .shared_gen = o.shared_gen};
 	const char *obj = f->obj;
 	bool volume = f->volume;
-	rc = check_tree(f, name, o.type == OBJ_VOLUME, &t, o.type == OBJ_MAP);
+	rc = check_tree(f, name, o.type == OBJ_VOLUME, &t, cow__obj_keyed(o.type));
 	f->obj = obj;
 	f->volume = volume;
 	return rc;

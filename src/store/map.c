@@ -73,7 +73,7 @@ int cow__obj_flush(cow_map *m)
 	m->rec.root = m->tree.root;
 	m->rec.blocks = (uint64_t)m->tree.blocks;
 	m->rec.shared_gen = m->tree.shared_gen;
-	if (m->rec.type == OBJ_MAP)
+	if (cow__obj_keyed(m->rec.type))
 		m->rec.count = m->tree.count;
 	rc = cow__catalog_put(t, m->name, &m->rec);
 	if (rc == 0)
@@ -111,7 +111,7 @@ int cow__obj_open(cow_txn *t, const char *name, int type, cow_map **out)
 	memcpy(m->name, name, len + 1);
 	m->rec = o;
 	m->tree.root = o.root;
-	m->tree.count = o.type == OBJ_MAP ? o.count : 0;
+	m->tree.count = cow__obj_keyed(o.type) ? o.count : 0;
 	m->tree.shared_gen = o.shared_gen;
 	m->tree.blocks = (int64_t)o.blocks;
 	m->clean_mods = m->tree.mods;

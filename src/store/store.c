@@ -27,7 +27,7 @@ _Static_assert(COW_VALUE_MAX == COW_BTREE_VALUE_MAX, "the node format bounds val
 
 int cow__obj_decode(const uint8_t *v, size_t len, struct cow__obj *o)
 {
-	if (len < CAT_FIXED || (v[0] != OBJ_MAP && v[0] != OBJ_VOLUME))
+	if (len < CAT_FIXED || (v[0] != OBJ_MAP && v[0] != OBJ_VOLUME && v[0] != OBJ_FS))
 		return COW_CORRUPT(0, "bad catalog record");
 	size_t olen = cow__le16(v + 2);
 	if (olen > COW_FULLNAME_MAX || len != CAT_FIXED + olen)
@@ -1012,10 +1012,10 @@ static int check_obj(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
 		return 0;
 	}
 	struct cow__tree t = {.root = o.root,
-			      .count = o.type == OBJ_MAP ? o.count : UINT64_MAX,
+			      .count = cow__obj_keyed(o.type) ? o.count : UINT64_MAX,
 			      .shared_gen = o.shared_gen};
 	int rc = 0;
-	if (o.type == OBJ_MAP && (rc = cow__btree_verify(c->tx, &t)) == COW_ECORRUPT) {
+	if (cow__obj_keyed(o.type) && (rc = cow__btree_verify(c->tx, &t)) == COW_ECORRUPT) {
 		problem(c, o.root.addr, "map tree does not verify");
 		rc = 0;
 	}

@@ -120,7 +120,16 @@ struct cow_store {
 };
 
 /* Catalog records (FORMAT.md section 5). */
-enum { OBJ_MAP = 1, OBJ_VOLUME = 2 };
+enum { OBJ_MAP = 1, OBJ_VOLUME = 2, OBJ_FS = 3 };
+/* A tree of keys whose count is its entries (maps and file systems), not a block map. */
+static inline bool cow__obj_keyed(int type)
+{
+	return type == OBJ_MAP || type == OBJ_FS;
+}
+static inline const char *cow__obj_type_name(int type)
+{
+	return type == OBJ_MAP ? "map" : type == OBJ_FS ? "fs" : "volume";
+}
 enum { OBJF_SNAPSHOT = 1 };
 #define CAT_FIXED	 88
 #define COW_FULLNAME_MAX (2 * COW_NAME_MAX + 1) /* NAME@SNAP */

@@ -369,7 +369,7 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m)
 			rc = bad(in->rec, "unknown record type");
 			break;
 		}
-		if ((op == OP_PUT || op == OP_DEL) != (type == OBJ_MAP)) {
+		if ((op == OP_PUT || op == OP_DEL) != cow__obj_keyed(type)) {
 			rc = bad(in->rec, "record for another object type");
 			break;
 		}
@@ -468,7 +468,7 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 		rc = bad(8, "stream version this build cannot read");
 		goto out;
 	}
-	if (cow__le32(hdr + 12) > 1 || (hdr[16] != OBJ_MAP && hdr[16] != OBJ_VOLUME)) {
+	if (cow__le32(hdr + 12) > 1 || (hdr[16] != OBJ_MAP && hdr[16] != OBJ_VOLUME && hdr[16] != OBJ_FS)) {
 		rc = bad(12, "bad flags or object type in the header");
 		goto out;
 	}
@@ -497,7 +497,8 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 	}
 	cow_map *m = NULL;
 	if (!incremental) {
-		rc = type == OBJ_MAP ? cow_map_create(t, name) : cow_vol_create(t, name, size);
+		rc = type == OBJ_VOLUME ? cow_vol_create(t, name, size)
+				       : cow__obj_create(t, name, type, 0);
 		if (rc == 0)
 			rc = cow__obj_open(t, name, type, &m);
 	} else {

@@ -207,7 +207,7 @@ int cow_rollback(cow_txn *t, const char *snapshot)
 		return cow__txn_poison(t, rc);
 	m->tree.root = s.root;
 	m->tree.blocks = (int64_t)s.blocks;
-	m->tree.count = s.type == OBJ_MAP ? s.count : 0;
+	m->tree.count = cow__obj_keyed(s.type) ? s.count : 0;
 	m->tree.shared_gen = t->tx.gen;
 	m->tree.mods++;
 	m->rec.count = s.count;
@@ -457,7 +457,7 @@ static int resolve(cow_txn *t, const char *name, struct cow__obj *o, struct cow_
 	if (m) {
 		*o = m->rec;
 		*tree = m->tree;
-		if (o->type == OBJ_MAP)
+		if (cow__obj_keyed(o->type))
 			o->count = m->tree.count;
 		o->blocks = (uint64_t)m->tree.blocks;
 		return 0;
@@ -466,7 +466,7 @@ static int resolve(cow_txn *t, const char *name, struct cow__obj *o, struct cow_
 	if (rc)
 		return rc;
 	*tree = (struct cow__tree){.root = o->root,
-				   .count = o->type == OBJ_MAP ? o->count : 0,
+				   .count = cow__obj_keyed(o->type) ? o->count : 0,
 				   .shared_gen = o->shared_gen,
 				   .blocks = (int64_t)o->blocks};
 	return 0;
@@ -482,9 +482,9 @@ int cow_obj_stat(cow_txn *t, const char *name, unsigned flags, cow_obj_stats *st
 	if (rc)
 		return rc;
 	memset(st, 0, sizeof(*st));
-	st->type = o.type == OBJ_MAP ? "map" : "volume";
+	st->type = cow__obj_type_name(o.type);
 	st->snapshot = (o.flags & OBJF_SNAPSHOT) != 0;
-	if (o.type == OBJ_MAP)
+	if (cow__obj_keyed(o.type))
 		st->entries = o.count;
 	else
 		st->size = o.count;
@@ -579,8 +579,8 @@ static int list_one(void *ctx, const char *name, const struct cow__obj *o)
 {
 	struct listctx *l = ctx;
 	cow_map *m = cow__obj_find(l->t, name); /* this transaction's changes */
-	uint64_t count = m ? (o->type == OBJ_MAP ? m->tree.count : m->rec.count) : o->count;
-	return l->fn(l->ctx, name, o->type == OBJ_MAP ? "map" : "volume", count);
+	uint64_t count = m ? (cow__obj_keyed(o->type) ? m->tree.count : m->rec.count) : o->count;
+	return l->fn(l->ctx, name, cow__obj_type_name(o->type), count);
 }
 
 int cow_store_list(cow_txn *t, int (*fn)(void *ctx, const char *name, const char *type,
