@@ -56,3 +56,7 @@ cow_test(unit_format1 SOURCES unit/test_format1.c LABELS unit
 	ARGS ${CMAKE_CURRENT_SOURCE_DIR}/data/format1.cow)
 # File systems (include/cow/fs.h): names, renames, data against a model, reflinks, snapshots.
 cow_test(unit_fs SOURCES unit/test_fs.c LABELS unit)
+# A mounted fs (cow mount, FUSE) driven by coreutils, tar, git and rsync.
+add_test(NAME fs_tools COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_tools.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(fs_tools PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)

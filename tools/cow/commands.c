@@ -54,6 +54,13 @@ static const struct cli_opt serve_opts[] = {
 	{NULL},
 };
 
+static const struct cli_opt mount_opts[] = {
+	{"options", 'o', CLI_STRING, "OPTS", "mount options: ro, allow_other, ... (comma-separated)"},
+	{"foreground", 'f', CLI_FLAG, NULL, "stay in the foreground (else a daemon)"},
+	{"commit", 0, CLI_COUNT, "MS", "commit changes at most MS old (default 1000)", 1, 3600000},
+	{NULL},
+};
+
 static const struct cli_opt scan_opts[] = {
 	{"prefix", 0, CLI_STRING, "P", "only keys that start with P"},
 	{"from", 0, CLI_STRING, "KEY", "start at KEY (inclusive)"},
@@ -224,6 +231,19 @@ const struct cli_cmd cli_commands[] = {
 	 "and committed at each flush or FUA write: a flushed write is durable.\n"
 	 "Use it from QEMU as -drive file=nbd+unix:///?socket=PATH,format=raw.\n"
 	 "$COW_NBDKIT_PLUGIN names the plugin, $COW_NBDKIT the nbdkit binary.\n"},
+	{"fs create", "NAME", 1, 1, NULL, IN_COW(cmd_fs_create),
+	 "a new, empty file system, owned by you (mount it with cow mount)"},
+	{"mount", "NAME[@SNAP] DIR", 2, 2, mount_opts, IN_COW(cmd_mount),
+	 "mount a file system (FUSE); a snapshot read-only",
+	 "Serves the fs through libfuse3 until `cow umount DIR`. Changes are\n"
+	 "committed when fsync, fdatasync or syncfs asks (durable when it returns)\n"
+	 "and otherwise once they are --commit milliseconds old: a crash loses at\n"
+	 "most that, never tears the tree. DIR/.snapshots/SNAP shows each snapshot\n"
+	 "read-only; copy_file_range (cp --reflink, and cp itself on coreutils 9)\n"
+	 "shares blocks instead of copying them. Permissions are checked by the\n"
+	 "kernel against each caller (default_permissions).\n"},
+	{"umount", "DIR", 1, 1, NULL, IN_COW(cmd_umount),
+	 "unmount what cow mount mounted (fusermount3 -u)"},
 	{"fsck", "[STORE]", 0, 1, fsck_opts, IN_COW(cmd_fsck),
 	 "verify checksums, structure, reference counts and free space",
 	 "--repair first rebuilds the space map from the trees and commits it (it fixes\n"

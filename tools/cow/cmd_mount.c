@@ -1,0 +1,1219 @@
+/*
+ * cow fs create, cow mount, cow umount: a file-system object (cow/fs.h)
+ * served through FUSE's low-level API (libfuse3), so the kernel asks by
+ * inode number and no path is ever built (docs/fs.md).
+ *
+ * One write transaction at a time holds the changes, begun at the first
+ * change after a commit: a commit happens when fsync, fdatasync, syncfs
+ * or fsyncdir asks (and returns only once durable), and otherwise once
+ * the oldest change is --commit milliseconds old. The store is free for
+ * other writers (a `cow snapshot` from the shell) between commits. Reads
+ * go through the write transaction while one is open, else through a read
+ * transaction on the newest commit. One mutex orders the requests.
+ *
+ * Snapshots of the tree appear read-only under DIR/.snapshots/NAME: FUSE
+ * inode numbers carry the version in their top 16 bits (0: the live tree,
+ * N: the N-th snapshot looked up, 0xffff: the .snapshots directory).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cow/fs.h"
+
+int cmd_fs_create(const struct cli_args *a)
+{
+	cow_store *s;
+	cow_txn *t;
+	int ex = cli_begin(a->cmd->name, true, &s, &t);
+	if (ex)
+		return ex;
+	mode_t um = umask(0);
+	umask(um);
+	cow_fs_attr root = {
+		.mode = 0777 & ~um, .uid = (uint32_t)getuid(), .gid = (uint32_t)getgid()};
+	return cli_end(s, t, cow_fs_create(t, a->argv[0], &root), "fs create", a->argv[0]);
+}
+
+int cmd_umount(const struct cli_args *a)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return cli_fail(-errno, "umount %s", a->argv[0]);
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", a->argv[0], (char *)NULL);
+		execlp("umount", "umount", a->argv[0], (char *)NULL);
+		fprintf(stderr, "cow: umount %s: neither fusermount3 nor umount ran: %s\n",
+			a->argv[0], strerror(errno));
+		_exit(127);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+#ifndef COW_HAVE_FUSE
+
+int cmd_mount(const struct cli_args *a)
+{
+	(void)a;
+	fprintf(stderr, "cow: mount: this cow was built without libfuse3 (Debian: libfuse3-dev)\n");
+	return EXIT_FAIL;
+}
+
+#else
+
+#define FUSE_USE_VERSION 312
+#include <fuse3/fuse_lowlevel.h>
+
+#define VSHIFT	 48
+#define INO_MASK ((UINT64_C(1) << VSHIFT) - 1)
+#define SNAPDIR	 ((UINT64_C(0xffff) << VSHIFT) | 1)
+#define MAXSNAPS 0xfffe
+#define TIMEOUT	 1.0 /* seconds the kernel may cache names and attributes */
+
+struct snapv {
+	char name[COW_NAME_MAX + 1];
+	cow_txn *t;
+	cow_fs *f;
+};
+
+struct opened {
+	uint64_t ino;
+	unsigned count;
+	bool orphan; /* unlinked while open: freed at the last release */
+};
+
+static struct {
+	cow_store *s;
+	char name[2 * COW_NAME_MAX + 2]; /* NAME or NAME@SNAP */
+	bool ro;			 /* a snapshot, or -o ro */
+	unsigned interval_ms;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	cow_txn *wt; /* the open write transaction, or NULL */
+	cow_fs *wf;
+	uint64_t dirty_ns; /* when its first change was made */
+	cow_txn *rt;	   /* a read transaction on the newest commit, or NULL */
+	cow_fs *rf;
+	bool failed; /* a commit failed: read-only from then on */
+	bool stop;
+	struct snapv *snaps;
+	size_t nsnaps;
+	struct opened *open;
+	size_t nopen, capopen;
+	struct timespec start;
+} M = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void logmsg(const char *what, int rc)
+{
+	fprintf(stderr, "cow mount: %s: %s\n", what, cow_strerror(rc));
+}
+
+/* A cowkit code as the errno FUSE replies with. */
+static int err_of(int rc)
+{
+	if (rc < 0 && rc > -4096)
+		return -rc;
+	switch (rc) {
+	case COW_ENOTFOUND:
+		return ENOENT;
+	case COW_EREADONLY:
+		return EROFS;
+	case COW_ETOOBIG:
+		return EFBIG;
+	case COW_ETYPE:
+		return EINVAL;
+	default:
+		return EIO;
+	}
+}
+
+/* ---- transactions (under M.mu) ---- */
+
+static void drop_read(void)
+{
+	if (M.rt)
+		cow_txn_abort(M.rt);
+	M.rt = NULL;
+	M.rf = NULL;
+}
+
+/* Commit the open write transaction; durable when it returns 0. */
+static int commit(void)
+{
+	if (!M.wt)
+		return 0;
+	int rc = cow_txn_commit(M.wt);
+	M.wt = NULL;
+	M.wf = NULL;
+	drop_read();
+	if (rc) {
+		logmsg("commit failed; changes since the last commit are lost, read-only from now "
+		       "on",
+		       rc);
+		M.failed = true;
+	}
+	return rc;
+}
+
+/* The live tree for a change: the write transaction, begun if needed. */
+static int live_write(cow_fs **f)
+{
+	if (M.ro || M.failed)
+		return EROFS;
+	if (!M.wt) {
+		drop_read(); /* it would pin a generation the commit could free */
+		int rc = cow_txn_begin(M.s, 0, &M.wt);
+		if (rc == 0 && (rc = cow_fs_open(M.wt, M.name, &M.wf))) {
+			cow_txn_abort(M.wt);
+			M.wt = NULL;
+		}
+		if (rc)
+			return err_of(rc);
+		M.dirty_ns = now_ns();
+		pthread_cond_signal(&M.cv);
+	}
+	*f = M.wf;
+	return 0;
+}
+
+static int live_read(cow_fs **f)
+{
+	if (M.wt) {
+		*f = M.wf;
+		return 0;
+	}
+	if (!M.rt) {
+		int rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &M.rt);
+		if (rc == 0 && (rc = cow_fs_open(M.rt, M.name, &M.rf))) {
+			cow_txn_abort(M.rt);
+			M.rt = NULL;
+		}
+		if (rc)
+			return err_of(rc);
+	}
+	*f = M.rf;
+	return 0;
+}
+
+/* The tree FUSE inode @ino lives in, and its number there. */
+static int tree_of(fuse_ino_t ino, bool write, cow_fs **f, uint64_t *real)
+{
+	uint64_t v = ino >> VSHIFT;
+	*real = ino & INO_MASK;
+	if (v == 0)
+		return write ? live_write(f) : live_read(f);
+	if (write)
+		return EROFS;
+	if (v > M.nsnaps)
+		return ENOENT;
+	*f = M.snaps[v - 1].f;
+	return 0;
+}
+
+/* A failed change may have left the transaction half done: it cannot commit. */
+static int changed(int rc)
+{
+	if (rc == COW_ETXNERR) {
+		cow_txn_abort(M.wt);
+		M.wt = NULL;
+		M.wf = NULL;
+		M.failed = true;
+		logmsg("a change failed half-way; changes since the last commit are lost", rc);
+	}
+	return rc;
+}
+
+/* ---- open files ---- */
+
+static struct opened *find_open(uint64_t ino)
+{
+	for (size_t i = 0; i < M.nopen; i++)
+		if (M.open[i].ino == ino)
+			return &M.open[i];
+	return NULL;
+}
+
+static int open_ref(uint64_t ino)
+{
+	struct opened *o = find_open(ino);
+	if (!o) {
+		if (M.nopen == M.capopen) {
+			size_t cap = M.capopen ? 2 * M.capopen : 64;
+			struct opened *n = realloc(M.open, cap * sizeof(*n));
+			if (!n)
+				return ENOMEM;
+			M.open = n;
+			M.capopen = cap;
+		}
+		o = &M.open[M.nopen++];
+		*o = (struct opened){ino, 0, false};
+	}
+	o->count++;
+	return 0;
+}
+
+/* The last link of @ino went: free it now, or at its last release. */
+static void orphaned(cow_fs *f, uint64_t ino)
+{
+	struct opened *o = find_open(ino);
+	if (o)
+		o->orphan = true;
+	else
+		changed(cow_fs_forget(f, ino));
+}
+
+static void open_unref(uint64_t ino)
+{
+	struct opened *o = find_open(ino);
+	if (!o || --o->count)
+		return;
+	bool orphan = o->orphan;
+	*o = M.open[--M.nopen];
+	cow_fs *f;
+	if (orphan && live_write(&f) == 0)
+		changed(cow_fs_forget(f, ino));
+}
+
+/* ---- replies ---- */
+
+static void to_stat(const cow_fs_attr *a, uint64_t version, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = (ino_t)((version << VSHIFT) | a->ino);
+	st->st_mode = a->mode;
+	st->st_nlink = (nlink_t)a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = (dev_t)a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)(a->blocks * 8);
+	st->st_atim = (struct timespec){a->atime.sec, a->atime.nsec};
+	st->st_mtim = (struct timespec){a->mtime.sec, a->mtime.nsec};
+	st->st_ctim = (struct timespec){a->ctime.sec, a->ctime.nsec};
+}
+
+static void snapdir_stat(struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = SNAPDIR;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_blksize = 4096;
+	st->st_mtim = st->st_ctim = st->st_atim = M.start;
+}
+
+static void reply_entry(fuse_req_t req, const cow_fs_attr *a, uint64_t version)
+{
+	struct fuse_entry_param e = {.ino = (version << VSHIFT) | a->ino,
+				     .attr_timeout = TIMEOUT,
+				     .entry_timeout = TIMEOUT};
+	to_stat(a, version, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+#define LOCK()	 pthread_mutex_lock(&M.mu)
+#define UNLOCK() pthread_mutex_unlock(&M.mu)
+
+/* Reply @rc (a cowkit code or -errno; 0 is the caller's to reply) and unlock. */
+static void fail(fuse_req_t req, int err)
+{
+	UNLOCK();
+	fuse_reply_err(req, err);
+}
+
+/* ---- snapshots ---- */
+
+/* The version number of snapshot @snap of the mounted fs (opened on first use). */
+static int snap_version(const char *snap, size_t n, uint64_t *v)
+{
+	for (size_t i = 0; i < M.nsnaps; i++)
+		if (strlen(M.snaps[i].name) == n && memcmp(M.snaps[i].name, snap, n) == 0) {
+			*v = i + 1;
+			return 0;
+		}
+	if (n == 0 || n > COW_NAME_MAX || memchr(snap, '@', n) || memchr(snap, '/', n))
+		return ENOENT;
+	if (M.nsnaps >= MAXSNAPS)
+		return EMFILE;
+	char full[sizeof(M.name) + COW_NAME_MAX + 2];
+	snprintf(full, sizeof(full), "%s@%.*s", M.name, (int)n, snap);
+	struct snapv sv = {0};
+	memcpy(sv.name, snap, n);
+	int rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &sv.t);
+	if (rc)
+		return err_of(rc);
+	if ((rc = cow_fs_open(sv.t, full, &sv.f))) {
+		cow_txn_abort(sv.t);
+		return rc == COW_ENOTFOUND || rc == COW_EINVAL ? ENOENT : err_of(rc);
+	}
+	struct snapv *ns = realloc(M.snaps, (M.nsnaps + 1) * sizeof(*ns));
+	if (!ns) {
+		cow_txn_abort(sv.t);
+		return ENOMEM;
+	}
+	M.snaps = ns;
+	M.snaps[M.nsnaps++] = sv;
+	*v = M.nsnaps;
+	return 0;
+}
+
+/* ---- operations ---- */
+
+static void op_init(void *ud, struct fuse_conn_info *conn)
+{
+	(void)ud;
+	conn->time_gran = 1;
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+		conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void op_destroy(void *ud)
+{
+	(void)ud;
+	LOCK();
+	commit();
+	drop_read();
+	M.stop = true;
+	pthread_cond_broadcast(&M.cv);
+	UNLOCK();
+}
+
+static bool live_root_snapdir(fuse_ino_t parent, const char *name)
+{
+	return parent == FUSE_ROOT_ID && !strchr(M.name, '@') && strcmp(name, ".snapshots") == 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	LOCK();
+	struct fuse_entry_param e = {.attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
+	if (live_root_snapdir(parent, name)) {
+		e.ino = SNAPDIR;
+		snapdir_stat(&e.attr);
+		UNLOCK();
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	cow_fs_attr a;
+	uint64_t v, real;
+	cow_fs *f;
+	int rc;
+	if (parent == SNAPDIR) {
+		if ((rc = snap_version(name, strlen(name), &v)))
+			return fail(req, rc);
+		rc = cow_fs_getattr(M.snaps[v - 1].f, COW_FS_ROOT, &a);
+	} else {
+		v = parent >> VSHIFT;
+		if ((rc = tree_of(parent, false, &f, &real)))
+			return fail(req, rc);
+		rc = cow_fs_lookup(f, real, name, strlen(name), &a);
+	}
+	if (rc)
+		return fail(req, err_of(rc));
+	UNLOCK();
+	reply_entry(req, &a, v);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct stat st;
+	if (ino == SNAPDIR) {
+		snapdir_stat(&st);
+		fuse_reply_attr(req, &st, TIMEOUT);
+		return;
+	}
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	cow_fs_attr a;
+	int rc = tree_of(ino, false, &f, &real);
+	if (rc)
+		return fail(req, rc);
+	if ((rc = cow_fs_getattr(f, real, &a)))
+		return fail(req, err_of(rc));
+	UNLOCK();
+	to_stat(&a, ino >> VSHIFT, &st);
+	fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static cow_fs_time ts_of(const struct timespec *t)
+{
+	return (cow_fs_time){t->tv_sec, (uint32_t)t->tv_nsec};
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	int rc = tree_of(ino, true, &f, &real);
+	if (rc)
+		return fail(req, rc);
+	cow_fs_attr in = {.mode = attr->st_mode,
+			  .uid = attr->st_uid,
+			  .gid = attr->st_gid,
+			  .size = (uint64_t)attr->st_size,
+			  .atime = ts_of(&attr->st_atim),
+			  .mtime = ts_of(&attr->st_mtim),
+			  .ctime = ts_of(&attr->st_ctim)};
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	unsigned mask = 0;
+	if (to_set & FUSE_SET_ATTR_MODE)
+		mask |= COW_FS_SET_MODE;
+	if (to_set & FUSE_SET_ATTR_UID)
+		mask |= COW_FS_SET_UID;
+	if (to_set & FUSE_SET_ATTR_GID)
+		mask |= COW_FS_SET_GID;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (attr->st_size < 0)
+			return fail(req, EINVAL);
+		mask |= COW_FS_SET_SIZE;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		mask |= COW_FS_SET_ATIME;
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			in.atime = ts_of(&now);
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		mask |= COW_FS_SET_MTIME;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			in.mtime = ts_of(&now);
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		mask |= COW_FS_SET_CTIME;
+	cow_fs_attr a;
+	if ((rc = changed(cow_fs_setattr(f, real, &in, mask, &a))))
+		return fail(req, err_of(rc));
+	UNLOCK();
+	struct stat st;
+	to_stat(&a, 0, &st);
+	fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	char buf[COW_FS_LINK_MAX + 1];
+	size_t len;
+	int rc = tree_of(ino, false, &f, &real);
+	if (rc)
+		return fail(req, rc);
+	if ((rc = cow_fs_readlink(f, real, buf, COW_FS_LINK_MAX, &len)))
+		return fail(req, err_of(rc));
+	UNLOCK();
+	buf[len] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+/* mknod, mkdir, symlink and link: a new name, replied as an entry. */
+static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
+		 const char *target, fuse_ino_t linked, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	int rc = tree_of(parent, true, &f, &real);
+	if (rc)
+		return fail(req, parent == SNAPDIR ? EROFS : rc);
+	cow_fs_attr a;
+	size_t n = strlen(name);
+	if (live_root_snapdir(parent, name))
+		rc = -EEXIST;
+	else if (target)
+		rc = cow_fs_symlink(f, real, name, n, target, strlen(target), c->uid, c->gid, &a);
+	else if (linked)
+		rc = (linked >> VSHIFT) ? -EXDEV
+					: cow_fs_link(f, linked & INO_MASK, real, name, n, &a);
+	else
+		rc = cow_fs_mknod(
+			f, real, name, n,
+			&(cow_fs_attr){.mode = mode, .uid = c->uid, .gid = c->gid, .rdev = rdev},
+			&a);
+	if ((rc = changed(rc)))
+		return fail(req, err_of(rc));
+	if (fi && (rc = open_ref(a.ino)))
+		return fail(req, rc);
+	UNLOCK();
+	struct fuse_entry_param e = {
+		.ino = a.ino, .attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
+	to_stat(&a, 0, &e.attr);
+	if (fi)
+		fuse_reply_create(req, &e, fi);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	make(req, parent, name, mode, rdev, NULL, 0, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL, 0, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	make(req, parent, name, 0, 0, target, 0, NULL);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+	make(req, parent, name, 0, 0, NULL, ino, NULL);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	make(req, parent, name, S_IFREG | (mode & 07777), 0, NULL, 0, fi);
+}
+
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int rmdir)
+{
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	int rc = tree_of(parent, true, &f, &real);
+	if (rc)
+		return fail(req, parent == SNAPDIR ? EROFS : rc);
+	if (live_root_snapdir(parent, name))
+		return fail(req, EPERM);
+	cow_fs_attr a;
+	uint64_t ino = 0;
+	if (cow_fs_lookup(f, real, name, strlen(name), &a) == 0)
+		ino = a.ino;
+	int orphan = 0;
+	if ((rc = changed(cow_fs_unlink(f, real, name, strlen(name), rmdir, &orphan))))
+		return fail(req, err_of(rc));
+	if (orphan)
+		orphaned(f, ino);
+	UNLOCK();
+	fuse_reply_err(req, 0);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 1);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	LOCK();
+	cow_fs *f;
+	uint64_t real, nreal;
+	int rc = tree_of(parent, true, &f, &real);
+	if (rc || (rc = tree_of(newparent, true, &f, &nreal)))
+		return fail(req, rc);
+	if (live_root_snapdir(parent, name) || live_root_snapdir(newparent, newname))
+		return fail(req, EPERM);
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return fail(req, EINVAL);
+	unsigned fl = (flags & RENAME_NOREPLACE ? COW_FS_RENAME_NOREPLACE : 0) |
+		      (flags & RENAME_EXCHANGE ? COW_FS_RENAME_EXCHANGE : 0);
+	uint64_t orphan = 0;
+	if ((rc = changed(cow_fs_rename(f, real, name, strlen(name), nreal, newname,
+					strlen(newname), fl, &orphan))))
+		return fail(req, err_of(rc));
+	if (orphan)
+		orphaned(f, orphan);
+	UNLOCK();
+	fuse_reply_err(req, 0);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if ((ino >> VSHIFT) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	LOCK();
+	int rc = (ino >> VSHIFT) ? 0 : open_ref(ino);
+	if (rc)
+		return fail(req, rc);
+	UNLOCK();
+	fuse_reply_open(req, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	LOCK();
+	if (!(ino >> VSHIFT))
+		open_unref(ino);
+	UNLOCK();
+	fuse_reply_err(req, 0);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)fi;
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	size_t got = 0;
+	int rc = tree_of(ino, false, &f, &real);
+	if (rc == 0 && (rc = cow_fs_read(f, real, buf, size, (uint64_t)off, &got)))
+		rc = err_of(rc);
+	UNLOCK();
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_buf(req, buf, got);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)fi;
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	int rc = tree_of(ino, true, &f, &real);
+	if (rc)
+		return fail(req, rc);
+	if ((rc = changed(cow_fs_write(f, real, buf, size, (uint64_t)off))))
+		return fail(req, err_of(rc));
+	UNLOCK();
+	fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino, (void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino, (void)datasync, (void)fi;
+	LOCK();
+	int rc = commit();
+	UNLOCK();
+	fuse_reply_err(req, rc ? err_of(rc) : 0);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+	size_t group_at;     /* where the entries sharing the last hash began */
+	uint64_t group_hash; /* that hash */
+	uint64_t version;
+	bool full;
+};
+
+static int add_entry(void *ctx, const cow_fs_dirent *e)
+{
+	struct dirbuf *d = ctx;
+	if (e->hash != d->group_hash || d->used == 0) {
+		d->group_at = d->used;
+		d->group_hash = e->hash;
+	}
+	char name[COW_FS_NAME_MAX + 1];
+	memcpy(name, e->name, e->nlen);
+	name[e->nlen] = 0;
+	struct stat st = {.st_ino = (ino_t)((d->version << VSHIFT) | e->ino),
+			  .st_mode = (mode_t)e->type};
+	size_t need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name, &st,
+					(off_t)e->next);
+	if (need > d->size - d->used) {
+		/* Names that share a cookie go out together, or not at all. */
+		if (d->group_at > 0 && e->hash == d->group_hash)
+			d->used = d->group_at;
+		d->full = true;
+		return 1;
+	}
+	d->used += need;
+	return 0;
+}
+
+/* .snapshots lists the fs's snapshots in name order; the cookie counts them (from 3). */
+struct snaplist {
+	struct dirbuf *d;
+	uint64_t skip, index;
+};
+
+static int add_snapshot(void *ctx, const char *name, const char *type, uint64_t count)
+{
+	(void)type, (void)count;
+	struct snaplist *l = ctx;
+	struct dirbuf *d = l->d;
+	size_t n = strlen(M.name);
+	if (strncmp(name, M.name, n) != 0 || name[n] != '@' || ++l->index <= l->skip)
+		return 0;
+	/* Not its inode number (known once looked up), but never 0, which readdir(3) hides. */
+	struct stat st = {.st_ino = (ino_t)(SNAPDIR + l->index), .st_mode = S_IFDIR};
+	size_t need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name + n + 1,
+					&st, (off_t)(l->index + 2));
+	if (need > d->size - d->used)
+		return 1;
+	d->used += need;
+	return 0;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct dirbuf d = {.req = req, .size = size};
+	d.buf = malloc(size ? size : 1);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	LOCK();
+	int rc = 0;
+	if (ino == SNAPDIR) {
+		struct stat st = {.st_ino = SNAPDIR, .st_mode = S_IFDIR};
+		if (off == 0)
+			d.used += fuse_add_direntry(req, d.buf, size, ".", &st, 1);
+		st.st_ino = FUSE_ROOT_ID;
+		if (off <= 1 && d.used < size)
+			d.used +=
+				fuse_add_direntry(req, d.buf + d.used, size - d.used, "..", &st, 2);
+		struct snaplist l = {&d, off > 2 ? (uint64_t)off - 2 : 0, 0};
+		cow_txn *t;
+		if ((rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &t)) == 0) {
+			rc = cow_store_list(t, add_snapshot, &l);
+			cow_txn_abort(t);
+		}
+		rc = rc > 0 ? 0 : rc ? err_of(rc) : 0;
+	} else {
+		/* .snapshots is never listed (as ZFS's .zfs by default): `cd` into it. */
+		cow_fs *f;
+		uint64_t real;
+		d.version = ino >> VSHIFT;
+		if ((rc = tree_of(ino, false, &f, &real)) == 0 &&
+		    (rc = cow_fs_readdir(f, real, (uint64_t)off, add_entry, &d)))
+			rc = err_of(rc);
+	}
+	UNLOCK();
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv;
+	cow_store_stats st;
+	LOCK();
+	int rc = cow_store_stat(M.s, &st);
+	cow_fs *f;
+	uint64_t inodes = 0;
+	if (rc == 0 && live_read(&f) == 0) {
+		cow_fs_stats fs;
+		if (cow_fs_stat(f, &fs) == 0)
+			inodes = fs.inodes;
+	}
+	UNLOCK();
+	const char *path = cli_store_path();
+	if (rc || !path || statvfs(path, &sv) != 0) {
+		fuse_reply_err(req, rc ? err_of(rc) : errno);
+		return;
+	}
+	/* The store grows into its file system: its free blocks, and the file system's. */
+	uint64_t host_free = (uint64_t)sv.f_bavail * sv.f_frsize / 4096;
+	uint64_t free_blocks = host_free + st.free_bytes / 4096;
+	struct statvfs out = {.f_bsize = 4096,
+			      .f_frsize = 4096,
+			      .f_blocks = (st.used_bytes + st.pending_bytes) / 4096 + free_blocks,
+			      .f_bfree = free_blocks,
+			      .f_bavail = free_blocks,
+			      .f_files = inodes + ((uint64_t)1 << 32),
+			      .f_ffree = (uint64_t)1 << 32,
+			      .f_favail = (uint64_t)1 << 32,
+			      .f_namemax = COW_FS_NAME_MAX};
+	fuse_reply_statfs(req, &out);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	int rc = tree_of(ino, true, &f, &real);
+	if (rc)
+		return fail(req, rc);
+	if ((rc = changed(cow_fs_setxattr(f, real, name, value, size, flags))))
+		return fail(req, err_of(rc));
+	UNLOCK();
+	fuse_reply_err(req, 0);
+}
+
+static void xattr_reply(fuse_req_t req, int rc, char *buf, size_t size, size_t len)
+{
+	if (rc)
+		fuse_reply_err(req, err_of(rc));
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else
+		fuse_reply_buf(req, buf, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	size_t len = 0;
+	int rc = ino == SNAPDIR ? -ENODATA : tree_of(ino, false, &f, &real);
+	if (rc > 0)
+		rc = -rc;
+	if (rc == 0)
+		rc = cow_fs_getxattr(f, real, name, buf, size, &len);
+	UNLOCK();
+	xattr_reply(req, rc, buf, size, len);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	size_t len = 0;
+	int rc = ino == SNAPDIR ? 0 : tree_of(ino, false, &f, &real);
+	if (rc > 0)
+		rc = -rc;
+	if (rc == 0 && ino != SNAPDIR)
+		rc = cow_fs_listxattr(f, real, buf, size, &len);
+	UNLOCK();
+	xattr_reply(req, rc, buf, size, len);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	int rc = tree_of(ino, true, &f, &real);
+	if (rc)
+		return fail(req, rc);
+	if ((rc = changed(cow_fs_removexattr(f, real, name))))
+		return fail(req, err_of(rc));
+	UNLOCK();
+	fuse_reply_err(req, 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	(void)fi;
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	LOCK();
+	cow_fs *f;
+	uint64_t real;
+	cow_fs_attr a;
+	int rc = tree_of(ino, true, &f, &real);
+	if (rc)
+		return fail(req, rc);
+	if ((rc = cow_fs_getattr(f, real, &a)))
+		return fail(req, err_of(rc));
+	uint64_t end = (uint64_t)off + (uint64_t)len;
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		rc = changed(cow_fs_punch(f, real, (uint64_t)off, (uint64_t)len));
+	/* Plain allocation reserves nothing (copy-on-write): it only extends the size. */
+	if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE) && end > a.size)
+		rc = changed(cow_fs_setattr(f, real, &(cow_fs_attr){.size = end}, COW_FS_SET_SIZE,
+					    NULL));
+	if (rc)
+		return fail(req, err_of(rc));
+	UNLOCK();
+	fuse_reply_err(req, 0);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	(void)fi_in, (void)fi_out;
+	if (flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((ino_in >> VSHIFT) != (ino_out >> VSHIFT)) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	LOCK();
+	cow_fs *f;
+	uint64_t rin, rout;
+	int rc = tree_of(ino_out, true, &f, &rout);
+	if (rc)
+		return fail(req, rc);
+	rin = ino_in & INO_MASK;
+	uint64_t done;
+	if ((rc = changed(cow_fs_clone_range(f, rin, (uint64_t)off_in, rout, (uint64_t)off_out, len,
+					     &done))))
+		return fail(req, err_of(rc));
+	UNLOCK();
+	fuse_reply_write(req, (size_t)done);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)fi;
+	if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	LOCK();
+	cow_fs *f;
+	uint64_t real, at = 0;
+	int rc = tree_of(ino, false, &f, &real);
+	if (rc)
+		return fail(req, rc);
+	if ((rc = cow_fs_seek(f, real, (uint64_t)off, whence == SEEK_HOLE, &at)))
+		return fail(req, err_of(rc));
+	UNLOCK();
+	fuse_reply_lseek(req, (off_t)at);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.readdir = op_readdir,
+	.fsyncdir = op_fsync,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+	.fallocate = op_fallocate,
+	.copy_file_range = op_copy_file_range,
+	.lseek = op_lseek,
+};
+
+/* Commits changes once the oldest is interval_ms old. */
+static void *committer(void *arg)
+{
+	(void)arg;
+	LOCK();
+	while (!M.stop) {
+		uint64_t due = M.dirty_ns + (uint64_t)M.interval_ms * 1000000u;
+		if (M.wt && now_ns() >= due) {
+			commit();
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t wait = M.wt ? due - now_ns() : 1000000000u;
+		ts.tv_sec += (time_t)(wait / 1000000000u);
+		ts.tv_nsec += (long)(wait % 1000000000u);
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&M.cv, &M.mu, &ts);
+	}
+	UNLOCK();
+	return NULL;
+}
+
+/* Free what a crash left between an unlink and the last close. */
+static int recover(void)
+{
+	cow_txn *t;
+	int rc = cow_txn_begin(M.s, 0, &t);
+	if (rc)
+		return rc;
+	cow_fs *f;
+	uint64_t freed = 0;
+	if ((rc = cow_fs_open(t, M.name, &f)) || (rc = cow_fs_orphans(f, &freed))) {
+		cow_txn_abort(t);
+		return rc;
+	}
+	if (freed)
+		fprintf(stderr, "cow mount: freed %llu files a crash left unlinked but open\n",
+			(unsigned long long)freed);
+	return freed ? cow_txn_commit(t) : (cow_txn_abort(t), 0);
+}
+
+int cmd_mount(const struct cli_args *a)
+{
+	const char *name = a->argv[0], *dir = a->argv[1];
+	const char *path = cli_store_path();
+	if (!path) {
+		fprintf(stderr, "cow: mount: no store: give -s STORE or set COW_STORE\n");
+		return EXIT_USAGE;
+	}
+	char real[PATH_MAX];
+	if (!realpath(path, real)) /* the daemon works from / */
+		return cli_fail(-errno, "%s", path);
+	setenv("COW_STORE", real, 1);
+	if (strlen(name) >= sizeof(M.name)) {
+		fprintf(stderr, "cow: mount: name too long\n");
+		return EXIT_USAGE;
+	}
+	memcpy(M.name, name, strlen(name) + 1);
+	M.ro = strchr(name, '@') != NULL;
+	M.interval_ms = (unsigned)cli_num(a, "commit", 1000);
+	const char *opts = cli_str(a, "options", NULL);
+	if (opts &&
+	    (strcmp(opts, "ro") == 0 || strncmp(opts, "ro,", 3) == 0 || strstr(opts, ",ro,") ||
+	     (strlen(opts) > 3 && !strcmp(opts + strlen(opts) - 3, ",ro"))))
+		M.ro = true;
+
+	/* Check the store and the object before mounting anything. */
+	int ex = cli_open("mount", !M.ro, &M.s);
+	if (ex)
+		return ex;
+	cow_txn *t;
+	cow_fs *f;
+	int rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &t);
+	if (rc == 0) {
+		rc = cow_fs_open(t, name, &f);
+		cow_txn_abort(t);
+	}
+	if (rc) {
+		cow_store_close(M.s);
+		return cli_fail(rc, "%s: mount '%s'", real, name);
+	}
+	if (!M.ro && (rc = recover())) {
+		cow_store_close(M.s);
+		return cli_fail(rc, "%s: mount '%s'", real, name);
+	}
+	clock_gettime(CLOCK_REALTIME, &M.start);
+
+	char fsname[PATH_MAX + 64];
+	snprintf(fsname, sizeof(fsname), "-ofsname=cow:%s,subtype=cow,default_permissions%s%s%s",
+		 name, M.ro ? ",ro" : "", opts ? "," : "", opts ? opts : "");
+	char *argv[] = {(char *)"cow-mount", fsname, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(2, argv);
+	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+	if (!se) {
+		cow_store_close(M.s);
+		fprintf(stderr, "cow: mount: bad mount options '%s'\n", opts ? opts : "");
+		return EXIT_USAGE;
+	}
+	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, dir) != 0) {
+		fuse_session_destroy(se);
+		cow_store_close(M.s);
+		fprintf(stderr,
+			"cow: mount: cannot mount on %s (is /dev/fuse there, and may you "
+			"mount? fusermount3 said why above)\n",
+			dir);
+		return EXIT_FAIL;
+	}
+	bool fg = cli_flag(a, "foreground");
+	if (!fg) {
+		/* The store's locks belong to a process: the daemon opens it again. */
+		cow_store_close(M.s);
+		M.s = NULL;
+		if (fuse_daemonize(0) != 0)
+			return EXIT_FAIL;
+		cow_store_options o = {M.ro ? COW_STORE_RDONLY : 0};
+		if ((rc = cow_store_open(real, &o, &M.s))) {
+			logmsg("reopening the store", rc);
+			fuse_session_unmount(se);
+			return EXIT_FAIL;
+		}
+	}
+	pthread_t th;
+	pthread_create(&th, NULL, committer, NULL);
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	rc = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	LOCK();
+	commit();
+	drop_read();
+	M.stop = true;
+	pthread_cond_broadcast(&M.cv);
+	UNLOCK();
+	pthread_join(th, NULL);
+	fuse_session_unmount(se);
+	fuse_remove_signal_handlers(se);
+	fuse_session_destroy(se);
+	LOCK();
+	for (size_t i = 0; i < M.nsnaps; i++)
+		cow_txn_abort(M.snaps[i].t);
+	UNLOCK();
+	cow_store_close(M.s);
+	return rc == 0 && !M.failed ? EXIT_OK : EXIT_FAIL;
+}
+
+#endif
