@@ -60,3 +60,16 @@ cow_test(unit_fs SOURCES unit/test_fs.c LABELS unit)
 add_test(NAME fs_tools COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_tools.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(fs_tools PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)
+# Random file operations on a mounted fs and on tmpfs: same results, same trees, across remounts.
+add_test(NAME fs_model COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_model.py
+	$<TARGET_FILE:cow_tool> 1500)
+set_tests_properties(fs_model PROPERTIES LABELS "unit;model" TIMEOUT 300 SKIP_RETURN_CODE 77)
+add_test(NAME fs_model_long COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_model.py
+	$<TARGET_FILE:cow_tool> 30000)
+set_tests_properties(fs_model_long PROPERTIES LABELS "model;long" TIMEOUT 3600 SKIP_RETURN_CODE 77)
+add_test(NAME fs_posix COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_posix.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(fs_posix PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)
+add_test(NAME fs_crash COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_crash.sh
+	$<TARGET_FILE:cow_tool> 4)
+set_tests_properties(fs_crash PROPERTIES LABELS crash TIMEOUT 300 SKIP_RETURN_CODE 77)

@@ -37,7 +37,7 @@ need fusermount3 mountpoint
 mount_fs() {
 	name=$1
 	shift
-	cow mount "$name" "$MNT" -f "$@" 2>"$T/mount.log" &
+	"$COW" -s "$STORE" mount "$name" "$MNT" -f "$@" 2>"$T/mount.log" & # not the function: $! must be cow
 	PID=$!
 	for _ in $(seq 100); do
 		mountpoint -q "$MNT" && return 0
