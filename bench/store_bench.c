@@ -850,7 +850,7 @@ static void phase_load(struct eng *e, int ei, uint64_t run)
 
 	/* The peers load untimed: only their commits afterwards are measured. */
 	bool full = full_engine(e);
-	struct row scratch;
+	struct row scratch = {0};
 	struct row *r = full ? row(PH_INSERT_1TXN, ei, run) : &scratch;
 	struct meter m = meter_begin();
 	double t0 = now();
