@@ -123,17 +123,19 @@ set title "one durable put: p50 latency (floors: pwrite + fdatasync)"
 set ylabel "us"
 plot "$tmp/put.dat" using 0:2:xtic(1) with boxes lc rgb "#ccbb44" notitle, \
 	"" using 0:2:3:4 with yerrorbars lc rgb "black" pt 0 notitle
-set title "bytes written per one-key durable commit"
+# The page-cache column (/proc/self/io) counts whole folios, up to 1 MiB for
+# a 4 KiB write here: it stays in the CSV, not on the plot.
+set title "bytes written per one-key durable commit (write calls, io_count)"
 set ylabel "KiB"
+plot "$tmp/bytes.dat" using 0:2:xtic(1) with boxes lc rgb "#4477aa" notitle, \
+	"" using 0:2:(sprintf("%.1f", \$2)) with labels offset 0,0.8 notitle
 set style data histograms
 set style histogram clustered gap 1
 set offsets 0, 0, 0, 0
-plot "$tmp/bytes.dat" using 2:xtic(1) title "write calls (io_count)" lc rgb "#4477aa", \
-	"" using 3 title "page cache dirtied (/proc/self/io)" lc rgb "#999999"
 set title "file after the update txns / live data (one reader held open)"
 set ylabel "file / live data"
 set logscale y 2
-set yrange [0.5:*]
+set yrange [0.5:32]
 plot "$tmp/reader.dat" using 2:xtic(1) title "LMDB" lc rgb "#999999", \
 	"" using 3 title "cowkit" lc rgb "#4477aa", \
 	2 with lines lw 3 lc rgb "#cc3311" title "target 2x"
