@@ -12,12 +12,13 @@
 #
 #   COW_BENCH_QUICK=1 sh bench/store.sh build /tmp/r
 #
-# The stores live in temporary directories under COW_BENCH_DIR, else $TMPDIR,
-# else /tmp: put that on a real disk (not tmpfs), or durable commits cost nothing.
+# The stores live in a folder of the run's own under COW_BENCH_DIR, else
+# $TMPDIR, else /tmp, removed at the end: put that on a real disk (not tmpfs),
+# or durable commits cost nothing.
 # The io_count shim (build/bench/libio_count.so) is preloaded when built, so
 # that bytes per commit are counted at the system call.
 # Files are written under temporary names and renamed when complete: a
-# stopped run leaves the previous results whole.
+# stopped run (Ctrl-C, kill) leaves the previous results whole.
 # --plot-only redraws store.png from existing CSV files.
 set -eu
 build=${1:-build}
@@ -26,6 +27,17 @@ plot_only=${3:-}
 bin="$build/bench/store_bench"
 csv="$results/store.csv"
 rcsv="$results/store_ratio.csv"
+tmp=""
+work=""
+# A stopped run leaves the previous CSVs whole, no half-written twin and no
+# store behind.
+cleanup() {
+	rm -f "$csv".tmp.* "$rcsv".tmp.*
+	[ -z "$tmp" ] || rm -rf "$tmp"
+	[ -z "$work" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 if [ "$plot_only" != "--plot-only" ]; then
 	if [ ! -x "$bin" ]; then
 		echo "store: $bin not built (lmdb missing? scripts/deps.sh bench); skipped"
@@ -38,13 +50,15 @@ if [ "$plot_only" != "--plot-only" ]; then
 	tmpfs | ramfs) echo "store: warning: $dir is on $fs; durable commits will look free" >&2 ;;
 	esac
 	echo "store: $(date -u '+%Y-%m-%d %H:%M UTC'), stores under $dir (${fs:-unknown fs}), load $(cut -d' ' -f1-3 /proc/loadavg)"
+	# A folder of this run's own: removed at the end, also when stopped.
+	work=$(mktemp -d "$dir/cowkit-store.XXXXXX")
 	shim="$build/bench/libio_count.so"
 	if [ -f "$shim" ]; then
 		shim=$(cd "$(dirname "$shim")" && pwd)/$(basename "$shim")
-		COW_BENCH_DIR="$dir" IO_COUNT_DIR="$dir" LD_PRELOAD="$shim" "$bin" "$csv"
+		COW_BENCH_DIR="$work" IO_COUNT_DIR="$work" LD_PRELOAD="$shim" "$bin" "$csv"
 	else
 		echo "store: $shim not built: bytes per commit not counted"
-		COW_BENCH_DIR="$dir" "$bin" "$csv"
+		COW_BENCH_DIR="$work" "$bin" "$csv"
 	fi
 	echo "store: done, load $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
@@ -58,7 +72,6 @@ if [ ! -s "$rcsv" ]; then
 	exit 0
 fi
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 # col[] maps header names to columns, so the plot survives added columns.
 hdr='NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }'
 # 1: cowkit's ratios with min-max over the rounds, and each target.
