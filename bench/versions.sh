@@ -45,11 +45,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-csv="$out/versions.csv"
+# Rows go to a scratch file that replaces versions.csv only once complete:
+# a stopped run leaves the previous results whole.
+final="$out/versions.csv"
+csv="$work/versions.csv"
 notes="$work/notes"
 : >"$notes"
 if [ "${VERSIONS_REPORT_ONLY:-0}" = 1 ]; then
 	# Summary and plot of an existing CSV only.
+	csv=$final
 	[ -s "$csv" ] || { echo "versions.sh: no $csv to report" >&2; exit 1; }
 else
 echo "experiment,system,variant,size_bytes,metric,median,min,max,n,extra" >"$csv"
@@ -175,7 +179,8 @@ else
 	rm -rf "$q"
 fi
 
-
+mv -f "$csv" "$final"
+csv=$final
 fi # VERSIONS_REPORT_ONLY
 
 # ---- summary: ratios against the targets ----
@@ -265,7 +270,7 @@ END {
 
 # ---- plot ----
 if command -v gnuplot >/dev/null 2>&1; then
-	png="$out/versions.png"
+	png="$work/versions.png"
 	d="$work/plot"
 	mkdir -p "$d"
 	for s in cowkit:snapshot_ms cowkit:clone_ms xfs:ficlone_ms btrfs:ficlone_ms; do
@@ -284,7 +289,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 		}' "$csv" >"$d/randw"
 	awk -F, '$1 == "seq" && $5 == "mib_per_s" {
 		l = $2 == "raw" ? "raw" : ($3 == "one commit" ? "vol,1_commit" : "vol,commit/64MiB")
-		print l, $6
+		print l, $6, $7, $8
 	}' "$csv" >"$d/seq"
 	awk -F, '$1 == "destroy" && $5 == "exclusive_mib" { ex[$3, $4] = $6 }
 		$1 == "destroy" && $5 == "destroy_ms" { ms[$3, $4] = $6 }
@@ -322,9 +327,10 @@ set ylabel "writes/s"
 set key top right
 set yrange [0:*]
 plot "$d/randw" using 2:xtic(1) title "unshared", "" using 3 title "fresh clone"
-set title "sequential write (1 MiB writes), durable at the end"
+set title "sequential write (1 MiB writes), durable at the end; bars: min-max"
 set ylabel "MiB/s"
-plot "$d/seq" using 2:xtic(1) notitle
+plot "$d/seq" using 2:xtic(1) notitle, \
+     "" using (\$0):2:3:4 with yerrorbars lc rgb "black" pt 0 notitle
 set title "destroy + commit vs exclusive size"
 set style data linespoints
 set logscale xy
@@ -337,7 +343,8 @@ plot "$d/destroy_volume" using 2:3 title "volume (all exclusive)", \
      "$d/destroy_scattered" using 2:3 title "clone of a 1 GiB volume, 1,000 / 16,384 scattered 4 KiB writes"
 unset multiplot
 EOF
-	echo "plot: $png"
+	mv -f "$png" "$out/versions.png"
+	echo "plot: $out/versions.png"
 else
 	echo "gnuplot not installed (scripts/deps.sh bench); CSV only"
 fi

@@ -679,13 +679,24 @@ static void mode_seq(void)
 	double c1[MAXRUNS], c64[MAXRUNS];
 	fprintf(stderr, "versions: sequential write, %s\n", size_name(size));
 	for (int r = 0; r < runs; r++) {
-		raw[r] = seq_raw(size);
-		seq_commit_ms = 0;
-		one[r] = seq_cow(size, 0);
-		c1[r] = seq_commit_ms;
-		seq_commit_ms = 0;
-		chunk[r] = seq_cow(size, 64 * MIB);
-		c64[r] = seq_commit_ms;
+		/* The three take turns; which goes first rotates from round to round. */
+		for (int k = 0; k < 3; k++) {
+			switch ((k + r) % 3) {
+			case 0:
+				raw[r] = seq_raw(size);
+				break;
+			case 1:
+				seq_commit_ms = 0;
+				one[r] = seq_cow(size, 0);
+				c1[r] = seq_commit_ms;
+				break;
+			default:
+				seq_commit_ms = 0;
+				chunk[r] = seq_cow(size, 64 * MIB);
+				c64[r] = seq_commit_ms;
+				break;
+			}
+		}
 		r1[r] = one[r] / raw[r];
 		r64[r] = chunk[r] / raw[r];
 		fprintf(stderr,
