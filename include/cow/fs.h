@@ -246,6 +246,19 @@ typedef struct cow_fs_stats {
 } cow_fs_stats;
 COW_API int cow_fs_stat(cow_fs *f, cow_fs_stats *st);
 
+/*
+ * cow_fs_diff - the paths that differ between two versions of one fs
+ * (NAME, NAME@SNAP, or a clone and its origin), in the order of the
+ * tree's keys: @fn gets '+' (a name added), '-' (removed) or 'M' (the
+ * inode's contents, attributes or entries changed) and the path ("" for
+ * the root, names joined by '/', not terminated). A rename is a '-' and a
+ * '+'. Subtrees the two versions share are skipped without being read, so
+ * the cost follows the change. @fn returns nonzero to stop (returned).
+ * Errors: COW_ENOTFOUND, COW_ETYPE (not file systems), COW_ECORRUPT.
+ */
+COW_API int cow_fs_diff(cow_txn *t, const char *from, const char *to,
+			int (*fn)(void *ctx, char kind, const char *path, size_t len), void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

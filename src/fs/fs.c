@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -421,9 +422,9 @@ static int make(cow_fs *f, struct inode *d, const char *name, size_t nlen, struc
 		if (S_ISDIR(in->mode))
 			in->mode |= S_ISGID;
 	}
+	in->parent = d->ino; /* a hint for paths (cow_fs_diff); exact for directories */
 	if (S_ISDIR(in->mode)) {
 		in->nlink = 2;
-		in->parent = d->ino;
 		d->nlink++;
 	} else {
 		in->nlink = 1;
@@ -694,10 +695,8 @@ int cow_fs_rename(cow_fs *f, uint64_t dir, const char *name, size_t nlen, uint64
 			nd.nlink += (uint64_t)delta;
 			d.nlink -= (uint64_t)delta;
 		}
-		if (S_ISDIR(in.mode))
-			in.parent = newdir;
-		if (S_ISDIR(old.mode))
-			old.parent = dir;
+		in.parent = newdir;
+		old.parent = dir;
 		in.ctime = old.ctime = ts;
 		d.mtime = d.ctime = nd.mtime = nd.ctime = ts;
 		if ((rc = ino_put(f, &in)) || (rc = ino_put(f, &old)) || (rc = ino_put(f, &d)) ||
@@ -748,8 +747,8 @@ int cow_fs_rename(cow_fs *f, uint64_t dir, const char *name, size_t nlen, uint64
 	if (S_ISDIR(in.mode) && !same) {
 		d.nlink--;
 		nd.nlink++;
-		in.parent = newdir;
 	}
+	in.parent = newdir;
 	in.ctime = ts;
 	if (same)
 		d = nd;
@@ -1447,4 +1446,174 @@ int cow_fs_stat(cow_fs *f, cow_fs_stats *st)
 		return rc;
 	*st = (cow_fs_stats){.inodes = r.inodes, .next_ino = r.next_ino};
 	return 0;
+}
+
+/* ---- diff ---- */
+
+/* Find the name of @ino in directory @dir: scan its entries. */
+struct find_name {
+	uint64_t ino;
+	char *name;
+	size_t len;
+	bool found;
+};
+
+static int name_of_cb(void *ctx, const cow_fs_dirent *e)
+{
+	struct find_name *fn = ctx;
+	if (e->hash < FIRST_COOKIE || e->ino != fn->ino)
+		return 0;
+	memcpy(fn->name, e->name, e->nlen);
+	fn->len = e->nlen;
+	fn->found = true;
+	return 1;
+}
+
+/*
+ * The hint was wrong (the name it knew went, another link stays): look at
+ * every directory entry of the tree. Slow, and only for such files.
+ */
+static int find_anywhere(cow_fs *f, uint64_t ino, struct find_name *fn, uint64_t *dir)
+{
+	struct cow__cursor c;
+	cow__cursor_init(&c, TX(f), &f->m.tree);
+	int rc = cow__cursor_first(&c);
+	while (rc == 0) {
+		cow_buf kb, vb;
+		if ((rc = cow__cursor_get(&c, &kb, NULL)))
+			break;
+		const uint8_t *k = kb.data;
+		if (kb.len > 17 && k[8] == T_DIRENT) {
+			if ((rc = cow__cursor_get(&c, NULL, &vb)))
+				break;
+			if (vb.len == 12 && cow__le64(vb.data) == ino &&
+			    kb.len - 17 <= COW_FS_NAME_MAX) {
+				fn->len = kb.len - 17;
+				memcpy(fn->name, k + 17, fn->len);
+				fn->found = true;
+				*dir = cow__be64(k);
+				return 0;
+			}
+		}
+		rc = cow__cursor_next(&c);
+	}
+	return rc == COW_ENOTFOUND ? 0 : rc;
+}
+
+/*
+ * The path of @ino in @f into @buf (cap bytes, from the end backwards):
+ * *@at gets where it starts. A file's parent is a hint (the directory of
+ * its last rename or creation); when that name is gone, the path is the
+ * inode number, "#INO".
+ */
+static int path_of(cow_fs *f, uint64_t ino, char *buf, size_t cap, size_t *at)
+{
+	size_t pos = cap;
+	for (unsigned depth = 0; ino != COW_FS_ROOT; depth++) {
+		struct inode in;
+		int rc = ino_get(f, ino, &in);
+		char name[COW_FS_NAME_MAX + 24];
+		struct find_name fn = {ino, name, 0, false};
+		if (rc == 0 && in.parent && depth < 4096 &&
+		    (rc = cow_fs_readdir(f, in.parent, FIRST_COOKIE, name_of_cb, &fn)) == -ENOTDIR)
+			rc = 0;
+		if (rc && rc != -ENOENT)
+			return rc;
+		if (!fn.found && rc == 0 && (rc = find_anywhere(f, ino, &fn, &in.parent)))
+			return rc;
+		if (!fn.found) { /* no name found: the number stands for the rest */
+			fn.len = (size_t)snprintf(name, sizeof(name), "#%llu",
+						  (unsigned long long)ino);
+			in.parent = COW_FS_ROOT;
+		}
+		if (fn.len + 1 > pos)
+			return COW_ETOOBIG;
+		pos -= fn.len;
+		memcpy(buf + pos, name, fn.len);
+		if (in.parent != COW_FS_ROOT)
+			buf[--pos] = '/';
+		ino = in.parent;
+	}
+	*at = pos;
+	return 0;
+}
+
+struct fsdiff {
+	cow_fs *a, *b;
+	int (*fn)(void *ctx, char kind, const char *path, size_t len);
+	void *ctx;
+	uint64_t last_m; /* the inode last reported 'M' */
+	char buf[1 << 16];
+};
+
+static int report(struct fsdiff *d, char kind, cow_fs *f, uint64_t ino, const char *name,
+		  size_t nlen)
+{
+	size_t at, cap = sizeof(d->buf) - COW_FS_NAME_MAX - 2;
+	int rc = path_of(f, ino, d->buf, cap, &at);
+	if (rc)
+		return rc;
+	size_t len = cap - at;
+	if (name) {
+		memmove(d->buf, d->buf + at, len);
+		if (len)
+			d->buf[len++] = '/';
+		memcpy(d->buf + len, name, nlen);
+		len += nlen;
+		at = 0;
+	}
+	return d->fn(d->ctx, kind, d->buf + at, len);
+}
+
+static int on_key(void *ctx, const cow_diff_entry *e)
+{
+	struct fsdiff *d = ctx;
+	const uint8_t *k = e->key.data;
+	if (e->key.len < 9)
+		return COW_CORRUPT(0, "bad fs key");
+	uint64_t ino = cow__be64(k);
+	if (ino == META)
+		return 0; /* the fs record and orphans */
+	if (k[8] == T_DIRENT && e->key.len > 17) {
+		const char *name = (const char *)k + 17;
+		size_t n = e->key.len - 17;
+		int rc = 0;
+		if (e->kind != COW_DIFF_ADDED)
+			rc = report(d, '-', d->a, ino, name, n);
+		if (rc == 0 && e->kind != COW_DIFF_REMOVED)
+			rc = report(d, '+', d->b, ino, name, n);
+		return rc;
+	}
+	/*
+	 * Anything else of an inode that is on both sides: its contents or
+	 * attributes, reported once. An inode added or removed whole is
+	 * reported by its name.
+	 */
+	if (ino == d->last_m || (k[8] == T_INODE && e->kind != COW_DIFF_CHANGED))
+		return 0;
+	struct inode x;
+	if (ino_get(d->a, ino, &x) || ino_get(d->b, ino, &x) || x.nlink == 0)
+		return 0; /* not on both sides, or only an orphan now: its names said it */
+	d->last_m = ino;
+	return report(d, 'M', d->b, ino, NULL, 0);
+}
+
+int cow_fs_diff(cow_txn *t, const char *from, const char *to,
+		int (*fn)(void *ctx, char kind, const char *path, size_t len), void *ctx)
+{
+	if (!fn)
+		return COW_EINVAL;
+	struct fsdiff *d = cow__calloc(1, sizeof(*d));
+	if (!d)
+		return COW_ENOMEM;
+	int rc = cow_fs_open(t, from, &d->a);
+	if (rc == 0)
+		rc = cow_fs_open(t, to, &d->b);
+	if (rc == 0) {
+		d->fn = fn;
+		d->ctx = ctx;
+		rc = cow_diff(t, from, to, on_key, d);
+	}
+	cow__free(d);
+	return rc;
 }

@@ -92,6 +92,12 @@ echo changed >"$MNT/g"
 if echo x >"$MNT/.snapshots/one/new" 2>/dev/null; then fail "a snapshot took a write"; fi
 diff -r "$SRC/src" "$MNT/.snapshots/one/src" || fail "snapshot differs from the source"
 ls "$MNT/.snapshots/" | grep -qx one || fail ".snapshots does not list one"
+mv "$MNT/f.sym" "$MNT/renamed"
+sync "$MNT/g"
+cow diff home@one home >"$T/diff" || fail "cow diff"
+grep -qx "M	g" "$T/diff" && grep -qx -e "-	f.sym" "$T/diff" && grep -qx "+	renamed" "$T/diff" ||
+	fail "cow diff lists: $(cat "$T/diff")"
+[ "$(wc -l <"$T/diff")" -le 5 ] || fail "cow diff lists unchanged paths: $(cat "$T/diff")"
 
 # unmount, drop caches, remount: everything still there
 umount_fs

@@ -439,6 +439,31 @@ static int get_stream(void *ctx, void *p, size_t n)
 	return (int)n;
 }
 
+struct paths {
+	char p[32][64];
+	int n;
+};
+
+static int add_path(void *ctx, char kind, const char *path, size_t len)
+{
+	struct paths *ps = ctx;
+	CHECK_LT(ps->n, 32);
+	CHECK_LT(len, 62);
+	ps->p[ps->n][0] = kind;
+	memcpy(ps->p[ps->n] + 1, path, len);
+	ps->p[ps->n][len + 1] = 0;
+	ps->n++;
+	return 0;
+}
+
+static bool has_path(const struct paths *ps, const char *want)
+{
+	for (int i = 0; i < ps->n; i++)
+		if (strcmp(ps->p[i], want) == 0)
+			return true;
+	return false;
+}
+
 static void test_share(void)
 {
 	enum { MB = 1 << 20 };
@@ -529,7 +554,28 @@ static void test_share(void)
 	CHECK_OK(cow_txn_commit(t));
 	free(st.buf);
 
-	/* diff lists changed keys; rollback brings the tree back */
+	/* diff lists the paths that changed */
+	CHECK_OK(cow_txn_begin(s, 0, &t));
+	CHECK_OK(cow_snapshot(t, "home@tuesday"));
+	CHECK_OK(cow_fs_open(t, "home", &f));
+	uint64_t dd = mk(f, COW_FS_ROOT, "dd", S_IFDIR | 0755);
+	mk(f, dd, "new", S_IFREG | 0644);
+	CHECK_OK(cow_fs_write(f, copy, "Q", 1, 5 * MB));
+	CHECK_OK(cow_fs_rename(f, COW_FS_ROOT, "copy", 4, dd, "moved", 5, 0, NULL));
+	CHECK_OK(cow_fs_unlink(f, COW_FS_ROOT, "m0", 2, 0, NULL));
+	struct paths ps = {.n = 0};
+	CHECK_OK(cow_fs_diff(t, "home@tuesday", "home", add_path, &ps));
+	for (int i = 0; i < ps.n; i++)
+		printf("diff: %s\n", ps.p[i]);
+	CHECK(has_path(&ps, "+dd") && has_path(&ps, "+dd/new") && has_path(&ps, "-copy") &&
+	      has_path(&ps, "+dd/moved") && has_path(&ps, "Mdd/moved") && has_path(&ps, "-m0") &&
+	      has_path(&ps, "M"));
+	CHECK(!has_path(&ps, "Mbig") && !has_path(&ps, "+big"));
+	for (int i = 0; i < ps.n; i++)
+		CHECK(ps.p[i][1] != '#'); /* every path resolved */
+	CHECK_OK(cow_txn_commit(t));
+
+	/* rollback brings the tree back */
 	CHECK_OK(cow_txn_begin(s, 0, &t));
 	CHECK_OK(cow_rollback(t, "home@monday"));
 	CHECK_OK(cow_txn_commit(t));

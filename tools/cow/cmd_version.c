@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cow/fs.h"
 #include "cow/store.h"
 
 int cmd_snapshot(const struct cli_args *a)
@@ -127,6 +128,26 @@ static int print_diff(void *ctx, const cow_diff_entry *e)
 	return 0;
 }
 
+/* A file system's diff: one path per line. */
+static int print_path(void *ctx, char kind, const char *path, size_t len)
+{
+	struct diffout *d = ctx;
+	if (d->json) {
+		json_object(&d->j);
+		json_kstr(&d->j, "kind",
+			  kind == '+'	? "added"
+			  : kind == '-' ? "removed"
+					: "changed");
+		json_kbytes(&d->j, "path", path, len);
+		json_end(&d->j);
+		return 0;
+	}
+	printf("%c\t", kind);
+	cli_put_escaped(stdout, path, len);
+	putchar('\n');
+	return 0;
+}
+
 int cmd_diff(const struct cli_args *a)
 {
 	struct diffout d = {.json = cli_flag(a, "json"), .keys_only = cli_flag(a, "keys-only")};
@@ -139,7 +160,12 @@ int cmd_diff(const struct cli_args *a)
 		return ex;
 	if (d.json)
 		json_array(&d.j);
-	int rc = cow_diff(t, from, to, print_diff, &d);
+	cow_obj_stats st;
+	int rc = cow_obj_stat(t, from, 0, &st);
+	if (rc == 0 && strcmp(st.type, "fs") == 0)
+		rc = cow_fs_diff(t, from, to, print_path, &d);
+	else if (rc == 0)
+		rc = cow_diff(t, from, to, print_diff, &d);
 	if (d.json)
 		json_end(&d.j);
 	cow_txn_abort(t);

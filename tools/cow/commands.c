@@ -202,7 +202,8 @@ const struct cli_cmd cli_commands[] = {
 	 "generation that made it.\n"},
 	{"diff", "NAME@A NAME@B", 2, 2, diff_opts, IN_COW(cmd_diff),
 	 "what changed between two versions (+/-/M lines; volumes: offset, length)",
-	 "Either side may be NAME alone for the live object.\n"},
+	 "Either side may be NAME alone for the live object. For a file system the\n"
+	 "lines are paths: + added, - removed (a rename is both), M changed.\n"},
 	{"rollback", "NAME@SNAP", 1, 1, NULL, IN_COW(cmd_rollback),
 	 "make NAME equal to its snapshot again"},
 	{"destroy", "NAME[@SNAP]", 1, 1, destroy_opts, IN_COW(cmd_destroy),
