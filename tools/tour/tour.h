@@ -43,5 +43,6 @@ int tour_checkpoint(struct tour *t);
 int tour_rcu(struct tour *t);
 int tour_closures(struct tour *t);
 int tour_daytwo(struct tour *t);
+int tour_fs(struct tour *t);
 
 #endif
