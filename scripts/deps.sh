@@ -8,7 +8,7 @@
 set -eu
 
 build="cmake make gcc g++ pkg-config liburcu-dev libxxhash-dev libfuse3-dev"
-test="python3 binutils btrfs-progs xfsprogs redis-tools fuse3 rsync git"
+test="python3 binutils btrfs-progs xfsprogs redis-tools fuse3 rsync git fio"
 bench="liblmdb-dev librocksdb-dev libsqlite3-dev bindfs bc gnuplot-nox btrfs-progs xfsprogs qemu-utils redis-server redis-tools"
 fuzz="clang"
 # The NBD plugin and the real clients its tests drive (part of test).

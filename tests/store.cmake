@@ -54,8 +54,9 @@ set_tests_properties(unit_compact_threads PROPERTIES LABELS "concurrent" TIMEOUT
 # A store written by the format 1 build opens, checks clean, and is upgraded by its first commit.
 cow_test(unit_format1 SOURCES unit/test_format1.c LABELS unit
 	ARGS ${CMAKE_CURRENT_SOURCE_DIR}/data/format1.cow)
-# File systems (include/cow/fs.h): names, renames, data against a model, reflinks, snapshots.
-cow_test(unit_fs SOURCES unit/test_fs.c LABELS unit)
+# File systems (include/cow/fs.h): names, renames, data against a model, reflinks, snapshots,
+# power loss at every I/O of a run of file-system transactions.
+cow_test(unit_fs SOURCES unit/test_fs.c lib/faultio.c LABELS unit crash)
 # A mounted fs (cow mount, FUSE) driven by coreutils, tar, git and rsync.
 add_test(NAME fs_tools COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_tools.sh
 	$<TARGET_FILE:cow_tool>)

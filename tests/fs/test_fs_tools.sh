@@ -2,7 +2,7 @@
 # A mounted fs driven by the programs people use: coreutils (cp -a, diff -r,
 # mv, ln, chmod, touch -d, truncate, rm -r, cp sharing blocks through
 # copy_file_range), tar both ways, git (init, commit, fsck), rsync both
-# ways; snapshots under .snapshots/, a remount, and fsck clean at the end.
+# ways, fio --verify=crc32c; snapshots under .snapshots/, a remount, and fsck clean at the end.
 #   test_fs_tools.sh COW
 COW=$1
 . "$(dirname "$0")/lib.sh"
@@ -81,6 +81,18 @@ if command -v rsync >/dev/null 2>&1; then
 	diff -r "$SRC/tests" "$T/rs.back" || fail "rsync out: differs"
 else
 	echo "rsync not installed: that part skipped"
+fi
+
+# fio writes and verifies its own checksums
+if command -v fio >/dev/null 2>&1; then
+	for rw in randwrite write; do
+		fio --name=verify --directory="$MNT" --size=48M --rw=$rw --bs=4k --ioengine=psync \
+			--verify=crc32c --verify_fatal=1 --do_verify=1 --fsync=64 --output="$T/fio.out" ||
+			fail "fio $rw --verify=crc32c: $(tail -20 "$T/fio.out")"
+	done
+	rm -f "$MNT"/verify.*
+else
+	echo "fio not installed: that part skipped"
 fi
 
 # a snapshot while mounted, seen read-only under .snapshots
