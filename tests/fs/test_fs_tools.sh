@@ -14,6 +14,18 @@ cow fs create home || fail "fs create"
 cow list | grep -q "^home *fs" || fail "list shows no fs"
 mount_fs home
 
+# a second writable mount of the same fs is refused, by whatever path it names the store
+mkdir "$T/mnt2"
+ln -s "$STORE" "$T/link.cow"
+if "$COW" -s "$T/link.cow" mount home "$T/mnt2" 2>"$T/second"; then
+	fusermount3 -u "$T/mnt2"
+	fail "a second writable mount through a symlink was allowed"
+fi
+grep -q "already mounted" "$T/second" || fail "second mount: $(cat "$T/second")"
+"$COW" -s "$STORE" mount nosuch "$T/mnt2" 2>/dev/null && fail "mounted an fs that does not exist"
+cow map create amap && "$COW" -s "$STORE" mount amap "$T/mnt2" 2>/dev/null &&
+	fail "mounted a map"
+
 # cp -a of a source tree, then diff -r against the original
 cp -a "$SRC/src" "$MNT/src" || fail "cp -a"
 diff -r "$SRC/src" "$MNT/src" || fail "diff -r after cp -a"

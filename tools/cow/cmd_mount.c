@@ -1137,6 +1137,39 @@ int cmd_mount(const struct cli_args *a)
 	     (strlen(opts) > 3 && !strcmp(opts + strlen(opts) - 3, ",ro"))))
 		M.ro = true;
 
+	/*
+	 * One writable mount of an fs at a time, whatever path names the store:
+	 * an open-file-description lock on a byte of the data file named for the
+	 * fs (far above the bytes the store locks, docs/FORMAT.md section 8),
+	 * held as long as this process serves it.
+	 */
+	int lockfd = -1;
+	if (!M.ro) {
+		uint64_t h = 1469598103934665603ull;
+		for (const char *p = name; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		struct flock fl = {.l_type = F_WRLCK,
+				   .l_whence = SEEK_SET,
+				   .l_start = (off_t)((UINT64_C(1) << 61) + (h >> 24)),
+				   .l_len = 1};
+		lockfd = open(real,
+			      O_RDWR | O_CLOEXEC); /* a write lock needs a writable description */
+		if (lockfd < 0)
+			return cli_fail(-errno, "%s", real);
+		if (fcntl(lockfd, F_OFD_SETLK, &fl) != 0) {
+			int e = errno;
+			close(lockfd);
+			if (e == EAGAIN || e == EACCES) {
+				fprintf(stderr,
+					"cow: %s: mount '%s': already mounted writable by another "
+					"process\n",
+					real, name);
+				return EXIT_FAIL;
+			}
+			return cli_fail(-e, "%s: mount lock", real);
+		}
+	}
+
 	/* Check the store and the object before mounting anything. */
 	int ex = cli_open("mount", !M.ro, &M.s);
 	if (ex)
