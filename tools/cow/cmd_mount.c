@@ -1197,6 +1197,7 @@ int cmd_mount(const struct cli_args *a)
 	char *argv[] = {(char *)"cow-mount", fsname, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(2, argv);
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+	fuse_opt_free_args(&args);
 	if (!se) {
 		cow_store_close(M.s);
 		fprintf(stderr, "cow: mount: bad mount options '%s'\n", opts ? opts : "");
@@ -1244,8 +1245,12 @@ int cmd_mount(const struct cli_args *a)
 	LOCK();
 	for (size_t i = 0; i < M.nsnaps; i++)
 		cow_txn_abort(M.snaps[i].t);
+	free(M.snaps);
+	free(M.open);
 	UNLOCK();
 	cow_store_close(M.s);
+	if (lockfd >= 0)
+		close(lockfd); /* the next mount may begin */
 	return rc == 0 && !M.failed ? EXIT_OK : EXIT_FAIL;
 }
 
