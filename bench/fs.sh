@@ -162,11 +162,8 @@ while [ "$r" -le "$runs" ]; do
 		rm -rf "$d/t" "$d/t2" "$d/big" "$d/big2"
 		sync
 		mkdir "$d/t"
-		case $e in btrfs | xfs) ;; *)
-			timed untar "$e" "$r" untar "$d"
-			timed cp_r "$e" "$r" cp_r "$d"
-			;;
-		esac
+		timed untar "$e" "$r" untar "$d"
+		timed cp_r "$e" "$r" cp_r "$d"
 		timed write_1g "$e" "$r" write_big "$d"
 		drop
 		timed read_1g "$e" "$r" read_big "$d"
