@@ -197,9 +197,17 @@ static int alloc_blocks(struct cow__bs *bs, uint64_t n, uint64_t *addr, uint8_t 
 			   sizeof(*bs->events));
 	if (rc)
 		return rc;
-	uint64_t start = find_run(bs, COW_MAX(bs->hint, 2), bs->nblocks, n);
-	if (start == UINT64_MAX && bs->hint > 2)
-		start = find_run(bs, 2, COW_MIN(bs->hint + n, bs->nblocks), n);
+	/*
+	 * Look for a run only if there are that many free blocks at all: a
+	 * store written end to end has none, and scanning its whole bitmap at
+	 * every allocation made a large write quadratic.
+	 */
+	uint64_t start = UINT64_MAX;
+	if (bs->nblocks - bs->used >= n) {
+		start = find_run(bs, COW_MAX(bs->hint, 2), bs->nblocks, n);
+		if (start == UINT64_MAX && bs->hint > 2)
+			start = find_run(bs, 2, COW_MIN(bs->hint + n, bs->nblocks), n);
+	}
 	if (start == UINT64_MAX) {
 		/* Extend, reusing free blocks at the tail. */
 		uint64_t tail = 0;

@@ -828,21 +828,22 @@ static int block_present(cow_fs *f, uint64_t ino, uint64_t idx, bool *present)
 /* Set block @idx of @in to @data (zeros: a hole); in->blocks follows. */
 static int block_write(cow_fs *f, struct inode *in, uint64_t idx, const uint8_t *data)
 {
-	bool present;
-	int rc = block_present(f, in->ino, idx, &present);
-	if (rc)
-		return rc;
 	uint8_t k[17];
 	k_data(k, in->ino, idx);
+	/* One descent: the tree's entry count says whether the key was there. */
 	if (all_zero(data, BLK)) {
-		if (!present)
+		int rc = cow__btree_del(TX(f), &f->m.tree, k, 17);
+		if (rc == COW_ENOTFOUND)
 			return 0;
-		in->blocks--;
-		return del(f, k, 17);
+		if (rc == 0)
+			in->blocks--;
+		return rc;
 	}
-	if (!present)
+	uint64_t before = f->m.tree.count;
+	int rc = put(f, k, 17, data, BLK);
+	if (rc == 0 && f->m.tree.count > before)
 		in->blocks++;
-	return put(f, k, 17, data, BLK);
+	return rc;
 }
 
 /* Drop every block of @in from @first on. */
