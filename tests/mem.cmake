@@ -33,3 +33,8 @@ foreach(case blocked discard syscall)
 			ARGS ${case} ${b})
 	endforeach()
 endforeach()
+
+# Restore at the original address (cow_mem_region_alloc_at), each restore backend.
+foreach(b uffd-thread uffd eager)
+	cow_test(mem_restore_at_${b} SOURCES unit/test_mem_restore_at.c LABELS unit ARGS ${b})
+endforeach()

@@ -198,6 +198,24 @@ typedef struct cow_mem_region cow_mem_region;
 COW_API int cow_mem_region_alloc(size_t size, unsigned flags, cow_mem_region **out);
 
 /*
+ * cow_mem_region_alloc_at - map a fresh region at exactly @addr, for a
+ * restore at the address an image was taken from (a pointer-rich heap whose
+ * pointers are absolute: see cow_mem_restore_start).
+ *
+ * @addr: page-aligned (2 MiB-aligned with COW_MEM_THP).
+ * @size, @flags, @out: as cow_mem_region_alloc; @size is rounded up the same
+ *        way, and the whole rounded range must be free.
+ *
+ * Never replaces an existing mapping (MAP_FIXED_NOREPLACE). Returns 0,
+ * COW_EEXIST (part of the range is mapped already; also on kernels before
+ * 4.17, which ignore the flag: they return another address, which is
+ * unmapped again), COW_EINVAL (NULL, unaligned, size 0 or past the end of
+ * the address space, unknown flag), COW_ENOMEM, -errno. Any thread.
+ */
+COW_API int cow_mem_region_alloc_at(void *addr, size_t size, unsigned flags,
+				    cow_mem_region **out);
+
+/*
  * cow_mem_region_register - adopt memory the program already uses.
  *
  * @addr, @size: page-aligned, covered entirely by anonymous private
@@ -457,7 +475,11 @@ typedef struct cow_mem_restore_stats {
  * cow_mem_restore_start - fill @r from @src (@len bytes, the image).
  *
  * @r: a region cowkit allocated and nobody has touched yet (lazy restore
- *     needs its pages missing); for COW_MEM_EAGER any region.
+ *     needs its pages missing); for COW_MEM_EAGER any region. An image
+ *     holding absolute pointers (a heap of linked structures) restores at
+ *     the address it was taken from into a region of
+ *     cow_mem_region_alloc_at(that address, ...); the image does not carry
+ *     the address, the caller keeps it (cow_mem_region_addr at the snapshot).
  * @src: the image, @len bytes, a multiple of 4096 (the rest of the region
  *     reads as zeros); must stay valid and unchanged until cow_mem_restore_wait
  *     returns. A file can be used by mmap'ing it (PROT_READ, MAP_PRIVATE).
