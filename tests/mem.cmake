@@ -38,3 +38,8 @@ endforeach()
 foreach(b uffd-thread uffd eager)
 	cow_test(mem_restore_at_${b} SOURCES unit/test_mem_restore_at.c LABELS unit ARGS ${b})
 endforeach()
+
+# Several regions in one instant, one buffer (cow_mem_snapshot_start_many).
+foreach(b uffd-thread uffd mprotect fork)
+	cow_test(mem_many_${b} SOURCES unit/test_mem_many.c LABELS unit concurrent ARGS ${b})
+endforeach()

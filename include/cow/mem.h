@@ -84,7 +84,7 @@
  *   ----------------------------------+-----------------------------------
  *   writes by the program's threads   | everything, except during the
  *                                     | "quiescent" calls below
- *   cow_mem_snapshot_prepare          | writes by any thread
+ *   cow_mem_snapshot_prepare[_many]   | writes by any thread
  *   cow_mem_snapshot_instant (quiescent)| nothing else touching the region
  *   cow_mem_snapshot_start (quiescent)| nothing else touching the region
  *   cow_mem_snapshot_wait             | writes by any thread
@@ -93,7 +93,9 @@
  *   cow_mem_restore*      (quiescent) | reads/writes once it returns (lazy)
  *
  * "Quiescent" means no thread may write the region during the call: the call
- * defines the instant of the image. Different regions are independent.
+ * defines the instant of the image. Different regions are independent,
+ * except that a snapshot of several regions (cow_mem_snapshot_prepare_many)
+ * makes its instant quiescent for all of them.
  */
 #ifndef COW_MEM_H
 #define COW_MEM_H
@@ -362,6 +364,35 @@ typedef struct cow_mem_snap_stats {
  */
 COW_API int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink,
 				     const cow_mem_snap_opts *opts, cow_mem_snap **out);
+
+/*
+ * cow_mem_snapshot_prepare_many - prepare one image of @n regions at one
+ * instant: @rs[i] goes to @sinks[i] (a FULL image of that region, offsets
+ * in that region). One snapshot: one buffer (opts.buffer is shared by all
+ * regions), one copier thread, one pause (cow_mem_snapshot_instant protects
+ * every region, or forks once), one cow_mem_snapshot_wait, whose stats
+ * count every region (pages is the sum). The image is consistent across
+ * regions: each holds its content at the same instant.
+ *
+ * @rs: @n >= 1 distinct, non-overlapping regions, in any order. No limit
+ *      on @n besides memory (and the kernel's vm.max_map_count, since the
+ *      protection may split mappings).
+ * @sinks: @n distinct sinks; each stays alive until the wait returns.
+ *
+ * If any region cannot be claimed (COW_EBUSY) or any sink's begin fails,
+ * nothing is armed: the regions already claimed are released and the
+ * sinks already begun get end(error). Errors: as cow_mem_snapshot_prepare,
+ * plus COW_EINVAL for @n == 0, a NULL entry, a region given twice or
+ * overlapping another, or a sink given twice. A sink error or a mapping
+ * change in any region fails the whole snapshot (every sink gets
+ * end(error)).
+ */
+COW_API int cow_mem_snapshot_prepare_many(cow_mem_region **rs, size_t n, cow_mem_sink **sinks,
+					  const cow_mem_snap_opts *opts, cow_mem_snap **out);
+
+/* cow_mem_snapshot_start_many - prepare_many + instant, as cow_mem_snapshot_start. */
+COW_API int cow_mem_snapshot_start_many(cow_mem_region **rs, size_t n, cow_mem_sink **sinks,
+					const cow_mem_snap_opts *opts, cow_mem_snap **out);
 
 /*
  * cow_mem_snapshot_instant - the instant of a prepared snapshot: protect

@@ -26,6 +26,15 @@
  * what makes the pause shorter than fork's page-table copy; mprotect takes
  * it exclusively, so it runs in one thread.
  *
+ * Several regions in one instant (cow_mem_snapshot_prepare_many): the
+ * snapshot holds a table of segments, one per region, sorted by address,
+ * and numbers their pages one after another ("global" page numbers, the
+ * index of the state bytes). One buffer, one copier, one userfaultfd with
+ * every region registered, one trap whose contains() checks the segments,
+ * one instant protecting them all. A run of pages handed to a sink never
+ * crosses a segment: each region has its own sink, which sees offsets in
+ * its region.
+ *
  * Fork backend: fork() is the instant; the child writes the region to an fd
  * sink directly, or into a pipe that the copier thread turns into sink
  * writes, then reports its Private_Dirty (the pages the parent's writes
@@ -60,10 +69,25 @@ enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
 #define NSAMPLES	    65536 /* fault latencies kept for the median */
 #define PIPE_CHUNK	    (1u << 20)
 
-struct cow_mem_snap {
-	struct cow__trap trap; /* first: the fault handler gets a trap pointer */
+/* One region of a snapshot. */
+struct seg {
 	cow_mem_region *r;
 	cow_mem_sink *sink;
+	char *addr;
+	size_t size;
+	size_t first;	     /* global number of its first page */
+	size_t npages;	     /* size >> COW__PAGE_SHIFT */
+	size_t index;	     /* its position in the caller's arrays */
+	bool begun;	     /* the sink's begin succeeded */
+	uint64_t *data_bits; /* mprotect: pages holding data at the instant */
+	int direct_fd;	     /* fork: the child pwrite()s here, or -1 (pipe) */
+	uint64_t direct_base;
+};
+
+struct cow_mem_snap {
+	struct cow__trap trap; /* first: the fault handler gets a trap pointer */
+	struct seg *segs;      /* sorted by address, disjoint */
+	size_t nsegs;
 	cow_mem_backend backend;
 	int uffd;
 	bool thread_mode; /* COW_MEM_UFFD_THREAD: the copier serves every fault */
@@ -76,8 +100,7 @@ struct cow_mem_snap {
 	_Atomic int armed;    /* the instant began: a discard now can spoil the image */
 	_Atomic int aerr;     /* error raised by a fault handler or an event */
 	bool unregistered;
-	int pagemap;	     /* mprotect: /proc/self/pagemap */
-	uint64_t *data_bits; /* mprotect: pages holding data at the instant */
+	int pagemap; /* mprotect: /proc/self/pagemap */
 
 	/* the copier's stage (taken from the buffer budget) */
 	char *stage;
@@ -123,6 +146,55 @@ struct cow_mem_snap {
 	uint64_t extra_fork;
 };
 
+/* The segment holding global page @page (binary search; async-signal-safe). */
+static struct seg *seg_of_page(const struct cow_mem_snap *s, size_t page)
+{
+	size_t lo = 0, hi = s->nsegs;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->segs[mid].first <= page)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &s->segs[lo];
+}
+
+/* The segment holding address @a, or NULL (async-signal-safe). */
+static struct seg *seg_of_addr(const struct cow_mem_snap *s, uintptr_t a)
+{
+	size_t lo = 0, hi = s->nsegs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct seg *g = &s->segs[mid];
+		if (a < (uintptr_t)g->addr)
+			hi = mid;
+		else if (a >= (uintptr_t)g->addr + g->size)
+			lo = mid + 1;
+		else
+			return g;
+	}
+	return NULL;
+}
+
+static char *page_addr(const struct cow_mem_snap *s, size_t page)
+{
+	const struct seg *g = seg_of_page(s, page);
+	return g->addr + ((page - g->first) << COW__PAGE_SHIFT);
+}
+
+/* Pages from @page to the end of its segment. */
+static size_t seg_left(const struct cow_mem_snap *s, size_t page)
+{
+	const struct seg *g = seg_of_page(s, page);
+	return g->first + g->npages - page;
+}
+
+static bool trap_contains(struct cow__trap *t, uintptr_t a)
+{
+	return seg_of_addr((struct cow_mem_snap *)t, a) != NULL;
+}
+
 static void *map_zeroed(size_t len)
 {
 	void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE,
@@ -143,9 +215,9 @@ static void fail_async(struct cow_mem_snap *s, int rc)
 	atomic_store(&s->failed, 1);
 }
 
-static int wp(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
+static int wp_one(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
 {
-	char *p = s->r->addr + (page << COW__PAGE_SHIFT);
+	char *p = page_addr(s, page);
 	size_t len = npages << COW__PAGE_SHIFT;
 	if (s->backend == COW_MEM_MPROTECT) {
 		if (mprotect(p, len, on ? PROT_READ : PROT_READ | PROT_WRITE) == 0)
@@ -171,6 +243,21 @@ static int wp(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
 	}
 }
 
+/* Change the protection of global pages [page, page+npages), segment by segment. */
+static int wp(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
+{
+	int rc = 0;
+	while (npages) {
+		size_t n = COW_MIN(npages, seg_left(s, page));
+		int r = wp_one(s, page, n, on);
+		if (r && !rc)
+			rc = r;
+		page += n;
+		npages -= n;
+	}
+	return rc;
+}
+
 static int unprotect(struct cow_mem_snap *s, size_t page, size_t npages)
 {
 	return wp(s, page, npages, false);
@@ -189,14 +276,17 @@ static int protect(struct cow_mem_snap *s, size_t page, size_t npages)
  */
 static void check_lost(struct cow_mem_snap *s, size_t page, size_t n, const char *copy)
 {
-	if (!s->data_bits)
+	if (s->backend != COW_MEM_MPROTECT)
+		return;
+	const struct seg *g = seg_of_page(s, page); /* [page, page+n) lies in g */
+	if (!g->data_bits)
 		return;
 	for (size_t k = 0; k < n; k++) {
-		size_t pg = page + k;
-		if (!(s->data_bits[pg / 64] >> (pg % 64) & 1) ||
+		size_t pg = page + k - g->first;
+		if (!(g->data_bits[pg / 64] >> (pg % 64) & 1) ||
 		    !cow__is_zero(copy + (k << COW__PAGE_SHIFT), COW__PAGE))
 			continue;
-		if (cow__pagemap_data(s->pagemap, s->r->addr + (pg << COW__PAGE_SHIFT), COW__PAGE,
+		if (cow__pagemap_data(s->pagemap, g->addr + (pg << COW__PAGE_SHIFT), COW__PAGE,
 				      NULL) != 1)
 			fail_async(s, COW_MEM_ECHANGED);
 	}
@@ -272,7 +362,7 @@ static void copy_claimed(struct cow_mem_snap *s, size_t page)
 {
 	size_t slot = slot_get(s);
 	char *dst = s->buf + (slot << COW__PAGE_SHIFT);
-	if (cow__copy_guarded(dst, s->r->addr + (page << COW__PAGE_SHIFT), COW__PAGE))
+	if (cow__copy_guarded(dst, page_addr(s, page), COW__PAGE))
 		fail_async(s, COW_MEM_ECHANGED); /* unmapped under us */
 	else
 		check_lost(s, page, 1, dst);
@@ -325,7 +415,8 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 {
 	struct cow_mem_snap *s = (struct cow_mem_snap *)t;
 	uint64_t t0 = cow__now_ns();
-	size_t page = (addr - t->start) >> COW__PAGE_SHIFT;
+	const struct seg *sg = seg_of_addr(s, addr); /* contains() said yes */
+	size_t page = sg->first + ((addr - (uintptr_t)sg->addr) >> COW__PAGE_SHIFT);
 	for (;;) {
 		uint32_t g = atomic_load(&s->gen);
 		uint8_t st = atomic_load_explicit(&s->state[page], memory_order_acquire);
@@ -394,15 +485,20 @@ static bool drain(struct cow_mem_snap *s, size_t min);
  */
 static void changed(struct cow_mem_snap *s, uintptr_t lo, uintptr_t hi)
 {
-	uintptr_t a = (uintptr_t)s->r->addr, b = a + s->r->size;
-	if (!atomic_load(&s->armed) || hi <= a || lo >= b)
+	if (!atomic_load(&s->armed))
 		return;
-	size_t p0 = (COW_MAX(lo, a) - a) >> COW__PAGE_SHIFT;
-	size_t p1 = (COW_MIN(hi, b) - a + COW__PAGE - 1) >> COW__PAGE_SHIFT;
-	for (size_t p = p0; p < p1; p++) {
-		if (atomic_load_explicit(&s->state[p], memory_order_acquire) != DONE) {
-			fail_async(s, COW_MEM_ECHANGED);
-			return;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		const struct seg *g = &s->segs[k];
+		uintptr_t a = (uintptr_t)g->addr, b = a + g->size;
+		if (hi <= a || lo >= b)
+			continue;
+		size_t p0 = g->first + ((COW_MAX(lo, a) - a) >> COW__PAGE_SHIFT);
+		size_t p1 = g->first + ((COW_MIN(hi, b) - a + COW__PAGE - 1) >> COW__PAGE_SHIFT);
+		for (size_t p = p0; p < p1; p++) {
+			if (atomic_load_explicit(&s->state[p], memory_order_acquire) != DONE) {
+				fail_async(s, COW_MEM_ECHANGED);
+				return;
+			}
 		}
 	}
 }
@@ -466,11 +562,14 @@ static void service(struct cow_mem_snap *s, bool copier)
 			break;
 		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
 			struct uffd_msg *m = &msg[i];
-			uintptr_t base = (uintptr_t)s->r->addr;
 			if (m->event == UFFD_EVENT_PAGEFAULT) {
 				uintptr_t a = (uintptr_t)m->arg.pagefault.address;
-				if (a >= base && a < base + s->r->size)
-					thread_fault(s, (a - base) >> COW__PAGE_SHIFT, copier);
+				const struct seg *g = seg_of_addr(s, a);
+				if (g)
+					thread_fault(s,
+						     g->first + ((a - (uintptr_t)g->addr) >>
+								 COW__PAGE_SHIFT),
+						     copier);
 			} else if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
 				changed(s, (uintptr_t)m->arg.remove.start,
 					(uintptr_t)m->arg.remove.end);
@@ -534,16 +633,20 @@ static bool drain(struct cow_mem_snap *s, size_t min)
 	struct iovec iov[64];
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
+		const struct seg *g = seg_of_page(s, s->slot_page[s->order[i]]);
+		size_t seg_end = g->first + g->npages;
 		while (j < n && j - i < COW_ARRAY_SIZE(iov) &&
+		       s->slot_page[s->order[j]] < seg_end &&
 		       (j == i || s->slot_page[s->order[j]] == s->slot_page[s->order[j - 1]] + 1)) {
 			iov[j - i].iov_base = s->buf + ((size_t)s->order[j] << COW__PAGE_SHIFT);
 			iov[j - i].iov_len = COW__PAGE;
 			j++;
 		}
 		if (!atomic_load(&s->failed)) {
-			int rc = cow__sink_writev(
-				s->sink, (uint64_t)s->slot_page[s->order[i]] << COW__PAGE_SHIFT,
-				iov, (int)(j - i));
+			int rc = cow__sink_writev(g->sink,
+						  (uint64_t)(s->slot_page[s->order[i]] - g->first)
+							  << COW__PAGE_SHIFT,
+						  iov, (int)(j - i));
 			if (rc)
 				fail(s, rc);
 		}
@@ -598,21 +701,23 @@ static void finish_uffd(struct cow_mem_snap *s)
 	service(s, true);
 	while (atomic_exchange(&s->svc_lock, 1))
 		sched_yield();
-	cow__uffd_unregister(s->uffd, s->r->addr, s->r->size);
+	for (size_t k = 0; k < s->nsegs; k++)
+		cow__uffd_unregister(s->uffd, s->segs[k].addr, s->segs[k].size);
 	s->unregistered = true;
 	atomic_store(&s->svc_lock, 0);
 }
 
 static void stream(struct cow_mem_snap *s)
 {
-	struct run runs[STAGE_PAGES / 2 + 1];
+	struct run runs[STAGE_PAGES + 1]; /* a run per page at worst (one-page regions) */
 	size_t next = 0;
 	while (next < s->npages) {
 		drain(s, s->nslots / 8);
 		size_t end = COW_MIN(next + s->stage_pages, s->npages), i = next, used = 0;
 		size_t nruns = 0;
 		while (i < end) {
-			size_t j = i, lim = COW_MIN(end, i + CLAIM_PAGES);
+			size_t j = i,
+			       lim = COW_MIN(COW_MIN(end, i + CLAIM_PAGES), i + seg_left(s, i));
 			while (j < lim) {
 				uint8_t want = PENDING;
 				if (!atomic_compare_exchange_strong(&s->state[j], &want, CLAIMED))
@@ -621,7 +726,7 @@ static void stream(struct cow_mem_snap *s)
 			}
 			if (j > i) {
 				char *dst = s->stage + (used << COW__PAGE_SHIFT);
-				if (cow__copy_guarded(dst, s->r->addr + (i << COW__PAGE_SHIFT),
+				if (cow__copy_guarded(dst, page_addr(s, i),
 						      (j - i) << COW__PAGE_SHIFT))
 					fail_async(s, COW_MEM_ECHANGED);
 				else
@@ -638,9 +743,11 @@ static void stream(struct cow_mem_snap *s)
 		}
 		unprotect_done(s, next, end);
 		for (size_t k = 0; k < nruns && !atomic_load(&s->failed); k++) {
-			int rc = cow__sink_write(s->sink, (uint64_t)runs[k].page << COW__PAGE_SHIFT,
-						 s->stage + (runs[k].at << COW__PAGE_SHIFT),
-						 runs[k].n << COW__PAGE_SHIFT);
+			const struct seg *g = seg_of_page(s, runs[k].page);
+			int rc = cow__sink_write(
+				g->sink, (uint64_t)(runs[k].page - g->first) << COW__PAGE_SHIFT,
+				s->stage + (runs[k].at << COW__PAGE_SHIFT),
+				runs[k].n << COW__PAGE_SHIFT);
 			if (rc)
 				fail(s, rc);
 		}
@@ -752,16 +859,24 @@ static int write_all(int fd, const char *p, size_t len, int64_t off)
 	return 0;
 }
 
-static __attribute__((noreturn)) void child_main(struct cow_mem_snap *s, int direct_fd,
-						 uint64_t base, int status_fd)
+/*
+ * The child writes the regions in segment order: a region with an fd sink
+ * straight into that fd, the others into the pipe, which pipe_main reads
+ * back in the same order.
+ */
+static __attribute__((noreturn)) void child_main(struct cow_mem_snap *s, int status_fd)
 {
 	int rc = 0;
-	for (size_t off = 0; off < s->r->size && !rc; off += PIPE_CHUNK) {
-		size_t len = COW_MIN(PIPE_CHUNK, s->r->size - off);
-		if (direct_fd >= 0)
-			rc = write_all(direct_fd, s->r->addr + off, len, (int64_t)(base + off));
-		else
-			rc = write_all(s->data_fd, s->r->addr + off, len, -1);
+	for (size_t k = 0; k < s->nsegs && !rc; k++) {
+		const struct seg *g = &s->segs[k];
+		for (size_t off = 0; off < g->size && !rc; off += PIPE_CHUNK) {
+			size_t len = COW_MIN(PIPE_CHUNK, g->size - off);
+			if (g->direct_fd >= 0)
+				rc = write_all(g->direct_fd, g->addr + off, len,
+					       (int64_t)(g->direct_base + off));
+			else
+				rc = write_all(s->data_fd, g->addr + off, len, -1);
+		}
 	}
 	int64_t msg[2] = {rc, (int64_t)self_private_dirty()};
 	if (write_all(status_fd, (const char *)msg, sizeof(msg), -1))
@@ -777,27 +892,32 @@ static void *pipe_main(void *arg)
 		s->err = COW_ENOMEM;
 		return NULL; /* the child then fails writing: EPIPE */
 	}
-	uint64_t off = 0;
-	while (off < s->r->size) {
-		size_t want = (size_t)COW_MIN((uint64_t)PIPE_CHUNK, s->r->size - off), got = 0;
-		while (got < want) {
-			ssize_t n = read(s->data_fd, b + got, want - got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				if (!s->err)
-					s->err = n < 0 ? -errno : COW_EIO;
-				cow__free(b);
-				return NULL;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		struct seg *g = &s->segs[k];
+		if (g->direct_fd >= 0)
+			continue;
+		uint64_t off = 0;
+		while (off < g->size) {
+			size_t want = (size_t)COW_MIN((uint64_t)PIPE_CHUNK, g->size - off), got = 0;
+			while (got < want) {
+				ssize_t n = read(s->data_fd, b + got, want - got);
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0) {
+					if (!s->err)
+						s->err = n < 0 ? -errno : COW_EIO;
+					cow__free(b);
+					return NULL;
+				}
+				got += (size_t)n;
 			}
-			got += (size_t)n;
+			if (!s->err) {
+				int rc = cow__sink_write(g->sink, off, b, want);
+				if (rc)
+					s->err = rc; /* keep reading so the child can finish */
+			}
+			off += want;
 		}
-		if (!s->err) {
-			int rc = cow__sink_write(s->sink, off, b, want);
-			if (rc)
-				s->err = rc; /* keep reading so the child can finish */
-		}
-		off += want;
 	}
 	cow__free(b);
 	return NULL;
@@ -805,12 +925,16 @@ static void *pipe_main(void *arg)
 
 static int fork_start(struct cow_mem_snap *s)
 {
-	uint64_t base = 0;
-	int direct = cow__sink_fd(s->sink, &base);
+	bool piped = false;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		struct seg *g = &s->segs[k];
+		g->direct_fd = cow__sink_fd(g->sink, &g->direct_base);
+		piped |= g->direct_fd < 0;
+	}
 	int data[2] = {-1, -1}, status[2];
 	if (pipe2(status, O_CLOEXEC))
 		return -errno;
-	if (direct < 0) {
+	if (piped) {
 		if (pipe2(data, O_CLOEXEC)) {
 			int err = -errno;
 			close(status[0]);
@@ -826,7 +950,7 @@ static int fork_start(struct cow_mem_snap *s)
 		close(status[0]);
 		if (data[0] >= 0)
 			close(data[0]);
-		child_main(s, direct, base, status[1]);
+		child_main(s, status[1]);
 	}
 	s->t_started = cow__now_ns();
 	int err = pid < 0 ? -errno : 0;
@@ -836,7 +960,7 @@ static int fork_start(struct cow_mem_snap *s)
 	s->data_fd = data[0];
 	s->status_fd = status[0];
 	s->child = pid;
-	if (!err && direct < 0) {
+	if (!err && piped) {
 		err = -pthread_create(&s->copier, NULL, pipe_main, s);
 		s->have_copier = !err;
 		if (err) {
@@ -895,7 +1019,9 @@ static void snap_free(struct cow_mem_snap *s)
 	cow__free((void *)s->slot_next);
 	cow__free(s->order);
 	cow__free(s->samples);
-	cow__free(s->data_bits);
+	for (size_t k = 0; s->segs && k < s->nsegs; k++)
+		cow__free(s->segs[k].data_bits);
+	cow__free(s->segs);
 	cow__free(s);
 }
 
@@ -956,16 +1082,23 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	 */
 	madvise(s->buf, s->nslots << COW__PAGE_SHIFT, 23 /* MADV_POPULATE_WRITE */);
 	madvise(s->stage, s->stage_pages << COW__PAGE_SHIFT, 23);
-	s->trap.start = (uintptr_t)s->r->addr;
-	s->trap.end = (uintptr_t)s->r->addr + s->r->size;
+	const struct seg *last = &s->segs[s->nsegs - 1];
+	s->trap.start = (uintptr_t)s->segs[0].addr;
+	s->trap.end = (uintptr_t)last->addr + last->size;
 	s->trap.fault = snap_fault;
+	s->trap.contains = s->nsegs > 1 ? trap_contains : NULL;
 	s->trap.sig = s->backend == COW_MEM_UFFD ? SIGBUS : SIGSEGV;
 	if (s->backend == COW_MEM_MPROTECT) {
 		/* Discards are invisible to mprotect: remember which pages hold data. */
 		s->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-		s->data_bits = cow__calloc((s->npages + 63) / 64, sizeof(uint64_t));
-		if (s->pagemap < 0 || !s->data_bits)
-			return s->pagemap < 0 ? -errno : COW_ENOMEM;
+		if (s->pagemap < 0)
+			return -errno;
+		for (size_t k = 0; k < s->nsegs; k++) {
+			struct seg *g = &s->segs[k];
+			g->data_bits = cow__calloc((g->npages + 63) / 64, sizeof(uint64_t));
+			if (!g->data_bits)
+				return COW_ENOMEM;
+		}
 		if (!cow__uffd_caps()->pagemap_scan)
 			return COW_EOPNOTSUPP;
 	}
@@ -979,19 +1112,52 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 		if (fd < 0)
 			return fd;
 		s->uffd = fd;
-		int rc = cow__uffd_register(fd, s->r->addr, s->r->size, UFFDIO_REGISTER_MODE_WP);
-		if (rc)
-			return rc;
-		/*
-		 * Without WP_UNPOPULATED a never-touched page has no PTE to carry
-		 * the protection; map the zero page there first (no memory used).
-		 */
-		if (!unpop && (rc = cow__populate_read(s->r->addr, s->r->size)))
-			return rc;
+		for (size_t k = 0; k < s->nsegs; k++) {
+			struct seg *g = &s->segs[k];
+			int rc = cow__uffd_register(fd, g->addr, g->size, UFFDIO_REGISTER_MODE_WP);
+			if (rc)
+				return rc;
+			/*
+			 * Without WP_UNPOPULATED a never-touched page has no PTE to
+			 * carry the protection; map the zero page there first (no
+			 * memory used).
+			 */
+			if (!unpop && (rc = cow__populate_read(g->addr, g->size)))
+				return rc;
+		}
 	}
 	if (s->thread_mode)
 		return cow__trap_install(); /* for cow__copy_guarded only */
 	return cow__trap_add(&s->trap);
+}
+
+/* End every begun sink with @status; the first error of an end, or 0. */
+static int end_sinks(struct cow_mem_snap *s, int status)
+{
+	int rc = 0;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		if (!s->segs[k].begun)
+			continue;
+		s->segs[k].begun = false;
+		int r = cow__sink_end(s->segs[k].sink, status);
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
+static void release_regions(struct cow_mem_snap *s)
+{
+	for (size_t k = 0; k < s->nsegs; k++)
+		if (s->segs[k].r)
+			cow__region_release(s->segs[k].r);
+}
+
+static int by_addr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct seg *)a)->addr;
+	uintptr_t y = (uintptr_t)((const struct seg *)b)->addr;
+	return (x > y) - (x < y);
 }
 
 /* Undo a prepare, or a failed instant. */
@@ -1010,55 +1176,85 @@ static int abandon(struct cow_mem_snap *s, int rc)
 		close(s->uffd);
 	if (s->pagemap >= 0)
 		close(s->pagemap);
-	cow__sink_end(s->sink, rc);
-	cow__region_release(s->r);
+	end_sinks(s, rc);
+	release_regions(s);
 	snap_free(s);
 	return rc;
 }
 
-int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
-			     cow_mem_snap **out)
+int cow_mem_snapshot_prepare_many(cow_mem_region **rs, size_t n, cow_mem_sink **sinks,
+				  const cow_mem_snap_opts *opts, cow_mem_snap **out)
 {
-	if (!r || !sink || !out)
+	if (!out)
 		return COW_EINVAL;
 	*out = NULL;
+	if (!rs || !sinks || n == 0 || n > SIZE_MAX / sizeof(struct seg))
+		return COW_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!rs[i] || !sinks[i])
+			return COW_EINVAL;
+		for (size_t j = 0; j < i; j++)
+			if (sinks[j] == sinks[i])
+				return COW_EINVAL; /* one sink per region */
+	}
 	int why;
 	cow_mem_backend b = pick(opts, &why);
 	if (why)
 		return why;
-	int rc = cow__region_claim(r, COW__R_SNAP);
-	if (rc)
-		return rc;
+	struct cow_mem_snap *s = cow__calloc(1, sizeof(*s));
+	struct seg *segs = cow__calloc(n, sizeof(*segs));
+	if (!s || !segs) {
+		cow__free(s);
+		cow__free(segs);
+		return COW_ENOMEM;
+	}
+	s->segs = segs;
+	s->nsegs = n;
+	for (size_t i = 0; i < n; i++) {
+		segs[i] = (struct seg){.sink = sinks[i],
+				       .addr = rs[i]->addr,
+				       .size = rs[i]->size,
+				       .npages = rs[i]->size >> COW__PAGE_SHIFT,
+				       .index = i,
+				       .direct_fd = -1};
+	}
+	qsort(segs, n, sizeof(*segs), by_addr);
+	int rc = 0;
+	for (size_t k = 0; k < n; k++) {
+		/* The same region twice, or two regions that overlap. */
+		if (k && segs[k].addr < segs[k - 1].addr + segs[k - 1].size) {
+			rc = COW_EINVAL;
+			goto fail;
+		}
+		segs[k].first = s->npages;
+		s->npages += segs[k].npages;
+	}
+	for (size_t k = 0; k < n; k++) {
+		cow_mem_region *r = rs[segs[k].index];
+		if ((rc = cow__region_claim(r, COW__R_SNAP)))
+			goto fail;
+		segs[k].r = r;
+	}
 	/* A thread blocking the signal would be killed by its first trapped write. */
 	if (b == COW_MEM_UFFD || b == COW_MEM_MPROTECT) {
 		rc = cow__check_sigmask(b == COW_MEM_UFFD ? SIGBUS : SIGSEGV);
-		if (rc) {
-			cow__region_release(r);
-			return rc;
-		}
-	}
-	struct cow_mem_snap *s = cow__calloc(1, sizeof(*s));
-	if (!s) {
-		cow__region_release(r);
-		return COW_ENOMEM;
+		if (rc)
+			goto fail;
 	}
 	s->t_prep = cow__now_ns();
-	s->r = r;
-	s->sink = sink;
 	s->backend = b;
 	s->thread_mode = b == COW_MEM_UFFD_THREAD;
 	s->uffd = -1;
 	s->pagemap = -1;
 	s->data_fd = -1;
 	s->status_fd = -1;
-	s->npages = r->size >> COW__PAGE_SHIFT;
 	s->threads = opts && opts->threads ? opts->threads : cow__ncpu();
 
-	rc = cow__sink_begin(sink, COW_MEM_IMAGE_FULL, r->size);
-	if (rc) {
-		cow__region_release(r);
-		snap_free(s);
-		return rc;
+	for (size_t k = 0; k < n; k++) {
+		rc = cow__sink_begin(segs[k].sink, COW_MEM_IMAGE_FULL, segs[k].size);
+		if (rc)
+			goto fail;
+		segs[k].begun = true;
 	}
 	if (b == COW_MEM_FORK) {
 		*out = s;
@@ -1073,6 +1269,17 @@ int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink, const cow_me
 		return abandon(s, rc);
 	*out = s;
 	return 0;
+fail:
+	end_sinks(s, rc);
+	release_regions(s);
+	snap_free(s);
+	return rc;
+}
+
+int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+			     cow_mem_snap **out)
+{
+	return cow_mem_snapshot_prepare_many(&r, 1, &sink, opts, out);
 }
 
 int cow_mem_snapshot_instant(cow_mem_snap *s)
@@ -1118,8 +1325,10 @@ int cow_mem_snapshot_instant(cow_mem_snap *s)
 		rc = atomic_load(&s->wp_err);
 	}
 	/* mprotect: which pages hold data at the instant (see check_lost). */
-	if (!rc && s->data_bits)
-		rc = cow__pagemap_data(s->pagemap, s->r->addr, s->r->size, s->data_bits);
+	for (size_t k = 0; !rc && s->backend == COW_MEM_MPROTECT && k < s->nsegs; k++) {
+		struct seg *g = &s->segs[k];
+		rc = cow__pagemap_data(s->pagemap, g->addr, g->size, g->data_bits);
+	}
 	s->t_started = cow__now_ns();
 	if (!rc)
 		rc = atomic_load(&s->aerr);
@@ -1136,6 +1345,20 @@ int cow_mem_snapshot_instant(cow_mem_snap *s)
 	atomic_store(&s->phase, 3);
 	cow__futex_wake(&s->phase);
 	return 0;
+}
+
+int cow_mem_snapshot_start_many(cow_mem_region **rs, size_t n, cow_mem_sink **sinks,
+				const cow_mem_snap_opts *opts, cow_mem_snap **out)
+{
+	int rc = cow_mem_snapshot_prepare_many(rs, n, sinks, opts, out);
+	if (rc)
+		return rc;
+	rc = cow_mem_snapshot_instant(*out);
+	if (rc) {
+		cow_mem_snapshot_wait(*out, NULL);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
@@ -1164,8 +1387,8 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 			st->backend = s->backend;
 		}
 		if (s->backend == COW_MEM_FORK) {
-			cow__sink_end(s->sink, rc);
-			cow__region_release(s->r);
+			end_sinks(s, rc);
+			release_regions(s);
 			snap_free(s);
 			return rc;
 		}
@@ -1190,7 +1413,7 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 		if (!s->err)
 			s->err = atomic_load(&s->aerr);
 	}
-	int end = cow__sink_end(s->sink, s->err);
+	int end = end_sinks(s, s->err);
 	if (!s->err && end)
 		s->err = end;
 	uint64_t now = cow__now_ns();
@@ -1214,7 +1437,7 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 						   << COW__PAGE_SHIFT;
 	}
 	int err = s->err;
-	cow__region_release(s->r);
+	release_regions(s);
 	snap_free(s);
 	return err;
 }
