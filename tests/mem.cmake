@@ -43,3 +43,11 @@ endforeach()
 foreach(b uffd-thread uffd mprotect fork)
 	cow_test(mem_many_${b} SOURCES unit/test_mem_many.c LABELS unit concurrent ARGS ${b})
 endforeach()
+
+# Stall policy with a 64 KiB buffer, a slow sink and four writers.
+foreach(p block grow abort)
+	foreach(b uffd-thread uffd mprotect fork)
+		cow_test(mem_stall_${p}_${b} SOURCES unit/test_mem_stall.c LABELS unit concurrent
+			ARGS ${p} ${b})
+	endforeach()
+endforeach()

@@ -324,6 +324,29 @@ COW_API void cow_mem_sink_destroy(cow_mem_sink *s);
 
 typedef struct cow_mem_snap cow_mem_snap;
 
+/*
+ * What a live snapshot does when a trapped write finds its buffer full
+ * (cow_mem_snap_opts.stall). The fork backend has no buffer: it ignores
+ * the policy (its extra memory is whatever the writes un-share).
+ */
+typedef enum cow_mem_stall {
+	/* The writer waits until the copier has handed buffered pages to the
+	   sink: extra memory stays within opts.buffer, writers slow to the
+	   sink's pace. The default. */
+	COW_MEM_STALL_BLOCK = 0,
+	/* The buffer grows, by its initial size at a time, up to
+	   opts.buffer_max; past that, writers wait as with BLOCK. Extra memory
+	   stays within opts.buffer_max. */
+	COW_MEM_STALL_GROW = 1,
+	/* The snapshot fails: cow_mem_snapshot_wait returns COW_EFULL, the
+	   sink gets end(COW_EFULL), no writer waits for the buffer, and the
+	   regions are unprotected as soon as the copier sees the failure (a
+	   trapped writer lifts its own page at once). Never reported as
+	   success. For a program that would rather lose this snapshot than
+	   slow down. */
+	COW_MEM_STALL_ABORT = 2,
+} cow_mem_stall;
+
 typedef struct cow_mem_snap_opts {
 	cow_mem_backend backend; /* COW_MEM_AUTO (default), _UFFD_THREAD, _UFFD, _MPROTECT, _FORK */
 	size_t buffer;		 /* bytes for pages copied ahead of writes; 0 = 64 MiB */
@@ -331,6 +354,10 @@ typedef struct cow_mem_snap_opts {
 	unsigned fault_pages;	 /* pages a trapped write copies: its aligned block, a power
 				    of two up to 64 (rounded down); 0 = 4. More pages per
 				    trap: fewer traps for scattered writers, each one longer */
+	/* Fields below were added later; zero means the old behaviour. */
+	cow_mem_stall stall; /* when the buffer is full: COW_MEM_STALL_BLOCK (default) */
+	size_t buffer_max;   /* COW_MEM_STALL_GROW: the most the buffer may grow to;
+				0 = 4 x buffer; less than buffer: no growth */
 } cow_mem_snap_opts;
 
 typedef struct cow_mem_snap_stats {
@@ -347,8 +374,11 @@ typedef struct cow_mem_snap_stats {
 	uint64_t retraps;	  /* traps on pages already copied (protection not yet lifted) */
 	uint64_t waits;		  /* traps that waited for the copier to finish copying a page */
 	uint64_t extra_peak;	  /* peak extra bytes: buffer slots in use plus the copier's
-				     stage (in-thread backends, <= opts.buffer), or the
+				     stage (in-thread backends, <= opts.buffer, or
+				     <= opts.buffer_max with COW_MEM_STALL_GROW), or the
 				     fork child's Private_Dirty at exit (fork) */
+	uint64_t grows;		  /* times the buffer grew (COW_MEM_STALL_GROW) */
+	uint64_t buffer_bytes;	  /* the buffer at the end, stage included (0: fork) */
 } cow_mem_snap_stats;
 
 /*
@@ -419,8 +449,9 @@ COW_API int cow_mem_snapshot_instant(cow_mem_snap *s);
  * Returns after the region is protected (in-thread backends) or forked
  * (fork backend); the program may then write freely: a write to a page not
  * yet copied waits until that page is copied (into the buffer when the
- * writer gets there first). When the buffer is full, writers wait for the
- * copier to drain it: extra memory stays within opts.buffer.
+ * writer gets there first). When the buffer is full, opts.stall decides:
+ * writers wait for the copier to drain it (extra memory stays within
+ * opts.buffer), the buffer grows, or the snapshot fails (cow_mem_stall).
  *
  * Returns 0, COW_EINVAL, COW_EBUSY (a snapshot or tracking is active on @r),
  * COW_ENOMEM, COW_EOPNOTSUPP (the backend asked for cannot run here, or a
@@ -443,7 +474,8 @@ COW_API int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink,
  * @stats: filled if not NULL (also on failure, as far as known).
  * Returns 0, or the first error: a sink write's code, -errno of the fork
  * child or of I/O, COW_MEM_ECHANGED (the mapping changed under pages not
- * yet copied). The region is unprotected on return either way.
+ * yet copied), COW_EFULL (the buffer was full under COW_MEM_STALL_ABORT).
+ * The region is unprotected on return either way.
  * Call once, from any thread.
  */
 COW_API int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *stats);

@@ -16,9 +16,18 @@
  *
  * The buffer: opts.buffer bytes of 4 KiB slots, taken by writers with a CAS
  * on a bitmap, returned by the copier after the sink consumed them. When all
- * slots are taken, writers wait: extra memory never exceeds the buffer,
- * whatever the write rate (back-pressure). The copier drains queued slots
- * before streaming further.
+ * slots are taken, opts.stall decides:
+ *
+ *   BLOCK  writers wait: extra memory never exceeds the buffer, whatever
+ *          the write rate (back-pressure);
+ *   GROW   the slot count goes up by its initial value, up to the slots of
+ *          opts.buffer_max (reserved as address space at prepare, faulted
+ *          in on first use), then writers wait as with BLOCK;
+ *   ABORT  the snapshot fails with COW_EFULL: from then on no page is
+ *          copied, trapped writers only lift their page's protection, and
+ *          the copier stops and lifts the rest.
+ *
+ * The copier drains queued slots before streaming further.
  *
  * The instant: the caller keeps writers off the region during
  * cow_mem_snapshot_start. With userfaultfd the range is write-protected by
@@ -109,7 +118,10 @@ struct cow_mem_snap {
 
 	/* buffer slots */
 	char *buf;
-	size_t nslots, nwords;
+	_Atomic size_t nslots; /* slots in use now: grows up to maxslots (GROW) */
+	size_t maxslots, grow_step, nwords;
+	cow_mem_stall stall;
+	_Atomic uint64_t grows;
 	_Atomic uint64_t *used_bits;
 	uint32_t *slot_page;
 	_Atomic uint32_t *slot_next;
@@ -263,6 +275,27 @@ static int unprotect(struct cow_mem_snap *s, size_t page, size_t npages)
 	return wp(s, page, npages, false);
 }
 
+/*
+ * Lift the protection of every page that is still mapped. One call over a
+ * range with a hole (a piece the program unmapped) stops at the hole, so on
+ * failure go by 2 MiB, and by page where a 2 MiB piece fails. Returns the
+ * first error (a hole makes it COW_MEM_ECHANGED), having done what it can.
+ */
+static int unprotect_all(struct cow_mem_snap *s)
+{
+	int rc = unprotect(s, 0, s->npages);
+	if (!rc)
+		return 0;
+	for (size_t p = 0; p < s->npages; p += STAGE_PAGES) {
+		size_t n = COW_MIN((size_t)STAGE_PAGES, s->npages - p);
+		if (unprotect(s, p, n) == 0)
+			continue;
+		for (size_t q = p; q < p + n; q++)
+			unprotect(s, q, 1);
+	}
+	return rc;
+}
+
 static int protect(struct cow_mem_snap *s, size_t page, size_t npages)
 {
 	return wp(s, page, npages, true);
@@ -301,10 +334,32 @@ static void wait_gen(struct cow_mem_snap *s, uint32_t g)
 	atomic_fetch_sub(&s->waiters, 1);
 }
 
+#define NO_SLOT SIZE_MAX
+
+/* GROW policy: add grow_step slots, up to maxslots; true if there are more now. */
+static bool grow(struct cow_mem_snap *s)
+{
+	if (s->stall != COW_MEM_STALL_GROW)
+		return false;
+	size_t n = atomic_load(&s->nslots);
+	if (n >= s->maxslots)
+		return false;
+	if (atomic_compare_exchange_strong(&s->nslots, &n, COW_MIN(n + s->grow_step, s->maxslots)))
+		atomic_fetch_add(&s->grows, 1);
+	return true; /* we grew it, or another thread did */
+}
+
+/*
+ * A free slot, after growing or waiting as the stall policy says; NO_SLOT
+ * once the snapshot failed (ABORT: this call may be what fails it), since
+ * a failed image needs no more copies.
+ */
 static size_t slot_get(struct cow_mem_snap *s)
 {
 	bool stalled = false;
 	for (;;) {
+		if (atomic_load(&s->failed))
+			return NO_SLOT;
 		uint32_t g = atomic_load(&s->gen);
 		for (size_t w = 0; w < s->nwords; w++) {
 			uint64_t v = atomic_load(&s->used_bits[w]);
@@ -324,9 +379,15 @@ static size_t slot_get(struct cow_mem_snap *s)
 				}
 			}
 		}
+		if (grow(s))
+			continue;
 		if (!stalled) {
 			stalled = true;
 			atomic_fetch_add(&s->stalls, 1);
+		}
+		if (s->stall == COW_MEM_STALL_ABORT) {
+			fail_async(s, COW_EFULL);
+			return NO_SLOT;
 		}
 		if (atomic_load(&s->csleep)) {
 			atomic_fetch_add(&s->cgen, 1);
@@ -357,10 +418,18 @@ static int unprotect_runs(struct cow_mem_snap *s, size_t lo, size_t hi)
 	return rc;
 }
 
-/* Copy a page this thread claimed into a buffer slot, queue it, mark it DONE. */
+/*
+ * Copy a page this thread claimed into a buffer slot, queue it, mark it
+ * DONE. Without a slot (the snapshot failed) the page is only marked DONE,
+ * so that its protection can be lifted.
+ */
 static void copy_claimed(struct cow_mem_snap *s, size_t page)
 {
 	size_t slot = slot_get(s);
+	if (slot == NO_SLOT) {
+		atomic_store_explicit(&s->state[page], DONE, memory_order_release);
+		return;
+	}
 	char *dst = s->buf + (slot << COW__PAGE_SHIFT);
 	if (cow__copy_guarded(dst, page_addr(s, page), COW__PAGE))
 		fail_async(s, COW_MEM_ECHANGED); /* unmapped under us */
@@ -434,7 +503,7 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 			copy_claimed(s, page);
 			size_t lo = page & ~(s->fault_pages - 1);
 			size_t hi = COW_MIN(lo + s->fault_pages, s->npages);
-			if (s->fault_pages > 1 &&
+			if (s->fault_pages > 1 && !atomic_load(&s->failed) &&
 			    atomic_load(&s->used) + s->fault_pages <= s->nslots) {
 				for (size_t q = lo; q < hi; q++) {
 					uint8_t pend = PENDING;
@@ -510,15 +579,34 @@ static void thread_fault(struct cow_mem_snap *s, size_t page, bool copier)
 	if (st == PENDING && !atomic_load(&s->failed)) {
 		size_t lo = page & ~(s->fault_pages - 1);
 		size_t hi = COW_MIN(lo + s->fault_pages, s->npages);
-		/* Only this thread takes slots now: make room first (block policy). */
+		/*
+		 * Only this thread takes slots now: make room first, by growing
+		 * (GROW) or by draining to the sink, which is what a writer
+		 * waiting for buffer space means here (BLOCK; ABORT fails instead).
+		 */
+		bool stalled = false;
 		while (atomic_load(&s->used) + (hi - lo) > s->nslots) {
-			if (!copier || !drain(s, 0))
+			if (grow(s))
+				continue;
+			if (s->stall == COW_MEM_STALL_ABORT || !copier)
+				break;
+			if (!stalled) {
+				stalled = true;
+				atomic_fetch_add(&s->stalls, 1);
+			}
+			if (!drain(s, 0))
 				break;
 		}
 		if (atomic_load(&s->used) >= s->nslots)
 			lo = page, hi = page + 1;
 		if (atomic_load(&s->used) >= s->nslots) {
-			atomic_fetch_add(&s->stalls, 1);
+			if (!stalled)
+				atomic_fetch_add(&s->stalls, 1);
+			if (s->stall == COW_MEM_STALL_ABORT) {
+				fail_async(s, COW_EFULL);
+				unprotect(s, page, 1);
+				return;
+			}
 			while (copier && atomic_load(&s->used) >= s->nslots)
 				drain(s, 0);
 		}
@@ -694,10 +782,10 @@ struct run {
  */
 static void finish_uffd(struct cow_mem_snap *s)
 {
+	if (atomic_load(&s->failed))
+		unprotect_all(s); /* release every writer now */
 	if (s->uffd < 0)
 		return;
-	if (atomic_load(&s->failed))
-		unprotect(s, 0, s->npages);
 	service(s, true);
 	while (atomic_exchange(&s->svc_lock, 1))
 		sched_yield();
@@ -711,7 +799,7 @@ static void stream(struct cow_mem_snap *s)
 {
 	struct run runs[STAGE_PAGES + 1]; /* a run per page at worst (one-page regions) */
 	size_t next = 0;
-	while (next < s->npages) {
+	while (next < s->npages && !atomic_load(&s->failed)) {
 		drain(s, s->nslots / 8);
 		size_t end = COW_MIN(next + s->stage_pages, s->npages), i = next, used = 0;
 		size_t nruns = 0;
@@ -1011,7 +1099,7 @@ static void snap_free(struct cow_mem_snap *s)
 	if (s->state)
 		munmap((void *)s->state, s->npages);
 	if (s->buf)
-		munmap(s->buf, s->nslots << COW__PAGE_SHIFT);
+		munmap(s->buf, s->maxslots << COW__PAGE_SHIFT);
 	if (s->stage)
 		munmap(s->stage, s->stage_pages << COW__PAGE_SHIFT);
 	cow__free((void *)s->used_bits);
@@ -1061,15 +1149,24 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 		s->fault_pages *= 2;
 	/* A stage covers whole 2 MiB-aligned blocks when the budget allows. */
 	s->stage_pages = COW_MIN((size_t)STAGE_PAGES, budget / 4 ? budget / 4 : 1);
-	s->nslots = COW_MIN(budget - s->stage_pages, s->npages);
+	size_t nslots = COW_MIN(budget - s->stage_pages, s->npages);
+	s->stall = o ? o->stall : COW_MEM_STALL_BLOCK;
+	s->maxslots = nslots;
+	if (s->stall == COW_MEM_STALL_GROW) {
+		size_t max = o->buffer_max ? o->buffer_max : 4 * bytes;
+		size_t maxbudget = COW_MAX(max >> COW__PAGE_SHIFT, budget);
+		s->maxslots = COW_MIN(maxbudget - s->stage_pages, s->npages);
+	}
+	s->grow_step = COW_MAX(nslots, (size_t)1);
+	atomic_store(&s->nslots, nslots);
 	s->stage = map_zeroed(s->stage_pages << COW__PAGE_SHIFT);
-	s->nwords = (s->nslots + 63) / 64;
+	s->nwords = (s->maxslots + 63) / 64;
 	s->state = map_zeroed(s->npages);
-	s->buf = map_zeroed(s->nslots << COW__PAGE_SHIFT);
+	s->buf = map_zeroed(s->maxslots << COW__PAGE_SHIFT);
 	s->used_bits = cow__calloc(s->nwords, sizeof(uint64_t));
-	s->slot_page = cow__calloc(s->nslots, sizeof(uint32_t));
-	s->slot_next = cow__calloc(s->nslots, sizeof(uint32_t));
-	s->order = cow__calloc(s->nslots, sizeof(uint32_t));
+	s->slot_page = cow__calloc(s->maxslots, sizeof(uint32_t));
+	s->slot_next = cow__calloc(s->maxslots, sizeof(uint32_t));
+	s->order = cow__calloc(s->maxslots, sizeof(uint32_t));
 	s->samples = cow__calloc(NSAMPLES, sizeof(uint32_t));
 	if (!s->state || !s->buf || !s->stage || !s->used_bits || !s->slot_page || !s->slot_next ||
 	    !s->order || !s->samples)
@@ -1080,7 +1177,7 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	 * Fault the buffer in now, before the instant: a first touch costs
 	 * 1.4-11 us per page on these VMs and would land in the writers' faults.
 	 */
-	madvise(s->buf, s->nslots << COW__PAGE_SHIFT, 23 /* MADV_POPULATE_WRITE */);
+	madvise(s->buf, nslots << COW__PAGE_SHIFT, 23 /* MADV_POPULATE_WRITE */);
 	madvise(s->stage, s->stage_pages << COW__PAGE_SHIFT, 23);
 	const struct seg *last = &s->segs[s->nsegs - 1];
 	s->trap.start = (uintptr_t)s->segs[0].addr;
@@ -1169,7 +1266,7 @@ static int abandon(struct cow_mem_snap *s, int rc)
 		pthread_join(s->copier, NULL);
 	}
 	if (s->backend == COW_MEM_MPROTECT && atomic_load(&s->armed))
-		unprotect(s, 0, s->npages);
+		unprotect_all(s);
 	if (!s->thread_mode)
 		cow__trap_remove(&s->trap);
 	if (s->uffd >= 0)
@@ -1197,6 +1294,8 @@ int cow_mem_snapshot_prepare_many(cow_mem_region **rs, size_t n, cow_mem_sink **
 			if (sinks[j] == sinks[i])
 				return COW_EINVAL; /* one sink per region */
 	}
+	if (opts && (unsigned)opts->stall > COW_MEM_STALL_ABORT)
+		return COW_EINVAL;
 	int why;
 	cow_mem_backend b = pick(opts, &why);
 	if (why)
@@ -1339,7 +1438,7 @@ int cow_mem_snapshot_instant(cow_mem_snap *s)
 		pthread_join(s->copier, NULL);
 		s->have_copier = false;
 		if (s->backend == COW_MEM_MPROTECT)
-			unprotect(s, 0, s->npages);
+			unprotect_all(s);
 		return rc;
 	}
 	atomic_store(&s->phase, 3);
@@ -1400,7 +1499,7 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 		pthread_join(s->copier, NULL);
 		/* Everything is DONE; lift any protection left (after a failure). */
 		if (s->backend == COW_MEM_MPROTECT) {
-			int rc = unprotect(s, 0, s->npages);
+			int rc = unprotect_all(s);
 			if (rc && !s->err && !atomic_load(&s->aerr))
 				s->err = rc;
 		}
@@ -1428,6 +1527,9 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 		st->stalls = atomic_load(&s->stalls);
 		st->retraps = atomic_load(&s->retraps);
 		st->waits = atomic_load(&s->waits);
+		st->grows = atomic_load(&s->grows);
+		st->buffer_bytes = (uint64_t)(atomic_load(&s->nslots) + s->stage_pages)
+				   << COW__PAGE_SHIFT;
 		if (s->samples)
 			st->fault_median_ns = cow__median(
 				s->samples, COW_MIN(atomic_load(&s->nsamples), (uint64_t)NSAMPLES));
