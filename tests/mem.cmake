@@ -51,3 +51,8 @@ foreach(p block grow abort)
 			ARGS ${p} ${b})
 	endforeach()
 endforeach()
+
+# The read-at-the-instant view (COW_MEM_SNAP_VIEW) under two writers.
+foreach(b uffd-thread uffd mprotect fork)
+	cow_test(mem_view_${b} SOURCES unit/test_mem_view.c LABELS unit concurrent ARGS ${b})
+endforeach()

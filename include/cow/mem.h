@@ -358,7 +358,23 @@ typedef struct cow_mem_snap_opts {
 	cow_mem_stall stall; /* when the buffer is full: COW_MEM_STALL_BLOCK (default) */
 	size_t buffer_max;   /* COW_MEM_STALL_GROW: the most the buffer may grow to;
 				0 = 4 x buffer; less than buffer: no growth */
+	unsigned flags;	     /* 0 or COW_MEM_SNAP_VIEW */
 } cow_mem_snap_opts;
+
+/*
+ * opts.flags: keep the instant readable (cow_mem_snapshot_read) until
+ * cow_mem_snapshot_wait. Pages stay write-protected after they are
+ * streamed, and each page's first write after the instant copies its
+ * pre-image into a buffer slot that is kept until the wait; so the view
+ * costs what fork's copy-on-write costs (one page per page written, held
+ * until the end) plus a trap per first write, and that memory counts
+ * against the buffer: under COW_MEM_STALL_BLOCK a writer that finds it
+ * full waits until cow_mem_snapshot_wait ends the view (call it from a
+ * thread that does not write the regions); GROW grows up to buffer_max;
+ * ABORT fails the snapshot with COW_EFULL. In-thread and handler-thread
+ * backends only: with COW_MEM_FORK the prepare returns COW_EOPNOTSUPP.
+ */
+#define COW_MEM_SNAP_VIEW 0x1u
 
 typedef struct cow_mem_snap_stats {
 	cow_mem_backend backend;  /* the one that ran */
@@ -479,6 +495,37 @@ COW_API int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink,
  * Call once, from any thread.
  */
 COW_API int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *stats);
+
+/*
+ * cow_mem_snapshot_read - copy @len bytes at offset @off of the snapshot's
+ * (first) region, as they were at the instant, into @dst, while the
+ * snapshot runs and the program keeps writing: for a serializer that
+ * follows pointers instead of receiving raw pages.
+ *
+ * Needs opts.flags COW_MEM_SNAP_VIEW. Guarantee: between the return of
+ * cow_mem_snapshot_instant (or _start) and the call of cow_mem_snapshot_wait,
+ * every byte copied equals the byte at that address at the instant,
+ * whatever the program wrote since, and equals the byte the sink receives.
+ * A read never waits for a writer or for the buffer: it copies from the
+ * region where the page has not been written since the instant (the page
+ * is still protected, and the read checks it stayed so), else from the
+ * kept pre-image. @dst must not lie in a snapshotted region.
+ *
+ * For several regions, @off is in rs[0]; cow_mem_snapshot_read_addr takes
+ * an address in any of them. A range must lie inside one region.
+ *
+ * Returns 0, COW_EINVAL (NULL, no VIEW flag, before the instant or once
+ * cow_mem_snapshot_wait began, range outside the region), or the error
+ * that failed the snapshot (COW_EFULL, COW_MEM_ECHANGED: a discard or
+ * unmap of a page not written since the instant also fails the snapshot
+ * under VIEW, since that page's pre-image is gone; a sink's error). Any
+ * threads, concurrently with each other and with writers; never
+ * concurrently with or after cow_mem_snapshot_wait.
+ */
+COW_API int cow_mem_snapshot_read(cow_mem_snap *s, size_t off, void *dst, size_t len);
+
+/* cow_mem_snapshot_read_addr - cow_mem_snapshot_read at address @addr of any snapshotted region. */
+COW_API int cow_mem_snapshot_read_addr(cow_mem_snap *s, const void *addr, void *dst, size_t len);
 
 /* cow_mem_snapshot - start + wait. */
 COW_API int cow_mem_snapshot(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,

@@ -44,6 +44,23 @@
  * crosses a segment: each region has its own sink, which sees offsets in
  * its region.
  *
+ * The view (COW_MEM_SNAP_VIEW, cow_mem_snapshot_read): the image as of the
+ * instant must stay readable after pages were streamed, so the copier lifts
+ * no protection and a page stays trapped until its first write, which keeps
+ * its pre-image in a buffer slot that lives until cow_mem_snapshot_wait:
+ *
+ *      PENDING --writer--> CLAIMED --copied, queued for the sink--> KEPT
+ *      PENDING --copier--> CLAIMED --streamed--> DONE
+ *      DONE --writer (CAS)--> KEEPING --pre-image in a slot--> KEPT
+ *
+ * A page is unprotected only in KEPT (or, once the view is over, in DONE),
+ * so while its state is below KEPT the region still holds its content at
+ * the instant; a reader copies it from there and checks afterwards that
+ * the state is still below KEPT (a seqlock whose writer is the protection),
+ * or reads the kept slot. Readers never wait. Kept slots count against the
+ * buffer, and the stall policy applies to them: under BLOCK a writer may
+ * wait for cow_mem_snapshot_wait, which ends the view and frees them.
+ *
  * Fork backend: fork() is the instant; the child writes the region to an fd
  * sink directly, or into a pipe that the copier thread turns into sink
  * writes, then reports its Private_Dirty (the pages the parent's writes
@@ -67,7 +84,8 @@
 
 #include "mem/mem.h"
 
-enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
+/* Page states; a page's state only ever goes up. KEEPING and KEPT: VIEW only. */
+enum { PENDING = 0, CLAIMED = 1, DONE = 2, KEEPING = 3, KEPT = 4 };
 
 #define STAGE_PAGES	    512 /* the copier's stage: 2 MiB, so THP mappings stay whole */
 #define CLAIM_PAGES	    16	/* the copier claims 64 KiB at a time: writers wait at most that */
@@ -135,6 +153,13 @@ struct cow_mem_snap {
 	_Atomic uint32_t csleep;   /* copier sleeping on cgen */
 	_Atomic uint32_t inflight; /* pages claimed by writers, not yet queued */
 	_Atomic int failed;	   /* sink failed: stop copying, just unprotect */
+
+	/* the view (COW_MEM_SNAP_VIEW) */
+	bool view;
+	_Atomic int view_over;	     /* cow_mem_snapshot_wait began: slots may go */
+	_Atomic uint32_t *view_slot; /* per page: slot + 1 holding its pre-image, or 0 */
+	_Atomic uint8_t *kept;	     /* per slot: 1 keep after the sink, 2 kept */
+	struct seg *first_seg;	     /* the caller's rs[0], for cow_mem_snapshot_read */
 
 	/* parallel write-protect at the instant */
 	_Atomic uint32_t phase;	  /* 0 wait, 1 help protect, 3 stream, 4 give up */
@@ -336,6 +361,36 @@ static void wait_gen(struct cow_mem_snap *s, uint32_t g)
 
 #define NO_SLOT SIZE_MAX
 
+static void bump(struct cow_mem_snap *s);
+
+/* Return a slot to the free set; the caller bumps `gen`. */
+static void slot_free(struct cow_mem_snap *s, size_t slot)
+{
+	/* Count down first, so `used` never exceeds the slots taken. */
+	atomic_fetch_sub(&s->used, 1);
+	atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
+}
+
+/* Is the view still collecting pre-images? */
+static bool keeping(struct cow_mem_snap *s)
+{
+	return s->view && !atomic_load(&s->view_over) && !atomic_load(&s->failed);
+}
+
+/*
+ * A slot holding a pre-image the view needs: kept until the view ends;
+ * if it already did, free it now (whoever moves it from 2 to 0 frees it).
+ */
+static void retain(struct cow_mem_snap *s, size_t slot)
+{
+	atomic_store(&s->kept[slot], 2);
+	uint8_t two = 2;
+	if (atomic_load(&s->view_over) && atomic_compare_exchange_strong(&s->kept[slot], &two, 0)) {
+		slot_free(s, slot);
+		bump(s);
+	}
+}
+
 /* GROW policy: add grow_step slots, up to maxslots; true if there are more now. */
 static bool grow(struct cow_mem_snap *s)
 {
@@ -397,16 +452,26 @@ static size_t slot_get(struct cow_mem_snap *s)
 	}
 }
 
-/* Lift the protection of every run of DONE pages in [lo, hi). */
+/*
+ * May page @i lose its protection? Once its content at the instant is safe:
+ * DONE, or with the view, KEPT (DONE pages stay trapped until the view ends).
+ */
+static bool releasable(struct cow_mem_snap *s, size_t i)
+{
+	uint8_t st = atomic_load_explicit(&s->state[i], memory_order_acquire);
+	return st == KEPT || (st == DONE && (!s->view || atomic_load(&s->view_over)));
+}
+
+/* Lift the protection of every run of releasable pages in [lo, hi). */
 static int unprotect_runs(struct cow_mem_snap *s, size_t lo, size_t hi)
 {
 	int rc = 0;
 	size_t i = lo;
 	while (i < hi) {
-		while (i < hi && atomic_load_explicit(&s->state[i], memory_order_acquire) != DONE)
+		while (i < hi && !releasable(s, i))
 			i++;
 		size_t j = i;
-		while (j < hi && atomic_load_explicit(&s->state[j], memory_order_acquire) == DONE)
+		while (j < hi && releasable(s, j))
 			j++;
 		if (j > i) {
 			int r = unprotect(s, i, j - i);
@@ -430,17 +495,52 @@ static void copy_claimed(struct cow_mem_snap *s, size_t page)
 		atomic_store_explicit(&s->state[page], DONE, memory_order_release);
 		return;
 	}
+	bool keep = keeping(s);
 	char *dst = s->buf + (slot << COW__PAGE_SHIFT);
 	if (cow__copy_guarded(dst, page_addr(s, page), COW__PAGE))
 		fail_async(s, COW_MEM_ECHANGED); /* unmapped under us */
 	else
 		check_lost(s, page, 1, dst);
 	s->slot_page[slot] = (uint32_t)page;
+	if (keep) {
+		/* The view reads this pre-image; the copier keeps the slot after the sink. */
+		atomic_store(&s->kept[slot], 1);
+		atomic_store(&s->view_slot[page], (uint32_t)slot + 1);
+	}
 	uint32_t head = atomic_load(&s->ready);
 	do {
 		atomic_store_explicit(&s->slot_next[slot], head, memory_order_relaxed);
 	} while (!atomic_compare_exchange_weak(&s->ready, &head, (uint32_t)slot + 1));
-	atomic_store_explicit(&s->state[page], DONE, memory_order_release);
+	atomic_store_explicit(&s->state[page], keep ? KEPT : DONE, memory_order_release);
+	if (s->view)
+		bump(s);
+}
+
+/*
+ * VIEW: a write trapped on DONE page @page (streamed, still protected).
+ * Keep its pre-image in a slot of its own (not for the sink: the image has
+ * it) and mark it KEPT, so it may be unprotected. Returns at once if
+ * another thread is keeping it. Without a slot (the snapshot failed) the
+ * page is only marked KEPT: reads then report the failure.
+ */
+static void keep_page(struct cow_mem_snap *s, size_t page)
+{
+	uint8_t done = DONE;
+	if (!atomic_compare_exchange_strong(&s->state[page], &done, KEEPING))
+		return;
+	size_t slot = slot_get(s);
+	if (slot != NO_SLOT) {
+		char *dst = s->buf + (slot << COW__PAGE_SHIFT);
+		if (cow__copy_guarded(dst, page_addr(s, page), COW__PAGE))
+			fail_async(s, COW_MEM_ECHANGED);
+		else
+			check_lost(s, page, 1, dst);
+		s->slot_page[slot] = (uint32_t)page;
+		atomic_store(&s->view_slot[page], (uint32_t)slot + 1);
+		retain(s, slot);
+	}
+	atomic_store_explicit(&s->state[page], KEPT, memory_order_release);
+	bump(s);
 }
 
 /*
@@ -458,13 +558,16 @@ static void unprotect_wide(struct cow_mem_snap *s, size_t page)
 			uint8_t pend = PENDING;
 			if (atomic_compare_exchange_strong(&s->state[q], &pend, CLAIMED))
 				copy_claimed(s, q);
+			else if (keeping(s))
+				keep_page(s, q);
 		}
 		for (size_t q = lo; q < hi; q++) {
 			for (;;) {
 				uint32_t g = atomic_load(&s->gen);
-				if (atomic_load_explicit(&s->state[q], memory_order_acquire) ==
-				    DONE)
+				if (releasable(s, q) || atomic_load(&s->failed))
 					break;
+				if (keeping(s))
+					keep_page(s, q);
 				wait_gen(s, g);
 			}
 		}
@@ -529,7 +632,13 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 			}
 			return;
 		}
-		if (st == DONE) {
+		if (st == DONE && keeping(s)) {
+			atomic_fetch_add(&s->inflight, 1);
+			keep_page(s, page);
+			atomic_fetch_sub(&s->inflight, 1);
+			continue; /* KEPT now, or KEEPING by another thread */
+		}
+		if (st == DONE || st == KEPT || (st == KEEPING && atomic_load(&s->failed))) {
 			atomic_fetch_add(&s->retraps, 1);
 			if (unprotect(s, page, 1)) {
 				atomic_fetch_add(&s->inflight, 1);
@@ -563,8 +672,10 @@ static void changed(struct cow_mem_snap *s, uintptr_t lo, uintptr_t hi)
 			continue;
 		size_t p0 = g->first + ((COW_MAX(lo, a) - a) >> COW__PAGE_SHIFT);
 		size_t p1 = g->first + ((COW_MIN(hi, b) - a + COW__PAGE - 1) >> COW__PAGE_SHIFT);
+		/* With the view, a page not KEPT loses the content the view reads. */
+		uint8_t safe = keeping(s) ? KEPT : DONE;
 		for (size_t p = p0; p < p1; p++) {
-			if (atomic_load_explicit(&s->state[p], memory_order_acquire) != DONE) {
+			if (atomic_load_explicit(&s->state[p], memory_order_acquire) < safe) {
 				fail_async(s, COW_MEM_ECHANGED);
 				return;
 			}
@@ -607,8 +718,13 @@ static void thread_fault(struct cow_mem_snap *s, size_t page, bool copier)
 				unprotect(s, page, 1);
 				return;
 			}
-			while (copier && atomic_load(&s->used) >= s->nslots)
-				drain(s, 0);
+			/* With the view, kept slots come back only at the wait. */
+			while (copier && atomic_load(&s->used) >= s->nslots &&
+			       !atomic_load(&s->failed)) {
+				uint32_t g = atomic_load(&s->gen);
+				if (!drain(s, 0) && atomic_load(&s->used) >= s->nslots)
+					wait_gen(s, g);
+			}
 		}
 		for (size_t q = lo; q < hi; q++) {
 			uint8_t pend = PENDING;
@@ -621,8 +737,12 @@ static void thread_fault(struct cow_mem_snap *s, size_t page, bool copier)
 		atomic_fetch_add(&s->faults, 1);
 		return;
 	}
-	if (st == DONE)
+	if (st == DONE && keeping(s) && copier) {
+		keep_page(s, page); /* only the copier takes slots in this mode */
+		atomic_fetch_add(&s->faults, 1);
+	} else if (st == DONE || st == KEPT) {
 		atomic_fetch_add(&s->retraps, 1);
+	}
 	/* DONE, failed or (not here) CLAIMED: lift it, which wakes the writer. */
 	unprotect(s, page, 1);
 }
@@ -683,7 +803,7 @@ static void fail(struct cow_mem_snap *s, int rc)
 {
 	if (!s->err)
 		s->err = rc;
-	atomic_store(&s->failed, 1);
+	fail_async(s, rc); /* readers of the view see it there */
 }
 
 static const struct cow_mem_snap *sort_snap; /* only the copier sorts; one at a time */
@@ -740,9 +860,10 @@ static bool drain(struct cow_mem_snap *s, size_t min)
 		}
 		for (size_t k = i; k < j; k++) {
 			size_t slot = s->order[k];
-			/* Count down first, so `used` never exceeds the slots taken. */
-			atomic_fetch_sub(&s->used, 1);
-			atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
+			if (s->view && atomic_load(&s->kept[slot]) == 1)
+				retain(s, slot); /* the view still reads it */
+			else
+				slot_free(s, slot);
 		}
 		i = j;
 	}
@@ -841,19 +962,26 @@ static void stream(struct cow_mem_snap *s)
 		}
 		next = end;
 	}
-	/* Writers may still be copying pages they claimed: wait for their slots. */
+	/*
+	 * Writers may still be copying pages they claimed: wait for their
+	 * slots. With the view, go on serving until cow_mem_snapshot_wait ends
+	 * it, then lift the protection the view kept.
+	 */
 	for (;;) {
 		uint32_t g = atomic_load(&s->cgen);
 		service(s, true);
 		if (drain(s, 0))
 			continue;
-		if (atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
+		bool view_on = s->view && !atomic_load(&s->view_over) && !atomic_load(&s->failed);
+		if (!view_on && atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
 			break;
 		atomic_store(&s->csleep, 1);
-		if (atomic_load(&s->ready) == 0 && atomic_load(&s->inflight) != 0)
+		if (atomic_load(&s->ready) == 0 && (atomic_load(&s->inflight) != 0 || view_on))
 			cow__futex_wait(&s->cgen, g, 1000000);
 		atomic_store(&s->csleep, 0);
 	}
+	if (s->view && !atomic_load(&s->failed))
+		unprotect_done(s, 0, s->npages);
 	finish_uffd(s);
 }
 
@@ -1107,6 +1235,8 @@ static void snap_free(struct cow_mem_snap *s)
 	cow__free((void *)s->slot_next);
 	cow__free(s->order);
 	cow__free(s->samples);
+	cow__free((void *)s->view_slot);
+	cow__free((void *)s->kept);
 	for (size_t k = 0; s->segs && k < s->nsegs; k++)
 		cow__free(s->segs[k].data_bits);
 	cow__free(s->segs);
@@ -1168,6 +1298,13 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	s->slot_next = cow__calloc(s->maxslots, sizeof(uint32_t));
 	s->order = cow__calloc(s->maxslots, sizeof(uint32_t));
 	s->samples = cow__calloc(NSAMPLES, sizeof(uint32_t));
+	s->view = o && (o->flags & COW_MEM_SNAP_VIEW);
+	if (s->view) {
+		s->view_slot = cow__calloc(s->npages, sizeof(uint32_t));
+		s->kept = cow__calloc(s->maxslots, 1);
+		if (!s->view_slot || !s->kept)
+			return COW_ENOMEM;
+	}
 	if (!s->state || !s->buf || !s->stage || !s->used_bits || !s->slot_page || !s->slot_next ||
 	    !s->order || !s->samples)
 		return COW_ENOMEM;
@@ -1257,6 +1394,23 @@ static int by_addr(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/*
+ * The view ends: no read may follow. Free the kept slots (a writer waiting
+ * for one goes on) and let the copier lift the protection the view kept.
+ */
+static void end_view(struct cow_mem_snap *s)
+{
+	atomic_store(&s->view_over, 1);
+	for (size_t k = 0; k < s->maxslots; k++) {
+		uint8_t two = 2;
+		if (atomic_compare_exchange_strong(&s->kept[k], &two, 0))
+			slot_free(s, k);
+	}
+	bump(s);
+	atomic_fetch_add(&s->cgen, 1);
+	cow__futex_wake(&s->cgen);
+}
+
 /* Undo a prepare, or a failed instant. */
 static int abandon(struct cow_mem_snap *s, int rc)
 {
@@ -1294,12 +1448,15 @@ int cow_mem_snapshot_prepare_many(cow_mem_region **rs, size_t n, cow_mem_sink **
 			if (sinks[j] == sinks[i])
 				return COW_EINVAL; /* one sink per region */
 	}
-	if (opts && (unsigned)opts->stall > COW_MEM_STALL_ABORT)
+	if (opts &&
+	    ((unsigned)opts->stall > COW_MEM_STALL_ABORT || (opts->flags & ~COW_MEM_SNAP_VIEW)))
 		return COW_EINVAL;
 	int why;
 	cow_mem_backend b = pick(opts, &why);
 	if (why)
 		return why;
+	if (b == COW_MEM_FORK && opts && (opts->flags & COW_MEM_SNAP_VIEW))
+		return COW_EOPNOTSUPP; /* the instant's pages live in the child */
 	struct cow_mem_snap *s = cow__calloc(1, sizeof(*s));
 	struct seg *segs = cow__calloc(n, sizeof(*segs));
 	if (!s || !segs) {
@@ -1327,6 +1484,8 @@ int cow_mem_snapshot_prepare_many(cow_mem_region **rs, size_t n, cow_mem_sink **
 		}
 		segs[k].first = s->npages;
 		s->npages += segs[k].npages;
+		if (segs[k].index == 0)
+			s->first_seg = &segs[k];
 	}
 	for (size_t k = 0; k < n; k++) {
 		cow_mem_region *r = rs[segs[k].index];
@@ -1496,6 +1655,8 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 	if (s->backend == COW_MEM_FORK) {
 		fork_wait(s);
 	} else {
+		if (s->view)
+			end_view(s);
 		pthread_join(s->copier, NULL);
 		/* Everything is DONE; lift any protection left (after a failure). */
 		if (s->backend == COW_MEM_MPROTECT) {
@@ -1552,4 +1713,75 @@ int cow_mem_snapshot(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_o
 	if (rc)
 		return rc;
 	return cow_mem_snapshot_wait(s, stats);
+}
+
+/*
+ * Copy @n bytes at offset @in of global page @page as they were at the
+ * instant: from the kept slot, or from the region while the page's state
+ * stays below KEPT (it is still protected, so unchanged since the instant).
+ */
+static int view_page(struct cow_mem_snap *s, size_t page, size_t in, char *dst, size_t n)
+{
+	for (;;) {
+		int err = atomic_load(&s->aerr);
+		if (err)
+			return err;
+		uint8_t st = atomic_load_explicit(&s->state[page], memory_order_acquire);
+		if (st == KEPT) {
+			uint32_t slot = atomic_load(&s->view_slot[page]);
+			if (!slot)
+				continue; /* no slot only when the snapshot failed */
+			memcpy(dst, s->buf + ((size_t)(slot - 1) << COW__PAGE_SHIFT) + in, n);
+			return 0;
+		}
+		if (cow__copy_guarded(dst, page_addr(s, page) + in, n))
+			return COW_MEM_ECHANGED;
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&s->state[page], memory_order_acquire) < KEPT &&
+		    !atomic_load(&s->failed)) {
+			/* mprotect sees no discards: a page that lost its data fails the view. */
+			if (s->backend == COW_MEM_MPROTECT && n == COW__PAGE)
+				check_lost(s, page, 1, dst);
+			return atomic_load(&s->aerr);
+		}
+	}
+}
+
+static int view_read(cow_mem_snap *s, const struct seg *g, size_t off, void *dst, size_t len)
+{
+	if (!s->view || !s->instant_done || s->instant_rc || atomic_load(&s->view_over))
+		return COW_EINVAL;
+	if (!dst && len)
+		return COW_EINVAL;
+	if (off > g->size || len > g->size - off)
+		return COW_EINVAL;
+	char *d = dst;
+	while (len) {
+		size_t page = g->first + (off >> COW__PAGE_SHIFT), in = off & (COW__PAGE - 1);
+		size_t n = COW_MIN(len, (size_t)COW__PAGE - in);
+		int rc = view_page(s, page, in, d, n);
+		if (rc)
+			return rc;
+		d += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int cow_mem_snapshot_read(cow_mem_snap *s, size_t off, void *dst, size_t len)
+{
+	if (!s || !s->first_seg)
+		return COW_EINVAL;
+	return view_read(s, s->first_seg, off, dst, len);
+}
+
+int cow_mem_snapshot_read_addr(cow_mem_snap *s, const void *addr, void *dst, size_t len)
+{
+	if (!s || !s->segs)
+		return COW_EINVAL;
+	const struct seg *g = seg_of_addr(s, (uintptr_t)addr);
+	if (!g)
+		return COW_EINVAL;
+	return view_read(s, g, (size_t)((uintptr_t)addr - (uintptr_t)g->addr), dst, len);
 }
