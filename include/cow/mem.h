@@ -4,21 +4,24 @@
  *
  * A *region* is page-aligned anonymous private memory: memory the program
  * already uses (cow_mem_region_register) or memory cowkit maps for it
- * (cow_mem_region_alloc, optionally THP-backed). Three things can be done
- * with a region:
+ * (cow_mem_region_alloc, optionally THP-backed, or cow_mem_region_alloc_at
+ * an exact address). Three things can be done with a region:
  *
  *   snapshot    an image of the region at one instant, streamed into a
  *               sink while the program keeps running and writing
- *               (cow_mem_snapshot_start / _wait);
+ *               (cow_mem_snapshot_start / _wait); several regions at one
+ *               instant with one buffer (cow_mem_snapshot_start_many); a
+ *               full buffer blocks, grows or aborts (opts.stall); with
+ *               COW_MEM_SNAP_VIEW the instant stays readable while the
+ *               snapshot runs (cow_mem_snapshot_read);
  *   checkpoint  the pages written since the previous checkpoint, delivered
  *               to a sink (cow_mem_track_start / cow_mem_checkpoint);
  *   restore     fill a region from a source, eagerly or lazily (pages on
  *               first touch, a prefetcher streams the rest).
  *
  * A *sink* receives pages: (offset in the region, bytes). It is an opaque
- * handle made from a file descriptor, a caller's buffer or callbacks; a store
- * volume will be one more constructor, so code written against cow_mem_sink
- * does not change when checkpoints move into the store.
+ * handle made from a file descriptor, a caller's buffer, callbacks, or a
+ * store volume (cow_mem_sink_volume: each image a version of the volume).
  *
  * Backends (cow_mem_probe() says which one each operation uses here and why):
  *
@@ -87,6 +90,8 @@
  *   cow_mem_snapshot_prepare[_many]   | writes by any thread
  *   cow_mem_snapshot_instant (quiescent)| nothing else touching the region
  *   cow_mem_snapshot_start (quiescent)| nothing else touching the region
+ *   cow_mem_snapshot_read[_addr]      | writes by any thread, other reads
+ *                                     | (not with or after _wait)
  *   cow_mem_snapshot_wait             | writes by any thread
  *   cow_mem_track_start   (quiescent) | nothing else touching the region
  *   cow_mem_checkpoint    (quiescent) | nothing else touching the region
