@@ -72,7 +72,7 @@ static int one(cow_mem_region *r, cow_mem_backend b, size_t buffer, cow_mem_stal
 	cow_mem_snap_opts o = {
 		.backend = b, .buffer = buffer, .stall = stall, .flags = COW_MEM_SNAP_VIEW};
 	cow_mem_snap *s;
-	CHECK_OK(cow_mem_snapshot_prepare(r, sink, &o, &s));
+	CHECK_STARTED(cow_mem_snapshot_prepare(r, sink, &o, &s));
 	CHECK_RC(cow_mem_snapshot_read(s, 0, got, 8), COW_EINVAL); /* before the instant */
 	pthread_rwlock_wrlock(&gate);
 	memcpy(ref, shadow, SIZE);
