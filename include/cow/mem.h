@@ -519,13 +519,18 @@ COW_API int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *stats);
  * For several regions, @off is in rs[0]; cow_mem_snapshot_read_addr takes
  * an address in any of them. A range must lie inside one region.
  *
+ * Discards: if the program discards (MADV_DONTNEED, MADV_FREE) or unmaps a
+ * page it has not written since the instant, that page's pre-image is gone
+ * and the snapshot fails with COW_MEM_ECHANGED; a read that raced with the
+ * discard may have returned zeros before the failure was known. So what a
+ * serializer built from reads is valid exactly when cow_mem_snapshot_wait
+ * returns 0, as for the image.
+ *
  * Returns 0, COW_EINVAL (NULL, no VIEW flag, before the instant or once
  * cow_mem_snapshot_wait began, range outside the region), or the error
- * that failed the snapshot (COW_EFULL, COW_MEM_ECHANGED: a discard or
- * unmap of a page not written since the instant also fails the snapshot
- * under VIEW, since that page's pre-image is gone; a sink's error). Any
- * threads, concurrently with each other and with writers; never
- * concurrently with or after cow_mem_snapshot_wait.
+ * that failed the snapshot so far (COW_EFULL, COW_MEM_ECHANGED, a sink's
+ * error). Any threads, concurrently with each other and with writers;
+ * never concurrently with or after cow_mem_snapshot_wait.
  */
 COW_API int cow_mem_snapshot_read(cow_mem_snap *s, size_t off, void *dst, size_t len);
 

@@ -1400,6 +1400,31 @@ static int by_addr(const void *a, const void *b)
  */
 static void end_view(struct cow_mem_snap *s)
 {
+	/*
+	 * mprotect sees no discards, and a read of a streamed page the program
+	 * discarded since (MADV_DONTNEED works on read-only pages) returned
+	 * zeros: a page that held data at the instant, was never kept and holds
+	 * none now fails the snapshot, so that the wait does not vouch for such
+	 * a read. (userfaultfd reports discards as events: see changed().)
+	 */
+	for (size_t k = 0; s->backend == COW_MEM_MPROTECT && k < s->nsegs; k++) {
+		struct seg *g = &s->segs[k];
+		uint64_t *now = cow__calloc((g->npages + 63) / 64, sizeof(uint64_t));
+		if (!now || cow__pagemap_data(s->pagemap, g->addr, g->size, now)) {
+			fail_async(s, now ? COW_EIO : COW_ENOMEM);
+			cow__free(now);
+			break;
+		}
+		for (size_t p = 0; p < g->npages; p++) {
+			uint8_t st = atomic_load(&s->state[g->first + p]);
+			if (st == DONE && (g->data_bits[p / 64] >> (p % 64) & 1) &&
+			    !(now[p / 64] >> (p % 64) & 1)) {
+				fail_async(s, COW_MEM_ECHANGED);
+				break;
+			}
+		}
+		cow__free(now);
+	}
 	atomic_store(&s->view_over, 1);
 	for (size_t k = 0; k < s->maxslots; k++) {
 		uint8_t two = 2;

@@ -7,8 +7,11 @@
  * region just before the wait, and the image the sink got. Run with the
  * default buffer and with one smaller than the pages written, where writers
  * wait until cow_mem_snapshot_wait ends the view (BLOCK), and with ABORT on
- * that small buffer, where reads report COW_EFULL once it filled. Also the
- * refusals: no VIEW flag, out of range, the fork backend.
+ * that small buffer, where reads report COW_EFULL once it filled. A discard
+ * (MADV_DONTNEED) of pages not written since the instant takes the view's
+ * pre-images away: the wait must fail with COW_MEM_ECHANGED, never vouch
+ * for reads that saw zeros. Also the refusals: no VIEW flag, out of range,
+ * the fork backend.
  *
  *   test_mem_view uffd-thread|uffd|mprotect|fork
  */
@@ -16,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -191,6 +195,21 @@ int main(int argc, char **argv)
 	CHECK_MEMEQ(mem, shadow, SIZE); /* no write was lost */
 	for (size_t i = 0; i < SIZE; i += 4096)
 		put(mem + i, i); /* nothing left protected */
+
+	/* A discard under the view, with the writers stopped. */
+	CHECK_OK(cow_mem_sink_buffer(image, SIZE, &sink));
+	cow_mem_snap_opts vo = {.backend = b, .flags = COW_MEM_SNAP_VIEW};
+	CHECK_STARTED(cow_mem_snapshot_start(r, sink, &vo, &s));
+	usleep(20000); /* let the copier stream most of it */
+	CHECK_EQ(madvise(mem + (4u << 20), 1u << 20, MADV_DONTNEED), 0);
+	int vrc = cow_mem_snapshot_read(s, 4u << 20, got, 1u << 20);
+	CHECK(vrc == 0 || vrc == COW_MEM_ECHANGED);
+	cow_mem_snap_stats st;
+	rc = cow_mem_snapshot_wait(s, &st);
+	printf("%s: discard under the view: read %s, wait %s\n", cow_mem_backend_name(b),
+	       cow_errname(vrc), cow_errname(rc));
+	CHECK_RC(rc, COW_MEM_ECHANGED);
+	cow_mem_sink_destroy(sink);
 	cow_mem_region_destroy(r);
 	free(shadow);
 	free(image);
