@@ -50,6 +50,8 @@ extern "C" {
 	X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                                            \
 	X(ENOSYS, -ENOSYS, "function not implemented by this kernel")                              \
 	X(EOPNOTSUPP, -EOPNOTSUPP, "operation not supported")                                      \
+	X(ECANCELED, -ECANCELED,                                                                   \
+	  "canceled: a live-memory image was abandoned (memory changed, or never taken)")          \
 	X(ECORRUPT, -1001, "store data is corrupt (checksum or structure mismatch)")               \
 	X(EFORMAT, -1002, "not a cowkit store, or a format version this build cannot read")        \
 	X(ENOTFOUND, -1003, "not found")                                                           \
