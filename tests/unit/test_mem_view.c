@@ -162,6 +162,11 @@ int main(int argc, char **argv)
 	CHECK_RC(cow_mem_snapshot_prepare(r, sink, &bad, &s), COW_EINVAL);
 	if (b == COW_MEM_FORK) {
 		cow_mem_sink_destroy(sink);
+		cow_mem_region_destroy(r);
+		free(shadow);
+		free(image);
+		free(ref);
+		free(got);
 		printf("fork: the view is refused (the instant's pages live in the child)\nok\n");
 		return 0;
 	}
