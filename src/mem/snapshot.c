@@ -993,8 +993,18 @@ static void stream(struct cow_mem_snap *s)
 		if (!view_on && atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
 			break;
 		atomic_store(&s->csleep, 1);
-		if (atomic_load(&s->ready) == 0 && (atomic_load(&s->inflight) != 0 || view_on))
+		if (atomic_load(&s->ready) == 0 && view_on && s->uffd >= 0) {
+			/*
+			 * The view keeps every page trapped after the stream: sleep
+			 * on the userfaultfd, so that a fault (handler-thread mode)
+			 * or an event is served at once, not after a futex timeout.
+			 */
+			struct pollfd pfd = {.fd = s->uffd, .events = POLLIN};
+			poll(&pfd, 1, 1);
+		} else if (atomic_load(&s->ready) == 0 &&
+			   (atomic_load(&s->inflight) != 0 || view_on)) {
 			cow__futex_wait(&s->cgen, g, 1000000);
+		}
 		atomic_store(&s->csleep, 0);
 	}
 	if (s->view && !atomic_load(&s->failed))
