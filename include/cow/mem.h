@@ -219,8 +219,7 @@ COW_API int cow_mem_region_alloc(size_t size, unsigned flags, cow_mem_region **o
  * unmapped again), COW_EINVAL (NULL, unaligned, size 0 or past the end of
  * the address space, unknown flag), COW_ENOMEM, -errno. Any thread.
  */
-COW_API int cow_mem_region_alloc_at(void *addr, size_t size, unsigned flags,
-				    cow_mem_region **out);
+COW_API int cow_mem_region_alloc_at(void *addr, size_t size, unsigned flags, cow_mem_region **out);
 
 /*
  * cow_mem_region_register - adopt memory the program already uses.
