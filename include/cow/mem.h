@@ -358,7 +358,12 @@ typedef struct cow_mem_snap_opts {
 	unsigned fault_pages;	 /* pages a trapped write copies: its aligned block, a power
 				    of two up to 64 (rounded down); 0 = 4. More pages per
 				    trap: fewer traps for scattered writers, each one longer */
-	/* Fields below were added later; zero means the old behaviour. */
+	/*
+	 * Fields below were added later; zero means the old behaviour. Source
+	 * compatible (designated initializers zero them); a caller built
+	 * against the older header must be rebuilt, since the struct carries
+	 * no size.
+	 */
 	cow_mem_stall stall; /* when the buffer is full: COW_MEM_STALL_BLOCK (default) */
 	size_t buffer_max;   /* COW_MEM_STALL_GROW: the most the buffer may grow to;
 				0 = 4 x buffer; less than buffer: no growth */
@@ -375,8 +380,10 @@ typedef struct cow_mem_snap_opts {
  * against the buffer: under COW_MEM_STALL_BLOCK a writer that finds it
  * full waits until cow_mem_snapshot_wait ends the view (call it from a
  * thread that does not write the regions); GROW grows up to buffer_max;
- * ABORT fails the snapshot with COW_EFULL. In-thread and handler-thread
- * backends only: with COW_MEM_FORK the prepare returns COW_EOPNOTSUPP.
+ * ABORT fails the snapshot with COW_EFULL. Bookkeeping besides: 4 bytes
+ * per page and 1 per buffer slot. stats.faults counts these traps too. In-
+ * thread and handler-thread backends only: with COW_MEM_FORK (asked for,
+ * or what COW_MEM_AUTO picks here) the prepare returns COW_EOPNOTSUPP.
  */
 #define COW_MEM_SNAP_VIEW 0x1u
 
