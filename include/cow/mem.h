@@ -404,6 +404,7 @@ typedef struct cow_mem_snap_stats {
 				     stage (in-thread backends, <= opts.buffer, or
 				     <= opts.buffer_max with COW_MEM_STALL_GROW), or the
 				     fork child's Private_Dirty at exit (fork) */
+	/* Added later, like the last opts fields: rebuild callers of older headers. */
 	uint64_t grows;		  /* times the buffer grew (COW_MEM_STALL_GROW) */
 	uint64_t buffer_bytes;	  /* the buffer at the end, stage included (0: fork) */
 } cow_mem_snap_stats;
