@@ -33,3 +33,26 @@ foreach(case blocked discard syscall)
 			ARGS ${case} ${b})
 	endforeach()
 endforeach()
+
+# Restore at the original address (cow_mem_region_alloc_at), each restore backend.
+foreach(b uffd-thread uffd eager)
+	cow_test(mem_restore_at_${b} SOURCES unit/test_mem_restore_at.c LABELS unit ARGS ${b})
+endforeach()
+
+# Several regions in one instant, one buffer (cow_mem_snapshot_start_many).
+foreach(b uffd-thread uffd mprotect fork)
+	cow_test(mem_many_${b} SOURCES unit/test_mem_many.c LABELS unit concurrent ARGS ${b})
+endforeach()
+
+# Stall policy with a 64 KiB buffer, a slow sink and four writers.
+foreach(p block grow abort)
+	foreach(b uffd-thread uffd mprotect fork)
+		cow_test(mem_stall_${p}_${b} SOURCES unit/test_mem_stall.c LABELS unit concurrent
+			ARGS ${p} ${b})
+	endforeach()
+endforeach()
+
+# The read-at-the-instant view (COW_MEM_SNAP_VIEW) under two writers.
+foreach(b uffd-thread uffd mprotect fork)
+	cow_test(mem_view_${b} SOURCES unit/test_mem_view.c LABELS unit concurrent ARGS ${b})
+endforeach()

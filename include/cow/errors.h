@@ -27,40 +27,43 @@ extern "C" {
  * X(NAME, VALUE, MESSAGE). System codes first (the ones cowkit returns on
  * purpose; any other -errno may still pass through), then cowkit's own band.
  */
-#define COW_ERROR_MAP(X)                                                                   \
-	X(EPERM, -EPERM, "operation not permitted")                                        \
-	X(ENOENT, -ENOENT, "no such file or directory")                                    \
-	X(ESRCH, -ESRCH, "no such process")                                                \
-	X(EINTR, -EINTR, "interrupted system call")                                        \
-	X(EIO, -EIO, "input/output error")                                                 \
-	X(EBADF, -EBADF, "bad file descriptor")                                            \
-	X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                             \
-	X(EEXIST, -EEXIST, "already exists")                                               \
-	X(EBUSY, -EBUSY, "in use: other objects or handles depend on it")                  \
-	X(EDEADLK, -EDEADLK, "this thread already holds the write transaction")            \
-	X(ENOMEM, -ENOMEM, "out of memory")                                                \
-	X(EACCES, -EACCES, "permission denied")                                            \
-	X(EFAULT, -EFAULT, "bad address")                                                  \
-	X(EINVAL, -EINVAL, "invalid argument")                                             \
-	X(EMFILE, -EMFILE, "too many open files")                                          \
-	X(EFBIG, -EFBIG, "file too large")                                                 \
-	X(ENOSPC, -ENOSPC, "no space left on device")                                      \
-	X(EROFS, -EROFS, "read-only file system")                                          \
-	X(ERANGE, -ERANGE, "result out of range")                                          \
-	X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                                    \
-	X(ENOSYS, -ENOSYS, "function not implemented by this kernel")                      \
-	X(EOPNOTSUPP, -EOPNOTSUPP, "operation not supported")                              \
-	X(ECORRUPT, -1001, "store data is corrupt (checksum or structure mismatch)")        \
-	X(EFORMAT, -1002, "not a cowkit store, or a format version this build cannot read") \
-	X(ENOTFOUND, -1003, "not found")                                                   \
-	X(EREADONLY, -1006, "read-only: a snapshot or a read transaction")                 \
-	X(ETXNERR, -1007, "transaction failed earlier; it can only be aborted")            \
-	X(ETOOBIG, -1008, "key or value too large")                                        \
-	X(ETYPE, -1009, "object is of another type")                                       \
-	X(EMISMATCH, -1010, "stream does not match the store (base missing or different)") \
-	X(ELOCKED, -1011, "another writer holds the store")                                \
-	X(EINTERNAL, -1012, "internal invariant violated (a cowkit bug)")                  \
-	X(ESTREAM, -1013, "malformed or truncated stream (or bytes after its END)")
+#define COW_ERROR_MAP(X)                                                                           \
+	X(EPERM, -EPERM, "operation not permitted")                                                \
+	X(ENOENT, -ENOENT, "no such file or directory")                                            \
+	X(ESRCH, -ESRCH, "no such process")                                                        \
+	X(EINTR, -EINTR, "interrupted system call")                                                \
+	X(EIO, -EIO, "input/output error")                                                         \
+	X(EBADF, -EBADF, "bad file descriptor")                                                    \
+	X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                                     \
+	X(EEXIST, -EEXIST, "already exists")                                                       \
+	X(EBUSY, -EBUSY, "in use: other objects or handles depend on it")                          \
+	X(EDEADLK, -EDEADLK, "this thread already holds the write transaction")                    \
+	X(ENOMEM, -ENOMEM, "out of memory")                                                        \
+	X(EACCES, -EACCES, "permission denied")                                                    \
+	X(EFAULT, -EFAULT, "bad address")                                                          \
+	X(EINVAL, -EINVAL, "invalid argument")                                                     \
+	X(EMFILE, -EMFILE, "too many open files")                                                  \
+	X(EFBIG, -EFBIG, "file too large")                                                         \
+	X(ENOSPC, -ENOSPC, "no space left on device")                                              \
+	X(EROFS, -EROFS, "read-only file system")                                                  \
+	X(ERANGE, -ERANGE, "result out of range")                                                  \
+	X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                                            \
+	X(ENOSYS, -ENOSYS, "function not implemented by this kernel")                              \
+	X(EOPNOTSUPP, -EOPNOTSUPP, "operation not supported")                                      \
+	X(ECANCELED, -ECANCELED,                                                                   \
+	  "canceled: a live-memory image was abandoned (memory changed, or never taken)")          \
+	X(ECORRUPT, -1001, "store data is corrupt (checksum or structure mismatch)")               \
+	X(EFORMAT, -1002, "not a cowkit store, or a format version this build cannot read")        \
+	X(ENOTFOUND, -1003, "not found")                                                           \
+	X(EREADONLY, -1006, "read-only: a snapshot or a read transaction")                         \
+	X(ETXNERR, -1007, "transaction failed earlier; it can only be aborted")                    \
+	X(ETOOBIG, -1008, "key or value too large")                                                \
+	X(ETYPE, -1009, "object is of another type")                                               \
+	X(EMISMATCH, -1010, "stream does not match the store (base missing or different)")         \
+	X(ELOCKED, -1011, "another writer holds the store")                                        \
+	X(EINTERNAL, -1012, "internal invariant violated (a cowkit bug)")                          \
+	X(ESTREAM, -1013, "malformed or truncated stream (or bytes after its END)")                \
+	X(EFULL, -1014, "buffer full: the operation was abandoned, as its policy asked")
 
 enum cow_error {
 	COW_OK = 0,

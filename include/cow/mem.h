@@ -4,21 +4,24 @@
  *
  * A *region* is page-aligned anonymous private memory: memory the program
  * already uses (cow_mem_region_register) or memory cowkit maps for it
- * (cow_mem_region_alloc, optionally THP-backed). Three things can be done
- * with a region:
+ * (cow_mem_region_alloc, optionally THP-backed, or cow_mem_region_alloc_at
+ * an exact address). Three things can be done with a region:
  *
  *   snapshot    an image of the region at one instant, streamed into a
  *               sink while the program keeps running and writing
- *               (cow_mem_snapshot_start / _wait);
+ *               (cow_mem_snapshot_start / _wait); several regions at one
+ *               instant with one buffer (cow_mem_snapshot_start_many); a
+ *               full buffer blocks, grows or aborts (opts.stall); with
+ *               COW_MEM_SNAP_VIEW the instant stays readable while the
+ *               snapshot runs (cow_mem_snapshot_read);
  *   checkpoint  the pages written since the previous checkpoint, delivered
  *               to a sink (cow_mem_track_start / cow_mem_checkpoint);
  *   restore     fill a region from a source, eagerly or lazily (pages on
  *               first touch, a prefetcher streams the rest).
  *
  * A *sink* receives pages: (offset in the region, bytes). It is an opaque
- * handle made from a file descriptor, a caller's buffer or callbacks; a store
- * volume will be one more constructor, so code written against cow_mem_sink
- * does not change when checkpoints move into the store.
+ * handle made from a file descriptor, a caller's buffer, callbacks, or a
+ * store volume (cow_mem_sink_volume: each image a version of the volume).
  *
  * Backends (cow_mem_probe() says which one each operation uses here and why):
  *
@@ -84,16 +87,20 @@
  *   ----------------------------------+-----------------------------------
  *   writes by the program's threads   | everything, except during the
  *                                     | "quiescent" calls below
- *   cow_mem_snapshot_prepare          | writes by any thread
+ *   cow_mem_snapshot_prepare[_many]   | writes by any thread
  *   cow_mem_snapshot_instant (quiescent)| nothing else touching the region
  *   cow_mem_snapshot_start (quiescent)| nothing else touching the region
+ *   cow_mem_snapshot_read[_addr]      | writes by any thread, other reads
+ *                                     | (not with or after _wait)
  *   cow_mem_snapshot_wait             | writes by any thread
  *   cow_mem_track_start   (quiescent) | nothing else touching the region
  *   cow_mem_checkpoint    (quiescent) | nothing else touching the region
  *   cow_mem_restore*      (quiescent) | reads/writes once it returns (lazy)
  *
  * "Quiescent" means no thread may write the region during the call: the call
- * defines the instant of the image. Different regions are independent.
+ * defines the instant of the image. Different regions are independent,
+ * except that a snapshot of several regions (cow_mem_snapshot_prepare_many)
+ * makes its instant quiescent for all of them.
  */
 #ifndef COW_MEM_H
 #define COW_MEM_H
@@ -196,6 +203,23 @@ typedef struct cow_mem_region cow_mem_region;
  * (size 0, unknown flag, NULL out), COW_ENOMEM. Any thread.
  */
 COW_API int cow_mem_region_alloc(size_t size, unsigned flags, cow_mem_region **out);
+
+/*
+ * cow_mem_region_alloc_at - map a fresh region at exactly @addr, for a
+ * restore at the address an image was taken from (a pointer-rich heap whose
+ * pointers are absolute: see cow_mem_restore_start).
+ *
+ * @addr: page-aligned (2 MiB-aligned with COW_MEM_THP).
+ * @size, @flags, @out: as cow_mem_region_alloc; @size is rounded up the same
+ *        way, and the whole rounded range must be free.
+ *
+ * Never replaces an existing mapping (MAP_FIXED_NOREPLACE). Returns 0,
+ * COW_EEXIST (part of the range is mapped already; also on kernels before
+ * 4.17, which ignore the flag: they return another address, which is
+ * unmapped again), COW_EINVAL (NULL, unaligned, size 0 or past the end of
+ * the address space, unknown flag), COW_ENOMEM, -errno. Any thread.
+ */
+COW_API int cow_mem_region_alloc_at(void *addr, size_t size, unsigned flags, cow_mem_region **out);
 
 /*
  * cow_mem_region_register - adopt memory the program already uses.
@@ -304,6 +328,29 @@ COW_API void cow_mem_sink_destroy(cow_mem_sink *s);
 
 typedef struct cow_mem_snap cow_mem_snap;
 
+/*
+ * What a live snapshot does when a trapped write finds its buffer full
+ * (cow_mem_snap_opts.stall). The fork backend has no buffer: it ignores
+ * the policy (its extra memory is whatever the writes un-share).
+ */
+typedef enum cow_mem_stall {
+	/* The writer waits until the copier has handed buffered pages to the
+	   sink: extra memory stays within opts.buffer, writers slow to the
+	   sink's pace. The default. */
+	COW_MEM_STALL_BLOCK = 0,
+	/* The buffer grows, by its initial size at a time, up to
+	   opts.buffer_max; past that, writers wait as with BLOCK. Extra memory
+	   stays within opts.buffer_max. */
+	COW_MEM_STALL_GROW = 1,
+	/* The snapshot fails: cow_mem_snapshot_wait returns COW_EFULL, the
+	   sink gets end(COW_EFULL), no writer waits for the buffer, and the
+	   regions are unprotected as soon as the copier sees the failure (a
+	   trapped writer lifts its own page at once). Never reported as
+	   success. For a program that would rather lose this snapshot than
+	   slow down. */
+	COW_MEM_STALL_ABORT = 2,
+} cow_mem_stall;
+
 typedef struct cow_mem_snap_opts {
 	cow_mem_backend backend; /* COW_MEM_AUTO (default), _UFFD_THREAD, _UFFD, _MPROTECT, _FORK */
 	size_t buffer;		 /* bytes for pages copied ahead of writes; 0 = 64 MiB */
@@ -311,7 +358,34 @@ typedef struct cow_mem_snap_opts {
 	unsigned fault_pages;	 /* pages a trapped write copies: its aligned block, a power
 				    of two up to 64 (rounded down); 0 = 4. More pages per
 				    trap: fewer traps for scattered writers, each one longer */
+	/*
+	 * Fields below were added later; zero means the old behaviour. Source
+	 * compatible (designated initializers zero them); a caller built
+	 * against the older header must be rebuilt, since the struct carries
+	 * no size.
+	 */
+	cow_mem_stall stall; /* when the buffer is full: COW_MEM_STALL_BLOCK (default) */
+	size_t buffer_max;   /* COW_MEM_STALL_GROW: the most the buffer may grow to;
+				0 = 4 x buffer; less than buffer: no growth */
+	unsigned flags;	     /* 0 or COW_MEM_SNAP_VIEW */
 } cow_mem_snap_opts;
+
+/*
+ * opts.flags: keep the instant readable (cow_mem_snapshot_read) until
+ * cow_mem_snapshot_wait. Pages stay write-protected after they are
+ * streamed, and each page's first write after the instant copies its
+ * pre-image into a buffer slot that is kept until the wait; so the view
+ * costs what fork's copy-on-write costs (one page per page written, held
+ * until the end) plus a trap per first write, and that memory counts
+ * against the buffer: under COW_MEM_STALL_BLOCK a writer that finds it
+ * full waits until cow_mem_snapshot_wait ends the view (call it from a
+ * thread that does not write the regions); GROW grows up to buffer_max;
+ * ABORT fails the snapshot with COW_EFULL. Bookkeeping besides: 4 bytes
+ * per page and 1 per buffer slot. stats.faults counts these traps too. In-
+ * thread and handler-thread backends only: with COW_MEM_FORK (asked for,
+ * or what COW_MEM_AUTO picks here) the prepare returns COW_EOPNOTSUPP.
+ */
+#define COW_MEM_SNAP_VIEW 0x1u
 
 typedef struct cow_mem_snap_stats {
 	cow_mem_backend backend;  /* the one that ran */
@@ -327,8 +401,12 @@ typedef struct cow_mem_snap_stats {
 	uint64_t retraps;	  /* traps on pages already copied (protection not yet lifted) */
 	uint64_t waits;		  /* traps that waited for the copier to finish copying a page */
 	uint64_t extra_peak;	  /* peak extra bytes: buffer slots in use plus the copier's
-				     stage (in-thread backends, <= opts.buffer), or the
+				     stage (in-thread backends, <= opts.buffer, or
+				     <= opts.buffer_max with COW_MEM_STALL_GROW), or the
 				     fork child's Private_Dirty at exit (fork) */
+	/* Added later, like the last opts fields: rebuild callers of older headers. */
+	uint64_t grows;		  /* times the buffer grew (COW_MEM_STALL_GROW) */
+	uint64_t buffer_bytes;	  /* the buffer at the end, stage included (0: fork) */
 } cow_mem_snap_stats;
 
 /*
@@ -344,6 +422,35 @@ typedef struct cow_mem_snap_stats {
  */
 COW_API int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink,
 				     const cow_mem_snap_opts *opts, cow_mem_snap **out);
+
+/*
+ * cow_mem_snapshot_prepare_many - prepare one image of @n regions at one
+ * instant: @rs[i] goes to @sinks[i] (a FULL image of that region, offsets
+ * in that region). One snapshot: one buffer (opts.buffer is shared by all
+ * regions), one copier thread, one pause (cow_mem_snapshot_instant protects
+ * every region, or forks once), one cow_mem_snapshot_wait, whose stats
+ * count every region (pages is the sum). The image is consistent across
+ * regions: each holds its content at the same instant.
+ *
+ * @rs: @n >= 1 distinct, non-overlapping regions, in any order. No limit
+ *      on @n besides memory (and the kernel's vm.max_map_count, since the
+ *      protection may split mappings).
+ * @sinks: @n distinct sinks; each stays alive until the wait returns.
+ *
+ * If any region cannot be claimed (COW_EBUSY) or any sink's begin fails,
+ * nothing is armed: the regions already claimed are released and the
+ * sinks already begun get end(error). Errors: as cow_mem_snapshot_prepare,
+ * plus COW_EINVAL for @n == 0, a NULL entry, a region given twice or
+ * overlapping another, or a sink given twice. A sink error or a mapping
+ * change in any region fails the whole snapshot (every sink gets
+ * end(error)).
+ */
+COW_API int cow_mem_snapshot_prepare_many(cow_mem_region **rs, size_t n, cow_mem_sink **sinks,
+					  const cow_mem_snap_opts *opts, cow_mem_snap **out);
+
+/* cow_mem_snapshot_start_many - prepare_many + instant, as cow_mem_snapshot_start. */
+COW_API int cow_mem_snapshot_start_many(cow_mem_region **rs, size_t n, cow_mem_sink **sinks,
+					const cow_mem_snap_opts *opts, cow_mem_snap **out);
 
 /*
  * cow_mem_snapshot_instant - the instant of a prepared snapshot: protect
@@ -370,8 +477,9 @@ COW_API int cow_mem_snapshot_instant(cow_mem_snap *s);
  * Returns after the region is protected (in-thread backends) or forked
  * (fork backend); the program may then write freely: a write to a page not
  * yet copied waits until that page is copied (into the buffer when the
- * writer gets there first). When the buffer is full, writers wait for the
- * copier to drain it: extra memory stays within opts.buffer.
+ * writer gets there first). When the buffer is full, opts.stall decides:
+ * writers wait for the copier to drain it (extra memory stays within
+ * opts.buffer), the buffer grows, or the snapshot fails (cow_mem_stall).
  *
  * Returns 0, COW_EINVAL, COW_EBUSY (a snapshot or tracking is active on @r),
  * COW_ENOMEM, COW_EOPNOTSUPP (the backend asked for cannot run here, or a
@@ -394,10 +502,47 @@ COW_API int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink,
  * @stats: filled if not NULL (also on failure, as far as known).
  * Returns 0, or the first error: a sink write's code, -errno of the fork
  * child or of I/O, COW_MEM_ECHANGED (the mapping changed under pages not
- * yet copied). The region is unprotected on return either way.
+ * yet copied), COW_EFULL (the buffer was full under COW_MEM_STALL_ABORT).
+ * The region is unprotected on return either way.
  * Call once, from any thread.
  */
 COW_API int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *stats);
+
+/*
+ * cow_mem_snapshot_read - copy @len bytes at offset @off of the snapshot's
+ * (first) region, as they were at the instant, into @dst, while the
+ * snapshot runs and the program keeps writing: for a serializer that
+ * follows pointers instead of receiving raw pages.
+ *
+ * Needs opts.flags COW_MEM_SNAP_VIEW. Guarantee: between the return of
+ * cow_mem_snapshot_instant (or _start) and the call of cow_mem_snapshot_wait,
+ * every byte copied equals the byte at that address at the instant,
+ * whatever the program wrote since, and equals the byte the sink receives.
+ * A read never waits for a writer or for the buffer: it copies from the
+ * region where the page has not been written since the instant (the page
+ * is still protected, and the read checks it stayed so), else from the
+ * kept pre-image. @dst must not lie in a snapshotted region.
+ *
+ * For several regions, @off is in rs[0]; cow_mem_snapshot_read_addr takes
+ * an address in any of them. A range must lie inside one region.
+ *
+ * Discards: if the program discards (MADV_DONTNEED, MADV_FREE) or unmaps a
+ * page it has not written since the instant, that page's pre-image is gone
+ * and the snapshot fails with COW_MEM_ECHANGED; a read that raced with the
+ * discard may have returned zeros before the failure was known. So what a
+ * serializer built from reads is valid exactly when cow_mem_snapshot_wait
+ * returns 0, as for the image.
+ *
+ * Returns 0, COW_EINVAL (NULL, no VIEW flag, before the instant or once
+ * cow_mem_snapshot_wait began, range outside the region), or the error
+ * that failed the snapshot so far (COW_EFULL, COW_MEM_ECHANGED, a sink's
+ * error). Any threads, concurrently with each other and with writers;
+ * never concurrently with or after cow_mem_snapshot_wait.
+ */
+COW_API int cow_mem_snapshot_read(cow_mem_snap *s, size_t off, void *dst, size_t len);
+
+/* cow_mem_snapshot_read_addr - cow_mem_snapshot_read at address @addr of any snapshotted region. */
+COW_API int cow_mem_snapshot_read_addr(cow_mem_snap *s, const void *addr, void *dst, size_t len);
 
 /* cow_mem_snapshot - start + wait. */
 COW_API int cow_mem_snapshot(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
@@ -457,7 +602,11 @@ typedef struct cow_mem_restore_stats {
  * cow_mem_restore_start - fill @r from @src (@len bytes, the image).
  *
  * @r: a region cowkit allocated and nobody has touched yet (lazy restore
- *     needs its pages missing); for COW_MEM_EAGER any region.
+ *     needs its pages missing); for COW_MEM_EAGER any region. An image
+ *     holding absolute pointers (a heap of linked structures) restores at
+ *     the address it was taken from into a region of
+ *     cow_mem_region_alloc_at(that address, ...); the image does not carry
+ *     the address, the caller keeps it (cow_mem_region_addr at the snapshot).
  * @src: the image, @len bytes, a multiple of 4096 (the rest of the region
  *     reads as zeros); must stay valid and unchanged until cow_mem_restore_wait
  *     returns. A file can be used by mmap'ing it (PROT_READ, MAP_PRIVATE).

@@ -146,6 +146,12 @@ struct cow__trap {
 	uintptr_t start, end;
 	int sig; /* SIGBUS (userfaultfd) or SIGSEGV (mprotect) */
 	void (*fault)(struct cow__trap *t, uintptr_t addr);
+	/*
+	 * NULL, or: is @addr (in [start, end)) really trapped? One trap then
+	 * serves several ranges (a snapshot of many regions), so the table
+	 * needs no slot per region. Async-signal-safe.
+	 */
+	bool (*contains)(struct cow__trap *t, uintptr_t addr);
 };
 
 /* Make @t live (installs the handlers on first use): 0, COW_ENOMEM, -errno. */

@@ -25,6 +25,23 @@ void cow__region_release(cow_mem_region *r)
 	atomic_store(&r->mode, COW__R_IDLE);
 }
 
+/* Wrap a fresh mapping [base, base+size) in a handle; unmaps it on failure. */
+static int adopt(char *base, size_t size, bool thp, cow_mem_region **out)
+{
+	madvise(base, size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	cow_mem_region *r = cow__calloc(1, sizeof(*r));
+	if (!r) {
+		munmap(base, size);
+		return COW_ENOMEM;
+	}
+	r->addr = base;
+	r->size = size;
+	r->owned = true;
+	r->thp = thp;
+	*out = r;
+	return 0;
+}
+
 int cow_mem_region_alloc(size_t size, unsigned flags, cow_mem_region **out)
 {
 	if (!out || size == 0 || (flags & ~COW_MEM_THP))
@@ -49,21 +66,40 @@ int cow_mem_region_alloc(size_t size, unsigned flags, cow_mem_region **out)
 		size_t tail = map - (size_t)(base - p) - size;
 		if (tail)
 			munmap(base + size, tail);
-		madvise(base, size, MADV_HUGEPAGE);
-	} else {
-		madvise(base, size, MADV_NOHUGEPAGE);
 	}
-	cow_mem_region *r = cow__calloc(1, sizeof(*r));
-	if (!r) {
-		munmap(base, size);
-		return COW_ENOMEM;
+	return adopt(base, size, thp, out);
+}
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000 /* Linux 4.17; older headers lack it */
+#endif
+
+/*
+ * MAP_FIXED_NOREPLACE maps exactly at @addr or fails with EEXIST. A kernel
+ * older than 4.17 ignores the flag and treats @addr as a hint: it returns
+ * @addr when the range is free, and another address when something is
+ * there. Either way a result other than @addr means the range is taken.
+ */
+int cow_mem_region_alloc_at(void *addr, size_t size, unsigned flags, cow_mem_region **out)
+{
+	if (!out || !addr || size == 0 || (flags & ~COW_MEM_THP))
+		return COW_EINVAL;
+	*out = NULL;
+	bool thp = flags & COW_MEM_THP;
+	size_t align = thp ? COW__HUGE : COW__PAGE;
+	if (((uintptr_t)addr & (align - 1)) || size > SIZE_MAX - align ||
+	    (uintptr_t)addr > UINTPTR_MAX - size - align)
+		return COW_EINVAL;
+	size = (size + align - 1) & ~(align - 1);
+	char *p = mmap(addr, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return errno == EEXIST ? COW_EEXIST : -errno;
+	if (p != addr) {
+		munmap(p, size); /* an old kernel took the flag for a hint */
+		return COW_EEXIST;
 	}
-	r->addr = base;
-	r->size = size;
-	r->owned = true;
-	r->thp = thp;
-	*out = r;
-	return 0;
+	return adopt(p, size, thp, out);
 }
 
 /* Does /proc/self/maps cover [lo, hi) with anonymous private rw mappings only? */

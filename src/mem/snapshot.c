@@ -16,15 +16,50 @@
  *
  * The buffer: opts.buffer bytes of 4 KiB slots, taken by writers with a CAS
  * on a bitmap, returned by the copier after the sink consumed them. When all
- * slots are taken, writers wait: extra memory never exceeds the buffer,
- * whatever the write rate (back-pressure). The copier drains queued slots
- * before streaming further.
+ * slots are taken, opts.stall decides:
+ *
+ *   BLOCK  writers wait: extra memory never exceeds the buffer, whatever
+ *          the write rate (back-pressure);
+ *   GROW   the slot count goes up by its initial value, up to the slots of
+ *          opts.buffer_max (reserved as address space at prepare, faulted
+ *          in on first use), then writers wait as with BLOCK;
+ *   ABORT  the snapshot fails with COW_EFULL: from then on no page is
+ *          copied, trapped writers only lift their page's protection, and
+ *          the copier stops and lifts the rest.
+ *
+ * The copier drains queued slots before streaming further.
  *
  * The instant: the caller keeps writers off the region during
  * cow_mem_snapshot_start. With userfaultfd the range is write-protected by
  * several threads at once (the ioctl takes the mmap lock shared), which is
  * what makes the pause shorter than fork's page-table copy; mprotect takes
  * it exclusively, so it runs in one thread.
+ *
+ * Several regions in one instant (cow_mem_snapshot_prepare_many): the
+ * snapshot holds a table of segments, one per region, sorted by address,
+ * and numbers their pages one after another ("global" page numbers, the
+ * index of the state bytes). One buffer, one copier, one userfaultfd with
+ * every region registered, one trap whose contains() checks the segments,
+ * one instant protecting them all. A run of pages handed to a sink never
+ * crosses a segment: each region has its own sink, which sees offsets in
+ * its region.
+ *
+ * The view (COW_MEM_SNAP_VIEW, cow_mem_snapshot_read): the image as of the
+ * instant must stay readable after pages were streamed, so the copier lifts
+ * no protection and a page stays trapped until its first write, which keeps
+ * its pre-image in a buffer slot that lives until cow_mem_snapshot_wait:
+ *
+ *      PENDING --writer--> CLAIMED --copied, queued for the sink--> KEPT
+ *      PENDING --copier--> CLAIMED --streamed--> DONE
+ *      DONE --writer (CAS)--> KEEPING --pre-image in a slot--> KEPT
+ *
+ * A page is unprotected only in KEPT (or, once the view is over, in DONE),
+ * so while its state is below KEPT the region still holds its content at
+ * the instant; a reader copies it from there and checks afterwards that
+ * the state is still below KEPT (a seqlock whose writer is the protection),
+ * or reads the kept slot. Readers never wait. Kept slots count against the
+ * buffer, and the stall policy applies to them: under BLOCK a writer may
+ * wait for cow_mem_snapshot_wait, which ends the view and frees them.
  *
  * Fork backend: fork() is the instant; the child writes the region to an fd
  * sink directly, or into a pipe that the copier thread turns into sink
@@ -49,7 +84,8 @@
 
 #include "mem/mem.h"
 
-enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
+/* Page states; a page's state only ever goes up. KEEPING and KEPT: VIEW only. */
+enum { PENDING = 0, CLAIMED = 1, DONE = 2, KEEPING = 3, KEPT = 4 };
 
 #define STAGE_PAGES	    512 /* the copier's stage: 2 MiB, so THP mappings stay whole */
 #define CLAIM_PAGES	    16	/* the copier claims 64 KiB at a time: writers wait at most that */
@@ -60,10 +96,25 @@ enum { PENDING = 0, CLAIMED = 1, DONE = 2 };
 #define NSAMPLES	    65536 /* fault latencies kept for the median */
 #define PIPE_CHUNK	    (1u << 20)
 
-struct cow_mem_snap {
-	struct cow__trap trap; /* first: the fault handler gets a trap pointer */
+/* One region of a snapshot. */
+struct seg {
 	cow_mem_region *r;
 	cow_mem_sink *sink;
+	char *addr;
+	size_t size;
+	size_t first;	     /* global number of its first page */
+	size_t npages;	     /* size >> COW__PAGE_SHIFT */
+	size_t index;	     /* its position in the caller's arrays */
+	bool begun;	     /* the sink's begin succeeded */
+	uint64_t *data_bits; /* mprotect: pages holding data at the instant */
+	int direct_fd;	     /* fork: the child pwrite()s here, or -1 (pipe) */
+	uint64_t direct_base;
+};
+
+struct cow_mem_snap {
+	struct cow__trap trap; /* first: the fault handler gets a trap pointer */
+	struct seg *segs;      /* sorted by address, disjoint */
+	size_t nsegs;
 	cow_mem_backend backend;
 	int uffd;
 	bool thread_mode; /* COW_MEM_UFFD_THREAD: the copier serves every fault */
@@ -73,11 +124,11 @@ struct cow_mem_snap {
 
 	/* mapping changes: userfaultfd events, or (mprotect) pages that lost data */
 	_Atomic int svc_lock; /* one thread reads the userfaultfd at a time */
+	_Atomic int reading;  /* events read from it are not all handled yet */
 	_Atomic int armed;    /* the instant began: a discard now can spoil the image */
 	_Atomic int aerr;     /* error raised by a fault handler or an event */
 	bool unregistered;
-	int pagemap;	     /* mprotect: /proc/self/pagemap */
-	uint64_t *data_bits; /* mprotect: pages holding data at the instant */
+	int pagemap; /* mprotect: /proc/self/pagemap */
 
 	/* the copier's stage (taken from the buffer budget) */
 	char *stage;
@@ -86,7 +137,10 @@ struct cow_mem_snap {
 
 	/* buffer slots */
 	char *buf;
-	size_t nslots, nwords;
+	_Atomic size_t nslots; /* slots in use now: grows up to maxslots (GROW) */
+	size_t maxslots, grow_step, nwords;
+	cow_mem_stall stall;
+	_Atomic uint64_t grows;
 	_Atomic uint64_t *used_bits;
 	uint32_t *slot_page;
 	_Atomic uint32_t *slot_next;
@@ -100,6 +154,13 @@ struct cow_mem_snap {
 	_Atomic uint32_t csleep;   /* copier sleeping on cgen */
 	_Atomic uint32_t inflight; /* pages claimed by writers, not yet queued */
 	_Atomic int failed;	   /* sink failed: stop copying, just unprotect */
+
+	/* the view (COW_MEM_SNAP_VIEW) */
+	bool view;
+	_Atomic int view_over;	     /* cow_mem_snapshot_wait began: slots may go */
+	_Atomic uint32_t *view_slot; /* per page: slot + 1 holding its pre-image, or 0 */
+	_Atomic uint8_t *kept;	     /* per slot: 1 keep after the sink, 2 kept */
+	struct seg *first_seg;	     /* the caller's rs[0], for cow_mem_snapshot_read */
 
 	/* parallel write-protect at the instant */
 	_Atomic uint32_t phase;	  /* 0 wait, 1 help protect, 3 stream, 4 give up */
@@ -123,6 +184,55 @@ struct cow_mem_snap {
 	uint64_t extra_fork;
 };
 
+/* The segment holding global page @page (binary search; async-signal-safe). */
+static struct seg *seg_of_page(const struct cow_mem_snap *s, size_t page)
+{
+	size_t lo = 0, hi = s->nsegs;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->segs[mid].first <= page)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &s->segs[lo];
+}
+
+/* The segment holding address @a, or NULL (async-signal-safe). */
+static struct seg *seg_of_addr(const struct cow_mem_snap *s, uintptr_t a)
+{
+	size_t lo = 0, hi = s->nsegs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct seg *g = &s->segs[mid];
+		if (a < (uintptr_t)g->addr)
+			hi = mid;
+		else if (a >= (uintptr_t)g->addr + g->size)
+			lo = mid + 1;
+		else
+			return g;
+	}
+	return NULL;
+}
+
+static char *page_addr(const struct cow_mem_snap *s, size_t page)
+{
+	const struct seg *g = seg_of_page(s, page);
+	return g->addr + ((page - g->first) << COW__PAGE_SHIFT);
+}
+
+/* Pages from @page to the end of its segment. */
+static size_t seg_left(const struct cow_mem_snap *s, size_t page)
+{
+	const struct seg *g = seg_of_page(s, page);
+	return g->first + g->npages - page;
+}
+
+static bool trap_contains(struct cow__trap *t, uintptr_t a)
+{
+	return seg_of_addr((struct cow_mem_snap *)t, a) != NULL;
+}
+
 static void *map_zeroed(size_t len)
 {
 	void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE,
@@ -143,9 +253,9 @@ static void fail_async(struct cow_mem_snap *s, int rc)
 	atomic_store(&s->failed, 1);
 }
 
-static int wp(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
+static int wp_one(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
 {
-	char *p = s->r->addr + (page << COW__PAGE_SHIFT);
+	char *p = page_addr(s, page);
 	size_t len = npages << COW__PAGE_SHIFT;
 	if (s->backend == COW_MEM_MPROTECT) {
 		if (mprotect(p, len, on ? PROT_READ : PROT_READ | PROT_WRITE) == 0)
@@ -171,9 +281,45 @@ static int wp(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
 	}
 }
 
+/* Change the protection of global pages [page, page+npages), segment by segment. */
+static int wp(struct cow_mem_snap *s, size_t page, size_t npages, bool on)
+{
+	int rc = 0;
+	while (npages) {
+		size_t n = COW_MIN(npages, seg_left(s, page));
+		int r = wp_one(s, page, n, on);
+		if (r && !rc)
+			rc = r;
+		page += n;
+		npages -= n;
+	}
+	return rc;
+}
+
 static int unprotect(struct cow_mem_snap *s, size_t page, size_t npages)
 {
 	return wp(s, page, npages, false);
+}
+
+/*
+ * Lift the protection of every page that is still mapped. One call over a
+ * range with a hole (a piece the program unmapped) stops at the hole, so on
+ * failure go by 2 MiB, and by page where a 2 MiB piece fails. Returns the
+ * first error (a hole makes it COW_MEM_ECHANGED), having done what it can.
+ */
+static int unprotect_all(struct cow_mem_snap *s)
+{
+	int rc = unprotect(s, 0, s->npages);
+	if (!rc)
+		return 0;
+	for (size_t p = 0; p < s->npages; p += STAGE_PAGES) {
+		size_t n = COW_MIN((size_t)STAGE_PAGES, s->npages - p);
+		if (unprotect(s, p, n) == 0)
+			continue;
+		for (size_t q = p; q < p + n; q++)
+			unprotect(s, q, 1);
+	}
+	return rc;
 }
 
 static int protect(struct cow_mem_snap *s, size_t page, size_t npages)
@@ -189,14 +335,17 @@ static int protect(struct cow_mem_snap *s, size_t page, size_t npages)
  */
 static void check_lost(struct cow_mem_snap *s, size_t page, size_t n, const char *copy)
 {
-	if (!s->data_bits)
+	if (s->backend != COW_MEM_MPROTECT)
+		return;
+	const struct seg *g = seg_of_page(s, page); /* [page, page+n) lies in g */
+	if (!g->data_bits)
 		return;
 	for (size_t k = 0; k < n; k++) {
-		size_t pg = page + k;
-		if (!(s->data_bits[pg / 64] >> (pg % 64) & 1) ||
+		size_t pg = page + k - g->first;
+		if (!(g->data_bits[pg / 64] >> (pg % 64) & 1) ||
 		    !cow__is_zero(copy + (k << COW__PAGE_SHIFT), COW__PAGE))
 			continue;
-		if (cow__pagemap_data(s->pagemap, s->r->addr + (pg << COW__PAGE_SHIFT), COW__PAGE,
+		if (cow__pagemap_data(s->pagemap, g->addr + (pg << COW__PAGE_SHIFT), COW__PAGE,
 				      NULL) != 1)
 			fail_async(s, COW_MEM_ECHANGED);
 	}
@@ -211,10 +360,62 @@ static void wait_gen(struct cow_mem_snap *s, uint32_t g)
 	atomic_fetch_sub(&s->waiters, 1);
 }
 
+#define NO_SLOT SIZE_MAX
+
+static void bump(struct cow_mem_snap *s);
+
+/* Return a slot to the free set; the caller bumps `gen`. */
+static void slot_free(struct cow_mem_snap *s, size_t slot)
+{
+	/* Count down first, so `used` never exceeds the slots taken. */
+	atomic_fetch_sub(&s->used, 1);
+	atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
+}
+
+/* Is the view still collecting pre-images? */
+static bool keeping(struct cow_mem_snap *s)
+{
+	return s->view && !atomic_load(&s->view_over) && !atomic_load(&s->failed);
+}
+
+/*
+ * A slot holding a pre-image the view needs: kept until the view ends;
+ * if it already did, free it now (whoever moves it from 2 to 0 frees it).
+ */
+static void retain(struct cow_mem_snap *s, size_t slot)
+{
+	atomic_store(&s->kept[slot], 2);
+	uint8_t two = 2;
+	if (atomic_load(&s->view_over) && atomic_compare_exchange_strong(&s->kept[slot], &two, 0)) {
+		slot_free(s, slot);
+		bump(s);
+	}
+}
+
+/* GROW policy: add grow_step slots, up to maxslots; true if there are more now. */
+static bool grow(struct cow_mem_snap *s)
+{
+	if (s->stall != COW_MEM_STALL_GROW)
+		return false;
+	size_t n = atomic_load(&s->nslots);
+	if (n >= s->maxslots)
+		return false;
+	if (atomic_compare_exchange_strong(&s->nslots, &n, COW_MIN(n + s->grow_step, s->maxslots)))
+		atomic_fetch_add(&s->grows, 1);
+	return true; /* we grew it, or another thread did */
+}
+
+/*
+ * A free slot, after growing or waiting as the stall policy says; NO_SLOT
+ * once the snapshot failed (ABORT: this call may be what fails it), since
+ * a failed image needs no more copies.
+ */
 static size_t slot_get(struct cow_mem_snap *s)
 {
 	bool stalled = false;
 	for (;;) {
+		if (atomic_load(&s->failed))
+			return NO_SLOT;
 		uint32_t g = atomic_load(&s->gen);
 		for (size_t w = 0; w < s->nwords; w++) {
 			uint64_t v = atomic_load(&s->used_bits[w]);
@@ -234,9 +435,15 @@ static size_t slot_get(struct cow_mem_snap *s)
 				}
 			}
 		}
+		if (grow(s))
+			continue;
 		if (!stalled) {
 			stalled = true;
 			atomic_fetch_add(&s->stalls, 1);
+		}
+		if (s->stall == COW_MEM_STALL_ABORT) {
+			fail_async(s, COW_EFULL);
+			return NO_SLOT;
 		}
 		if (atomic_load(&s->csleep)) {
 			atomic_fetch_add(&s->cgen, 1);
@@ -246,16 +453,26 @@ static size_t slot_get(struct cow_mem_snap *s)
 	}
 }
 
-/* Lift the protection of every run of DONE pages in [lo, hi). */
+/*
+ * May page @i lose its protection? Once its content at the instant is safe:
+ * DONE, or with the view, KEPT (DONE pages stay trapped until the view ends).
+ */
+static bool releasable(struct cow_mem_snap *s, size_t i)
+{
+	uint8_t st = atomic_load_explicit(&s->state[i], memory_order_acquire);
+	return st == KEPT || (st == DONE && (!s->view || atomic_load(&s->view_over)));
+}
+
+/* Lift the protection of every run of releasable pages in [lo, hi). */
 static int unprotect_runs(struct cow_mem_snap *s, size_t lo, size_t hi)
 {
 	int rc = 0;
 	size_t i = lo;
 	while (i < hi) {
-		while (i < hi && atomic_load_explicit(&s->state[i], memory_order_acquire) != DONE)
+		while (i < hi && !releasable(s, i))
 			i++;
 		size_t j = i;
-		while (j < hi && atomic_load_explicit(&s->state[j], memory_order_acquire) == DONE)
+		while (j < hi && releasable(s, j))
 			j++;
 		if (j > i) {
 			int r = unprotect(s, i, j - i);
@@ -267,21 +484,64 @@ static int unprotect_runs(struct cow_mem_snap *s, size_t lo, size_t hi)
 	return rc;
 }
 
-/* Copy a page this thread claimed into a buffer slot, queue it, mark it DONE. */
+/*
+ * Copy a page this thread claimed into a buffer slot, queue it, mark it
+ * DONE. Without a slot (the snapshot failed) the page is only marked DONE,
+ * so that its protection can be lifted.
+ */
 static void copy_claimed(struct cow_mem_snap *s, size_t page)
 {
 	size_t slot = slot_get(s);
+	if (slot == NO_SLOT) {
+		atomic_store_explicit(&s->state[page], DONE, memory_order_release);
+		return;
+	}
+	bool keep = keeping(s);
 	char *dst = s->buf + (slot << COW__PAGE_SHIFT);
-	if (cow__copy_guarded(dst, s->r->addr + (page << COW__PAGE_SHIFT), COW__PAGE))
+	if (cow__copy_guarded(dst, page_addr(s, page), COW__PAGE))
 		fail_async(s, COW_MEM_ECHANGED); /* unmapped under us */
 	else
 		check_lost(s, page, 1, dst);
 	s->slot_page[slot] = (uint32_t)page;
+	if (keep) {
+		/* The view reads this pre-image; the copier keeps the slot after the sink. */
+		atomic_store(&s->kept[slot], 1);
+		atomic_store(&s->view_slot[page], (uint32_t)slot + 1);
+	}
 	uint32_t head = atomic_load(&s->ready);
 	do {
 		atomic_store_explicit(&s->slot_next[slot], head, memory_order_relaxed);
 	} while (!atomic_compare_exchange_weak(&s->ready, &head, (uint32_t)slot + 1));
-	atomic_store_explicit(&s->state[page], DONE, memory_order_release);
+	atomic_store_explicit(&s->state[page], keep ? KEPT : DONE, memory_order_release);
+	if (s->view)
+		bump(s);
+}
+
+/*
+ * VIEW: a write trapped on DONE page @page (streamed, still protected).
+ * Keep its pre-image in a slot of its own (not for the sink: the image has
+ * it) and mark it KEPT, so it may be unprotected. Returns at once if
+ * another thread is keeping it. Without a slot (the snapshot failed) the
+ * page is only marked KEPT: reads then report the failure.
+ */
+static void keep_page(struct cow_mem_snap *s, size_t page)
+{
+	uint8_t done = DONE;
+	if (!atomic_compare_exchange_strong(&s->state[page], &done, KEEPING))
+		return;
+	size_t slot = slot_get(s);
+	if (slot != NO_SLOT) {
+		char *dst = s->buf + (slot << COW__PAGE_SHIFT);
+		if (cow__copy_guarded(dst, page_addr(s, page), COW__PAGE))
+			fail_async(s, COW_MEM_ECHANGED);
+		else
+			check_lost(s, page, 1, dst);
+		s->slot_page[slot] = (uint32_t)page;
+		atomic_store(&s->view_slot[page], (uint32_t)slot + 1);
+		retain(s, slot);
+	}
+	atomic_store_explicit(&s->state[page], KEPT, memory_order_release);
+	bump(s);
 }
 
 /*
@@ -299,13 +559,16 @@ static void unprotect_wide(struct cow_mem_snap *s, size_t page)
 			uint8_t pend = PENDING;
 			if (atomic_compare_exchange_strong(&s->state[q], &pend, CLAIMED))
 				copy_claimed(s, q);
+			else if (keeping(s))
+				keep_page(s, q);
 		}
 		for (size_t q = lo; q < hi; q++) {
 			for (;;) {
 				uint32_t g = atomic_load(&s->gen);
-				if (atomic_load_explicit(&s->state[q], memory_order_acquire) ==
-				    DONE)
+				if (releasable(s, q) || atomic_load(&s->failed))
 					break;
+				if (keeping(s))
+					keep_page(s, q);
 				wait_gen(s, g);
 			}
 		}
@@ -325,7 +588,8 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 {
 	struct cow_mem_snap *s = (struct cow_mem_snap *)t;
 	uint64_t t0 = cow__now_ns();
-	size_t page = (addr - t->start) >> COW__PAGE_SHIFT;
+	const struct seg *sg = seg_of_addr(s, addr); /* contains() said yes */
+	size_t page = sg->first + ((addr - (uintptr_t)sg->addr) >> COW__PAGE_SHIFT);
 	for (;;) {
 		uint32_t g = atomic_load(&s->gen);
 		uint8_t st = atomic_load_explicit(&s->state[page], memory_order_acquire);
@@ -343,7 +607,7 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 			copy_claimed(s, page);
 			size_t lo = page & ~(s->fault_pages - 1);
 			size_t hi = COW_MIN(lo + s->fault_pages, s->npages);
-			if (s->fault_pages > 1 &&
+			if (s->fault_pages > 1 && !atomic_load(&s->failed) &&
 			    atomic_load(&s->used) + s->fault_pages <= s->nslots) {
 				for (size_t q = lo; q < hi; q++) {
 					uint8_t pend = PENDING;
@@ -369,7 +633,13 @@ static void snap_fault(struct cow__trap *t, uintptr_t addr)
 			}
 			return;
 		}
-		if (st == DONE) {
+		if (st == DONE && keeping(s)) {
+			atomic_fetch_add(&s->inflight, 1);
+			keep_page(s, page);
+			atomic_fetch_sub(&s->inflight, 1);
+			continue; /* KEPT now, or KEEPING by another thread */
+		}
+		if (st == DONE || st == KEPT || (st == KEEPING && atomic_load(&s->failed))) {
 			atomic_fetch_add(&s->retraps, 1);
 			if (unprotect(s, page, 1)) {
 				atomic_fetch_add(&s->inflight, 1);
@@ -394,15 +664,22 @@ static bool drain(struct cow_mem_snap *s, size_t min);
  */
 static void changed(struct cow_mem_snap *s, uintptr_t lo, uintptr_t hi)
 {
-	uintptr_t a = (uintptr_t)s->r->addr, b = a + s->r->size;
-	if (!atomic_load(&s->armed) || hi <= a || lo >= b)
+	if (!atomic_load(&s->armed))
 		return;
-	size_t p0 = (COW_MAX(lo, a) - a) >> COW__PAGE_SHIFT;
-	size_t p1 = (COW_MIN(hi, b) - a + COW__PAGE - 1) >> COW__PAGE_SHIFT;
-	for (size_t p = p0; p < p1; p++) {
-		if (atomic_load_explicit(&s->state[p], memory_order_acquire) != DONE) {
-			fail_async(s, COW_MEM_ECHANGED);
-			return;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		const struct seg *g = &s->segs[k];
+		uintptr_t a = (uintptr_t)g->addr, b = a + g->size;
+		if (hi <= a || lo >= b)
+			continue;
+		size_t p0 = g->first + ((COW_MAX(lo, a) - a) >> COW__PAGE_SHIFT);
+		size_t p1 = g->first + ((COW_MIN(hi, b) - a + COW__PAGE - 1) >> COW__PAGE_SHIFT);
+		/* With the view, a page not KEPT loses the content the view reads. */
+		uint8_t safe = keeping(s) ? KEPT : DONE;
+		for (size_t p = p0; p < p1; p++) {
+			if (atomic_load_explicit(&s->state[p], memory_order_acquire) < safe) {
+				fail_async(s, COW_MEM_ECHANGED);
+				return;
+			}
 		}
 	}
 }
@@ -414,17 +691,41 @@ static void thread_fault(struct cow_mem_snap *s, size_t page, bool copier)
 	if (st == PENDING && !atomic_load(&s->failed)) {
 		size_t lo = page & ~(s->fault_pages - 1);
 		size_t hi = COW_MIN(lo + s->fault_pages, s->npages);
-		/* Only this thread takes slots now: make room first (block policy). */
+		/*
+		 * Only this thread takes slots now: make room first, by growing
+		 * (GROW) or by draining to the sink, which is what a writer
+		 * waiting for buffer space means here (BLOCK; ABORT fails instead).
+		 */
+		bool stalled = false;
 		while (atomic_load(&s->used) + (hi - lo) > s->nslots) {
-			if (!copier || !drain(s, 0))
+			if (grow(s))
+				continue;
+			if (s->stall == COW_MEM_STALL_ABORT || !copier)
+				break;
+			if (!stalled) {
+				stalled = true;
+				atomic_fetch_add(&s->stalls, 1);
+			}
+			if (!drain(s, 0))
 				break;
 		}
 		if (atomic_load(&s->used) >= s->nslots)
 			lo = page, hi = page + 1;
 		if (atomic_load(&s->used) >= s->nslots) {
-			atomic_fetch_add(&s->stalls, 1);
-			while (copier && atomic_load(&s->used) >= s->nslots)
-				drain(s, 0);
+			if (!stalled)
+				atomic_fetch_add(&s->stalls, 1);
+			if (s->stall == COW_MEM_STALL_ABORT) {
+				fail_async(s, COW_EFULL);
+				unprotect(s, page, 1);
+				return;
+			}
+			/* With the view, kept slots come back only at the wait. */
+			while (copier && atomic_load(&s->used) >= s->nslots &&
+			       !atomic_load(&s->failed)) {
+				uint32_t g = atomic_load(&s->gen);
+				if (!drain(s, 0) && atomic_load(&s->used) >= s->nslots)
+					wait_gen(s, g);
+			}
 		}
 		for (size_t q = lo; q < hi; q++) {
 			uint8_t pend = PENDING;
@@ -437,8 +738,12 @@ static void thread_fault(struct cow_mem_snap *s, size_t page, bool copier)
 		atomic_fetch_add(&s->faults, 1);
 		return;
 	}
-	if (st == DONE)
+	if (st == DONE && keeping(s) && copier) {
+		keep_page(s, page); /* only the copier takes slots in this mode */
+		atomic_fetch_add(&s->faults, 1);
+	} else if (st == DONE || st == KEPT) {
 		atomic_fetch_add(&s->retraps, 1);
+	}
 	/* DONE, failed or (not here) CLAIMED: lift it, which wakes the writer. */
 	unprotect(s, page, 1);
 }
@@ -459,25 +764,44 @@ static void service(struct cow_mem_snap *s, bool copier)
 		return;
 	struct uffd_msg msg[16];
 	for (;;) {
+		/*
+		 * Reading an event lets the program's madvise/munmap return; until
+		 * the events of this batch are handled, `reading` tells end_view
+		 * that a failure may still be on its way. Events go first, faults
+		 * after (a fault may wait for a slot).
+		 */
+		atomic_store(&s->reading, 1);
 		ssize_t n = read(s->uffd, msg, sizeof(msg));
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			atomic_store(&s->reading, 0);
 			continue;
-		if (n <= 0)
+		}
+		if (n <= 0) {
+			atomic_store(&s->reading, 0);
 			break;
-		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+		}
+		size_t nm = (size_t)n / sizeof(msg[0]);
+		for (size_t i = 0; i < nm; i++) {
 			struct uffd_msg *m = &msg[i];
-			uintptr_t base = (uintptr_t)s->r->addr;
-			if (m->event == UFFD_EVENT_PAGEFAULT) {
-				uintptr_t a = (uintptr_t)m->arg.pagefault.address;
-				if (a >= base && a < base + s->r->size)
-					thread_fault(s, (a - base) >> COW__PAGE_SHIFT, copier);
-			} else if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
+			if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
 				changed(s, (uintptr_t)m->arg.remove.start,
 					(uintptr_t)m->arg.remove.end);
 			} else if (m->event == UFFD_EVENT_REMAP) {
 				uintptr_t from = (uintptr_t)m->arg.remap.from;
 				changed(s, from, from + (uintptr_t)m->arg.remap.len);
 			}
+		}
+		atomic_store(&s->reading, 0);
+		for (size_t i = 0; i < nm; i++) {
+			struct uffd_msg *m = &msg[i];
+			if (m->event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			uintptr_t a = (uintptr_t)m->arg.pagefault.address;
+			const struct seg *g = seg_of_addr(s, a);
+			if (g)
+				thread_fault(
+					s, g->first + ((a - (uintptr_t)g->addr) >> COW__PAGE_SHIFT),
+					copier);
 		}
 	}
 	atomic_store(&s->svc_lock, 0);
@@ -496,7 +820,7 @@ static void fail(struct cow_mem_snap *s, int rc)
 {
 	if (!s->err)
 		s->err = rc;
-	atomic_store(&s->failed, 1);
+	fail_async(s, rc); /* readers of the view see it there */
 }
 
 static const struct cow_mem_snap *sort_snap; /* only the copier sorts; one at a time */
@@ -534,24 +858,29 @@ static bool drain(struct cow_mem_snap *s, size_t min)
 	struct iovec iov[64];
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
+		const struct seg *g = seg_of_page(s, s->slot_page[s->order[i]]);
+		size_t seg_end = g->first + g->npages;
 		while (j < n && j - i < COW_ARRAY_SIZE(iov) &&
+		       s->slot_page[s->order[j]] < seg_end &&
 		       (j == i || s->slot_page[s->order[j]] == s->slot_page[s->order[j - 1]] + 1)) {
 			iov[j - i].iov_base = s->buf + ((size_t)s->order[j] << COW__PAGE_SHIFT);
 			iov[j - i].iov_len = COW__PAGE;
 			j++;
 		}
 		if (!atomic_load(&s->failed)) {
-			int rc = cow__sink_writev(
-				s->sink, (uint64_t)s->slot_page[s->order[i]] << COW__PAGE_SHIFT,
-				iov, (int)(j - i));
+			int rc = cow__sink_writev(g->sink,
+						  (uint64_t)(s->slot_page[s->order[i]] - g->first)
+							  << COW__PAGE_SHIFT,
+						  iov, (int)(j - i));
 			if (rc)
 				fail(s, rc);
 		}
 		for (size_t k = i; k < j; k++) {
 			size_t slot = s->order[k];
-			/* Count down first, so `used` never exceeds the slots taken. */
-			atomic_fetch_sub(&s->used, 1);
-			atomic_fetch_and(&s->used_bits[slot / 64], ~(1ull << (slot % 64)));
+			if (s->view && atomic_load(&s->kept[slot]) == 1)
+				retain(s, slot); /* the view still reads it */
+			else
+				slot_free(s, slot);
 		}
 		i = j;
 	}
@@ -591,28 +920,30 @@ struct run {
  */
 static void finish_uffd(struct cow_mem_snap *s)
 {
+	if (atomic_load(&s->failed))
+		unprotect_all(s); /* release every writer now */
 	if (s->uffd < 0)
 		return;
-	if (atomic_load(&s->failed))
-		unprotect(s, 0, s->npages);
 	service(s, true);
 	while (atomic_exchange(&s->svc_lock, 1))
 		sched_yield();
-	cow__uffd_unregister(s->uffd, s->r->addr, s->r->size);
+	for (size_t k = 0; k < s->nsegs; k++)
+		cow__uffd_unregister(s->uffd, s->segs[k].addr, s->segs[k].size);
 	s->unregistered = true;
 	atomic_store(&s->svc_lock, 0);
 }
 
 static void stream(struct cow_mem_snap *s)
 {
-	struct run runs[STAGE_PAGES / 2 + 1];
+	struct run runs[STAGE_PAGES + 1]; /* a run per page at worst (one-page regions) */
 	size_t next = 0;
-	while (next < s->npages) {
+	while (next < s->npages && !atomic_load(&s->failed)) {
 		drain(s, s->nslots / 8);
 		size_t end = COW_MIN(next + s->stage_pages, s->npages), i = next, used = 0;
 		size_t nruns = 0;
 		while (i < end) {
-			size_t j = i, lim = COW_MIN(end, i + CLAIM_PAGES);
+			size_t j = i,
+			       lim = COW_MIN(COW_MIN(end, i + CLAIM_PAGES), i + seg_left(s, i));
 			while (j < lim) {
 				uint8_t want = PENDING;
 				if (!atomic_compare_exchange_strong(&s->state[j], &want, CLAIMED))
@@ -621,7 +952,7 @@ static void stream(struct cow_mem_snap *s)
 			}
 			if (j > i) {
 				char *dst = s->stage + (used << COW__PAGE_SHIFT);
-				if (cow__copy_guarded(dst, s->r->addr + (i << COW__PAGE_SHIFT),
+				if (cow__copy_guarded(dst, page_addr(s, i),
 						      (j - i) << COW__PAGE_SHIFT))
 					fail_async(s, COW_MEM_ECHANGED);
 				else
@@ -638,27 +969,46 @@ static void stream(struct cow_mem_snap *s)
 		}
 		unprotect_done(s, next, end);
 		for (size_t k = 0; k < nruns && !atomic_load(&s->failed); k++) {
-			int rc = cow__sink_write(s->sink, (uint64_t)runs[k].page << COW__PAGE_SHIFT,
-						 s->stage + (runs[k].at << COW__PAGE_SHIFT),
-						 runs[k].n << COW__PAGE_SHIFT);
+			const struct seg *g = seg_of_page(s, runs[k].page);
+			int rc = cow__sink_write(
+				g->sink, (uint64_t)(runs[k].page - g->first) << COW__PAGE_SHIFT,
+				s->stage + (runs[k].at << COW__PAGE_SHIFT),
+				runs[k].n << COW__PAGE_SHIFT);
 			if (rc)
 				fail(s, rc);
 		}
 		next = end;
 	}
-	/* Writers may still be copying pages they claimed: wait for their slots. */
+	/*
+	 * Writers may still be copying pages they claimed: wait for their
+	 * slots. With the view, go on serving until cow_mem_snapshot_wait ends
+	 * it, then lift the protection the view kept.
+	 */
 	for (;;) {
 		uint32_t g = atomic_load(&s->cgen);
 		service(s, true);
 		if (drain(s, 0))
 			continue;
-		if (atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
+		bool view_on = s->view && !atomic_load(&s->view_over) && !atomic_load(&s->failed);
+		if (!view_on && atomic_load(&s->inflight) == 0 && atomic_load(&s->ready) == 0)
 			break;
 		atomic_store(&s->csleep, 1);
-		if (atomic_load(&s->ready) == 0 && atomic_load(&s->inflight) != 0)
+		if (atomic_load(&s->ready) == 0 && view_on && s->uffd >= 0) {
+			/*
+			 * The view keeps every page trapped after the stream: sleep
+			 * on the userfaultfd, so that a fault (handler-thread mode)
+			 * or an event is served at once, not after a futex timeout.
+			 */
+			struct pollfd pfd = {.fd = s->uffd, .events = POLLIN};
+			poll(&pfd, 1, 1);
+		} else if (atomic_load(&s->ready) == 0 &&
+			   (atomic_load(&s->inflight) != 0 || view_on)) {
 			cow__futex_wait(&s->cgen, g, 1000000);
+		}
 		atomic_store(&s->csleep, 0);
 	}
+	if (s->view && !atomic_load(&s->failed))
+		unprotect_done(s, 0, s->npages);
 	finish_uffd(s);
 }
 
@@ -752,16 +1102,24 @@ static int write_all(int fd, const char *p, size_t len, int64_t off)
 	return 0;
 }
 
-static __attribute__((noreturn)) void child_main(struct cow_mem_snap *s, int direct_fd,
-						 uint64_t base, int status_fd)
+/*
+ * The child writes the regions in segment order: a region with an fd sink
+ * straight into that fd, the others into the pipe, which pipe_main reads
+ * back in the same order.
+ */
+static __attribute__((noreturn)) void child_main(struct cow_mem_snap *s, int status_fd)
 {
 	int rc = 0;
-	for (size_t off = 0; off < s->r->size && !rc; off += PIPE_CHUNK) {
-		size_t len = COW_MIN(PIPE_CHUNK, s->r->size - off);
-		if (direct_fd >= 0)
-			rc = write_all(direct_fd, s->r->addr + off, len, (int64_t)(base + off));
-		else
-			rc = write_all(s->data_fd, s->r->addr + off, len, -1);
+	for (size_t k = 0; k < s->nsegs && !rc; k++) {
+		const struct seg *g = &s->segs[k];
+		for (size_t off = 0; off < g->size && !rc; off += PIPE_CHUNK) {
+			size_t len = COW_MIN(PIPE_CHUNK, g->size - off);
+			if (g->direct_fd >= 0)
+				rc = write_all(g->direct_fd, g->addr + off, len,
+					       (int64_t)(g->direct_base + off));
+			else
+				rc = write_all(s->data_fd, g->addr + off, len, -1);
+		}
 	}
 	int64_t msg[2] = {rc, (int64_t)self_private_dirty()};
 	if (write_all(status_fd, (const char *)msg, sizeof(msg), -1))
@@ -777,27 +1135,32 @@ static void *pipe_main(void *arg)
 		s->err = COW_ENOMEM;
 		return NULL; /* the child then fails writing: EPIPE */
 	}
-	uint64_t off = 0;
-	while (off < s->r->size) {
-		size_t want = (size_t)COW_MIN((uint64_t)PIPE_CHUNK, s->r->size - off), got = 0;
-		while (got < want) {
-			ssize_t n = read(s->data_fd, b + got, want - got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				if (!s->err)
-					s->err = n < 0 ? -errno : COW_EIO;
-				cow__free(b);
-				return NULL;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		struct seg *g = &s->segs[k];
+		if (g->direct_fd >= 0)
+			continue;
+		uint64_t off = 0;
+		while (off < g->size) {
+			size_t want = (size_t)COW_MIN((uint64_t)PIPE_CHUNK, g->size - off), got = 0;
+			while (got < want) {
+				ssize_t n = read(s->data_fd, b + got, want - got);
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0) {
+					if (!s->err)
+						s->err = n < 0 ? -errno : COW_EIO;
+					cow__free(b);
+					return NULL;
+				}
+				got += (size_t)n;
 			}
-			got += (size_t)n;
+			if (!s->err) {
+				int rc = cow__sink_write(g->sink, off, b, want);
+				if (rc)
+					s->err = rc; /* keep reading so the child can finish */
+			}
+			off += want;
 		}
-		if (!s->err) {
-			int rc = cow__sink_write(s->sink, off, b, want);
-			if (rc)
-				s->err = rc; /* keep reading so the child can finish */
-		}
-		off += want;
 	}
 	cow__free(b);
 	return NULL;
@@ -805,12 +1168,16 @@ static void *pipe_main(void *arg)
 
 static int fork_start(struct cow_mem_snap *s)
 {
-	uint64_t base = 0;
-	int direct = cow__sink_fd(s->sink, &base);
+	bool piped = false;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		struct seg *g = &s->segs[k];
+		g->direct_fd = cow__sink_fd(g->sink, &g->direct_base);
+		piped |= g->direct_fd < 0;
+	}
 	int data[2] = {-1, -1}, status[2];
 	if (pipe2(status, O_CLOEXEC))
 		return -errno;
-	if (direct < 0) {
+	if (piped) {
 		if (pipe2(data, O_CLOEXEC)) {
 			int err = -errno;
 			close(status[0]);
@@ -826,7 +1193,7 @@ static int fork_start(struct cow_mem_snap *s)
 		close(status[0]);
 		if (data[0] >= 0)
 			close(data[0]);
-		child_main(s, direct, base, status[1]);
+		child_main(s, status[1]);
 	}
 	s->t_started = cow__now_ns();
 	int err = pid < 0 ? -errno : 0;
@@ -836,7 +1203,7 @@ static int fork_start(struct cow_mem_snap *s)
 	s->data_fd = data[0];
 	s->status_fd = status[0];
 	s->child = pid;
-	if (!err && direct < 0) {
+	if (!err && piped) {
 		err = -pthread_create(&s->copier, NULL, pipe_main, s);
 		s->have_copier = !err;
 		if (err) {
@@ -887,7 +1254,7 @@ static void snap_free(struct cow_mem_snap *s)
 	if (s->state)
 		munmap((void *)s->state, s->npages);
 	if (s->buf)
-		munmap(s->buf, s->nslots << COW__PAGE_SHIFT);
+		munmap(s->buf, s->maxslots << COW__PAGE_SHIFT);
 	if (s->stage)
 		munmap(s->stage, s->stage_pages << COW__PAGE_SHIFT);
 	cow__free((void *)s->used_bits);
@@ -895,7 +1262,11 @@ static void snap_free(struct cow_mem_snap *s)
 	cow__free((void *)s->slot_next);
 	cow__free(s->order);
 	cow__free(s->samples);
-	cow__free(s->data_bits);
+	cow__free((void *)s->view_slot);
+	cow__free((void *)s->kept);
+	for (size_t k = 0; s->segs && k < s->nsegs; k++)
+		cow__free(s->segs[k].data_bits);
+	cow__free(s->segs);
 	cow__free(s);
 }
 
@@ -935,16 +1306,32 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 		s->fault_pages *= 2;
 	/* A stage covers whole 2 MiB-aligned blocks when the budget allows. */
 	s->stage_pages = COW_MIN((size_t)STAGE_PAGES, budget / 4 ? budget / 4 : 1);
-	s->nslots = COW_MIN(budget - s->stage_pages, s->npages);
+	size_t nslots = COW_MIN(budget - s->stage_pages, s->npages);
+	s->stall = o ? o->stall : COW_MEM_STALL_BLOCK;
+	s->maxslots = nslots;
+	if (s->stall == COW_MEM_STALL_GROW) {
+		size_t max = o->buffer_max ? o->buffer_max : 4 * bytes;
+		size_t maxbudget = COW_MAX(max >> COW__PAGE_SHIFT, budget);
+		s->maxslots = COW_MIN(maxbudget - s->stage_pages, s->npages);
+	}
+	s->grow_step = COW_MAX(nslots, (size_t)1);
+	atomic_store(&s->nslots, nslots);
 	s->stage = map_zeroed(s->stage_pages << COW__PAGE_SHIFT);
-	s->nwords = (s->nslots + 63) / 64;
+	s->nwords = (s->maxslots + 63) / 64;
 	s->state = map_zeroed(s->npages);
-	s->buf = map_zeroed(s->nslots << COW__PAGE_SHIFT);
+	s->buf = map_zeroed(s->maxslots << COW__PAGE_SHIFT);
 	s->used_bits = cow__calloc(s->nwords, sizeof(uint64_t));
-	s->slot_page = cow__calloc(s->nslots, sizeof(uint32_t));
-	s->slot_next = cow__calloc(s->nslots, sizeof(uint32_t));
-	s->order = cow__calloc(s->nslots, sizeof(uint32_t));
+	s->slot_page = cow__calloc(s->maxslots, sizeof(uint32_t));
+	s->slot_next = cow__calloc(s->maxslots, sizeof(uint32_t));
+	s->order = cow__calloc(s->maxslots, sizeof(uint32_t));
 	s->samples = cow__calloc(NSAMPLES, sizeof(uint32_t));
+	s->view = o && (o->flags & COW_MEM_SNAP_VIEW);
+	if (s->view) {
+		s->view_slot = cow__calloc(s->npages, sizeof(uint32_t));
+		s->kept = cow__calloc(s->maxslots, 1);
+		if (!s->view_slot || !s->kept)
+			return COW_ENOMEM;
+	}
 	if (!s->state || !s->buf || !s->stage || !s->used_bits || !s->slot_page || !s->slot_next ||
 	    !s->order || !s->samples)
 		return COW_ENOMEM;
@@ -954,18 +1341,25 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 	 * Fault the buffer in now, before the instant: a first touch costs
 	 * 1.4-11 us per page on these VMs and would land in the writers' faults.
 	 */
-	madvise(s->buf, s->nslots << COW__PAGE_SHIFT, 23 /* MADV_POPULATE_WRITE */);
+	madvise(s->buf, nslots << COW__PAGE_SHIFT, 23 /* MADV_POPULATE_WRITE */);
 	madvise(s->stage, s->stage_pages << COW__PAGE_SHIFT, 23);
-	s->trap.start = (uintptr_t)s->r->addr;
-	s->trap.end = (uintptr_t)s->r->addr + s->r->size;
+	const struct seg *last = &s->segs[s->nsegs - 1];
+	s->trap.start = (uintptr_t)s->segs[0].addr;
+	s->trap.end = (uintptr_t)last->addr + last->size;
 	s->trap.fault = snap_fault;
+	s->trap.contains = s->nsegs > 1 ? trap_contains : NULL;
 	s->trap.sig = s->backend == COW_MEM_UFFD ? SIGBUS : SIGSEGV;
 	if (s->backend == COW_MEM_MPROTECT) {
 		/* Discards are invisible to mprotect: remember which pages hold data. */
 		s->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-		s->data_bits = cow__calloc((s->npages + 63) / 64, sizeof(uint64_t));
-		if (s->pagemap < 0 || !s->data_bits)
-			return s->pagemap < 0 ? -errno : COW_ENOMEM;
+		if (s->pagemap < 0)
+			return -errno;
+		for (size_t k = 0; k < s->nsegs; k++) {
+			struct seg *g = &s->segs[k];
+			g->data_bits = cow__calloc((g->npages + 63) / 64, sizeof(uint64_t));
+			if (!g->data_bits)
+				return COW_ENOMEM;
+		}
 		if (!cow__uffd_caps()->pagemap_scan)
 			return COW_EOPNOTSUPP;
 	}
@@ -979,19 +1373,101 @@ static int inthread_setup(struct cow_mem_snap *s, const cow_mem_snap_opts *o)
 		if (fd < 0)
 			return fd;
 		s->uffd = fd;
-		int rc = cow__uffd_register(fd, s->r->addr, s->r->size, UFFDIO_REGISTER_MODE_WP);
-		if (rc)
-			return rc;
-		/*
-		 * Without WP_UNPOPULATED a never-touched page has no PTE to carry
-		 * the protection; map the zero page there first (no memory used).
-		 */
-		if (!unpop && (rc = cow__populate_read(s->r->addr, s->r->size)))
-			return rc;
+		for (size_t k = 0; k < s->nsegs; k++) {
+			struct seg *g = &s->segs[k];
+			int rc = cow__uffd_register(fd, g->addr, g->size, UFFDIO_REGISTER_MODE_WP);
+			if (rc)
+				return rc;
+			/*
+			 * Without WP_UNPOPULATED a never-touched page has no PTE to
+			 * carry the protection; map the zero page there first (no
+			 * memory used).
+			 */
+			if (!unpop && (rc = cow__populate_read(g->addr, g->size)))
+				return rc;
+		}
 	}
 	if (s->thread_mode)
 		return cow__trap_install(); /* for cow__copy_guarded only */
 	return cow__trap_add(&s->trap);
+}
+
+/* End every begun sink with @status; the first error of an end, or 0. */
+static int end_sinks(struct cow_mem_snap *s, int status)
+{
+	int rc = 0;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		if (!s->segs[k].begun)
+			continue;
+		s->segs[k].begun = false;
+		int r = cow__sink_end(s->segs[k].sink, status);
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
+static void release_regions(struct cow_mem_snap *s)
+{
+	for (size_t k = 0; k < s->nsegs; k++)
+		if (s->segs[k].r)
+			cow__region_release(s->segs[k].r);
+}
+
+static int by_addr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct seg *)a)->addr;
+	uintptr_t y = (uintptr_t)((const struct seg *)b)->addr;
+	return (x > y) - (x < y);
+}
+
+/*
+ * The view ends: no read may follow. Free the kept slots (a writer waiting
+ * for one goes on) and let the copier lift the protection the view kept.
+ */
+static void end_view(struct cow_mem_snap *s)
+{
+	/*
+	 * mprotect sees no discards, and a read of a streamed page the program
+	 * discarded since (MADV_DONTNEED works on read-only pages) returned
+	 * zeros: a page that held data at the instant, was never kept and holds
+	 * none now fails the snapshot, so that the wait does not vouch for such
+	 * a read. (userfaultfd reports discards as events: see changed().)
+	 */
+	/*
+	 * A discard the program made before calling the wait has had its event
+	 * read (madvise returns only then); wait until it is also handled, so
+	 * that changed() still judges it with the view on.
+	 */
+	while (atomic_load(&s->reading))
+		sched_yield();
+	for (size_t k = 0; s->backend == COW_MEM_MPROTECT && k < s->nsegs; k++) {
+		struct seg *g = &s->segs[k];
+		uint64_t *now = cow__calloc((g->npages + 63) / 64, sizeof(uint64_t));
+		if (!now || cow__pagemap_data(s->pagemap, g->addr, g->size, now)) {
+			fail_async(s, now ? COW_EIO : COW_ENOMEM);
+			cow__free(now);
+			break;
+		}
+		for (size_t p = 0; p < g->npages; p++) {
+			uint8_t st = atomic_load(&s->state[g->first + p]);
+			if (st == DONE && (g->data_bits[p / 64] >> (p % 64) & 1) &&
+			    !(now[p / 64] >> (p % 64) & 1)) {
+				fail_async(s, COW_MEM_ECHANGED);
+				break;
+			}
+		}
+		cow__free(now);
+	}
+	atomic_store(&s->view_over, 1);
+	for (size_t k = 0; k < s->maxslots; k++) {
+		uint8_t two = 2;
+		if (atomic_compare_exchange_strong(&s->kept[k], &two, 0))
+			slot_free(s, k);
+	}
+	bump(s);
+	atomic_fetch_add(&s->cgen, 1);
+	cow__futex_wake(&s->cgen);
 }
 
 /* Undo a prepare, or a failed instant. */
@@ -1003,62 +1479,99 @@ static int abandon(struct cow_mem_snap *s, int rc)
 		pthread_join(s->copier, NULL);
 	}
 	if (s->backend == COW_MEM_MPROTECT && atomic_load(&s->armed))
-		unprotect(s, 0, s->npages);
+		unprotect_all(s);
 	if (!s->thread_mode)
 		cow__trap_remove(&s->trap);
 	if (s->uffd >= 0)
 		close(s->uffd);
 	if (s->pagemap >= 0)
 		close(s->pagemap);
-	cow__sink_end(s->sink, rc);
-	cow__region_release(s->r);
+	end_sinks(s, rc);
+	release_regions(s);
 	snap_free(s);
 	return rc;
 }
 
-int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
-			     cow_mem_snap **out)
+int cow_mem_snapshot_prepare_many(cow_mem_region **rs, size_t n, cow_mem_sink **sinks,
+				  const cow_mem_snap_opts *opts, cow_mem_snap **out)
 {
-	if (!r || !sink || !out)
+	if (!out)
 		return COW_EINVAL;
 	*out = NULL;
+	if (!rs || !sinks || n == 0 || n > SIZE_MAX / sizeof(struct seg))
+		return COW_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!rs[i] || !sinks[i])
+			return COW_EINVAL;
+		for (size_t j = 0; j < i; j++)
+			if (sinks[j] == sinks[i])
+				return COW_EINVAL; /* one sink per region */
+	}
+	if (opts &&
+	    ((unsigned)opts->stall > COW_MEM_STALL_ABORT || (opts->flags & ~COW_MEM_SNAP_VIEW)))
+		return COW_EINVAL;
 	int why;
 	cow_mem_backend b = pick(opts, &why);
 	if (why)
 		return why;
-	int rc = cow__region_claim(r, COW__R_SNAP);
-	if (rc)
-		return rc;
+	if (b == COW_MEM_FORK && opts && (opts->flags & COW_MEM_SNAP_VIEW))
+		return COW_EOPNOTSUPP; /* the instant's pages live in the child */
+	struct cow_mem_snap *s = cow__calloc(1, sizeof(*s));
+	struct seg *segs = cow__calloc(n, sizeof(*segs));
+	if (!s || !segs) {
+		cow__free(s);
+		cow__free(segs);
+		return COW_ENOMEM;
+	}
+	s->segs = segs;
+	s->nsegs = n;
+	for (size_t i = 0; i < n; i++) {
+		segs[i] = (struct seg){.sink = sinks[i],
+				       .addr = rs[i]->addr,
+				       .size = rs[i]->size,
+				       .npages = rs[i]->size >> COW__PAGE_SHIFT,
+				       .index = i,
+				       .direct_fd = -1};
+	}
+	qsort(segs, n, sizeof(*segs), by_addr);
+	int rc = 0;
+	for (size_t k = 0; k < n; k++) {
+		/* The same region twice, or two regions that overlap. */
+		if (k && segs[k].addr < segs[k - 1].addr + segs[k - 1].size) {
+			rc = COW_EINVAL;
+			goto fail;
+		}
+		segs[k].first = s->npages;
+		s->npages += segs[k].npages;
+		if (segs[k].index == 0)
+			s->first_seg = &segs[k];
+	}
+	for (size_t k = 0; k < n; k++) {
+		cow_mem_region *r = rs[segs[k].index];
+		if ((rc = cow__region_claim(r, COW__R_SNAP)))
+			goto fail;
+		segs[k].r = r;
+	}
 	/* A thread blocking the signal would be killed by its first trapped write. */
 	if (b == COW_MEM_UFFD || b == COW_MEM_MPROTECT) {
 		rc = cow__check_sigmask(b == COW_MEM_UFFD ? SIGBUS : SIGSEGV);
-		if (rc) {
-			cow__region_release(r);
-			return rc;
-		}
-	}
-	struct cow_mem_snap *s = cow__calloc(1, sizeof(*s));
-	if (!s) {
-		cow__region_release(r);
-		return COW_ENOMEM;
+		if (rc)
+			goto fail;
 	}
 	s->t_prep = cow__now_ns();
-	s->r = r;
-	s->sink = sink;
 	s->backend = b;
 	s->thread_mode = b == COW_MEM_UFFD_THREAD;
 	s->uffd = -1;
 	s->pagemap = -1;
 	s->data_fd = -1;
 	s->status_fd = -1;
-	s->npages = r->size >> COW__PAGE_SHIFT;
 	s->threads = opts && opts->threads ? opts->threads : cow__ncpu();
 
-	rc = cow__sink_begin(sink, COW_MEM_IMAGE_FULL, r->size);
-	if (rc) {
-		cow__region_release(r);
-		snap_free(s);
-		return rc;
+	for (size_t k = 0; k < n; k++) {
+		rc = cow__sink_begin(segs[k].sink, COW_MEM_IMAGE_FULL, segs[k].size);
+		if (rc)
+			goto fail;
+		segs[k].begun = true;
 	}
 	if (b == COW_MEM_FORK) {
 		*out = s;
@@ -1073,6 +1586,17 @@ int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink, const cow_me
 		return abandon(s, rc);
 	*out = s;
 	return 0;
+fail:
+	end_sinks(s, rc);
+	release_regions(s);
+	snap_free(s);
+	return rc;
+}
+
+int cow_mem_snapshot_prepare(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
+			     cow_mem_snap **out)
+{
+	return cow_mem_snapshot_prepare_many(&r, 1, &sink, opts, out);
 }
 
 int cow_mem_snapshot_instant(cow_mem_snap *s)
@@ -1118,8 +1642,10 @@ int cow_mem_snapshot_instant(cow_mem_snap *s)
 		rc = atomic_load(&s->wp_err);
 	}
 	/* mprotect: which pages hold data at the instant (see check_lost). */
-	if (!rc && s->data_bits)
-		rc = cow__pagemap_data(s->pagemap, s->r->addr, s->r->size, s->data_bits);
+	for (size_t k = 0; !rc && s->backend == COW_MEM_MPROTECT && k < s->nsegs; k++) {
+		struct seg *g = &s->segs[k];
+		rc = cow__pagemap_data(s->pagemap, g->addr, g->size, g->data_bits);
+	}
 	s->t_started = cow__now_ns();
 	if (!rc)
 		rc = atomic_load(&s->aerr);
@@ -1130,12 +1656,26 @@ int cow_mem_snapshot_instant(cow_mem_snap *s)
 		pthread_join(s->copier, NULL);
 		s->have_copier = false;
 		if (s->backend == COW_MEM_MPROTECT)
-			unprotect(s, 0, s->npages);
+			unprotect_all(s);
 		return rc;
 	}
 	atomic_store(&s->phase, 3);
 	cow__futex_wake(&s->phase);
 	return 0;
+}
+
+int cow_mem_snapshot_start_many(cow_mem_region **rs, size_t n, cow_mem_sink **sinks,
+				const cow_mem_snap_opts *opts, cow_mem_snap **out)
+{
+	int rc = cow_mem_snapshot_prepare_many(rs, n, sinks, opts, out);
+	if (rc)
+		return rc;
+	rc = cow_mem_snapshot_instant(*out);
+	if (rc) {
+		cow_mem_snapshot_wait(*out, NULL);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int cow_mem_snapshot_start(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_opts *opts,
@@ -1164,8 +1704,8 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 			st->backend = s->backend;
 		}
 		if (s->backend == COW_MEM_FORK) {
-			cow__sink_end(s->sink, rc);
-			cow__region_release(s->r);
+			end_sinks(s, rc);
+			release_regions(s);
 			snap_free(s);
 			return rc;
 		}
@@ -1174,10 +1714,12 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 	if (s->backend == COW_MEM_FORK) {
 		fork_wait(s);
 	} else {
+		if (s->view)
+			end_view(s);
 		pthread_join(s->copier, NULL);
 		/* Everything is DONE; lift any protection left (after a failure). */
 		if (s->backend == COW_MEM_MPROTECT) {
-			int rc = unprotect(s, 0, s->npages);
+			int rc = unprotect_all(s);
 			if (rc && !s->err && !atomic_load(&s->aerr))
 				s->err = rc;
 		}
@@ -1190,7 +1732,7 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 		if (!s->err)
 			s->err = atomic_load(&s->aerr);
 	}
-	int end = cow__sink_end(s->sink, s->err);
+	int end = end_sinks(s, s->err);
 	if (!s->err && end)
 		s->err = end;
 	uint64_t now = cow__now_ns();
@@ -1205,6 +1747,9 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 		st->stalls = atomic_load(&s->stalls);
 		st->retraps = atomic_load(&s->retraps);
 		st->waits = atomic_load(&s->waits);
+		st->grows = atomic_load(&s->grows);
+		st->buffer_bytes = (uint64_t)(atomic_load(&s->nslots) + s->stage_pages)
+				   << COW__PAGE_SHIFT;
 		if (s->samples)
 			st->fault_median_ns = cow__median(
 				s->samples, COW_MIN(atomic_load(&s->nsamples), (uint64_t)NSAMPLES));
@@ -1214,7 +1759,7 @@ int cow_mem_snapshot_wait(cow_mem_snap *s, cow_mem_snap_stats *st)
 						   << COW__PAGE_SHIFT;
 	}
 	int err = s->err;
-	cow__region_release(s->r);
+	release_regions(s);
 	snap_free(s);
 	return err;
 }
@@ -1227,4 +1772,75 @@ int cow_mem_snapshot(cow_mem_region *r, cow_mem_sink *sink, const cow_mem_snap_o
 	if (rc)
 		return rc;
 	return cow_mem_snapshot_wait(s, stats);
+}
+
+/*
+ * Copy @n bytes at offset @in of global page @page as they were at the
+ * instant: from the kept slot, or from the region while the page's state
+ * stays below KEPT (it is still protected, so unchanged since the instant).
+ */
+static int view_page(struct cow_mem_snap *s, size_t page, size_t in, char *dst, size_t n)
+{
+	for (;;) {
+		int err = atomic_load(&s->aerr);
+		if (err)
+			return err;
+		uint8_t st = atomic_load_explicit(&s->state[page], memory_order_acquire);
+		if (st == KEPT) {
+			uint32_t slot = atomic_load(&s->view_slot[page]);
+			if (!slot)
+				continue; /* no slot only when the snapshot failed */
+			memcpy(dst, s->buf + ((size_t)(slot - 1) << COW__PAGE_SHIFT) + in, n);
+			return 0;
+		}
+		if (cow__copy_guarded(dst, page_addr(s, page) + in, n))
+			return COW_MEM_ECHANGED;
+		atomic_thread_fence(memory_order_acquire);
+		/*
+		 * Discards (which mprotect does not see) are caught later: by
+		 * check_lost when the page is streamed or kept, and by end_view.
+		 */
+		if (atomic_load_explicit(&s->state[page], memory_order_acquire) < KEPT &&
+		    !atomic_load(&s->failed))
+			return 0;
+	}
+}
+
+static int view_read(cow_mem_snap *s, const struct seg *g, size_t off, void *dst, size_t len)
+{
+	if (!s->view || !s->instant_done || s->instant_rc || atomic_load(&s->view_over))
+		return COW_EINVAL;
+	if (!dst && len)
+		return COW_EINVAL;
+	if (off > g->size || len > g->size - off)
+		return COW_EINVAL;
+	char *d = dst;
+	while (len) {
+		size_t page = g->first + (off >> COW__PAGE_SHIFT), in = off & (COW__PAGE - 1);
+		size_t n = COW_MIN(len, (size_t)COW__PAGE - in);
+		int rc = view_page(s, page, in, d, n);
+		if (rc)
+			return rc;
+		d += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int cow_mem_snapshot_read(cow_mem_snap *s, size_t off, void *dst, size_t len)
+{
+	if (!s || !s->first_seg)
+		return COW_EINVAL;
+	return view_read(s, s->first_seg, off, dst, len);
+}
+
+int cow_mem_snapshot_read_addr(cow_mem_snap *s, const void *addr, void *dst, size_t len)
+{
+	if (!s || !s->segs)
+		return COW_EINVAL;
+	const struct seg *g = seg_of_addr(s, (uintptr_t)addr);
+	if (!g)
+		return COW_EINVAL;
+	return view_read(s, g, (size_t)((uintptr_t)addr - (uintptr_t)g->addr), dst, len);
 }

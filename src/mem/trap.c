@@ -14,6 +14,11 @@
  * default disposition is restored and the faulting instruction re-runs, so
  * the process dies exactly as it would have without cowkit.
  *
+ * A trap covers [start, end), or, with a contains() function, the ranges it
+ * says inside that hull: one snapshot of many regions is one trap, so the
+ * number of regions is limited by memory only, and the ring of retired
+ * ranges below (for the one-retry rule) holds one entry per snapshot.
+ *
  * Retiring a trap: the slot is cleared, then cow__trap_remove waits until no
  * handler holds the slot (per-slot counters), so the trap's memory may be
  * freed. A fault raised just before retirement but handled after it finds
@@ -128,7 +133,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 				continue;
 			/* Pin the slot, then check it still holds the same trap. */
 			atomic_fetch_add(&b->inside[i], 1);
-			if (atomic_load(&b->table[i]) == t) {
+			if (atomic_load(&b->table[i]) == t &&
+			    (!t->contains || t->contains(t, addr))) {
 				t->fault(t, addr & ~(uintptr_t)(COW__PAGE - 1));
 				atomic_fetch_sub(&b->inside[i], 1);
 				last_retry = 0;
