@@ -44,7 +44,7 @@ plot() {
 		done
 	done >"$results/fs.dat"
 	gnuplot <<EOF
-set terminal png size 1100,500
+set terminal png size 1100,500 noenhanced
 set output "$results/fs.png"
 set title "cow mount (FUSE) vs the disk, a FUSE pass-through, btrfs and XFS: seconds, median (min-max) of $runs rounds"
 set style fill solid 0.6
@@ -52,7 +52,7 @@ set boxwidth 0.7
 set xtics rotate by -40
 set ylabel "seconds"
 set logscale y
-plot "$results/fs.dat" using 0:2:3:4:xtic(1) with boxerrorbars notitle
+plot "$results/fs.dat" using 0:2:3:4:(0.7):xtic(1) with boxerrorbars notitle
 EOF
 	rm -f "$results/fs.dat"
 }
