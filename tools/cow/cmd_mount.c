@@ -341,6 +341,19 @@ static void fail(fuse_req_t req, int err)
 	fuse_reply_err(req, err);
 }
 
+/*
+ * The start of most requests: lock, then find @ino's tree (for a change if
+ * @write). On failure the request is answered and the lock let go: false.
+ */
+static bool enter(fuse_req_t req, fuse_ino_t ino, bool write, cow_fs **f, uint64_t *real)
+{
+	LOCK();
+	int rc = tree_of(ino, write, f, real);
+	if (rc)
+		fail(req, rc); /* .snapshots and the snapshots in it are EROFS for a change */
+	return rc == 0;
+}
+
 /* ---- snapshots ---- */
 
 /* The version number of snapshot @snap of the mounted fs (opened on first use). */
@@ -443,13 +456,12 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, TIMEOUT);
 		return;
 	}
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
 	cow_fs_attr a;
-	int rc = tree_of(ino, false, &f, &real);
-	if (rc)
-		return fail(req, rc);
+	if (!enter(req, ino, false, &f, &real))
+		return;
+	int rc;
 	if ((rc = cow_fs_getattr(f, real, &a)))
 		return fail(req, err_of(rc));
 	UNLOCK();
@@ -466,12 +478,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	(void)fi;
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
-	int rc = tree_of(ino, true, &f, &real);
-	if (rc)
-		return fail(req, rc);
+	if (!enter(req, ino, true, &f, &real))
+		return;
+	int rc;
 	cow_fs_attr in = {.mode = attr->st_mode,
 			  .uid = attr->st_uid,
 			  .gid = attr->st_gid,
@@ -516,14 +527,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
 	char buf[COW_FS_LINK_MAX + 1];
 	size_t len;
-	int rc = tree_of(ino, false, &f, &real);
-	if (rc)
-		return fail(req, rc);
+	if (!enter(req, ino, false, &f, &real))
+		return;
+	int rc;
 	if ((rc = cow_fs_readlink(f, real, buf, COW_FS_LINK_MAX, &len)))
 		return fail(req, err_of(rc));
 	UNLOCK();
@@ -541,7 +551,7 @@ static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	uint64_t real;
 	int rc = tree_of(parent, true, &f, &real);
 	if (rc)
-		return fail(req, parent == SNAPDIR ? EROFS : rc);
+		return fail(req, rc);
 	cow_fs_attr a;
 	size_t n = strlen(name);
 	if (live_root_snapdir(parent, name))
@@ -603,7 +613,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 	uint64_t real;
 	int rc = tree_of(parent, true, &f, &real);
 	if (rc)
-		return fail(req, parent == SNAPDIR ? EROFS : rc);
+		return fail(req, rc);
 	if (live_root_snapdir(parent, name))
 		return fail(req, EPERM);
 	cow_fs_attr a;
@@ -706,12 +716,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     struct fuse_file_info *fi)
 {
 	(void)fi;
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
-	int rc = tree_of(ino, true, &f, &real);
-	if (rc)
-		return fail(req, rc);
+	if (!enter(req, ino, true, &f, &real))
+		return;
+	int rc;
 	if ((rc = changed(cow_fs_write(f, real, buf, size, (uint64_t)off))))
 		return fail(req, err_of(rc));
 	UNLOCK();
@@ -874,12 +883,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
-	int rc = tree_of(ino, true, &f, &real);
-	if (rc)
-		return fail(req, rc);
+	if (!enter(req, ino, true, &f, &real))
+		return;
+	int rc;
 	if ((rc = changed(cow_fs_setxattr(f, real, name, value, size, flags))))
 		return fail(req, err_of(rc));
 	UNLOCK();
@@ -940,12 +948,11 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
-	int rc = tree_of(ino, true, &f, &real);
-	if (rc)
-		return fail(req, rc);
+	if (!enter(req, ino, true, &f, &real))
+		return;
+	int rc;
 	if ((rc = changed(cow_fs_removexattr(f, real, name))))
 		return fail(req, err_of(rc));
 	UNLOCK();
@@ -964,13 +971,12 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
 	cow_fs_attr a;
-	int rc = tree_of(ino, true, &f, &real);
-	if (rc)
-		return fail(req, rc);
+	if (!enter(req, ino, true, &f, &real))
+		return;
+	int rc;
 	if ((rc = cow_fs_getattr(f, real, &a)))
 		return fail(req, err_of(rc));
 	uint64_t end = (uint64_t)off + (uint64_t)len;
