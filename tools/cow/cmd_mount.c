@@ -103,8 +103,9 @@ static struct {
 	pthread_cond_t cv;
 	cow_txn *wt; /* the open write transaction, or NULL */
 	cow_fs *wf;
-	uint64_t dirty_ns; /* when its first change was made */
-	cow_txn *rt;	   /* a read transaction on the newest commit, or NULL */
+	uint64_t dirty_ns;  /* when its first change was made */
+	uint64_t txn_bytes; /* data it wrote, about: not yet in a commit's figures */
+	cow_txn *rt;	    /* a read transaction on the newest commit, or NULL */
 	cow_fs *rf;
 	bool failed; /* a commit failed: read-only from then on */
 	bool stop;
@@ -130,7 +131,7 @@ static void logmsg(const char *what, int rc)
 /* A cowkit code as the errno FUSE replies with. */
 static int err_of(int rc)
 {
-	if (rc < 0 && rc > -4096)
+	if (rc < 0 && rc > -1000) /* -errno; cowkit's own codes are below -1000 */
 		return -rc;
 	switch (rc) {
 	case COW_ENOTFOUND:
@@ -164,6 +165,7 @@ static int commit(void)
 	int rc = cow_txn_commit(M.wt);
 	M.wt = NULL;
 	M.wf = NULL;
+	M.txn_bytes = 0;
 	drop_read();
 	if (rc) {
 		logmsg("commit failed; changes since the last commit are lost, read-only from now "
@@ -236,10 +238,47 @@ static int changed(int rc)
 		cow_txn_abort(M.wt);
 		M.wt = NULL;
 		M.wf = NULL;
+		M.txn_bytes = 0;
 		M.failed = true;
 		logmsg("a change failed half-way; changes since the last commit are lost", rc);
 	}
 	return rc;
+}
+
+/*
+ * Is there room for a change that adds about @bytes? A change that fails
+ * half-way for want of space spoils the whole open transaction (its
+ * changes since the last commit are lost), so changes that add data are
+ * refused with ENOSPC unless the store has twice that plus a margin
+ * free where it can write: free blocks its file already holds on disk
+ * (those of the last commit, less what the open transaction wrote since),
+ * or else the file system under it, with room for the next growth of the
+ * file (an eighth of it, at most 1 GiB, reserved at once). Changes that
+ * only remove (unlink, truncate, punch) are never refused: they are how a
+ * full file system is emptied, and the margin is theirs.
+ */
+static int room(uint64_t bytes)
+{
+	struct statvfs sv;
+	const char *path = cli_store_path();
+	cow_store_stats st;
+	if (!path || statvfs(path, &sv) != 0 || cow_store_stat(M.s, &st) != 0)
+		return 0;
+	/* The margin: 1/64 of the file system, between 1 and 32 MiB; the commit's nodes. */
+	uint64_t size = (uint64_t)sv.f_blocks * sv.f_frsize, margin = size / 64;
+	margin = margin < (UINT64_C(1) << 20) ? UINT64_C(1) << 20 : margin;
+	margin = margin > (UINT64_C(32) << 20) ? UINT64_C(32) << 20 : margin;
+	uint64_t want = 2 * bytes + M.txn_bytes / 16 + margin;
+	uint64_t held = st.disk_bytes > st.used_bytes + st.pending_bytes
+				? st.disk_bytes - st.used_bytes - st.pending_bytes
+				: 0;
+	held = held < st.free_bytes ? held : st.free_bytes;
+	held = held > M.txn_bytes ? held - M.txn_bytes : 0;
+	if (held >= want)
+		return 0;
+	uint64_t step =
+		st.file_bytes / 8 < (UINT64_C(1) << 30) ? st.file_bytes / 8 : UINT64_C(1) << 30;
+	return (uint64_t)sv.f_bavail * sv.f_frsize < want + step ? ENOSPC : 0;
 }
 
 /* ---- open files ---- */
@@ -428,7 +467,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	cow_fs_attr a;
-	uint64_t v, real;
+	uint64_t v = 0, real; /* set on every path; 0 quiets -Wmaybe-uninitialized */
 	cow_fs *f;
 	int rc;
 	if (parent == SNAPDIR) {
@@ -550,7 +589,7 @@ static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	cow_fs *f;
 	uint64_t real;
 	int rc = tree_of(parent, true, &f, &real);
-	if (rc)
+	if (rc || (rc = room(4096)))
 		return fail(req, rc);
 	cow_fs_attr a;
 	size_t n = strlen(name);
@@ -721,8 +760,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	if (!enter(req, ino, true, &f, &real))
 		return;
 	int rc;
+	if ((rc = room(size)))
+		return fail(req, rc);
 	if ((rc = changed(cow_fs_write(f, real, buf, size, (uint64_t)off))))
 		return fail(req, err_of(rc));
+	M.txn_bytes += size;
 	UNLOCK();
 	fuse_reply_write(req, size);
 }
@@ -888,6 +930,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	if (!enter(req, ino, true, &f, &real))
 		return;
 	int rc;
+	if ((rc = room(size)))
+		return fail(req, rc);
 	if ((rc = changed(cow_fs_setxattr(f, real, name, value, size, flags))))
 		return fail(req, err_of(rc));
 	UNLOCK();
@@ -1012,6 +1056,14 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	if (rc)
 		return fail(req, rc);
 	rin = ino_in & INO_MASK;
+	/* A reflink adds a tree entry and a reference count per block, about 160 bytes. */
+	cow_fs_attr sa;
+	if (cow_fs_getattr(f, rin, &sa) == 0 && (uint64_t)off_in < sa.size &&
+	    (rc = room(((uint64_t)len < sa.size - (uint64_t)off_in ? (uint64_t)len
+								   : sa.size - (uint64_t)off_in) /
+			       4096 * 256 +
+		       8192)))
+		return fail(req, rc);
 	uint64_t done;
 	if ((rc = changed(cow_fs_clone_range(f, rin, (uint64_t)off_in, rout, (uint64_t)off_out, len,
 					     &done))))
