@@ -39,9 +39,12 @@ foreach(b uffd-thread uffd eager)
 	cow_test(mem_restore_at_${b} SOURCES unit/test_mem_restore_at.c LABELS unit ARGS ${b})
 endforeach()
 
-# Several regions in one instant, one buffer (cow_mem_snapshot_start_many).
+# Several regions in one instant, one buffer (cow_mem_snapshot_start_many). Alone: once,
+# under ASan beside the rest of the suite, the handler-thread run hung (not reproduced
+# in 320 runs since, with and without CPU hogs beside it).
 foreach(b uffd-thread uffd mprotect fork)
 	cow_test(mem_many_${b} SOURCES unit/test_mem_many.c LABELS unit concurrent ARGS ${b})
+	set_tests_properties(mem_many_${b} PROPERTIES RUN_SERIAL TRUE)
 endforeach()
 
 # Stall policy with a 64 KiB buffer, a slow sink and four writers.
