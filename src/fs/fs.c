@@ -301,6 +301,23 @@ static int dirent_del(cow_fs *f, uint64_t dir, const char *name, size_t n)
 	return del(f, k, k_dirent(k, dir, name, n));
 }
 
+/*
+ * After a seek or a step of @c that returned @rc: is the key there one
+ * that starts with the @plen bytes of @pre (and is longer)? 1 with the key
+ * in *@kb, 0 when past them or at the tree's end, or an error. Every scan
+ * of one inode's records goes through it.
+ */
+static int key_with(struct cow__cursor *c, int rc, const uint8_t *pre, size_t plen, cow_buf *kb)
+{
+	if (rc == 0)
+		rc = cow__cursor_get(c, kb, NULL);
+	if (rc == COW_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	return kb->len > plen && memcmp(kb->data, pre, plen) == 0;
+}
+
 /* Does directory @dir hold any entry? */
 static int dir_empty(cow_fs *f, uint64_t dir, bool *empty)
 {
@@ -308,17 +325,10 @@ static int dir_empty(cow_fs *f, uint64_t dir, bool *empty)
 	k_ino(k, dir, T_DIRENT);
 	struct cow__cursor c;
 	cow__cursor_init(&c, TX(f), &f->m.tree);
-	int rc = cow__cursor_seek(&c, k, 9);
-	*empty = true;
-	if (rc == COW_ENOTFOUND)
-		return 0;
-	if (rc)
-		return rc;
 	cow_buf kb;
-	rc = cow__cursor_get(&c, &kb, NULL);
-	if (rc == 0)
-		*empty = !(kb.len > 9 && memcmp(kb.data, k, 9) == 0);
-	return rc == COW_ENOTFOUND ? 0 : rc;
+	int rc = key_with(&c, cow__cursor_seek(&c, k, 9), k, 9, &kb);
+	*empty = rc == 0;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- create and open ---- */
@@ -1202,15 +1212,13 @@ int cow_fs_readdir(cow_fs *f, uint64_t dir, uint64_t cookie,
 	cow__put_be64(k + 9, COW_MAX(cookie, (uint64_t)FIRST_COOKIE));
 	struct cow__cursor c;
 	cow__cursor_init(&c, TX(f), &f->m.tree);
-	rc = cow__cursor_seek(&c, k, 17);
-	while (rc == 0) {
-		cow_buf kb, vb;
-		if ((rc = cow__cursor_get(&c, &kb, &vb)))
-			break;
+	cow_buf kb, vb;
+	for (rc = key_with(&c, cow__cursor_seek(&c, k, 17), k, 9, &kb); rc == 1;
+	     rc = key_with(&c, cow__cursor_next(&c), k, 9, &kb)) {
 		const uint8_t *kp = kb.data;
-		if (kb.len < 18 || memcmp(kp, k, 9) != 0)
-			break;
-		if (vb.len != 12 || kb.len - 17 > COW_FS_NAME_MAX)
+		if ((rc = cow__cursor_get(&c, NULL, &vb)))
+			return rc;
+		if (kb.len < 18 || vb.len != 12 || kb.len - 17 > COW_FS_NAME_MAX)
 			return COW_CORRUPT(0, "bad directory entry");
 		uint64_t h = cow__be64(kp + 9);
 		cow_fs_dirent e = {(const char *)kp + 17,
@@ -1221,9 +1229,8 @@ int cow_fs_readdir(cow_fs *f, uint64_t dir, uint64_t cookie,
 				   h};
 		if (fn(ctx, &e))
 			return 0;
-		rc = cow__cursor_next(&c);
 	}
-	return rc == COW_ENOTFOUND ? 0 : rc;
+	return rc;
 }
 
 /* ---- extended attributes ---- */
@@ -1324,13 +1331,9 @@ int cow_fs_listxattr(cow_fs *f, uint64_t ino, char *buf, size_t cap, size_t *len
 	struct cow__cursor c;
 	cow__cursor_init(&c, TX(f), &f->m.tree);
 	size_t n = 0;
-	rc = cow__cursor_seek(&c, k, 9);
-	while (rc == 0) {
-		cow_buf kb;
-		if ((rc = cow__cursor_get(&c, &kb, NULL)))
-			break;
-		if (kb.len <= 9 || memcmp(kb.data, k, 9) != 0)
-			break;
+	cow_buf kb;
+	for (rc = key_with(&c, cow__cursor_seek(&c, k, 9), k, 9, &kb); rc == 1;
+	     rc = key_with(&c, cow__cursor_next(&c), k, 9, &kb)) {
 		size_t l = kb.len - 9;
 		if (cap && n + l + 1 > cap)
 			return -ERANGE;
@@ -1339,9 +1342,8 @@ int cow_fs_listxattr(cow_fs *f, uint64_t ino, char *buf, size_t cap, size_t *len
 			buf[n + l] = 0;
 		}
 		n += l + 1;
-		rc = cow__cursor_next(&c);
 	}
-	if (rc && rc != COW_ENOTFOUND)
+	if (rc)
 		return rc;
 	*len = n;
 	return 0;
@@ -1357,14 +1359,13 @@ static int free_inode(cow_fs *f, uint64_t ino)
 	for (;;) {
 		struct cow__cursor c;
 		cow__cursor_init(&c, TX(f), &f->m.tree);
-		int rc = cow__cursor_seek(&c, k, 9);
-		if (rc == COW_ENOTFOUND)
-			break;
 		cow_buf kb;
-		if (rc || (rc = cow__cursor_get(&c, &kb, NULL)))
-			return rc;
-		if (kb.len < 9 || memcmp(kb.data, k, 8) != 0)
+		int rc = key_with(&c, cow__cursor_seek(&c, k, 9), k, 8, &kb);
+		if (rc <= 0) {
+			if (rc)
+				return rc;
 			break;
+		}
 		uint8_t key[COW_BTREE_KEY_MAX];
 		size_t klen = kb.len;
 		memcpy(key, kb.data, klen);
@@ -1408,16 +1409,13 @@ int cow_fs_orphans(cow_fs *f, uint64_t *freed)
 	for (;;) {
 		struct cow__cursor c;
 		cow__cursor_init(&c, TX(f), &f->m.tree);
-		rc = cow__cursor_seek(&c, k, 9);
-		if (rc == COW_ENOTFOUND) {
-			rc = 0;
+		cow_buf kb;
+		if ((rc = key_with(&c, cow__cursor_seek(&c, k, 9), k, 9, &kb)) <= 0)
+			break;
+		if (kb.len != 17) {
+			rc = COW_CORRUPT(0, "bad orphan record");
 			break;
 		}
-		cow_buf kb;
-		if (rc || (rc = cow__cursor_get(&c, &kb, NULL)))
-			break;
-		if (kb.len != 17 || memcmp(kb.data, k, 9) != 0)
-			break;
 		uint64_t ino = cow__be64((const uint8_t *)kb.data + 9);
 		struct inode in;
 		rc = ino_get(f, ino, &in);

@@ -1190,10 +1190,12 @@ int cmd_mount(const struct cli_args *a)
 	M.ro = strchr(name, '@') != NULL;
 	M.interval_ms = (unsigned)cli_num(a, "commit", 1000);
 	const char *opts = cli_str(a, "options", NULL);
-	if (opts &&
-	    (strcmp(opts, "ro") == 0 || strncmp(opts, "ro,", 3) == 0 || strstr(opts, ",ro,") ||
-	     (strlen(opts) > 3 && !strcmp(opts + strlen(opts) - 3, ",ro"))))
-		M.ro = true;
+	for (const char *o = opts; o && *o;) { /* "ro" among the comma-separated options */
+		size_t n = strcspn(o, ",");
+		if (n == 2 && strncmp(o, "ro", 2) == 0)
+			M.ro = true;
+		o += n + (o[n] == ',');
+	}
 
 	/*
 	 * One writable mount of an fs at a time, whatever path names the store:
