@@ -25,6 +25,12 @@ grep -q "already mounted" "$T/second" || fail "second mount: $(cat "$T/second")"
 "$COW" -s "$STORE" mount nosuch "$T/mnt2" 2>/dev/null && fail "mounted an fs that does not exist"
 cow map create amap && "$COW" -s "$STORE" mount amap "$T/mnt2" 2>/dev/null &&
 	fail "mounted a map"
+# names with what mount options and the shell treat specially, and UTF-8
+odd=$(printf 'caf\303\251, a\\b')
+cow fs create "$odd" || fail "fs create of an odd name"
+"$COW" -s "$STORE" mount "$odd" "$T/mnt2" || fail "mount of '$odd'"
+echo ok >"$T/mnt2/f" && [ "$(cat "$T/mnt2/f")" = ok ] || fail "use of '$odd'"
+"$COW" umount "$T/mnt2" || fail "umount of '$odd'"
 
 # cp -a of a source tree, then diff -r against the original
 cp -a "$SRC/src" "$MNT/src" || fail "cp -a"

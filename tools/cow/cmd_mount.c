@@ -1251,9 +1251,17 @@ int cmd_mount(const struct cli_args *a)
 	}
 	clock_gettime(CLOCK_REALTIME, &M.start);
 
-	char fsname[PATH_MAX + 64];
+	/* The name as libfuse's option parser reads it: ',' and '\\' escaped. */
+	char esc[2 * sizeof(M.name)], *e = esc;
+	for (const char *p = name; *p; p++) {
+		if (*p == ',' || *p == '\\')
+			*e++ = '\\';
+		*e++ = *p;
+	}
+	*e = 0;
+	char fsname[PATH_MAX + 2 * sizeof(M.name) + 64];
 	snprintf(fsname, sizeof(fsname), "-ofsname=cow:%s,subtype=cow,default_permissions%s%s%s",
-		 name, M.ro ? ",ro" : "", opts ? "," : "", opts ? opts : "");
+		 esc, M.ro ? ",ro" : "", opts ? "," : "", opts ? opts : "");
 	char *argv[] = {(char *)"cow-mount", fsname, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(2, argv);
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
