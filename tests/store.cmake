@@ -74,6 +74,10 @@ set_tests_properties(fs_posix PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_COD
 add_test(NAME fs_crash COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_crash.sh
 	$<TARGET_FILE:cow_tool> 4)
 set_tests_properties(fs_crash PROPERTIES LABELS crash TIMEOUT 300 SKIP_RETURN_CODE 77)
+# Reads answered while the mount's writer waits for another writer of the store.
+add_test(NAME fs_readers COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_readers.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(fs_readers PROPERTIES LABELS "unit;concurrent" TIMEOUT 120 SKIP_RETURN_CODE 77)
 add_test(NAME fs_full COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_full.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(fs_full PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)

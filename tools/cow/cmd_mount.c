@@ -4,12 +4,18 @@
  * inode number and no path is ever built (docs/fs.md).
  *
  * One write transaction at a time holds the changes, begun at the first
- * change after a commit: a commit happens when fsync, fdatasync, syncfs
- * or fsyncdir asks (and returns only once durable), and otherwise once
- * the oldest change is --commit milliseconds old. The store is free for
- * other writers (a `cow snapshot` from the shell) between commits. Reads
- * go through the write transaction while one is open, else through a read
- * transaction on the newest commit. One mutex orders the requests.
+ * change after a commit: a commit happens when fsync, fdatasync or
+ * fsyncdir asks (and returns only once durable), and otherwise once the
+ * oldest change is --commit milliseconds old or 64 MiB have been written. The store is free for
+ * other writers (a `cow snapshot` from the shell) between commits.
+ *
+ * Readers do not wait for the writer. A read of an inode the open write
+ * transaction has not changed (the set of changed inodes is kept beside it
+ * and emptied by each commit) is served from the newest commit, in a read
+ * transaction of its own, without the mutex that orders the changes: it
+ * waits neither for a change nor for a commit, nor for another writer of
+ * the store. Only a read of an inode changed since the last commit goes
+ * through the write transaction, in turn with the changes.
  *
  * Snapshots of the tree appear read-only under DIR/.snapshots/NAME: FUSE
  * inode numbers carry the version in their top 16 bits (0: the live tree,
@@ -76,16 +82,15 @@ int cmd_mount(const struct cli_args *a)
 #define FUSE_USE_VERSION 312
 #include <fuse3/fuse_lowlevel.h>
 
-#define VSHIFT	 48
-#define INO_MASK ((UINT64_C(1) << VSHIFT) - 1)
-#define SNAPDIR	 ((UINT64_C(0xffff) << VSHIFT) | 1)
-#define MAXSNAPS 0xfffe
-#define TIMEOUT	 1.0 /* seconds the kernel may cache names and attributes */
+#define VSHIFT	  48
+#define INO_MASK  ((UINT64_C(1) << VSHIFT) - 1)
+#define SNAPDIR	  ((UINT64_C(0xffff) << VSHIFT) | 1)
+#define MAXSNAPS  0xfffe
+#define TIMEOUT	  1.0		       /* seconds the kernel may cache names and attributes */
+#define BATCH_MAX (UINT64_C(64) << 20) /* bytes written that make a commit due */
 
 struct snapv {
 	char name[COW_NAME_MAX + 1];
-	cow_txn *t;
-	cow_fs *f;
 };
 
 struct opened {
@@ -105,16 +110,103 @@ static struct {
 	cow_fs *wf;
 	uint64_t dirty_ns;  /* when its first change was made */
 	uint64_t txn_bytes; /* data it wrote, about: not yet in a commit's figures */
-	cow_txn *rt;	    /* a read transaction on the newest commit, or NULL */
-	cow_fs *rf;
-	bool failed; /* a commit failed: read-only from then on */
+	bool due;	    /* commit now: BATCH_MAX bytes written */
+	bool failed;	    /* a commit failed: read-only from then on */
 	bool stop;
-	struct snapv *snaps;
-	size_t nsnaps;
 	struct opened *open;
 	size_t nopen, capopen;
 	struct timespec start;
 } M = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+#define LOCK()	 pthread_mutex_lock(&M.mu)
+#define UNLOCK() pthread_mutex_unlock(&M.mu)
+
+/*
+ * What readers look at without M.mu: the inodes of the live tree changed
+ * since the last commit, and the snapshots' names. D.mu is held only to
+ * look or to change these, never across a tree operation.
+ */
+static struct {
+	pthread_mutex_t mu;
+	uint64_t *set; /* open addressing, 0 an empty slot (inode 0 is never one) */
+	size_t cap, n;
+	bool all; /* more than the set holds: every live inode counts as changed */
+	struct snapv *snaps;
+	size_t nsnaps;
+} D = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+#define DIRTY_MAX (1u << 16) /* inodes tracked one by one before D.all */
+
+static size_t dirty_slot(uint64_t ino)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 20) & (D.cap - 1);
+}
+
+/* Inode @ino of the live tree is about to change (under M.mu, before the change). */
+static void touch(uint64_t ino)
+{
+	pthread_mutex_lock(&D.mu);
+	if (!D.all && D.n + 1 > D.cap / 2) {
+		size_t cap = D.cap ? 2 * D.cap : 64;
+		uint64_t *set = cap <= 2 * DIRTY_MAX ? calloc(cap, sizeof(*set)) : NULL;
+		if (!set) {
+			D.all = true; /* readers take the lock until the next commit */
+		} else {
+			uint64_t *old = D.set;
+			size_t ocap = D.cap;
+			D.set = set;
+			D.cap = cap;
+			for (size_t i = 0; i < ocap; i++)
+				if (old[i]) {
+					size_t j = dirty_slot(old[i]);
+					while (D.set[j])
+						j = (j + 1) & (D.cap - 1);
+					D.set[j] = old[i];
+				}
+			free(old);
+		}
+	}
+	if (!D.all) {
+		size_t j = dirty_slot(ino);
+		while (D.set[j] && D.set[j] != ino)
+			j = (j + 1) & (D.cap - 1);
+		if (!D.set[j]) {
+			D.set[j] = ino;
+			D.n++;
+		}
+	}
+	pthread_mutex_unlock(&D.mu);
+}
+
+static bool is_changed(uint64_t ino)
+{
+	pthread_mutex_lock(&D.mu);
+	bool yes = D.all;
+	if (!yes && D.n) {
+		size_t j = dirty_slot(ino);
+		while (D.set[j] && D.set[j] != ino)
+			j = (j + 1) & (D.cap - 1);
+		yes = D.set[j] == ino;
+	}
+	pthread_mutex_unlock(&D.mu);
+	return yes;
+}
+
+/* The changes are committed (or lost): the newest commit is the truth for all. */
+static void settled(void)
+{
+	pthread_mutex_lock(&D.mu);
+	if (D.cap > 1024) { /* a big transaction's table would stay big */
+		free(D.set);
+		D.set = NULL;
+		D.cap = 0;
+	} else if (D.set) {
+		memset(D.set, 0, D.cap * sizeof(*D.set));
+	}
+	D.n = 0;
+	D.all = false;
+	pthread_mutex_unlock(&D.mu);
+}
 
 static uint64_t now_ns(void)
 {
@@ -131,6 +223,8 @@ static void logmsg(const char *what, int rc)
 /* A cowkit code as the errno FUSE replies with. */
 static int err_of(int rc)
 {
+	if (rc == 0)
+		return 0;
 	if (rc < 0 && rc > -1000) /* -errno; cowkit's own codes are below -1000 */
 		return -rc;
 	switch (rc) {
@@ -149,14 +243,6 @@ static int err_of(int rc)
 
 /* ---- transactions (under M.mu) ---- */
 
-static void drop_read(void)
-{
-	if (M.rt)
-		cow_txn_abort(M.rt);
-	M.rt = NULL;
-	M.rf = NULL;
-}
-
 /* Commit the open write transaction; durable when it returns 0. */
 static int commit(void)
 {
@@ -166,7 +252,8 @@ static int commit(void)
 	M.wt = NULL;
 	M.wf = NULL;
 	M.txn_bytes = 0;
-	drop_read();
+	M.due = false;
+	settled();
 	if (rc) {
 		logmsg("commit failed; changes since the last commit are lost, read-only from now "
 		       "on",
@@ -182,7 +269,6 @@ static int live_write(cow_fs **f)
 	if (M.ro || M.failed)
 		return EROFS;
 	if (!M.wt) {
-		drop_read(); /* it would pin a generation the commit could free */
 		int rc = cow_txn_begin(M.s, 0, &M.wt);
 		if (rc == 0 && (rc = cow_fs_open(M.wt, M.name, &M.wf))) {
 			cow_txn_abort(M.wt);
@@ -197,38 +283,77 @@ static int live_write(cow_fs **f)
 	return 0;
 }
 
-static int live_read(cow_fs **f)
+/* The live tree for a change, and @ino's number there; snapshots are EROFS. */
+static int tree_of(fuse_ino_t ino, cow_fs **f, uint64_t *real)
 {
-	if (M.wt) {
-		*f = M.wf;
-		return 0;
+	*real = ino & INO_MASK;
+	return (ino >> VSHIFT) ? EROFS : live_write(f);
+}
+
+/* ---- reads ---- */
+
+/* A tree to read in: a transaction of the request's own, or the write one. */
+struct rd {
+	cow_txn *t;  /* ours, or NULL */
+	bool locked; /* M.mu held: reading in the write transaction */
+};
+
+/* Version @v's tree (0 the live one) in a read transaction on the newest commit. */
+static int open_own(uint64_t v, struct rd *r, cow_fs **f)
+{
+	char name[sizeof(M.name) + COW_NAME_MAX + 2];
+	if (v == 0) {
+		snprintf(name, sizeof(name), "%s", M.name);
+	} else {
+		pthread_mutex_lock(&D.mu);
+		if (v <= D.nsnaps)
+			snprintf(name, sizeof(name), "%s@%s", M.name, D.snaps[v - 1].name);
+		pthread_mutex_unlock(&D.mu);
+		if (v > D.nsnaps)
+			return ENOENT;
 	}
-	if (!M.rt) {
-		int rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &M.rt);
-		if (rc == 0 && (rc = cow_fs_open(M.rt, M.name, &M.rf))) {
-			cow_txn_abort(M.rt);
-			M.rt = NULL;
-		}
-		if (rc)
-			return err_of(rc);
+	int rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &r->t);
+	if (rc)
+		return err_of(rc);
+	if ((rc = cow_fs_open(r->t, name, f))) {
+		cow_txn_abort(r->t);
+		r->t = NULL;
+		return v && (rc == COW_ENOTFOUND || rc == COW_ETYPE) ? ESTALE : err_of(rc);
 	}
-	*f = M.rf;
 	return 0;
 }
 
-/* The tree FUSE inode @ino lives in, and its number there. */
-static int tree_of(fuse_ino_t ino, bool write, cow_fs **f, uint64_t *real)
+/*
+ * The tree to read FUSE inode @ino in, and its number there: the newest
+ * commit's, unless the open write transaction has changed it (then in
+ * that, under M.mu; @changed: take it as changed). Checked before the read
+ * transaction begins, so that a commit that settled @ino is in what it
+ * sees. read_done() ends it.
+ */
+static int read_tree(fuse_ino_t ino, bool changed, struct rd *r, cow_fs **f, uint64_t *real)
 {
-	uint64_t v = ino >> VSHIFT;
+	*r = (struct rd){0};
 	*real = ino & INO_MASK;
-	if (v == 0)
-		return write ? live_write(f) : live_read(f);
-	if (write)
-		return EROFS;
-	if (v > M.nsnaps)
-		return ENOENT;
-	*f = M.snaps[v - 1].f;
-	return 0;
+	uint64_t v = ino >> VSHIFT;
+	if (v == 0 && (changed || is_changed(*real))) {
+		LOCK();
+		if (M.wt) {
+			r->locked = true;
+			*f = M.wf;
+			return 0;
+		}
+		UNLOCK(); /* committed meanwhile */
+	}
+	return open_own(v, r, f);
+}
+
+static void read_done(struct rd *r)
+{
+	if (r->locked)
+		UNLOCK();
+	else if (r->t)
+		cow_txn_abort(r->t);
+	*r = (struct rd){0};
 }
 
 /* A failed change may have left the transaction half done: it cannot commit. */
@@ -240,6 +365,7 @@ static int changed(int rc)
 		M.wf = NULL;
 		M.txn_bytes = 0;
 		M.failed = true;
+		settled();
 		logmsg("a change failed half-way; changes since the last commit are lost", rc);
 	}
 	return rc;
@@ -281,7 +407,7 @@ static int room(uint64_t bytes)
 	return (uint64_t)sv.f_bavail * sv.f_frsize < want + step ? ENOSPC : 0;
 }
 
-/* ---- open files ---- */
+/* ---- open files (the table under D.mu) ---- */
 
 static struct opened *find_open(uint64_t ino)
 {
@@ -293,43 +419,63 @@ static struct opened *find_open(uint64_t ino)
 
 static int open_ref(uint64_t ino)
 {
+	int rc = 0;
+	pthread_mutex_lock(&D.mu);
 	struct opened *o = find_open(ino);
-	if (!o) {
-		if (M.nopen == M.capopen) {
-			size_t cap = M.capopen ? 2 * M.capopen : 64;
-			struct opened *n = realloc(M.open, cap * sizeof(*n));
-			if (!n)
-				return ENOMEM;
+	if (!o && M.nopen == M.capopen) {
+		size_t cap = M.capopen ? 2 * M.capopen : 64;
+		struct opened *n = realloc(M.open, cap * sizeof(*n));
+		if (n) {
 			M.open = n;
 			M.capopen = cap;
+		} else {
+			rc = ENOMEM;
 		}
+	}
+	if (rc == 0 && !o) {
 		o = &M.open[M.nopen++];
 		*o = (struct opened){ino, 0, false};
 	}
-	o->count++;
-	return 0;
+	if (rc == 0)
+		o->count++;
+	pthread_mutex_unlock(&D.mu);
+	return rc;
 }
 
-/* The last link of @ino went: free it now, or at its last release. */
+/* The last link of @ino went (under M.mu): free it now, or at its last release. */
 static void orphaned(cow_fs *f, uint64_t ino)
 {
+	pthread_mutex_lock(&D.mu);
 	struct opened *o = find_open(ino);
 	if (o)
 		o->orphan = true;
-	else
+	pthread_mutex_unlock(&D.mu);
+	if (!o) {
+		touch(ino);
 		changed(cow_fs_forget(f, ino));
+	}
 }
 
+/* A release of @ino: at the last one, an orphan is freed (a change: under M.mu). */
 static void open_unref(uint64_t ino)
 {
+	pthread_mutex_lock(&D.mu);
 	struct opened *o = find_open(ino);
-	if (!o || --o->count)
+	bool orphan = false;
+	if (o && --o->count == 0) {
+		orphan = o->orphan;
+		*o = M.open[--M.nopen];
+	}
+	pthread_mutex_unlock(&D.mu);
+	if (!orphan)
 		return;
-	bool orphan = o->orphan;
-	*o = M.open[--M.nopen];
 	cow_fs *f;
-	if (orphan && live_write(&f) == 0)
+	LOCK();
+	if (live_write(&f) == 0) {
+		touch(ino);
 		changed(cow_fs_forget(f, ino));
+	}
+	UNLOCK();
 }
 
 /* ---- replies ---- */
@@ -370,9 +516,6 @@ static void reply_entry(fuse_req_t req, const cow_fs_attr *a, uint64_t version)
 	fuse_reply_entry(req, &e);
 }
 
-#define LOCK()	 pthread_mutex_lock(&M.mu)
-#define UNLOCK() pthread_mutex_unlock(&M.mu)
-
 /* Reply @rc (a cowkit code or -errno; 0 is the caller's to reply) and unlock. */
 static void fail(fuse_req_t req, int err)
 {
@@ -381,52 +524,70 @@ static void fail(fuse_req_t req, int err)
 }
 
 /*
- * The start of most requests: lock, then find @ino's tree (for a change if
- * @write). On failure the request is answered and the lock let go: false.
+ * The start of a change to @ino: lock, find the live tree, and mark @ino
+ * changed. On failure the request is answered and the lock let go: false.
  */
-static bool enter(fuse_req_t req, fuse_ino_t ino, bool write, cow_fs **f, uint64_t *real)
+static bool enter(fuse_req_t req, fuse_ino_t ino, cow_fs **f, uint64_t *real)
 {
 	LOCK();
-	int rc = tree_of(ino, write, f, real);
+	int rc = tree_of(ino, f, real);
 	if (rc)
 		fail(req, rc); /* .snapshots and the snapshots in it are EROFS for a change */
+	else
+		touch(*real);
 	return rc == 0;
 }
 
 /* ---- snapshots ---- */
 
-/* The version number of snapshot @snap of the mounted fs (opened on first use). */
+/* Snapshot @snap's version if it has one (under D.mu). */
+static bool find_snap(const char *snap, size_t n, uint64_t *v)
+{
+	for (size_t i = 0; i < D.nsnaps; i++)
+		if (strlen(D.snaps[i].name) == n && memcmp(D.snaps[i].name, snap, n) == 0) {
+			*v = i + 1;
+			return true;
+		}
+	return false;
+}
+
+/* The version number of snapshot @snap of the mounted fs (given at its first lookup). */
 static int snap_version(const char *snap, size_t n, uint64_t *v)
 {
-	for (size_t i = 0; i < M.nsnaps; i++)
-		if (strlen(M.snaps[i].name) == n && memcmp(M.snaps[i].name, snap, n) == 0) {
-			*v = i + 1;
-			return 0;
-		}
 	if (n == 0 || n > COW_NAME_MAX || memchr(snap, '@', n) || memchr(snap, '/', n))
 		return ENOENT;
-	if (M.nsnaps >= MAXSNAPS)
-		return EMFILE;
+	pthread_mutex_lock(&D.mu);
+	bool known = find_snap(snap, n, v);
+	pthread_mutex_unlock(&D.mu);
+	if (known)
+		return 0;
 	char full[sizeof(M.name) + COW_NAME_MAX + 2];
 	snprintf(full, sizeof(full), "%s@%.*s", M.name, (int)n, snap);
-	struct snapv sv = {0};
-	memcpy(sv.name, snap, n);
-	int rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &sv.t);
+	cow_txn *t;
+	cow_fs *f;
+	int rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &t);
 	if (rc)
 		return err_of(rc);
-	if ((rc = cow_fs_open(sv.t, full, &sv.f))) {
-		cow_txn_abort(sv.t);
-		return rc == COW_ENOTFOUND || rc == COW_EINVAL ? ENOENT : err_of(rc);
+	rc = cow_fs_open(t, full, &f);
+	cow_txn_abort(t);
+	if (rc)
+		return rc == COW_ENOTFOUND || rc == COW_EINVAL || rc == COW_ETYPE ? ENOENT
+										  : err_of(rc);
+	pthread_mutex_lock(&D.mu);
+	if (!find_snap(snap, n, v)) { /* not given one meanwhile */
+		struct snapv *ns =
+			D.nsnaps < MAXSNAPS ? realloc(D.snaps, (D.nsnaps + 1) * sizeof(*ns)) : NULL;
+		if (!ns) {
+			rc = D.nsnaps < MAXSNAPS ? ENOMEM : EMFILE;
+		} else {
+			D.snaps = ns;
+			memset(&D.snaps[D.nsnaps], 0, sizeof(*ns));
+			memcpy(D.snaps[D.nsnaps].name, snap, n);
+			*v = ++D.nsnaps;
+		}
 	}
-	struct snapv *ns = realloc(M.snaps, (M.nsnaps + 1) * sizeof(*ns));
-	if (!ns) {
-		cow_txn_abort(sv.t);
-		return ENOMEM;
-	}
-	M.snaps = ns;
-	M.snaps[M.nsnaps++] = sv;
-	*v = M.nsnaps;
-	return 0;
+	pthread_mutex_unlock(&D.mu);
+	return rc;
 }
 
 /* ---- operations ---- */
@@ -444,7 +605,6 @@ static void op_destroy(void *ud)
 	(void)ud;
 	LOCK();
 	commit();
-	drop_read();
 	M.stop = true;
 	pthread_cond_broadcast(&M.cv);
 	UNLOCK();
@@ -457,33 +617,41 @@ static bool live_root_snapdir(fuse_ino_t parent, const char *name)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	LOCK();
 	struct fuse_entry_param e = {.attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
 	if (live_root_snapdir(parent, name)) {
 		e.ino = SNAPDIR;
 		snapdir_stat(&e.attr);
-		UNLOCK();
 		fuse_reply_entry(req, &e);
 		return;
 	}
 	cow_fs_attr a;
-	uint64_t v = 0, real; /* set on every path; 0 quiets -Wmaybe-uninitialized */
+	uint64_t v = 0, real;
 	cow_fs *f;
+	struct rd r;
 	int rc;
 	if (parent == SNAPDIR) {
-		if ((rc = snap_version(name, strlen(name), &v)))
-			return fail(req, rc);
-		rc = cow_fs_getattr(M.snaps[v - 1].f, COW_FS_ROOT, &a);
+		if ((rc = snap_version(name, strlen(name), &v)) == 0 &&
+		    (rc = read_tree((v << VSHIFT) | COW_FS_ROOT, false, &r, &f, &real)) == 0) {
+			rc = err_of(cow_fs_getattr(f, real, &a));
+			read_done(&r);
+		}
 	} else {
 		v = parent >> VSHIFT;
-		if ((rc = tree_of(parent, false, &f, &real)))
-			return fail(req, rc);
-		rc = cow_fs_lookup(f, real, name, strlen(name), &a);
+		for (int pass = 0; pass < 2; pass++) {
+			if ((rc = read_tree(parent, pass == 1, &r, &f, &real)))
+				break;
+			rc = err_of(cow_fs_lookup(f, real, name, strlen(name), &a));
+			/* A settled directory may name a changed inode: ask where it changed. */
+			bool again = rc == 0 && !r.locked && v == 0 && is_changed(a.ino);
+			read_done(&r);
+			if (!again)
+				break;
+		}
 	}
 	if (rc)
-		return fail(req, err_of(rc));
-	UNLOCK();
-	reply_entry(req, &a, v);
+		fuse_reply_err(req, rc);
+	else
+		reply_entry(req, &a, v);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -498,12 +666,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	cow_fs *f;
 	uint64_t real;
 	cow_fs_attr a;
-	if (!enter(req, ino, false, &f, &real))
+	struct rd r;
+	int rc = read_tree(ino, false, &r, &f, &real);
+	if (rc == 0) {
+		rc = err_of(cow_fs_getattr(f, real, &a));
+		read_done(&r);
+	}
+	if (rc) {
+		fuse_reply_err(req, rc);
 		return;
-	int rc;
-	if ((rc = cow_fs_getattr(f, real, &a)))
-		return fail(req, err_of(rc));
-	UNLOCK();
+	}
 	to_stat(&a, ino >> VSHIFT, &st);
 	fuse_reply_attr(req, &st, TIMEOUT);
 }
@@ -519,7 +691,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	(void)fi;
 	cow_fs *f;
 	uint64_t real;
-	if (!enter(req, ino, true, &f, &real))
+	if (!enter(req, ino, &f, &real))
 		return;
 	int rc;
 	cow_fs_attr in = {.mode = attr->st_mode,
@@ -569,13 +741,17 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	cow_fs *f;
 	uint64_t real;
 	char buf[COW_FS_LINK_MAX + 1];
-	size_t len;
-	if (!enter(req, ino, false, &f, &real))
+	size_t len = 0;
+	struct rd r;
+	int rc = read_tree(ino, false, &r, &f, &real);
+	if (rc == 0) {
+		rc = err_of(cow_fs_readlink(f, real, buf, COW_FS_LINK_MAX, &len));
+		read_done(&r);
+	}
+	if (rc) {
+		fuse_reply_err(req, rc);
 		return;
-	int rc;
-	if ((rc = cow_fs_readlink(f, real, buf, COW_FS_LINK_MAX, &len)))
-		return fail(req, err_of(rc));
-	UNLOCK();
+	}
 	buf[len] = 0;
 	fuse_reply_readlink(req, buf);
 }
@@ -588,9 +764,12 @@ static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	LOCK();
 	cow_fs *f;
 	uint64_t real;
-	int rc = tree_of(parent, true, &f, &real);
+	int rc = tree_of(parent, &f, &real);
 	if (rc || (rc = room(4096)))
 		return fail(req, rc);
+	touch(real);
+	if (linked && !(linked >> VSHIFT))
+		touch(linked & INO_MASK);
 	cow_fs_attr a;
 	size_t n = strlen(name);
 	if (live_root_snapdir(parent, name))
@@ -607,6 +786,7 @@ static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 			&a);
 	if ((rc = changed(rc)))
 		return fail(req, err_of(rc));
+	touch(a.ino); /* new: not in the newest commit */
 	if (fi && (rc = open_ref(a.ino)))
 		return fail(req, rc);
 	UNLOCK();
@@ -650,7 +830,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 	LOCK();
 	cow_fs *f;
 	uint64_t real;
-	int rc = tree_of(parent, true, &f, &real);
+	int rc = tree_of(parent, &f, &real);
 	if (rc)
 		return fail(req, rc);
 	if (live_root_snapdir(parent, name))
@@ -658,7 +838,8 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 	cow_fs_attr a;
 	uint64_t ino = 0;
 	if (cow_fs_lookup(f, real, name, strlen(name), &a) == 0)
-		ino = a.ino;
+		touch(ino = a.ino);
+	touch(real);
 	int orphan = 0;
 	if ((rc = changed(cow_fs_unlink(f, real, name, strlen(name), rmdir, &orphan))))
 		return fail(req, err_of(rc));
@@ -684,8 +865,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	LOCK();
 	cow_fs *f;
 	uint64_t real, nreal;
-	int rc = tree_of(parent, true, &f, &real);
-	if (rc || (rc = tree_of(newparent, true, &f, &nreal)))
+	int rc = tree_of(parent, &f, &real);
+	if (rc || (rc = tree_of(newparent, &f, &nreal)))
 		return fail(req, rc);
 	if (live_root_snapdir(parent, name) || live_root_snapdir(newparent, newname))
 		return fail(req, EPERM);
@@ -693,6 +874,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return fail(req, EINVAL);
 	unsigned fl = (flags & RENAME_NOREPLACE ? COW_FS_RENAME_NOREPLACE : 0) |
 		      (flags & RENAME_EXCHANGE ? COW_FS_RENAME_EXCHANGE : 0);
+	/* Both directories, the inode moved (its parent) and the one it replaces. */
+	cow_fs_attr a;
+	if (cow_fs_lookup(f, real, name, strlen(name), &a) == 0)
+		touch(a.ino);
+	if (cow_fs_lookup(f, nreal, newname, strlen(newname), &a) == 0)
+		touch(a.ino);
+	touch(real);
+	touch(nreal);
 	uint64_t orphan = 0;
 	if ((rc = changed(cow_fs_rename(f, real, name, strlen(name), nreal, newname,
 					strlen(newname), fl, &orphan))))
@@ -709,21 +898,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	LOCK();
 	int rc = (ino >> VSHIFT) ? 0 : open_ref(ino);
 	if (rc)
-		return fail(req, rc);
-	UNLOCK();
-	fuse_reply_open(req, fi);
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_open(req, fi);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
-	LOCK();
 	if (!(ino >> VSHIFT))
 		open_unref(ino);
-	UNLOCK();
 	fuse_reply_err(req, 0);
 }
 
@@ -736,14 +922,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
 	size_t got = 0;
-	int rc = tree_of(ino, false, &f, &real);
-	if (rc == 0 && (rc = cow_fs_read(f, real, buf, size, (uint64_t)off, &got)))
-		rc = err_of(rc);
-	UNLOCK();
+	struct rd r;
+	int rc = read_tree(ino, false, &r, &f, &real);
+	if (rc == 0) {
+		rc = err_of(cow_fs_read(f, real, buf, size, (uint64_t)off, &got));
+		read_done(&r);
+	}
 	if (rc)
 		fuse_reply_err(req, rc);
 	else
@@ -757,7 +944,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	(void)fi;
 	cow_fs *f;
 	uint64_t real;
-	if (!enter(req, ino, true, &f, &real))
+	if (!enter(req, ino, &f, &real))
 		return;
 	int rc;
 	if ((rc = room(size)))
@@ -765,6 +952,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	if ((rc = changed(cow_fs_write(f, real, buf, size, (uint64_t)off))))
 		return fail(req, err_of(rc));
 	M.txn_bytes += size;
+	if (M.txn_bytes >= BATCH_MAX && !M.due) {
+		M.due = true; /* bounds the transaction's dirty nodes in memory */
+		pthread_cond_signal(&M.cv);
+	}
 	UNLOCK();
 	fuse_reply_write(req, size);
 }
@@ -853,7 +1044,6 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	LOCK();
 	int rc = 0;
 	if (ino == SNAPDIR) {
 		struct stat st = {.st_ino = SNAPDIR, .st_mode = S_IFDIR};
@@ -874,12 +1064,13 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		/* .snapshots is never listed (as ZFS's .zfs by default): `cd` into it. */
 		cow_fs *f;
 		uint64_t real;
+		struct rd r;
 		d.version = ino >> VSHIFT;
-		if ((rc = tree_of(ino, false, &f, &real)) == 0 &&
-		    (rc = cow_fs_readdir(f, real, (uint64_t)off, add_entry, &d)))
-			rc = err_of(rc);
+		if ((rc = read_tree(ino, false, &r, &f, &real)) == 0) {
+			rc = err_of(cow_fs_readdir(f, real, (uint64_t)off, add_entry, &d));
+			read_done(&r);
+		}
 	}
-	UNLOCK();
 	if (rc)
 		fuse_reply_err(req, rc);
 	else
@@ -892,16 +1083,16 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	(void)ino;
 	struct statvfs sv;
 	cow_store_stats st;
-	LOCK();
 	int rc = cow_store_stat(M.s, &st);
 	cow_fs *f;
-	uint64_t inodes = 0;
-	if (rc == 0 && live_read(&f) == 0) {
+	uint64_t inodes = 0, real;
+	struct rd r;
+	if (rc == 0 && read_tree(FUSE_ROOT_ID, false, &r, &f, &real) == 0) {
 		cow_fs_stats fs;
 		if (cow_fs_stat(f, &fs) == 0)
 			inodes = fs.inodes;
+		read_done(&r);
 	}
-	UNLOCK();
 	const char *path = cli_store_path();
 	if (rc || !path || statvfs(path, &sv) != 0) {
 		fuse_reply_err(req, rc ? err_of(rc) : errno);
@@ -927,7 +1118,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
 	cow_fs *f;
 	uint64_t real;
-	if (!enter(req, ino, true, &f, &real))
+	if (!enter(req, ino, &f, &real))
 		return;
 	int rc;
 	if ((rc = room(size)))
@@ -955,16 +1146,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
 	size_t len = 0;
-	int rc = ino == SNAPDIR ? -ENODATA : tree_of(ino, false, &f, &real);
-	if (rc > 0)
-		rc = -rc;
-	if (rc == 0)
+	struct rd r;
+	int rc = ino == SNAPDIR ? -ENODATA : -read_tree(ino, false, &r, &f, &real);
+	if (rc == 0) {
 		rc = cow_fs_getxattr(f, real, name, buf, size, &len);
-	UNLOCK();
+		read_done(&r);
+	}
 	xattr_reply(req, rc, buf, size, len);
 	free(buf);
 }
@@ -976,16 +1166,15 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	LOCK();
 	cow_fs *f;
 	uint64_t real;
 	size_t len = 0;
-	int rc = ino == SNAPDIR ? 0 : tree_of(ino, false, &f, &real);
-	if (rc > 0)
-		rc = -rc;
-	if (rc == 0 && ino != SNAPDIR)
+	struct rd r;
+	int rc = ino == SNAPDIR ? 0 : -read_tree(ino, false, &r, &f, &real);
+	if (rc == 0 && ino != SNAPDIR) {
 		rc = cow_fs_listxattr(f, real, buf, size, &len);
-	UNLOCK();
+		read_done(&r);
+	}
 	xattr_reply(req, rc, buf, size, len);
 	free(buf);
 }
@@ -994,7 +1183,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	cow_fs *f;
 	uint64_t real;
-	if (!enter(req, ino, true, &f, &real))
+	if (!enter(req, ino, &f, &real))
 		return;
 	int rc;
 	if ((rc = changed(cow_fs_removexattr(f, real, name))))
@@ -1018,7 +1207,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	cow_fs *f;
 	uint64_t real;
 	cow_fs_attr a;
-	if (!enter(req, ino, true, &f, &real))
+	if (!enter(req, ino, &f, &real))
 		return;
 	int rc;
 	if ((rc = cow_fs_getattr(f, real, &a)))
@@ -1052,9 +1241,10 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	LOCK();
 	cow_fs *f;
 	uint64_t rin, rout;
-	int rc = tree_of(ino_out, true, &f, &rout);
+	int rc = tree_of(ino_out, &f, &rout);
 	if (rc)
 		return fail(req, rc);
+	touch(rout);
 	rin = ino_in & INO_MASK;
 	/* A reflink adds a tree entry and a reference count per block, about 160 bytes. */
 	cow_fs_attr sa;
@@ -1080,16 +1270,18 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	LOCK();
 	cow_fs *f;
 	uint64_t real, at = 0;
-	int rc = tree_of(ino, false, &f, &real);
+	struct rd r;
+	int rc = read_tree(ino, false, &r, &f, &real);
+	if (rc == 0) {
+		rc = err_of(cow_fs_seek(f, real, (uint64_t)off, whence == SEEK_HOLE, &at));
+		read_done(&r);
+	}
 	if (rc)
-		return fail(req, rc);
-	if ((rc = cow_fs_seek(f, real, (uint64_t)off, whence == SEEK_HOLE, &at)))
-		return fail(req, err_of(rc));
-	UNLOCK();
-	fuse_reply_lseek(req, (off_t)at);
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_lseek(req, (off_t)at);
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -1132,7 +1324,7 @@ static void *committer(void *arg)
 	LOCK();
 	while (!M.stop) {
 		uint64_t due = M.dirty_ns + (uint64_t)M.interval_ms * 1000000u;
-		if (M.wt && now_ns() >= due) {
+		if (M.wt && (M.due || now_ns() >= due)) {
 			commit();
 			continue;
 		}
@@ -1302,7 +1494,6 @@ int cmd_mount(const struct cli_args *a)
 	fuse_loop_cfg_destroy(cfg);
 	LOCK();
 	commit();
-	drop_read();
 	M.stop = true;
 	pthread_cond_broadcast(&M.cv);
 	UNLOCK();
@@ -1310,12 +1501,9 @@ int cmd_mount(const struct cli_args *a)
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	fuse_session_destroy(se);
-	LOCK();
-	for (size_t i = 0; i < M.nsnaps; i++)
-		cow_txn_abort(M.snaps[i].t);
-	free(M.snaps);
+	free(D.snaps);
+	free(D.set);
 	free(M.open);
-	UNLOCK();
 	cow_store_close(M.s);
 	if (lockfd >= 0)
 		close(lockfd); /* the next mount may begin */
