@@ -687,8 +687,9 @@ COW_API int cow_store_backup(cow_store *s, const char *dest, unsigned flags,
 
 /*
  * cow_store_list - call @fn for every object and snapshot in the catalog, in
- * name order (an object's snapshots follow it), as of @t. @type is "map" or
- * "volume"; @count is entries for maps, bytes for volumes. A nonzero return
+ * name order (an object's snapshots follow it), as of @t. @type is "map",
+ * "volume" or "fs"; @count is entries for maps and file systems (their
+ * records), bytes for volumes. A nonzero return
  * from @fn stops the walk and is returned.
  */
 COW_API int cow_store_list(cow_txn *t,

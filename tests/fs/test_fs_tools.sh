@@ -31,6 +31,15 @@ cow fs create "$odd" || fail "fs create of an odd name"
 "$COW" -s "$STORE" mount "$odd" "$T/mnt2" || fail "mount of '$odd'"
 echo ok >"$T/mnt2/f" && [ "$(cat "$T/mnt2/f")" = ok ] || fail "use of '$odd'"
 "$COW" umount "$T/mnt2" || fail "umount of '$odd'"
+# STORE:NAME names both (split at the last ':' with a file on its left)
+cow fs create "we:ird" || fail "fs create of a name with ':'"
+env -u COW_STORE "$COW" mount "$STORE:we:ird" "$T/mnt2" || fail "mount STORE:NAME"
+echo w >"$T/mnt2/w" && "$COW" umount "$T/mnt2" || fail "use of STORE:we:ird"
+env -u COW_STORE "$COW" mount "$STORE:$odd" "$T/mnt2" || fail "mount STORE:'$odd'"
+[ "$(cat "$T/mnt2/f")" = ok ] && [ ! -e "$T/mnt2/w" ] || fail "STORE:'$odd' is not that fs"
+"$COW" umount "$T/mnt2" || fail "umount"
+env -u COW_STORE "$COW" mount "$STORE" "$T/mnt2" 2>"$T/err" && fail "mounted one of several fs"
+grep -q "holds 3 file systems" "$T/err" || fail "STORE alone with several fs: $(cat "$T/err")"
 
 # cp -a of a source tree, then diff -r against the original
 cp -a "$SRC/src" "$MNT/src" || fail "cp -a"

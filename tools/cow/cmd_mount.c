@@ -1362,22 +1362,95 @@ static int recover(void)
 	return freed ? cow_txn_commit(t) : (cow_txn_abort(t), 0);
 }
 
-int cmd_mount(const struct cli_args *a)
+struct only_fs {
+	char name[COW_NAME_MAX + 1];
+	unsigned n;
+};
+
+static int count_fs(void *ctx, const char *name, const char *type, uint64_t count)
 {
-	const char *name = a->argv[0], *dir = a->argv[1];
-	const char *path = cli_store_path();
-	if (!path) {
-		fprintf(stderr, "cow: mount: no store: give -s STORE or set COW_STORE\n");
+	(void)count;
+	struct only_fs *o = ctx;
+	if (strcmp(type, "fs") == 0 && !strchr(name, '@') && o->n++ == 0)
+		snprintf(o->name, sizeof(o->name), "%s", name);
+	return 0;
+}
+
+static bool is_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/*
+ * What to mount: NAME[@SNAP] in the store -s (or $COW_STORE) names; else
+ * STORE:NAME[@SNAP], split at the last ':' with a file on its left (names
+ * and paths may hold ':' too); else STORE alone, when it holds one fs.
+ * The store becomes $COW_STORE; @name gets the fs's name.
+ */
+static int mount_target(const char *arg, char *name, size_t cap)
+{
+	if (cli_store_path()) {
+		snprintf(name, cap, "%s", arg);
+		return strlen(arg) < cap ? 0 : cli_usage("mount", "name too long");
+	}
+	char store[PATH_MAX];
+	if (strlen(arg) >= sizeof(store))
+		return cli_usage("mount", "STORE path too long");
+	snprintf(store, sizeof(store), "%s", arg);
+	if (!is_file(store)) {
+		const char *sep = NULL;
+		for (size_t i = strlen(arg); i-- > 0 && !sep;) {
+			if (arg[i] != ':')
+				continue;
+			memcpy(store, arg, i);
+			store[i] = 0;
+			if (is_file(store))
+				sep = arg + i;
+		}
+		if (!sep)
+			return cli_usage("mount",
+					 "no store: give STORE:NAME, -s STORE NAME, or set "
+					 "COW_STORE");
+		if (!sep[1] || strlen(sep + 1) >= cap)
+			return cli_usage("mount", "STORE:NAME wants a name after the ':'");
+		snprintf(name, cap, "%s", sep + 1);
+		setenv("COW_STORE", store, 1);
+		return 0;
+	}
+	setenv("COW_STORE", store, 1);
+	cow_store *s;
+	cow_txn *t;
+	int ex = cli_begin("mount", false, &s, &t);
+	if (ex)
+		return ex;
+	struct only_fs o = {0};
+	int rc = cow_store_list(t, count_fs, &o);
+	cow_txn_abort(t);
+	cow_store_close(s);
+	if (rc)
+		return cli_fail(rc, "%s: list", store);
+	if (o.n != 1) {
+		fprintf(stderr, "cow: mount: %s holds %u file systems: name one (STORE:NAME)\n",
+			store, o.n);
 		return EXIT_USAGE;
 	}
+	snprintf(name, cap, "%s", o.name);
+	return 0;
+}
+
+int cmd_mount(const struct cli_args *a)
+{
+	const char *dir = a->argv[1];
+	char name[sizeof(M.name)];
+	int ex = mount_target(a->argv[0], name, sizeof(name));
+	if (ex)
+		return ex;
+	const char *path = cli_store_path();
 	char real[PATH_MAX];
 	if (!realpath(path, real)) /* the daemon works from / */
 		return cli_fail(-errno, "%s", path);
 	setenv("COW_STORE", real, 1);
-	if (strlen(name) >= sizeof(M.name)) {
-		fprintf(stderr, "cow: mount: name too long\n");
-		return EXIT_USAGE;
-	}
 	memcpy(M.name, name, strlen(name) + 1);
 	M.ro = strchr(name, '@') != NULL;
 	M.interval_ms = (unsigned)cli_num(a, "commit", 1000);
@@ -1423,7 +1496,7 @@ int cmd_mount(const struct cli_args *a)
 	}
 
 	/* Check the store and the object before mounting anything. */
-	int ex = cli_open("mount", !M.ro, &M.s);
+	ex = cli_open("mount", !M.ro, &M.s);
 	if (ex)
 		return ex;
 	cow_txn *t;

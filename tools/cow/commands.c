@@ -55,7 +55,8 @@ static const struct cli_opt serve_opts[] = {
 };
 
 static const struct cli_opt mount_opts[] = {
-	{"options", 'o', CLI_STRING, "OPTS", "mount options: ro, allow_other, ... (comma-separated)"},
+	{"options", 'o', CLI_STRING, "OPTS",
+	 "mount options: ro, allow_other, ... (comma-separated)"},
 	{"foreground", 'f', CLI_FLAG, NULL, "stay in the foreground (else a daemon)"},
 	{"commit", 0, CLI_COUNT, "MS", "commit changes at most MS old (default 1000)", 1, 3600000},
 	{NULL},
@@ -234,12 +235,14 @@ const struct cli_cmd cli_commands[] = {
 	 "$COW_NBDKIT_PLUGIN names the plugin, $COW_NBDKIT the nbdkit binary.\n"},
 	{"fs create", "NAME", 1, 1, NULL, IN_COW(cmd_fs_create),
 	 "a new, empty file system, owned by you (mount it with cow mount)"},
-	{"mount", "NAME[@SNAP] DIR", 2, 2, mount_opts, IN_COW(cmd_mount),
+	{"mount", "[STORE:]NAME[@SNAP] DIR", 2, 2, mount_opts, IN_COW(cmd_mount),
 	 "mount a file system (FUSE); a snapshot read-only",
-	 "Serves the fs through libfuse3 until `cow umount DIR`. Changes are\n"
-	 "committed when fsync, fdatasync or syncfs asks (durable when it returns)\n"
-	 "and otherwise once they are --commit milliseconds old: a crash loses at\n"
-	 "most that, never tears the tree. DIR/.snapshots/SNAP shows each snapshot\n"
+	 "Serves the fs through libfuse3 until `cow umount DIR`. The store is -s\n"
+	 "STORE, or STORE:NAME names both, or STORE alone when it holds one fs.\n"
+	 "Changes are committed when fsync or fdatasync asks (durable when it\n"
+	 "returns) and otherwise once they are --commit milliseconds old or 64 MiB\n"
+	 "were written: a crash loses at most that, never tears the tree. DIR/.snapshots/SNAP "
+	 "shows each snapshot\n"
 	 "read-only; copy_file_range (cp --reflink, and cp itself on coreutils 9)\n"
 	 "shares blocks instead of copying them. Permissions are checked by the\n"
 	 "kernel against each caller (default_permissions).\n"},
