@@ -107,9 +107,19 @@ static inline const uint8_t *cell_key(const uint8_t *n, const uint8_t *c, size_t
 	return br_key(c);
 }
 
+/* Keys compare as unsigned bytes: the first eight as one big-endian word, inline. */
 static inline int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
 {
-	int r = memcmp(a, b, alen < blen ? alen : blen);
+	size_t n = alen < blen ? alen : blen;
+	int r = 0;
+	if (n >= 8) {
+		uint64_t x = cow__be64(a), y = cow__be64(b);
+		if (x != y)
+			return x < y ? -1 : 1;
+		r = memcmp((const uint8_t *)a + 8, (const uint8_t *)b + 8, n - 8);
+	} else {
+		r = memcmp(a, b, n);
+	}
 	if (r)
 		return r;
 	return alen < blen ? -1 : alen > blen;
