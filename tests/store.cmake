@@ -68,6 +68,10 @@ set_tests_properties(fs_model PROPERTIES LABELS "unit;model" TIMEOUT 300 SKIP_RE
 add_test(NAME fs_model_long COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_model.py
 	$<TARGET_FILE:cow_tool> 30000)
 set_tests_properties(fs_model_long PROPERTIES LABELS "model;long" TIMEOUT 3600 SKIP_RETURN_CODE 77)
+# File data as fsx checks it: pwrite, mmap writes and reads, truncate, fallocate, reflinks, seeks.
+add_test(NAME fs_fsx COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_fsx.py
+	$<TARGET_FILE:cow_tool> 3000)
+set_tests_properties(fs_fsx PROPERTIES LABELS "unit;model" TIMEOUT 300 SKIP_RETURN_CODE 77)
 add_test(NAME fs_posix COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_posix.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(fs_posix PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)

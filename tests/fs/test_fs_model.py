@@ -17,10 +17,8 @@ import os
 import random
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
-import time
 
 COW = sys.argv[1]
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 1500
@@ -29,30 +27,8 @@ rng = random.Random(SEED)
 print(f"seed {SEED} (rerun: test_fs_model.py COW {STEPS} {SEED})")
 
 
-def skip(why):
-    print("SKIP:", why)
-    sys.exit(77)
-
-
-if not os.path.exists("/dev/fuse"):
-    skip("no /dev/fuse on this machine")
-if not shutil.which("fusermount3"):
-    skip("fusermount3 is not installed (Debian: fuse3)")
-
-T = tempfile.mkdtemp()
-STORE = os.path.join(T, "s.cow")
-MNT = os.path.join(T, "mnt")
-REFBASE = "/dev/shm" if os.path.isdir("/dev/shm") else T
-REF = tempfile.mkdtemp(dir=REFBASE)
-os.mkdir(MNT)
-proc = None
-
-
-def cow(*args, check=True):
-    r = subprocess.run([COW, "-s", STORE, *args], capture_output=True, text=True)
-    if check and r.returncode:
-        fail(f"cow {' '.join(args)}: {r.stderr.strip()}")
-    return r
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fslib import Mounted, drop_caches  # noqa: E402
 
 
 def fail(msg):
@@ -61,55 +37,16 @@ def fail(msg):
     sys.exit(1)
 
 
-def mounted():
-    return os.path.ismount(MNT)
-
-
-def mount():
-    global proc
-    proc = subprocess.Popen([COW, "-s", STORE, "mount", "home", MNT, "-f"],
-                            stderr=subprocess.PIPE, text=True)
-    for _ in range(200):
-        if mounted():
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    err = proc.stderr.read() if proc.poll() is not None else ""
-    if any(s in err for s in ("not permitted", "Permission denied", "device not found",
-                              "mount failed")):
-        skip("FUSE mounts are not allowed here: " + err.strip().splitlines()[0])
-    fail("cow mount did not come up: " + err)
-
-
-def umount():
-    global proc
-    subprocess.run([COW, "umount", MNT], check=False)
-    try:
-        rc = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        fail("cow mount did not exit after umount")
-    if rc:
-        fail(f"cow mount exited {rc}: {proc.stderr.read()}")
-    proc = None
+M = Mounted(COW, fail)
+MNT = M.mnt
+REFBASE = "/dev/shm" if os.path.isdir("/dev/shm") else M.tmp
+REF = tempfile.mkdtemp(dir=REFBASE)
+mount, umount = M.mount, M.umount
 
 
 def cleanup():
-    if mounted():
-        subprocess.run(["fusermount3", "-u", MNT], check=False)
-    if proc and proc.poll() is None:
-        proc.kill()
-    shutil.rmtree(T, ignore_errors=True)
+    M.cleanup()
     shutil.rmtree(REF, ignore_errors=True)
-
-
-def drop_caches():
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
 
 
 # ---- the operations, each run on both trees ----
@@ -338,8 +275,7 @@ def compare(when):
                 fail(f"{when}: {rel} differs: fs {str(ra)[:200]} vs ref {str(rb)[:200]}")
 
 
-cow("init")
-cow("fs", "create", "home")
+M.create()
 os.chmod(REF, 0o755)
 mount()
 os.chmod(MNT, 0o755)
@@ -359,9 +295,7 @@ try:
             mount()
             compare(f"step {i}, remounted")
     umount()
-    r = cow("fsck", check=False)
-    if r.returncode:
-        fail("fsck after the run: " + r.stdout[-500:] + r.stderr[-500:])
+    M.fsck()
 finally:
     cleanup()
 print("operations (succeeded, failed alike):",
