@@ -72,6 +72,10 @@ set_tests_properties(fs_model_long PROPERTIES LABELS "model;long" TIMEOUT 3600 S
 add_test(NAME fs_fsx COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_fsx.py
 	$<TARGET_FILE:cow_tool> 3000)
 set_tests_properties(fs_fsx PROPERTIES LABELS "unit;model" TIMEOUT 300 SKIP_RETURN_CODE 77)
+# POSIX calls as pjdfstest checks them, as root and other users, against tmpfs.
+add_test(NAME fs_pjd COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_pjd.py
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(fs_pjd PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)
 add_test(NAME fs_posix COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_posix.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(fs_posix PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)

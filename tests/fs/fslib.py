@@ -85,10 +85,10 @@ class Mounted:
             self.fail(f"cow mount exited {rc}: {self.proc.stderr.read()}")
         self.proc = None
 
-    def remount(self):
+    def remount(self, *opts):
         self.umount()
         drop_caches()
-        self.mount()
+        self.mount(*opts)
 
     def fsck(self):
         r = self.cow("fsck", check=False)

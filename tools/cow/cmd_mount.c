@@ -898,6 +898,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	if (!(ino >> VSHIFT) && (fi->flags & O_TRUNC)) {
+		/* libfuse asks the kernel for atomic O_TRUNC: the truncation is ours. */
+		cow_fs *f;
+		uint64_t real;
+		if (!enter(req, ino, &f, &real))
+			return;
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		int rc = changed(cow_fs_setattr(f, real, &(cow_fs_attr){.mtime = ts_of(&now)},
+						COW_FS_SET_SIZE | COW_FS_SET_MTIME, NULL));
+		if (rc)
+			return fail(req, err_of(rc));
+		UNLOCK();
+	}
 	int rc = (ino >> VSHIFT) ? 0 : open_ref(ino);
 	if (rc)
 		fuse_reply_err(req, rc);
