@@ -306,10 +306,11 @@ static int open_own(uint64_t v, struct rd *r, cow_fs **f)
 		snprintf(name, sizeof(name), "%s", M.name);
 	} else {
 		pthread_mutex_lock(&D.mu);
-		if (v <= D.nsnaps)
+		bool known = v <= D.nsnaps;
+		if (known)
 			snprintf(name, sizeof(name), "%s@%s", M.name, D.snaps[v - 1].name);
 		pthread_mutex_unlock(&D.mu);
-		if (v > D.nsnaps)
+		if (!known)
 			return ENOENT;
 	}
 	int rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &r->t);
