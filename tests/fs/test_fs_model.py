@@ -68,7 +68,7 @@ def existing():
 
 def walk_ref():
     paths, dirs = [], [""]
-    for dirpath, ds, fs in os.walk(REF):
+    for dirpath, ds, fs, _ in os.fwalk(REF):  # past PATH_MAX too (os.walk skips those)
         rel = os.path.relpath(dirpath, REF)
         rel = "" if rel == "." else rel
         for n in ds:
@@ -242,18 +242,19 @@ def step():
 
 
 def snapshot_tree(root):
+    """Every object's record, walked by directory descriptors: paths pass PATH_MAX."""
     out = {}
-    for dirpath, dirs, files in os.walk(root):
+    for dirpath, dirs, files, dfd in os.fwalk(root):
         for n in dirs + files:
-            full = os.path.join(dirpath, n)
-            rel = os.path.relpath(full, root)
-            st = os.lstat(full)
+            rel = os.path.relpath(os.path.join(dirpath, n), root)
+            st = os.lstat(n, dir_fd=dfd)
             rec = [stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_nlink]
             if stat.S_ISREG(st.st_mode):
-                with open(full, "rb") as f:
+                fd = os.open(n, os.O_RDONLY, dir_fd=dfd)
+                with os.fdopen(fd, "rb") as f:
                     rec += [st.st_size, f.read()]
             elif stat.S_ISLNK(st.st_mode):
-                rec += [os.readlink(full)]
+                rec += [os.readlink(n, dir_fd=dfd)]
             if not stat.S_ISDIR(st.st_mode):
                 rec += [st.st_mtime_ns if st.st_mtime_ns % 10**9 == 0 or True else 0]
             out[rel] = rec
