@@ -1075,6 +1075,56 @@ int cow_fs_seek(cow_fs *f, uint64_t ino, uint64_t off, int hole, uint64_t *out)
 	return 0;
 }
 
+/*
+ * The source blocks of a reflink, read ahead by one cursor walk: blocks
+ * [lo, hi) of the file, those present in @at/@ep. The destination's
+ * changes do not touch them (the ranges do not overlap).
+ */
+#define RUN_MAX 256
+struct srcrun {
+	uint64_t lo, hi;
+	size_t n, next;
+	uint64_t at[RUN_MAX];
+	struct cow__bptr ep[RUN_MAX];
+};
+
+/* Block @idx of @ino's extent (NULL: a hole), for blocks asked in order. */
+static int src_block(cow_fs *f, struct srcrun *r, uint64_t ino, uint64_t idx,
+		     const struct cow__bptr **ep)
+{
+	if (idx < r->lo || idx >= r->hi) {
+		struct cow__cursor c;
+		uint64_t at;
+		bool found;
+		int rc = seek_block(f, &c, ino, idx, &at, &found);
+		*r = (struct srcrun){.lo = idx, .hi = UINT64_MAX};
+		while (rc == 0 && found) {
+			if (r->n == RUN_MAX) {
+				r->hi = at; /* the blocks from here on are another walk's */
+				break;
+			}
+			size_t vlen;
+			if ((rc = cow__cursor_extent(&c, &r->ep[r->n], &vlen)))
+				return rc;
+			if (vlen != BLK)
+				return COW_CORRUPT(0, "bad file block");
+			r->at[r->n++] = at;
+			rc = cow__cursor_next(&c);
+			if (rc == COW_ENOTFOUND) {
+				rc = 0;
+				break;
+			}
+			found = rc == 0 && at_block(&c, ino, &at);
+		}
+		if (rc)
+			return rc;
+	}
+	while (r->next < r->n && r->at[r->next] < idx)
+		r->next++;
+	*ep = r->next < r->n && r->at[r->next] == idx ? &r->ep[r->next] : NULL;
+	return 0;
+}
+
 int cow_fs_clone_range(cow_fs *f, uint64_t src, uint64_t soff, uint64_t dst, uint64_t doff,
 		       uint64_t len, uint64_t *done)
 {
@@ -1095,6 +1145,7 @@ int cow_fs_clone_range(cow_fs *f, uint64_t src, uint64_t soff, uint64_t dst, uin
 	uint8_t buf[BLK];
 	uint64_t pos = 0;
 	bool aligned = soff % BLK == doff % BLK;
+	struct srcrun run = {0};
 	while (pos < len && rc == 0) {
 		uint64_t s = soff + pos, d = doff + pos;
 		size_t n = (size_t)COW_MIN(len - pos, BLK - s % BLK);
@@ -1105,25 +1156,15 @@ int cow_fs_clone_range(cow_fs *f, uint64_t src, uint64_t soff, uint64_t dst, uin
 		bool whole = aligned && s % BLK == 0 &&
 			     (n == BLK || (s + n == si.size && d + n >= di.size));
 		if (whole) {
-			struct cow__cursor c;
-			uint64_t at;
-			bool found;
 			uint8_t k[17];
 			k_data(k, dst, d / BLK);
-			if ((rc = seek_block(f, &c, src, s / BLK, &at, &found)))
+			const struct cow__bptr *ep;
+			if ((rc = src_block(f, &run, src, s / BLK, &ep)))
 				break;
 			/* One descent each: the tree's entry count says what was there. */
-			if (found && at == s / BLK) {
-				struct cow__bptr ep;
-				size_t vlen;
-				if ((rc = cow__cursor_extent(&c, &ep, &vlen)))
-					break;
-				if (vlen != BLK) {
-					rc = COW_CORRUPT(0, "bad file block");
-					break;
-				}
+			if (ep) {
 				uint64_t before = f->m.tree.count;
-				rc = cow__btree_put_extent(TX(f), &f->m.tree, k, 17, &ep, BLK);
+				rc = cow__btree_put_extent(TX(f), &f->m.tree, k, 17, ep, BLK);
 				if (rc == 0 && f->m.tree.count > before)
 					di.blocks++;
 			} else {
