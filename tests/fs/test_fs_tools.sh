@@ -129,6 +129,9 @@ echo changed >"$MNT/g"
 [ "$(cat "$MNT/.snapshots/one/g")" = on ] || fail "the snapshot shows the new data"
 [ "$(cat "$MNT/g")" = changed ] || fail "the live file lost its write"
 if echo x >"$MNT/.snapshots/one/new" 2>/dev/null; then fail "a snapshot took a write"; fi
+python3 -c 'import os, sys; os.open(sys.argv[1], os.O_RDONLY | os.O_TRUNC)' \
+	"$MNT/.snapshots/one/g" 2>/dev/null && fail "a snapshot took O_TRUNC"
+[ "$(cat "$MNT/.snapshots/one/g")" = on ] || fail "O_TRUNC changed a snapshot"
 diff -r "$SRC/src" "$MNT/.snapshots/one/src" || fail "snapshot differs from the source"
 ls "$MNT/.snapshots/" | grep -qx one || fail ".snapshots does not list one"
 mv "$MNT/f.sym" "$MNT/renamed"
