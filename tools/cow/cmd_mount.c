@@ -1425,8 +1425,9 @@ static int mount_target(const char *arg, char *name, size_t cap)
 		}
 		if (!sep)
 			return cli_usage("mount",
-					 "no store: give STORE:NAME, -s STORE NAME, or set "
-					 "COW_STORE");
+					 "%s: no store file (that you may read) before a ':': give "
+					 "STORE:NAME, -s STORE NAME, or set COW_STORE",
+					 arg);
 		if (!sep[1] || strlen(sep + 1) >= cap)
 			return cli_usage("mount", "STORE:NAME wants a name after the ':'");
 		snprintf(name, cap, "%s", sep + 1);
@@ -1496,7 +1497,16 @@ int cmd_mount(const struct cli_args *a)
 			      O_RDWR | O_CLOEXEC); /* a write lock needs a writable description */
 		if (lockfd < 0)
 			return cli_fail(-errno, "%s", real);
-		if (fcntl(lockfd, F_OFD_SETLK, &fl) != 0) {
+		/*
+		 * A daemon just unmounted (cow umount returns once the kernel
+		 * lets go, a moment before the daemon exits) holds it a little
+		 * longer: wait up to 3 s before calling the fs mounted elsewhere.
+		 */
+		int locked, tries = 0;
+		while ((locked = fcntl(lockfd, F_OFD_SETLK, &fl)) != 0 &&
+		       (errno == EAGAIN || errno == EACCES) && ++tries < 60)
+			usleep(50000);
+		if (locked != 0) {
 			int e = errno;
 			close(lockfd);
 			if (e == EAGAIN || e == EACCES) {
