@@ -41,7 +41,7 @@ env -u COW_STORE "$COW" mount "$STORE:$odd" "$T/mnt2" || fail "mount STORE:'$odd
 env -u COW_STORE "$COW" mount "$STORE" "$T/mnt2" 2>"$T/err" && fail "mounted one of several fs"
 # umount, then mount at once: the new daemon waits for the old one to let go of the fs
 for i in 1 2 3; do
-	"$COW" mount "$STORE:we:ird" "$T/mnt2" || fail "mount right after umount ($i)"
+	env -u COW_STORE "$COW" mount "$STORE:we:ird" "$T/mnt2" || fail "mount right after umount ($i)"
 	"$COW" umount "$T/mnt2" || fail "umount ($i)"
 done
 grep -q "holds 3 file systems" "$T/err" || fail "STORE alone with several fs: $(cat "$T/err")"
