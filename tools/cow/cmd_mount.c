@@ -6,8 +6,9 @@
  * One write transaction at a time holds the changes, begun at the first
  * change after a commit: a commit happens when fsync, fdatasync or
  * fsyncdir asks (and returns only once durable), and otherwise once the
- * oldest change is --commit milliseconds old or 64 MiB have been written. The store is free for
- * other writers (a `cow snapshot` from the shell) between commits.
+ * oldest change is --commit milliseconds old or 64 MiB have been written.
+ * The store is free for other writers (a `cow snapshot` from the shell)
+ * between commits.
  *
  * Readers do not wait for the writer. A read of an inode the open write
  * transaction has not changed (the set of changed inodes is kept beside it
