@@ -39,12 +39,23 @@ env -u COW_STORE "$COW" mount "$STORE:$odd" "$T/mnt2" || fail "mount STORE:'$odd
 [ "$(cat "$T/mnt2/f")" = ok ] && [ ! -e "$T/mnt2/w" ] || fail "STORE:'$odd' is not that fs"
 "$COW" umount "$T/mnt2" || fail "umount"
 env -u COW_STORE "$COW" mount "$STORE" "$T/mnt2" 2>"$T/err" && fail "mounted one of several fs"
-# umount, then mount at once: the new daemon waits for the old one to let go of the fs
-for i in 1 2 3; do
-	env -u COW_STORE "$COW" mount "$STORE:we:ird" "$T/mnt2" || fail "mount right after umount ($i)"
-	"$COW" umount "$T/mnt2" || fail "umount ($i)"
-done
 grep -q "holds 3 file systems" "$T/err" || fail "STORE alone with several fs: $(cat "$T/err")"
+# the mount's source is STORE:NAME, read back by cow umount, which returns only
+# once the daemon has committed and let go: a mount right after it succeeds,
+# also through a name with a space, ',' and ':' (a hard link to the store)
+ln "$STORE" "$T/sp ace,x:y.cow"
+for i in 1 2 3; do
+	for s in "$STORE" "$T/sp ace,x:y.cow"; do
+		env -u COW_STORE "$COW" mount "$s:we:ird" "$T/mnt2" || fail "mount right after umount ($i, $s)"
+		grep -qF " fuse.cow $(printf %s "$s" | sed 's/ /\\040/g'):we:ird " /proc/self/mountinfo ||
+			fail "mount source is not $s:we:ird"
+		echo "$i" >"$T/mnt2/n" || fail "write $i"
+		"$COW" umount "$T/mnt2" || fail "umount ($i, $s)"
+	done
+done
+env -u COW_STORE "$COW" mount -o ro "$STORE:we:ird" "$T/mnt2" && [ "$(cat "$T/mnt2/n")" = 3 ] ||
+	fail "the last write before cow umount is not there"
+"$COW" umount "$T/mnt2" || fail "umount ro"
 
 # cp -a of a source tree, then diff -r against the original
 cp -a "$SRC/src" "$MNT/src" || fail "cp -a"

@@ -51,22 +51,162 @@ int cmd_fs_create(const struct cli_args *a)
 	return cli_end(s, t, cow_fs_create(t, a->argv[0], &root), "fs create", a->argv[0]);
 }
 
+/*
+ * The byte of the data file a writable mount of fs @name locks (an
+ * open-file-description lock, far above the bytes the store locks,
+ * docs/FORMAT.md section 8), held by the daemon until it has made its last
+ * commit and closed the store.
+ */
+static struct flock mount_lock(const char *name, short type)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return (struct flock){.l_type = type,
+			      .l_whence = SEEK_SET,
+			      .l_start = (off_t)((UINT64_C(1) << 61) + (h >> 24)),
+			      .l_len = 1};
+}
+
+static bool is_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/*
+ * Split STORE:NAME at the last ':' that has a regular file on its left
+ * (names may hold ':', and so may paths): @store and @name get the parts.
+ */
+static bool split_target(const char *arg, char *store, size_t scap, char *name, size_t ncap)
+{
+	for (size_t i = strlen(arg); i-- > 0;) {
+		if (arg[i] != ':' || i >= scap)
+			continue;
+		memcpy(store, arg, i);
+		store[i] = 0;
+		if (is_file(store)) {
+			if (!arg[i + 1] || strlen(arg + i + 1) >= ncap)
+				return false;
+			snprintf(name, ncap, "%s", arg + i + 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Undo mountinfo's octal escapes (\040 and the like) in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+}
+
+/* The source ("STORE:NAME", as cow mount names it) of the cow mount at @mp, if it is one. */
+static bool mount_source(const char *mp, char *src, size_t cap)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	char *line = NULL;
+	size_t len = 0;
+	bool found = false;
+	while (!found && getline(&line, &len, f) > 0) {
+		/* id parent dev root MOUNTPOINT options ... - FSTYPE SOURCE options */
+		char *dash = strstr(line, " - "), *save = NULL;
+		if (!dash)
+			continue;
+		*dash = 0;
+		char *tok = strtok_r(line, " ", &save);
+		for (int i = 0; tok && i < 4; i++)
+			tok = strtok_r(NULL, " ", &save);
+		if (!tok)
+			continue;
+		unescape(tok);
+		if (strcmp(tok, mp) != 0)
+			continue;
+		/* The source may hold spaces (FUSE's is shown as given): up to the last one. */
+		char *type = dash + 3, *source = strchr(type, ' '), *opts;
+		if (!source || !(opts = strrchr(source + 1, ' ')))
+			continue;
+		*source++ = 0;
+		*opts = 0;
+		if (strcmp(type, "fuse.cow") == 0) {
+			unescape(source);
+			found = strlen(source) < cap;
+			if (found)
+				snprintf(src, cap, "%s", source);
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/*
+ * Wait until no process holds fs @name's mount lock in @store: the daemon
+ * has made its last commit and let go. False if it still holds it after
+ * @secs seconds.
+ */
+static bool wait_released(const char *store, const char *name, int secs)
+{
+	int fd = open(store, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true; /* gone or unreadable: nothing to wait for that we can see */
+	bool free_ = false;
+	for (int i = 0; i < secs * 100 && !free_; i++) {
+		struct flock fl = mount_lock(name, F_WRLCK);
+		free_ = fcntl(fd, F_OFD_GETLK, &fl) != 0 || fl.l_type == F_UNLCK;
+		if (!free_)
+			usleep(10000);
+	}
+	close(fd);
+	return free_;
+}
+
+/*
+ * Unmount, then wait for the daemon: it commits what the kernel handed it
+ * before the unmount, so when cow umount returns the fs's last changes are
+ * committed and the store is free, as after a umount of a disk file system.
+ */
 int cmd_umount(const struct cli_args *a)
 {
+	const char *dir = a->argv[0];
+	char mp[PATH_MAX], src[2 * PATH_MAX], store[PATH_MAX], name[2 * COW_NAME_MAX + 2];
+	bool ours = realpath(dir, mp) && mount_source(mp, src, sizeof(src)) &&
+		    split_target(src, store, sizeof(store), name, sizeof(name));
 	pid_t pid = fork();
 	if (pid < 0)
-		return cli_fail(-errno, "umount %s", a->argv[0]);
+		return cli_fail(-errno, "umount %s", dir);
 	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", a->argv[0], (char *)NULL);
-		execlp("umount", "umount", a->argv[0], (char *)NULL);
-		fprintf(stderr, "cow: umount %s: neither fusermount3 nor umount ran: %s\n",
-			a->argv[0], strerror(errno));
+		execlp("fusermount3", "fusermount3", "-u", dir, (char *)NULL);
+		execlp("umount", "umount", dir, (char *)NULL);
+		fprintf(stderr, "cow: umount %s: neither fusermount3 nor umount ran: %s\n", dir,
+			strerror(errno));
 		_exit(127);
 	}
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? EXIT_OK : EXIT_FAIL;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return EXIT_FAIL;
+	if (ours && !wait_released(store, name, 600)) {
+		fprintf(stderr,
+			"cow: umount %s: unmounted, but the daemon still holds '%s' after 10 "
+			"minutes; its last commit is not done\n",
+			dir, name);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
 }
 
 #ifndef COW_HAVE_FUSE
@@ -1392,12 +1532,6 @@ static int count_fs(void *ctx, const char *name, const char *type, uint64_t coun
 	return 0;
 }
 
-static bool is_file(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /*
  * What to mount: NAME[@SNAP] in the store -s (or $COW_STORE) names; else
  * STORE:NAME[@SNAP], split at the last ':' with a file on its left (names
@@ -1415,23 +1549,12 @@ static int mount_target(const char *arg, char *name, size_t cap)
 		return cli_usage("mount", "STORE path too long");
 	snprintf(store, sizeof(store), "%s", arg);
 	if (!is_file(store)) {
-		const char *sep = NULL;
-		for (size_t i = strlen(arg); i-- > 0 && !sep;) {
-			if (arg[i] != ':')
-				continue;
-			memcpy(store, arg, i);
-			store[i] = 0;
-			if (is_file(store))
-				sep = arg + i;
-		}
-		if (!sep)
+		if (!split_target(arg, store, sizeof(store), name, cap))
 			return cli_usage("mount",
-					 "%s: no store file (that you may read) before a ':': give "
-					 "STORE:NAME, -s STORE NAME, or set COW_STORE",
+					 "%s: no store file (that you may read) before a ':' and a "
+					 "name after it: give STORE:NAME, -s STORE NAME, or set "
+					 "COW_STORE",
 					 arg);
-		if (!sep[1] || strlen(sep + 1) >= cap)
-			return cli_usage("mount", "STORE:NAME wants a name after the ':'");
-		snprintf(name, cap, "%s", sep + 1);
 		setenv("COW_STORE", store, 1);
 		return 0;
 	}
@@ -1487,27 +1610,12 @@ int cmd_mount(const struct cli_args *a)
 	 */
 	int lockfd = -1;
 	if (!M.ro) {
-		uint64_t h = 1469598103934665603ull;
-		for (const char *p = name; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ull;
-		struct flock fl = {.l_type = F_WRLCK,
-				   .l_whence = SEEK_SET,
-				   .l_start = (off_t)((UINT64_C(1) << 61) + (h >> 24)),
-				   .l_len = 1};
+		struct flock fl = mount_lock(name, F_WRLCK);
 		lockfd = open(real,
 			      O_RDWR | O_CLOEXEC); /* a write lock needs a writable description */
 		if (lockfd < 0)
 			return cli_fail(-errno, "%s", real);
-		/*
-		 * A daemon just unmounted (cow umount returns once the kernel
-		 * lets go, a moment before the daemon exits) holds it a little
-		 * longer: wait up to 3 s before calling the fs mounted elsewhere.
-		 */
-		int locked, tries = 0;
-		while ((locked = fcntl(lockfd, F_OFD_SETLK, &fl)) != 0 &&
-		       (errno == EAGAIN || errno == EACCES) && ++tries < 60)
-			usleep(50000);
-		if (locked != 0) {
+		if (fcntl(lockfd, F_OFD_SETLK, &fl) != 0) {
 			int e = errno;
 			close(lockfd);
 			if (e == EAGAIN || e == EACCES) {
@@ -1542,17 +1650,25 @@ int cmd_mount(const struct cli_args *a)
 	}
 	clock_gettime(CLOCK_REALTIME, &M.start);
 
-	/* The name as libfuse's option parser reads it: ',' and '\\' escaped. */
-	char esc[2 * sizeof(M.name)], *e = esc;
-	for (const char *p = name; *p; p++) {
+	/*
+	 * The mount's source is STORE:NAME, as mount and df show it and as cow
+	 * umount reads it back; escaped for libfuse's option parser.
+	 */
+	char src[PATH_MAX + sizeof(M.name) + 2], esc[2 * sizeof(src)], *e = esc;
+	snprintf(src, sizeof(src), "%s:%s", real, name);
+	for (const char *p = src; *p; p++) {
 		if (*p == ',' || *p == '\\')
 			*e++ = '\\';
 		*e++ = *p;
 	}
 	*e = 0;
-	char fsname[PATH_MAX + 2 * sizeof(M.name) + 64];
-	snprintf(fsname, sizeof(fsname), "-ofsname=cow:%s,subtype=cow,default_permissions%s%s%s",
-		 esc, M.ro ? ",ro" : "", opts ? "," : "", opts ? opts : "");
+	char fsname[sizeof(esc) + 4096];
+	if (snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=cow,default_permissions%s%s%s",
+		     esc, M.ro ? ",ro" : "", opts ? "," : "",
+		     opts ? opts : "") >= (int)sizeof(fsname)) {
+		cow_store_close(M.s);
+		return cli_usage("mount", "-o options too long");
+	}
 	char *argv[] = {(char *)"cow-mount", fsname, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(2, argv);
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), NULL);

@@ -247,7 +247,9 @@ const struct cli_cmd cli_commands[] = {
 	 "shares blocks instead of copying them. Permissions are checked by the\n"
 	 "kernel against each caller (default_permissions).\n"},
 	{"umount", "DIR", 1, 1, NULL, IN_COW(cmd_umount),
-	 "unmount what cow mount mounted (fusermount3 -u)"},
+	 "unmount what cow mount mounted (fusermount3 -u), then wait for its last commit",
+	 "Returns once the daemon has committed the changes it was handed and let go\n"
+	 "of the fs, so a new cow mount of it succeeds at once.\n"},
 	{"fsck", "[STORE]", 0, 1, fsck_opts, IN_COW(cmd_fsck),
 	 "verify checksums, structure, reference counts and free space",
 	 "--repair first rebuilds the space map from the trees and commits it (it fixes\n"
