@@ -55,7 +55,11 @@ for i in 1 2 3; do
 done
 env -u COW_STORE "$COW" mount -o ro "$STORE:we:ird" "$T/mnt2" && [ "$(cat "$T/mnt2/n")" = 3 ] ||
 	fail "the last write before cow umount is not there"
-"$COW" umount "$T/mnt2" || fail "umount ro"
+# a read-only mount holds no lock: its umount does not wait for a writable one
+mkdir "$T/mnt3"
+env -u COW_STORE "$COW" mount "$STORE:we:ird" "$T/mnt3" || fail "writable mount beside ro"
+timeout 20 "$COW" umount "$T/mnt2" || fail "umount ro beside a writable mount"
+"$COW" umount "$T/mnt3" || fail "umount of the writable one"
 
 # cp -a of a source tree, then diff -r against the original
 cp -a "$SRC/src" "$MNT/src" || fail "cp -a"

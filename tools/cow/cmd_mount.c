@@ -111,7 +111,10 @@ static void unescape(char *s)
 	*o = 0;
 }
 
-/* The source ("STORE:NAME", as cow mount names it) of the cow mount at @mp, if it is one. */
+/*
+ * The source ("STORE:NAME", as cow mount names it) of the writable cow
+ * mount at @mp, if it is one.
+ */
 static bool mount_source(const char *mp, char *src, size_t cap)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -129,10 +132,12 @@ static bool mount_source(const char *mp, char *src, size_t cap)
 		char *tok = strtok_r(line, " ", &save);
 		for (int i = 0; tok && i < 4; i++)
 			tok = strtok_r(NULL, " ", &save);
-		if (!tok)
+		char *mopts = tok ? strtok_r(NULL, " ", &save) : NULL;
+		if (!mopts)
 			continue;
 		unescape(tok);
-		if (strcmp(tok, mp) != 0)
+		/* A read-only mount holds no lock: nothing to wait for. */
+		if (strcmp(tok, mp) != 0 || strncmp(mopts, "ro", 2) == 0)
 			continue;
 		/* The source may hold spaces (FUSE's is shown as given): up to the last one. */
 		char *type = dash + 3, *source = strchr(type, ' '), *opts;
