@@ -68,6 +68,7 @@ struct cow__sprec {
 };
 #define COW_SB_TAIL_OFF 192u
 #define COW_SB_TAIL_MAX ((4088u - COW_SB_TAIL_OFF) / 40u) /* 97 */
+#define COW_SB_NONCE_OFF 4072u /* 8 bytes after the tail's 97 records */
 
 /* A decoded superblock. */
 struct cow__sb {

@@ -20,8 +20,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -36,6 +38,24 @@ uint64_t cow__csum(const void *p, size_t len)
 /* ---- superblocks ---- */
 
 static const char sb_magic[8] = {'C', 'O', 'W', 'K', 'I', 'T', 'S', 'B'};
+
+/*
+ * A value no earlier write of a slot had: a commit that rebuilds exactly
+ * the superblock a power loss tore (same generation, same roots) must still
+ * differ from it, or a process that rejected the torn slot would reject
+ * the good one too (FORMAT.md section 3).
+ */
+static uint64_t sb_nonce(void)
+{
+	static _Atomic uint64_t count;
+	struct timespec rt, mono;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	uint64_t in[4] = {(uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec,
+			  (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec,
+			  (uint64_t)getpid(), atomic_fetch_add(&count, 1)};
+	return XXH3_64bits(in, sizeof(in));
+}
 
 void cow__sb_encode(const struct cow__sb *sb, uint8_t *b)
 {
@@ -65,6 +85,7 @@ void cow__sb_encode(const struct cow__sb *sb, uint8_t *b)
 		cow__put64(r + 24, e->len);
 		cow__put64(r + 32, e->birth);
 	}
+	cow__put64(b + COW_SB_NONCE_OFF, sb_nonce());
 	cow__put64(b + 4088, cow__csum(b, 4088));
 }
 
