@@ -16,6 +16,10 @@ cow_test(unit_versions SOURCES unit/test_versions.c LABELS unit TIMEOUT 300)
 cow_test(model_versions SOURCES model/test_model_versions.c LABELS model TIMEOUT 600 ARGS 3000)
 cow_test(model_versions_long SOURCES model/test_model_versions.c LABELS model long TIMEOUT 3600
 	ARGS 100000)
+cow_test(model_volumes SOURCES model/test_model_volumes.c LABELS model TIMEOUT 600 ARGS 2000)
+cow_test(model_volumes_long SOURCES model/test_model_volumes.c LABELS model long TIMEOUT 3600
+	ARGS 60000)
+cow_test(unit_vol_runs SOURCES unit/test_vol_runs.c LABELS unit TIMEOUT 60)
 cow_test(unit_stream SOURCES unit/test_stream.c LABELS unit TIMEOUT 300)
 cow_test(unit_fsck SOURCES unit/test_fsck.c LABELS unit crash TIMEOUT 120)
 # The child processes commit, which starts cowkit's RCU reclaimer thread in a

@@ -56,8 +56,8 @@ enum { /* kinds */
 #define COW_EV_PER_BLOCK   ((COW_BLOCK_SIZE - COW_SPACE_HDR - 8) / 32) /* 125 */
 #define COW_EV2_PER_BLOCK  ((COW_BLOCK_SIZE - COW_SPACE_HDR) / 40)	/* 101 */
 
-/* The superblock's format version; version 1 stores are read, and written as 2. */
-#define COW_FORMAT_VERSION 2
+/* The superblock's format version; versions 1 and 2 are read, and written as 3. */
+#define COW_FORMAT_VERSION 3
 
 /*
  * A space-map record (FORMAT.md section 6): of a log block of kind 4, or of

@@ -97,7 +97,7 @@ static int sb_decode(const uint8_t *b, struct cow__sb *sb)
 	if (cow__le64(b + 4088) != cow__csum(b, 4088))
 		return -1;
 	uint32_t version = cow__le32(b + 8);
-	if ((version != 1 && version != 2) || cow__le32(b + 12) != COW_BLOCK_SIZE)
+	if (version < 1 || version > COW_FORMAT_VERSION || cow__le32(b + 12) != COW_BLOCK_SIZE)
 		return COW_EFORMAT;
 	sb->gen = cow__le64(b + 16);
 	sb->synced = cow__le64(b + 24);

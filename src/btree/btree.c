@@ -110,9 +110,9 @@ static unsigned search(const uint8_t *n, const void *key, size_t klen, bool *exa
 static int value_of(struct cow__tx *tx, const uint8_t *c, cow_buf *val)
 {
 	size_t vlen = leaf_vlen(c);
-	if (leaf_vkind(c) == V_INLINE) {
+	if (leaf_vkind(c) != V_EXTENT) { /* inline, or a run's descriptor */
 		val->data = leaf_val(c);
-		val->len = vlen;
+		val->len = leaf_size(c) - 8 - leaf_klen(c);
 		return 0;
 	}
 	struct cow__bptr p;
@@ -181,8 +181,8 @@ static int inc_children(struct cow__tx *tx, const uint8_t *n)
 		struct cow__bptr p;
 		if (n_kind(n) == N_BRANCH)
 			br_child(c, &p);
-		else if (leaf_vkind(c) == V_EXTENT)
-			cow__bptr_load(&p, leaf_val(c));
+		else if (leaf_vkind(c) == V_EXTENT || leaf_vkind(c) == V_RUN)
+			cow__bptr_load(&p, leaf_val(c)); /* a run's extent pointer comes first */
 		else
 			continue;
 		int rc = cow__ref_inc(tx, p.addr);
@@ -412,6 +412,12 @@ static size_t make_branch_cell(uint8_t *out, const void *key, size_t klen,
 
 static int free_value(struct cow__tx *tx, struct cow__tree *t, const uint8_t *c)
 {
+	if (leaf_vkind(c) == V_RUN) {
+		struct cow__run r;
+		leaf_run(c, &r);
+		t->blocks -= (int64_t)r.n;
+		return cow__ref_drop(tx, &r.ext, r.ext_blocks, maybe_shared(t, &r.ext));
+	}
 	if (leaf_vkind(c) != V_EXTENT)
 		return 0;
 	struct cow__bptr p;
@@ -489,6 +495,55 @@ int cow__btree_put_extent(struct cow__tx *tx, struct cow__tree *t, const void *k
 		t->shared_gen = ep->birth;
 	t->blocks += (int64_t)((vlen + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT);
 	return put_cell(tx, t, key, klen, cell, 8 + klen + COW_BPTR_SIZE);
+}
+
+int cow__run_decode(const cow_buf *desc, struct cow__run *r)
+{
+	const uint8_t *v = desc->data;
+	if (desc->len < COW_RUN_HDR + 8 || (desc->len - COW_RUN_HDR) % 8)
+		return COW_CORRUPT(0, "bad run descriptor");
+	cow__bptr_load(&r->ext, v);
+	r->ext_blocks = cow__le16(v + COW_BPTR_SIZE);
+	r->first = cow__le16(v + COW_BPTR_SIZE + 2);
+	r->n = (uint32_t)((desc->len - COW_RUN_HDR) / 8);
+	r->csums = v + COW_RUN_HDR;
+	if (!r->ext.addr || r->ext_blocks > COW_RUN_MAX || r->first + r->n > r->ext_blocks)
+		return COW_CORRUPT(r->ext.addr, "run outside its extent");
+	return 0;
+}
+
+int cow__btree_put_run(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+		       const struct cow__run *r, bool add_ref)
+{
+	if (klen == 0 || klen > COW_BTREE_KEY_MAX || !r->ext.addr || r->n == 0 ||
+	    r->ext_blocks > COW_RUN_MAX || r->first + r->n > r->ext_blocks)
+		return COW_EINVAL;
+	uint8_t cell[COW_CELL_MAX];
+	size_t clen = 8 + klen + COW_RUN_HDR + 8 * (size_t)r->n;
+	if (clen > COW_CELL_MAX)
+		return COW_EINVAL;
+	cow__put16(cell, (uint16_t)klen);
+	cell[2] = V_RUN;
+	cell[3] = 0;
+	cow__put32(cell + 4, r->n << COW_BLOCK_SHIFT);
+	memcpy(cell + 8, key, klen);
+	uint8_t *v = cell + 8 + klen;
+	struct cow__bptr ep = {r->ext.addr, r->ext.birth, 0};
+	cow__bptr_store(v, &ep);
+	cow__put16(v + COW_BPTR_SIZE, (uint16_t)r->ext_blocks);
+	cow__put16(v + COW_BPTR_SIZE + 2, (uint16_t)r->first);
+	cow__put32(v + COW_BPTR_SIZE + 4, 0);
+	memcpy(v + COW_RUN_HDR, r->csums, 8 * (size_t)r->n);
+	if (add_ref) {
+		/* As for a reflinked extent: a young extent may now be shared. */
+		int rc = cow__ref_inc(tx, ep.addr);
+		if (rc)
+			return rc;
+		if (t->shared_gen < ep.birth)
+			t->shared_gen = ep.birth;
+	}
+	t->blocks += (int64_t)r->n;
+	return put_cell(tx, t, key, klen, cell, clen);
 }
 
 int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
@@ -620,8 +675,13 @@ static int merge_child(struct cow__tx *tx, struct cow__tree *t, uint8_t *b, unsi
 	return 0;
 }
 
+/*
+ * Remove the cell at @key. Its value's reference is dropped, or with @took
+ * handed to the caller: the cell (a run) is copied there and t->blocks
+ * forgets its blocks.
+ */
 static int del(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, const void *key,
-	       size_t klen, bool *under, int depth)
+	       size_t klen, bool *under, uint8_t *took, int depth)
 {
 	if (depth >= COW_BTREE_MAXDEPTH)
 		return COW_CORRUPT(p->addr, "tree too deep");
@@ -634,9 +694,15 @@ static int del(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 	if (n_kind(b) == N_LEAF) {
 		if (!exact)
 			return COW_ENOTFOUND;
-		rc = free_value(tx, t, n_cell(b, i));
-		if (rc)
+		const uint8_t *c = n_cell(b, i);
+		if (took && leaf_vkind(c) != V_RUN)
+			return COW_EINVAL;
+		if (took) {
+			memcpy(took, c, leaf_size(c));
+			t->blocks -= (int64_t)(leaf_vlen(c) >> COW_BLOCK_SHIFT);
+		} else if ((rc = free_value(tx, t, c))) {
 			return rc;
+		}
 		node_remove(b, i);
 	} else {
 		if (n_count(b) == 0)
@@ -645,7 +711,7 @@ static int del(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 		struct cow__bptr child;
 		br_child(c, &child);
 		bool cu = false;
-		rc = del(tx, t, &child, key, klen, &cu, depth + 1);
+		rc = del(tx, t, &child, key, klen, &cu, took, depth + 1);
 		cow__bptr_store(c + 2, &child);
 		if (rc)
 			return rc;
@@ -659,7 +725,38 @@ static int del(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 	return 0;
 }
 
+static int del_key(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+		   uint8_t *took);
+
 int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen)
+{
+	return del_key(tx, t, key, klen, NULL);
+}
+
+int cow__btree_take_run(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+			struct cow__run *r, uint8_t *csums)
+{
+	uint8_t cell[COW_CELL_MAX];
+	int rc = del_key(tx, t, key, klen, cell);
+	if (rc)
+		return rc;
+	leaf_run(cell, r);
+	memcpy(csums, r->csums, 8 * (size_t)r->n);
+	r->csums = csums;
+	return 0;
+}
+
+int cow__btree_sole(struct cow__tx *tx, const struct cow__tree *t, const struct cow__bptr *p,
+		    bool *sole)
+{
+	bool sh;
+	int rc = shared(tx, t, p, &sh);
+	*sole = !sh;
+	return rc;
+}
+
+static int del_key(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+		   uint8_t *took)
 {
 	if (klen == 0 || klen > COW_BTREE_KEY_MAX)
 		return COW_EINVAL;
@@ -670,7 +767,7 @@ int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 		return rc;
 	t->mods++;
 	bool under = false;
-	rc = del(tx, t, &t->root, key, klen, &under, 0);
+	rc = del(tx, t, &t->root, key, klen, &under, took, 0);
 	if (rc)
 		return rc;
 	t->count--;

@@ -72,6 +72,52 @@ int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, siz
 int cow__btree_put_extent(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
 			  const struct cow__bptr *ep, uint32_t vlen);
 
+/*
+ * A run (FORMAT.md section 4): @n consecutive blocks starting @first blocks
+ * into the physical extent @ext (@ext_blocks blocks at ext.addr, written
+ * together in generation ext.birth; ext.csum is 0), with one XXH3-64 per
+ * block of the run at @csums (n little-endian u64). The cell counts as one
+ * pointer to the extent: its reference count is kept at ext.addr, and at
+ * zero all @ext_blocks blocks are freed. Seen by generic code (cursor_get,
+ * diff) a run's value is its descriptor: COW_RUN_HDR + 8 * n bytes.
+ */
+#define COW_RUN_HDR 32 /* extent pointer, u16 ext_blocks, u16 first, u32 0 */
+#define COW_RUN_MAX 64 /* blocks in a physical extent, and so in a run */
+struct cow__run {
+	struct cow__bptr ext;
+	uint32_t ext_blocks, first, n;
+	const uint8_t *csums;
+};
+/* Decode a run's descriptor (a value cursor_get or diff gave); COW_ECORRUPT if malformed. */
+int cow__run_decode(const cow_buf *desc, struct cow__run *r);
+/* The pointer to block @i of the run, for cow__bs_read (4096 bytes). */
+static inline struct cow__bptr cow__run_block(const struct cow__run *r, uint32_t i)
+{
+	struct cow__bptr p = {r->ext.addr + r->first + i, r->ext.birth, cow__le64(r->csums + 8 * i)};
+	return p;
+}
+/*
+ * Put @key -> the run *@r. With @add_ref the extent gains a parent (a slice
+ * of an extent another cell holds, or a reflink); without, the cell is the
+ * extent's first pointer (an extent just written with cow__bs_write_new).
+ * @csums may point into a node: they are copied before anything changes.
+ */
+int cow__btree_put_run(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+		       const struct cow__run *r, bool add_ref);
+
+/*
+ * Remove the run cell at @key and hand its reference to the caller: *@r
+ * describes it, its checksums copied to @csums (8 * COW_RUN_MAX bytes). The
+ * caller gives the reference to a new cell (cow__btree_put_run without
+ * @add_ref, for the same extent) or drops it (cow__ref_drop). COW_EINVAL if
+ * the cell is not a run.
+ */
+int cow__btree_take_run(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
+			struct cow__run *r, uint8_t *csums);
+/* Is this tree's pointer the only one to *@p (count 1)? A lookup only when it may be shared. */
+int cow__btree_sole(struct cow__tx *tx, const struct cow__tree *t, const struct cow__bptr *p,
+		    bool *sole);
+
 /* Compute the checksums of every node this transaction wrote; t->root becomes final. */
 int cow__btree_finalize(struct cow__tx *tx, struct cow__tree *t);
 

@@ -81,6 +81,44 @@ static void check_extent(struct chk *c, const uint8_t *n, uint64_t addr, const u
 				(vlen + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT);
 }
 
+/* A run: its shape, then each block it covers, once per store (others may share it). */
+static void check_run(struct chk *c, const uint8_t *n, uint64_t addr, const uint8_t *cell)
+{
+	const uint8_t *k = leaf_key(cell);
+	size_t klen = leaf_klen(cell);
+	struct cow__run r;
+	leaf_run(cell, &r);
+	if (leaf_vlen(cell) & (COW_BLOCK_SIZE - 1) || r.n == 0 ||
+	    8 + klen + COW_RUN_HDR + 8 * (size_t)r.n > COW_CELL_MAX) {
+		problem(c, addr, k, klen, "run length not a whole number of blocks");
+		return;
+	}
+	if (!r.ext.addr || r.ext.csum || r.ext_blocks > COW_RUN_MAX ||
+	    r.first + r.n > r.ext_blocks || cow__le32(leaf_val(cell) + COW_BPTR_SIZE + 4)) {
+		problem(c, addr, k, klen, "run outside its extent");
+		return;
+	}
+	if (r.ext.birth > cow__le64(n + 16)) {
+		problem(c, r.ext.addr, k, klen, "value newer than its leaf");
+		return;
+	}
+	for (uint32_t i = 0; i < r.n && !c->err; i++) {
+		struct cow__bptr b = cow__run_block(&r, i);
+		if (seen(c, b.addr))
+			continue;
+		const uint8_t *data;
+		int rc = cow__bs_read(c->tx->bs, c->tx->read_flags, c->tx->nblocks, &b,
+				      COW_BLOCK_SIZE, &data, NULL);
+		mark(c, b.addr);
+		if (rc) {
+			failed(c, b.addr, k, klen, rc);
+			continue;
+		}
+		if (c->ck->verified)
+			c->ck->verified(c->ck->ctx, b.addr, 1);
+	}
+}
+
 /*
  * Check the subtree at *p, whose keys must lie in [lo, hi) (NULL: unbounded)
  * and whose root must sit at @level (-1: the tree's root, any level). Adds
@@ -165,6 +203,8 @@ static void check_node(struct chk *c, const struct cow__bptr *p, const uint8_t *
 			int vk = leaf_vkind(cell);
 			if (vk == V_EXTENT) {
 				check_extent(c, n, p->addr, cell);
+			} else if (vk == V_RUN) {
+				check_run(c, n, p->addr, cell);
 			} else if (vk != V_INLINE) {
 				problem(c, p->addr, leaf_key(cell), leaf_klen(cell),
 					"unknown value kind");

@@ -235,9 +235,9 @@ int cow__cursor_get(struct cow__cursor *c, cow_buf *key, cow_buf *val)
 	if (!val)
 		return 0;
 	size_t vlen = leaf_vlen(cell);
-	if (leaf_vkind(cell) == V_INLINE) {
+	if (leaf_vkind(cell) != V_EXTENT) { /* inline, or a run's descriptor */
 		val->data = leaf_val(cell);
-		val->len = vlen;
+		val->len = leaf_size(cell) - 8 - leaf_klen(cell);
 		return 0;
 	}
 	struct cow__bptr p;

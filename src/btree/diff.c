@@ -79,9 +79,9 @@ static int expand(struct cow__tx *tx, struct iter *it)
 static int value(struct cow__tx *tx, const uint8_t *c, cow_buf *v, struct cow__bptr *ext)
 {
 	ext->addr = 0;
-	if (leaf_vkind(c) == V_INLINE) {
+	if (leaf_vkind(c) != V_EXTENT) { /* inline, or a run's descriptor: compared as bytes */
 		v->data = leaf_val(c);
-		v->len = leaf_vlen(c);
+		v->len = leaf_size(c) - 8 - leaf_klen(c);
 		return 0;
 	}
 	cow__bptr_load(ext, leaf_val(c));

@@ -18,6 +18,7 @@
 
 #define V_INLINE 0
 #define V_EXTENT 1
+#define V_RUN 2 /* a run of blocks in a physical extent, a checksum each (FORMAT.md 4) */
 
 static inline int n_kind(const uint8_t *n)
 {
@@ -72,7 +73,28 @@ static inline const uint8_t *leaf_val(const uint8_t *c)
 }
 static inline size_t leaf_size(const uint8_t *c)
 {
-	return 8 + leaf_klen(c) + (leaf_vkind(c) == V_EXTENT ? COW_BPTR_SIZE : leaf_vlen(c));
+	switch (leaf_vkind(c)) {
+	case V_EXTENT:
+		return 8 + leaf_klen(c) + COW_BPTR_SIZE;
+	case V_RUN:
+		return 8 + leaf_klen(c) + COW_RUN_HDR + 8 * (leaf_vlen(c) >> COW_BLOCK_SHIFT);
+	default:
+		return 8 + leaf_klen(c) + leaf_vlen(c);
+	}
+}
+
+/*
+ * A run cell's value: the physical extent's pointer (its csum field zero),
+ * u16 ext_blocks, u16 first, u32 0, then one XXH3-64 per block of the run.
+ */
+static inline void leaf_run(const uint8_t *c, struct cow__run *r)
+{
+	const uint8_t *v = leaf_val(c);
+	cow__bptr_load(&r->ext, v);
+	r->ext_blocks = cow__le16(v + COW_BPTR_SIZE);
+	r->first = cow__le16(v + COW_BPTR_SIZE + 2);
+	r->n = (uint32_t)(leaf_vlen(c) >> COW_BLOCK_SHIFT);
+	r->csums = v + COW_RUN_HDR;
 }
 
 /* Branch cell: u16 klen, bptr child, key */

@@ -109,6 +109,61 @@ static int extent(struct cow__tx *tx, const struct cow__tree *t, struct cow__rel
 	return memo_put(r, old.addr, p);
 }
 
+/*
+ * A run's extent moves whole (other cells may hold other parts of it). The
+ * blocks this cell covers are verified first; the rest are copied as they
+ * are, since they are only readable through the cells that cover them, and
+ * keep their checksums there.
+ */
+static int run_extent(struct cow__tx *tx, const struct cow__tree *t, struct cow__reloc *r,
+		      uint8_t *cell)
+{
+	struct cow__run run;
+	leaf_run(cell, &run);
+	struct cow__bptr *p = &run.ext, old = run.ext;
+	const struct cow__bptr *seen = cow__u64map_get(&r->memo, p->addr);
+	if (seen) {
+		if (seen->addr == old.addr)
+			return 0;
+		*p = *seen;
+	} else {
+		uint64_t nblk = run.ext_blocks;
+		uint64_t nb = tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs);
+		if (run.first + run.n > nblk || nblk > COW_RUN_MAX || p->addr + nblk > nb)
+			return COW_CORRUPT(p->addr, "run outside its extent");
+		if (p->birth == tx->gen || !wants_move(r, p, nblk))
+			return 0;
+		for (uint32_t i = 0; i < run.n; i++) {
+			struct cow__bptr b = cow__run_block(&run, i);
+			const uint8_t *d;
+			int rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &b, COW_BLOCK_SIZE,
+					      &d, NULL);
+			if (rc)
+				return rc;
+		}
+		uint64_t addr;
+		int rc = cow__bs_write_new(tx->bs, nblk, cow__bs_mapped(tx->bs, p->addr),
+					   nblk << COW_BLOCK_SHIFT, &addr);
+		if (rc)
+			return rc;
+		if (landed_high(tx, r, addr, nblk))
+			return 0;
+		rc = take_over(tx, p->birth <= t->shared_gen, p, nblk, addr);
+		if (rc) {
+			cow__bs_free(tx->bs, addr, nblk, tx->gen);
+			return rc;
+		}
+		*p = (struct cow__bptr){addr, tx->gen, 0};
+		r->budget -= COW_MIN(r->budget, nblk);
+		r->moved += nblk;
+		rc = memo_put(r, old.addr, p);
+		if (rc)
+			return rc;
+	}
+	cow__bptr_store((uint8_t *)leaf_val(cell), p);
+	return 1; /* changed */
+}
+
 static int node(struct cow__tx *tx, const struct cow__tree *t, struct cow__reloc *r,
 		struct cow__bptr *p, int depth)
 {
@@ -148,6 +203,10 @@ static int node(struct cow__tx *tx, const struct cow__tree *t, struct cow__reloc
 				cow__bptr_store((uint8_t *)leaf_val(c), &q);
 				changed = true;
 			}
+		} else if (leaf_vkind(c) == V_RUN) {
+			rc = run_extent(tx, t, r, c);
+			changed |= rc == 1;
+			rc = rc == 1 ? 0 : rc;
 		}
 		if (rc)
 			return rc;

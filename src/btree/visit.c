@@ -53,6 +53,34 @@ static int offer(struct visit *w, const struct cow__bptr *p, uint64_t nblk, size
 	return node(w, p, depth);
 }
 
+/*
+ * A run offers its whole physical extent (what its count frees); with
+ * @read_extents the blocks the run covers are verified first, each against
+ * its own checksum (the rest of the extent may be no cell's: not readable).
+ */
+static int offer_run(struct visit *w, const uint8_t *c, const struct cow__bptr *leaf, int depth)
+{
+	struct cow__run r;
+	leaf_run(c, &r);
+	if (r.n == 0 || r.ext_blocks > COW_RUN_MAX || r.first + r.n > r.ext_blocks || !r.ext.addr)
+		return bad(w, leaf->addr, "run outside its extent", 0);
+	if (r.ext.birth > leaf->birth)
+		return bad(w, r.ext.addr, "value newer than its leaf", 0);
+	const struct cow__visit *v = w->v;
+	if (r.ext.birth <= v->min_birth)
+		return 0;
+	for (uint32_t i = 0; v->read_extents && i < r.n; i++) {
+		struct cow__bptr b = cow__run_block(&r, i);
+		const uint8_t *data;
+		int rc = cow__bs_read(w->tx->bs, w->tx->read_flags, w->tx->nblocks, &b,
+				      COW_BLOCK_SIZE, &data, NULL);
+		if (rc)
+			return bad(w, b.addr, "value extent unreadable", rc);
+	}
+	int go = v->pre ? v->pre(v->ctx, &r.ext, r.ext_blocks, false, depth) : 0;
+	return go < 0 ? go : 0;
+}
+
 static int node(struct visit *w, const struct cow__bptr *p, int depth)
 {
 	if (depth >= COW_BTREE_MAXDEPTH)
@@ -79,6 +107,8 @@ static int node(struct visit *w, const struct cow__bptr *p, int depth)
 			size_t vlen = leaf_vlen(c);
 			uint64_t nblk = (vlen + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT;
 			rc = offer(w, &q, nblk, vlen, false, depth + 1);
+		} else if (leaf_vkind(c) == V_RUN) {
+			rc = offer_run(w, c, p, depth + 1);
 		} else if (v->val) {
 			rc = v->val(v->ctx, leaf_key(c), leaf_klen(c), leaf_val(c), leaf_vlen(c));
 		}

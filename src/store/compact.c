@@ -169,11 +169,13 @@ int cow_store_compact(cow_store *s, uint64_t step_bytes, cow_compact_stats *st,
 			/*
 			 * The moves are done: the next commits release what they
 			 * left (once durable: a no-sync store is flushed) and
-			 * cut the tail.
+			 * cut the tail, which a space-map log written at the end
+			 * may hold for one more commit (the other slot names it).
 			 */
 			if (idle++ == 0)
 				rc = cow_store_sync(s);
-			if (idle == 2)
+			if (idle == 4 ||
+			    (idle >= 2 && !worth_a_commit(s, cow__bs_sb(s->bs)->pending_blocks)))
 				break;
 			continue;
 		}

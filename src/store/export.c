@@ -110,31 +110,28 @@ int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st,
 	struct run r = {0, 0, 0};
 	struct cow__cursor c;
 	cow__cursor_init(&c, &t->tx, &m->tree);
-	rc = cow__cursor_first(&c);
-	while (rc == 0) {
-		cow_buf kb, vb;
-		struct cow__bptr ep;
-		size_t vlen;
-		rc = cow__cursor_get(&c, &kb, &vb); /* verifies the block's checksum */
-		if (rc == 0)
-			rc = cow__cursor_extent(&c, &ep, &vlen);
+	struct cow__vcell vc;
+	uint64_t floor = 0;
+	for (rc = cow__vol_seek(&c, 0); rc == 0 && (rc = cow__vol_cell(&c, floor, &vc)) == 0;
+	     rc = cow__cursor_next(&c)) {
+		floor = vc.key + vc.r.n;
+		for (uint32_t i = 0; i < vc.r.n && rc == 0; i++) {
+			uint64_t b = vc.key + i, addr = vc.r.ext.addr + vc.r.first + i;
+			if (b << COW_BLOCK_SHIFT >= size)
+				break;
+			const uint8_t *d;
+			rc = cow__vol_block(&t->tx, &vc.r, i, &d); /* verified before it is cloned */
+			if (rc)
+				break;
+			if (r.n && b == r.block + r.n && addr == r.addr + r.n) {
+				r.n++;
+			} else {
+				rc = flush_run(&e, &r);
+				r = (struct run){b, addr, 1};
+			}
+		}
 		if (rc)
 			break;
-		if (kb.len != 8 || vlen != COW_BLOCK_SIZE) {
-			rc = COW_CORRUPT(0, "bad volume block map entry");
-			break;
-		}
-		uint64_t b = cow__be64(kb.data), addr = ep.addr;
-		if (b << COW_BLOCK_SHIFT >= size)
-			break;
-		if (r.n && b == r.block + r.n && addr == r.addr + r.n) {
-			r.n++;
-		} else {
-			rc = flush_run(&e, &r);
-			r = (struct run){b, addr, 1};
-		}
-		if (rc == 0)
-			rc = cow__cursor_next(&c);
 	}
 	if (rc == COW_ENOTFOUND)
 		rc = 0;

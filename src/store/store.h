@@ -217,6 +217,39 @@ static inline int cow__txn_check(const cow_txn *t, bool write)
  */
 int cow__catalog_each(cow_txn *t, const char *prefix,
 		      int (*fn)(void *ctx, const char *name, const struct cow__obj *o), void *ctx);
+/*
+ * A volume's block map, for the files that walk it (volume.c, export.c):
+ * one entry covers blocks [key, key + r.n), run r (a format-2 one-block
+ * extent reads as a run of one). cow__vol_seek positions @c at the first
+ * entry ending after block @b (COW_ENOTFOUND: none); cow__vol_cell reads
+ * the entry under @c and refuses one starting before @floor (entries never
+ * overlap). cow__vol_block reads and verifies block @i of a run.
+ */
+struct cow__vcell {
+	uint64_t key;
+	struct cow__run r;
+	bool one; /* a format-2 one-block extent (V_EXTENT), not a run */
+	uint8_t csum1[8];
+};
+int cow__vol_seek(struct cow__cursor *c, uint64_t b);
+int cow__vol_cell(struct cow__cursor *c, uint64_t floor, struct cow__vcell *vc);
+int cow__vol_block(struct cow__tx *tx, const struct cow__run *r, uint32_t i, const uint8_t **d);
+/*
+ * A volume's mapping read block by block in increasing order: after
+ * cow__vmap_start(@b0), cow__vmap_get gives the pointer of each block
+ * b >= @b0 asked for (addr 0: a hole); b must not decrease.
+ */
+struct cow__vmap {
+	struct cow__cursor c;
+	struct cow__vcell vc;
+	uint64_t floor;
+	bool have; /* vc is the entry under c; false and at end: no more entries */
+};
+int cow__vmap_start(struct cow__vmap *m, struct cow__tx *tx, struct cow__tree *t, uint64_t b0);
+int cow__vmap_get(struct cow__vmap *m, uint64_t b, struct cow__bptr *p);
+/* Blocks a block-map value (as diff gives it) covers: 1 for a one-block extent. */
+int cow__vol_value_blocks(const cow_buf *val, uint64_t *n);
+
 /* A new, empty object @name of @type (count: a volume's size) in write txn @t. */
 int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count);
 /* Open @name as @type (0: any) in @t; snapshots and read txns give read-only handles. */

@@ -209,7 +209,10 @@ int cow_send(cow_txn *t, const char *snapshot, const char *base,
 					rc = COW_CORRUPT(0, "bad volume block map key");
 					break;
 				}
-				rc = send_block(o, sc.vol, cow__be64(k.data));
+				uint64_t n = 0, b = cow__be64(k.data);
+				rc = cow__vol_value_blocks(&v, &n);
+				for (uint64_t i = 0; rc == 0 && i < n; i++)
+					rc = send_block(o, sc.vol, b + i);
 			} else {
 				rc = send_put(o, &k, &v);
 			}

@@ -507,18 +507,48 @@ struct diffctx {
 	int type;
 	int (*fn)(void *ctx, const cow_diff_entry *e);
 	void *ctx;
+	struct cow__tx *tx;
+	struct cow__tree *ta, *tb;
 	uint64_t run_start, run_len; /* volumes: the pending range, in blocks */
 };
 
+static int emit_range(struct diffctx *d, uint64_t b, uint64_t n)
+{
+	cow_diff_entry e = {.kind = COW_DIFF_CHANGED,
+			    .offset = b << COW_BLOCK_SHIFT,
+			    .length = n << COW_BLOCK_SHIFT};
+	return d->fn(d->ctx, &e);
+}
+
+/*
+ * The pending range holds every block whose entry changed; a changed entry
+ * (a run cut in two, a slice of the same extent) may still map most of its
+ * blocks where it did. Report only the blocks whose pointers differ.
+ */
 static int flush_run(struct diffctx *d)
 {
 	if (!d->run_len)
 		return 0;
-	cow_diff_entry e = {.kind = COW_DIFF_CHANGED,
-			    .offset = d->run_start << COW_BLOCK_SHIFT,
-			    .length = d->run_len << COW_BLOCK_SHIFT};
+	uint64_t s = d->run_start, end = s + d->run_len, from = 0, n = 0;
 	d->run_len = 0;
-	return d->fn(d->ctx, &e);
+	struct cow__vmap ma, mb;
+	int rc = cow__vmap_start(&ma, d->tx, d->ta, s);
+	if (rc == 0)
+		rc = cow__vmap_start(&mb, d->tx, d->tb, s);
+	for (uint64_t b = s; b < end && rc == 0; b++) {
+		struct cow__bptr pa, pb;
+		if ((rc = cow__vmap_get(&ma, b, &pa)) || (rc = cow__vmap_get(&mb, b, &pb)))
+			break;
+		if (pa.addr != pb.addr || pa.birth != pb.birth || pa.csum != pb.csum) {
+			if (!n)
+				from = b;
+			n++;
+		} else if (n) {
+			rc = emit_range(d, from, n);
+			n = 0;
+		}
+	}
+	return rc == 0 && n ? emit_range(d, from, n) : rc;
 }
 
 static int on_diff(void *ctx, const cow_buf *key, const cow_buf *va, const cow_buf *vb)
@@ -527,17 +557,31 @@ static int on_diff(void *ctx, const cow_buf *key, const cow_buf *va, const cow_b
 	if (d->type == OBJ_VOLUME) {
 		if (key->len != 8)
 			return COW_CORRUPT(0, "bad volume block map key");
-		uint64_t b = cow__be64(key->data);
-		if (d->run_len && b == d->run_start + d->run_len) {
-			d->run_len++;
+		/*
+		 * Every block whose mapping differs lies in an entry present on
+		 * one side only, or changed: their ranges, merged in key order.
+		 */
+		uint64_t b = cow__be64(key->data), na = 0, nb = 0;
+		int rc = va ? cow__vol_value_blocks(va, &na) : 0;
+		if (rc == 0 && vb)
+			rc = cow__vol_value_blocks(vb, &nb);
+		if (rc)
+			return rc;
+		uint64_t end = b + COW_MAX(na, nb);
+		if (end < b)
+			return COW_CORRUPT(0, "bad volume block map entry");
+		if (d->run_len && b <= d->run_start + d->run_len) {
+			d->run_len = COW_MAX(d->run_len, end - d->run_start);
 			return 0;
 		}
-		int rc = flush_run(d);
+		rc = flush_run(d);
 		d->run_start = b;
-		d->run_len = 1;
+		d->run_len = end - b;
 		return rc;
 	}
-	cow_diff_entry e = {.kind = !va ? COW_DIFF_ADDED : !vb ? COW_DIFF_REMOVED : COW_DIFF_CHANGED,
+	cow_diff_entry e = {.kind = !va	  ? COW_DIFF_ADDED
+				    : !vb ? COW_DIFF_REMOVED
+					  : COW_DIFF_CHANGED,
 			    .key = *key};
 	if (va)
 		e.old_value = *va;
@@ -560,7 +604,8 @@ int cow_diff(cow_txn *t, const char *from, const char *to,
 		return rc;
 	if (a.type != b.type)
 		return COW_ETYPE;
-	struct diffctx d = {.type = a.type, .fn = fn, .ctx = ctx};
+	struct diffctx d = {
+		.type = a.type, .fn = fn, .ctx = ctx, .tx = &t->tx, .ta = &ta, .tb = &tb};
 	rc = cow__btree_diff(&t->tx, &ta, &tb, on_diff, &d);
 	if (rc == 0)
 		rc = flush_run(&d);
@@ -583,8 +628,8 @@ static int list_one(void *ctx, const char *name, const struct cow__obj *o)
 	return l->fn(l->ctx, name, cow__obj_type_name(o->type), count);
 }
 
-int cow_store_list(cow_txn *t, int (*fn)(void *ctx, const char *name, const char *type,
-					 uint64_t count),
+int cow_store_list(cow_txn *t,
+		   int (*fn)(void *ctx, const char *name, const char *type, uint64_t count),
 		   void *ctx)
 {
 	if (!t || !fn)
@@ -707,8 +752,8 @@ static int rename_everywhere(cow_txn *t, const char *a, const char *to)
 		if (r == COW_ENOTFOUND)
 			continue;
 		rc = r ? r : name_free(t, dst);
-		if (rc == 0 && (rc = cow__grow((void **)&has.v, &has.cap, has.n + 1,
-					       sizeof(*has.v))) == 0)
+		if (rc == 0 &&
+		    (rc = cow__grow((void **)&has.v, &has.cap, has.n + 1, sizeof(*has.v))) == 0)
 			memcpy(has.v[has.n++], ns.v[i], strlen(ns.v[i]) + 1);
 	}
 	if (rc == 0 && has.n == 0)

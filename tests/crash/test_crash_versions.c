@@ -1,10 +1,10 @@
 /*
- * Crash test with versions: a map, a volume, snapshots, clones, rollbacks,
- * renames and destroys, and compactions between transactions, on an io that simulates a power loss at a random write or flush
- * (see tests/lib/faultio.h). After each crash the store must reopen holding
- * exactly one allowed state of the whole catalog (every object and snapshot,
- * byte for byte), and the checker must find every reference count and the
- * space map consistent.
+ * Crash test with versions: a map, a volume (written a block or a run of
+ * blocks at a time), snapshots, clones, rollbacks,
+ * renames and destroys, and compactions between transactions, on an io that simulates a power loss
+ * at a random write or flush (see tests/lib/faultio.h). After each crash the store must reopen
+ * holding exactly one allowed state of the whole catalog (every object and snapshot, byte for
+ * byte), and the checker must find every reference count and the space map consistent.
  *
  *   crash_versions [ITERATIONS]   (COW_SEED=n replays a run)
  */
@@ -14,13 +14,13 @@
 
 #include "base/base.h"
 #include "check.h"
-#include "first_problem.h"
 #include "faultio.h"
+#include "first_problem.h"
 #include "store/store.h"
 
-#define NK 200     /* keys per map */
-#define NB 48      /* blocks of the volume */
-#define NOBJ 12    /* object slots: 0 = "m", 1 = "v", the rest snapshots or clones */
+#define NK   200 /* keys per map */
+#define NB   48	 /* blocks of the volume */
+#define NOBJ 12	 /* object slots: 0 = "m", 1 = "v", the rest snapshots or clones */
 
 struct obj {
 	bool live;
@@ -35,7 +35,7 @@ struct state {
 	int nsnap; /* names used so far */
 };
 
-static uint8_t vbuf[8192];
+static uint8_t vbuf[8192], wbuf[NB * 4096];
 
 static size_t key_of(int i, char *k)
 {
@@ -156,7 +156,8 @@ static void allow(const struct state *st)
 {
 	if (nallowed == MAXALLOWED) { /* keep the durable one and the newest */
 		memmove(&allowed[1], &allowed[2], (MAXALLOWED - 2) * sizeof(allowed[0]));
-		memmove(&allowed_digest[1], &allowed_digest[2], (MAXALLOWED - 2) * sizeof(uint64_t));
+		memmove(&allowed_digest[1], &allowed_digest[2],
+			(MAXALLOWED - 2) * sizeof(uint64_t));
 		nallowed--;
 	}
 	allowed[nallowed] = *st;
@@ -202,15 +203,21 @@ static int step(cow_txn *t, struct state *st, uint64_t *rng)
 			cow_vol *v;
 			if ((rc = cow_vol_open(t, ob->name, &v)))
 				return rc;
+			/* One block, or a run of them (holes among them) in one write. */
 			int b = (int)(check_rand(rng) % NB);
-			uint32_t seed = check_rand(rng) % 5 == 0 ? 0 : (uint32_t)check_rand(rng) | 1;
-			if (seed)
-				val_of(4096, seed, vbuf);
-			else
-				memset(vbuf, 0, 4096);
-			if ((rc = cow_vol_pwrite(v, vbuf, 4096, (uint64_t)b * 4096)))
+			int n = check_rand(rng) % 3 ? 1 : 1 + (int)(check_rand(rng) % (NB - b));
+			uint32_t seeds[NB];
+			for (int j = 0; j < n; j++) {
+				seeds[j] = check_rand(rng) % 5 == 0 ? 0
+								    : (uint32_t)check_rand(rng) | 1;
+				if (seeds[j])
+					val_of(4096, seeds[j], wbuf + 4096 * j);
+				else
+					memset(wbuf + 4096 * j, 0, 4096);
+			}
+			if ((rc = cow_vol_pwrite(v, wbuf, 4096 * (size_t)n, (uint64_t)b * 4096)))
 				return rc;
-			ob->len[b] = seed;
+			memcpy(ob->len + b, seeds, sizeof(seeds[0]) * (size_t)n);
 			return 0;
 		}
 		cow_map *m;
@@ -225,8 +232,9 @@ static int step(cow_txn *t, struct state *st, uint64_t *rng)
 					rc = 0;
 				ob->len[i] = UINT32_MAX;
 			} else {
-				uint32_t len = (uint32_t)(check_rand(rng) % 30 == 0 ? 1500 + check_rand(rng) % 5000
-									 : check_rand(rng) % 80);
+				uint32_t len = (uint32_t)(check_rand(rng) % 30 == 0
+								  ? 1500 + check_rand(rng) % 5000
+								  : check_rand(rng) % 80);
 				uint32_t seed = (uint32_t)check_rand(rng);
 				val_of(len, seed, vbuf);
 				rc = cow_map_put(m, k, kl, vbuf, len);
@@ -341,7 +349,8 @@ int main(int argc, char **argv)
 					 .keep_percent = it % 3 == 1 ? 100 : 0};
 		faultio_install(&fc);
 		cow_store *s = NULL;
-		int rc = cow_store_open(path, &(cow_store_options){nosync ? COW_STORE_NOSYNC : 0}, &s);
+		int rc = cow_store_open(path, &(cow_store_options){nosync ? COW_STORE_NOSYNC : 0},
+					&s);
 		while (rc == 0 && !faultio_crashed()) {
 			cow_txn *t;
 			if ((rc = cow_txn_begin(s, 0, &t)))
@@ -397,7 +406,8 @@ int main(int argc, char **argv)
 				found = k;
 		if (found < 0)
 			check__fail(__FILE__, __LINE__,
-				    "iteration %ld (crash at op %ld, %s): the store matches none of the "
+				    "iteration %ld (crash at op %ld, %s): the store matches none "
+				    "of the "
 				    "%d allowed states",
 				    it, fc.crash_at, nosync ? "nosync" : "sync", nallowed);
 		if (memcmp(&allowed[found], &committed, sizeof(committed)) != 0) {

@@ -3,7 +3,8 @@
  * volume with a snapshot and a clone that changed 4 bytes, made with the
  * cow CLI of that build; its space log is 16 kind 3 blocks). This build
  * reads it, checks it clean, writes to it (the commit upgrades it to format
- * 2), and reads and checks it again after a reopen.
+ * 3), writes runs over a clone's one-block entries, and reads and checks it
+ * again after a reopen.
  *
  *   unit_format1 PATH/TO/format1.cow
  */
@@ -95,8 +96,30 @@ int main(int argc, char **argv)
 	CHECK_OK(cow_map_open(t, "m", &m));
 	CHECK_OK(cow_map_put(m, "new", 3, "format 2", 8));
 	CHECK_OK(cow_txn_commit(t));
-	CHECK_EQ(version(path), 2);
+	CHECK_EQ(version(path), 3);
 	CHECK_OK(cow__store_check(s));
+
+	/* A run written across one-block entries of format 1, shared with vol@a. */
+	static uint8_t want[12288], got[12288], patch[6000];
+	for (size_t i = 0; i < sizeof(patch); i++)
+		patch[i] = (uint8_t)(i * 13 + 1);
+	cow_vol *v;
+	CHECK_OK(cow_txn_begin(s, 0, &t));
+	CHECK_OK(cow_clone(t, "vol@a", "d"));
+	CHECK_OK(cow_vol_open(t, "d", &v));
+	CHECK_OK(cow_vol_pread(v, want, sizeof(want), 0));
+	CHECK_OK(cow_vol_pwrite(v, patch, sizeof(patch), 3000));
+	CHECK_OK(cow_txn_commit(t));
+	memcpy(want + 3000, patch, sizeof(patch));
+	CHECK_OK(cow__store_check(s));
+	cow_store_close(s);
+	CHECK_OK(cow_store_open(path, NULL, &s));
+	CHECK_OK(cow_txn_begin(s, 0, &t));
+	CHECK_OK(cow_vol_open(t, "d", &v));
+	CHECK_OK(cow_vol_pread(v, got, sizeof(got), 0));
+	CHECK(memcmp(got, want, sizeof(got)) == 0);
+	CHECK_OK(cow_destroy(t, "d", 0));
+	CHECK_OK(cow_txn_commit(t));
 	cow_store_close(s);
 
 	CHECK_OK(cow_store_open(path, NULL, &s));
