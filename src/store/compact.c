@@ -150,7 +150,7 @@ int cow_store_compact(cow_store *s, uint64_t step_bytes, cow_compact_stats *st,
 			rc = relocate_all(t, &r);
 		uint64_t moved = r.moved;
 		cow__reloc_release(&r);
-		if (rc || (!moved && !st->commits && !worth_a_commit(s, pending))) {
+		if (rc || (!moved && (!st->commits || idle >= 2) && !worth_a_commit(s, pending))) {
 			cow_txn_abort(t);
 			break;
 		}
@@ -174,9 +174,8 @@ int cow_store_compact(cow_store *s, uint64_t step_bytes, cow_compact_stats *st,
 			 */
 			if (idle++ == 0)
 				rc = cow_store_sync(s);
-			if (idle == 4 ||
-			    (idle >= 2 && !worth_a_commit(s, cow__bs_sb(s->bs)->pending_blocks)))
-				break;
+			if (idle == 4)
+				break; /* after 2, a step commits only while worth it (above) */
 			continue;
 		}
 		/* Writers may refill the space past the aim as fast as it empties: give up. */
