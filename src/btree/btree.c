@@ -507,7 +507,7 @@ int cow__run_decode(const cow_buf *desc, struct cow__run *r)
 	r->first = cow__le16(v + COW_BPTR_SIZE + 2);
 	r->n = (uint32_t)((desc->len - COW_RUN_HDR) / 8);
 	r->csums = v + COW_RUN_HDR;
-	if (!r->ext.addr || r->ext_blocks > COW_RUN_MAX || r->first + r->n > r->ext_blocks)
+	if (!cow__run_ok(r))
 		return COW_CORRUPT(r->ext.addr, "run outside its extent");
 	return 0;
 }
@@ -515,8 +515,7 @@ int cow__run_decode(const cow_buf *desc, struct cow__run *r)
 int cow__btree_put_run(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
 		       const struct cow__run *r, bool add_ref)
 {
-	if (klen == 0 || klen > COW_BTREE_KEY_MAX || !r->ext.addr || r->n == 0 ||
-	    r->ext_blocks > COW_RUN_MAX || r->first + r->n > r->ext_blocks)
+	if (klen == 0 || klen > COW_BTREE_KEY_MAX || !cow__run_ok(r))
 		return COW_EINVAL;
 	uint8_t cell[COW_CELL_MAX];
 	size_t clen = 8 + klen + COW_RUN_HDR + 8 * (size_t)r->n;

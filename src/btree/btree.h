@@ -88,6 +88,12 @@ struct cow__run {
 	uint32_t ext_blocks, first, n;
 	const uint8_t *csums;
 };
+/* Does the run lie inside its extent, and the extent within the limits of one? */
+static inline bool cow__run_ok(const struct cow__run *r)
+{
+	return r->ext.addr && r->n && r->ext_blocks <= COW_RUN_MAX &&
+	       r->first + r->n <= r->ext_blocks;
+}
 /* Decode a run's descriptor (a value cursor_get or diff gave); COW_ECORRUPT if malformed. */
 int cow__run_decode(const cow_buf *desc, struct cow__run *r);
 /* The pointer to block @i of the run, for cow__bs_read (4096 bytes). */

@@ -93,8 +93,7 @@ static void check_run(struct chk *c, const uint8_t *n, uint64_t addr, const uint
 		problem(c, addr, k, klen, "run length not a whole number of blocks");
 		return;
 	}
-	if (!r.ext.addr || r.ext.csum || r.ext_blocks > COW_RUN_MAX ||
-	    r.first + r.n > r.ext_blocks || cow__le32(leaf_val(cell) + COW_BPTR_SIZE + 4)) {
+	if (!cow__run_ok(&r) || r.ext.csum || cow__le32(leaf_val(cell) + COW_BPTR_SIZE + 4)) {
 		problem(c, addr, k, klen, "run outside its extent");
 		return;
 	}

@@ -76,6 +76,32 @@ static bool landed_high(struct cow__tx *tx, struct cow__reloc *r, uint64_t addr,
 	return true;
 }
 
+/*
+ * Copy the @nblk blocks at *p (@len bytes of them at @data) below the limit
+ * and point *p at the copy (same bytes: the checksum stays). Leaves *p as it
+ * was when the copy landed too high to help.
+ */
+static int move(struct cow__tx *tx, const struct cow__tree *t, struct cow__reloc *r,
+		struct cow__bptr *p, uint64_t nblk, const void *data, size_t len)
+{
+	uint64_t addr;
+	int rc = cow__bs_write_new(tx->bs, nblk, data, len, &addr);
+	if (rc)
+		return rc;
+	if (landed_high(tx, r, addr, nblk))
+		return 0;
+	rc = take_over(tx, p->birth <= t->shared_gen, p, nblk, addr);
+	if (rc) {
+		cow__bs_free(tx->bs, addr, nblk, tx->gen);
+		return rc;
+	}
+	struct cow__bptr old = *p;
+	*p = (struct cow__bptr){addr, tx->gen, old.csum};
+	r->budget -= COW_MIN(r->budget, nblk);
+	r->moved += nblk;
+	return memo_put(r, old.addr, p);
+}
+
 static int extent(struct cow__tx *tx, const struct cow__tree *t, struct cow__reloc *r,
 		  struct cow__bptr *p, size_t vlen)
 {
@@ -91,22 +117,7 @@ static int extent(struct cow__tx *tx, const struct cow__tree *t, struct cow__rel
 	int rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, p, vlen, &data, NULL);
 	if (rc)
 		return rc;
-	uint64_t addr;
-	rc = cow__bs_write_new(tx->bs, nblk, data, vlen, &addr);
-	if (rc)
-		return rc;
-	if (landed_high(tx, r, addr, nblk))
-		return 0;
-	rc = take_over(tx, p->birth <= t->shared_gen, p, nblk, addr);
-	if (rc) {
-		cow__bs_free(tx->bs, addr, nblk, tx->gen);
-		return rc;
-	}
-	struct cow__bptr old = *p;
-	*p = (struct cow__bptr){addr, tx->gen, old.csum}; /* same bytes, same checksum */
-	r->budget -= COW_MIN(r->budget, nblk);
-	r->moved += nblk;
-	return memo_put(r, old.addr, p);
+	return move(tx, t, r, p, nblk, data, vlen);
 }
 
 /*
@@ -129,36 +140,24 @@ static int run_extent(struct cow__tx *tx, const struct cow__tree *t, struct cow_
 	} else {
 		uint64_t nblk = run.ext_blocks;
 		uint64_t nb = tx->nblocks ? tx->nblocks : cow__bs_nblocks(tx->bs);
-		if (run.first + run.n > nblk || nblk > COW_RUN_MAX || p->addr + nblk > nb)
+		if (!cow__run_ok(&run) || p->addr + nblk > nb)
 			return COW_CORRUPT(p->addr, "run outside its extent");
 		if (p->birth == tx->gen || !wants_move(r, p, nblk))
 			return 0;
 		for (uint32_t i = 0; i < run.n; i++) {
 			struct cow__bptr b = cow__run_block(&run, i);
 			const uint8_t *d;
-			int rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &b, COW_BLOCK_SIZE,
-					      &d, NULL);
+			int rc = cow__bs_read(tx->bs, tx->read_flags, tx->nblocks, &b,
+					      COW_BLOCK_SIZE, &d, NULL);
 			if (rc)
 				return rc;
 		}
-		uint64_t addr;
-		int rc = cow__bs_write_new(tx->bs, nblk, cow__bs_mapped(tx->bs, p->addr),
-					   nblk << COW_BLOCK_SHIFT, &addr);
+		int rc = move(tx, t, r, p, nblk, cow__bs_mapped(tx->bs, p->addr),
+			      nblk << COW_BLOCK_SHIFT);
 		if (rc)
 			return rc;
-		if (landed_high(tx, r, addr, nblk))
-			return 0;
-		rc = take_over(tx, p->birth <= t->shared_gen, p, nblk, addr);
-		if (rc) {
-			cow__bs_free(tx->bs, addr, nblk, tx->gen);
-			return rc;
-		}
-		*p = (struct cow__bptr){addr, tx->gen, 0};
-		r->budget -= COW_MIN(r->budget, nblk);
-		r->moved += nblk;
-		rc = memo_put(r, old.addr, p);
-		if (rc)
-			return rc;
+		if (p->addr == old.addr)
+			return 0; /* landed too high: kept */
 	}
 	cow__bptr_store((uint8_t *)leaf_val(cell), p);
 	return 1; /* changed */

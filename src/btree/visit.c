@@ -62,7 +62,7 @@ static int offer_run(struct visit *w, const uint8_t *c, const struct cow__bptr *
 {
 	struct cow__run r;
 	leaf_run(c, &r);
-	if (r.n == 0 || r.ext_blocks > COW_RUN_MAX || r.first + r.n > r.ext_blocks || !r.ext.addr)
+	if (!cow__run_ok(&r))
 		return bad(w, leaf->addr, "run outside its extent", 0);
 	if (r.ext.birth > leaf->birth)
 		return bad(w, r.ext.addr, "value newer than its leaf", 0);
