@@ -61,6 +61,7 @@ cow_test(unit_format1 SOURCES unit/test_format1.c LABELS unit
 # File systems (include/cow/fs.h): names, renames, data against a model, reflinks, snapshots,
 # power loss at every I/O of a run of file-system transactions.
 cow_test(unit_fs SOURCES unit/test_fs.c lib/faultio.c LABELS unit crash)
+cow_test(unit_fs_runs SOURCES unit/test_fs_runs.c LABELS unit TIMEOUT 60)
 # A mounted fs (cow mount, FUSE) driven by coreutils, tar, git and rsync.
 add_test(NAME fs_tools COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_tools.sh
 	$<TARGET_FILE:cow_tool>)

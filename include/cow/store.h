@@ -502,7 +502,7 @@ typedef struct cow_diff_entry {
 	cow_buf key;        /* maps */
 	cow_buf old_value;  /* maps: the value in @from (REMOVED, CHANGED) */
 	cow_buf new_value;  /* maps: the value in @to (ADDED, CHANGED) */
-	uint64_t offset;    /* volumes: a changed byte range (kind CHANGED) */
+	uint64_t offset;    /* volumes, fs file data: a changed byte range (kind CHANGED) */
 	uint64_t length;
 } cow_diff_entry;
 
@@ -510,7 +510,10 @@ typedef struct cow_diff_entry {
  * cow_diff - what changed from version @from to version @to of one object
  * (each "NAME@SNAP" or the live "NAME"), in key or offset order. Shared
  * subtrees are skipped by pointer: the cost follows the size of the change.
- * Volume ranges are whole 4 KiB blocks. Pointers in @e live as cow_map_get's.
+ * Volume ranges are whole 4 KiB blocks. In an fs tree a file's changed
+ * blocks come as such a range too, its @key the data key of the range's
+ * first block (inode, 2, block), no values. Pointers in @e live as
+ * cow_map_get's.
  * A nonzero return from @fn stops the walk and is returned.
  * Errors: COW_ENOTFOUND, COW_ETYPE (different types), COW_ECORRUPT.
  */

@@ -472,31 +472,6 @@ static int ins(struct cow__tx *tx, struct cow__tree *t, struct cow__bptr *p, con
 static int put_cell(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
 		    const uint8_t *cell, size_t clen);
 
-int cow__btree_put_extent(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
-			  const struct cow__bptr *ep, uint32_t vlen)
-{
-	if (klen == 0 || klen > COW_BTREE_KEY_MAX || !ep->addr || 8 + klen + vlen <= COW_CELL_MAX)
-		return COW_EINVAL;
-	uint8_t cell[COW_CELL_MAX];
-	cow__put16(cell, (uint16_t)klen);
-	cell[2] = V_EXTENT;
-	cell[3] = 0;
-	cow__put32(cell + 4, vlen);
-	memcpy(cell + 8, key, klen);
-	cow__bptr_store(cell + 8 + klen, ep);
-	/*
-	 * One more parent. The extent may be younger than shared_gen, which
-	 * would let a later overwrite free it without asking its count.
-	 */
-	int rc = cow__ref_inc(tx, ep->addr);
-	if (rc)
-		return rc;
-	if (t->shared_gen < ep->birth)
-		t->shared_gen = ep->birth;
-	t->blocks += (int64_t)((vlen + COW_BLOCK_SIZE - 1) >> COW_BLOCK_SHIFT);
-	return put_cell(tx, t, key, klen, cell, 8 + klen + COW_BPTR_SIZE);
-}
-
 int cow__run_decode(const cow_buf *desc, struct cow__run *r)
 {
 	const uint8_t *v = desc->data;

@@ -64,13 +64,6 @@ int cow__btree_get(struct cow__tx *tx, const struct cow__tree *t, const void *ke
 int cow__btree_put(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
 		   const void *val, size_t vlen);
 int cow__btree_del(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen);
-/*
- * Put @key with a value of @vlen bytes that is the existing extent *@ep
- * (a reflink): the extent gains a parent, nothing is copied. The value must
- * be one too large to store inline (COW_EINVAL otherwise).
- */
-int cow__btree_put_extent(struct cow__tx *tx, struct cow__tree *t, const void *key, size_t klen,
-			  const struct cow__bptr *ep, uint32_t vlen);
 
 /*
  * A run (FORMAT.md section 4): @n consecutive blocks starting @first blocks

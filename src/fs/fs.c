@@ -4,10 +4,12 @@
  * 3). docs/FORMAT.md section 10 is the layout; include/cow/fs.h the API.
  *
  * Every key starts with the inode number (big-endian) and a tag, so one
- * inode's records, and a file's blocks in order, are neighbours. File data
- * is a volume's: one 4096-byte value extent per block, a missing key a hole.
- * A reflink puts a second cell pointing at the same extent
- * (cow__btree_put_extent), so the blocks stay shared until written.
+ * inode's records, and a file's blocks in order, are neighbours. A file's
+ * data is a block map like a volume's (store/blockmap.c): runs of up to 64
+ * blocks under (ino, 2, first block), a block no run covers a hole. A
+ * reflink puts slices of the source's runs under the destination's keys,
+ * one reference each, so the blocks stay shared until written and the
+ * cost follows the number of runs, not of blocks.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -25,7 +27,7 @@ struct cow_fs {
 	struct cow_map m;
 };
 
-enum { T_INODE = 0, T_DIRENT = 1, T_DATA = 2, T_LINK = 3, T_XATTR = 4 };
+enum { T_INODE = 0, T_DIRENT = 1, T_DATA = COW__FS_T_DATA, T_LINK = 3, T_XATTR = 4 };
 #define META	     0u	 /* inode number of the fs record and the orphan list */
 #define T_ORPHAN     1u	 /* under META */
 #define REC_LEN	     64u /* the fs record */
@@ -48,13 +50,6 @@ static size_t k_ino(uint8_t *k, uint64_t ino, uint8_t tag)
 	cow__put_be64(k, ino);
 	k[8] = tag;
 	return 9;
-}
-
-static size_t k_data(uint8_t *k, uint64_t ino, uint64_t idx)
-{
-	k_ino(k, ino, T_DATA);
-	cow__put_be64(k + 9, idx);
-	return 17;
 }
 
 static uint64_t name_hash(const char *name, size_t n)
@@ -769,123 +764,10 @@ int cow_fs_rename(cow_fs *f, uint64_t dir, const char *name, size_t nlen, uint64
 
 /* ---- file data ---- */
 
-/* The key under @c, if it is a data block of @ino: its index. */
-static bool at_block(struct cow__cursor *c, uint64_t ino, uint64_t *idx)
+/* The block map of file @ino (blockmap.c): its data keys, (ino, 2, block). */
+static void fmap(cow_fs *f, uint64_t ino, struct cow__bmap *m)
 {
-	cow_buf kb;
-	if (cow__cursor_get(c, &kb, NULL))
-		return false;
-	uint8_t k[9];
-	k_ino(k, ino, T_DATA);
-	if (kb.len != 17 || memcmp(kb.data, k, 9) != 0)
-		return false;
-	*idx = cow__be64((const uint8_t *)kb.data + 9);
-	return true;
-}
-
-/* Position @c at the first block of @ino at or after @idx: false if none. */
-static int seek_block(cow_fs *f, struct cow__cursor *c, uint64_t ino, uint64_t idx, uint64_t *at,
-		      bool *found)
-{
-	uint8_t k[17];
-	cow__cursor_init(c, TX(f), &f->m.tree);
-	int rc = cow__cursor_seek(c, k, k_data(k, ino, idx));
-	*found = false;
-	if (rc == COW_ENOTFOUND)
-		return 0;
-	if (rc)
-		return rc;
-	*found = at_block(c, ino, at);
-	return 0;
-}
-
-/* Block @idx of @ino into @out (4096 bytes, zeros for a hole). */
-static int block_read(cow_fs *f, uint64_t ino, uint64_t idx, uint8_t *out)
-{
-	uint8_t k[17];
-	cow_buf v;
-	int rc = get(f, k, k_data(k, ino, idx), &v);
-	if (rc == COW_ENOTFOUND) {
-		memset(out, 0, BLK);
-		return 0;
-	}
-	if (rc)
-		return rc;
-	if (v.len != BLK)
-		return COW_CORRUPT(0, "bad file block");
-	memcpy(out, v.data, BLK);
-	return 0;
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
-static int block_present(cow_fs *f, uint64_t ino, uint64_t idx, bool *present)
-{
-	struct cow__cursor c;
-	uint64_t at;
-	bool found;
-	int rc = seek_block(f, &c, ino, idx, &at, &found);
-	*present = rc == 0 && found && at == idx;
-	return rc;
-}
-
-/* Set block @idx of @in to @data (zeros: a hole); in->blocks follows. */
-static int block_write(cow_fs *f, struct inode *in, uint64_t idx, const uint8_t *data)
-{
-	uint8_t k[17];
-	k_data(k, in->ino, idx);
-	/* One descent: the tree's entry count says whether the key was there. */
-	if (all_zero(data, BLK)) {
-		int rc = cow__btree_del(TX(f), &f->m.tree, k, 17);
-		if (rc == COW_ENOTFOUND)
-			return 0;
-		if (rc == 0)
-			in->blocks--;
-		return rc;
-	}
-	uint64_t before = f->m.tree.count;
-	int rc = put(f, k, 17, data, BLK);
-	if (rc == 0 && f->m.tree.count > before)
-		in->blocks++;
-	return rc;
-}
-
-/* Drop every block of @in from @first on. */
-static int drop_from(cow_fs *f, struct inode *in, uint64_t first)
-{
-	for (;;) {
-		struct cow__cursor c;
-		uint64_t at;
-		bool found;
-		int rc = seek_block(f, &c, in->ino, first, &at, &found);
-		if (rc || !found)
-			return rc;
-		uint8_t k[17];
-		if ((rc = del(f, k, k_data(k, in->ino, at))))
-			return rc;
-		in->blocks--;
-		first = at + 1;
-	}
-}
-
-/* Zero [@from, @to) inside block @idx (a partial block: read, clear, write). */
-static int zero_in_block(cow_fs *f, struct inode *in, uint64_t idx, size_t from, size_t to)
-{
-	bool present;
-	int rc = block_present(f, in->ino, idx, &present);
-	if (rc || !present)
-		return rc;
-	uint8_t b[BLK];
-	if ((rc = block_read(f, in->ino, idx, b)))
-		return rc;
-	memset(b + from, 0, to - from);
-	return block_write(f, in, idx, b);
+	cow__fs_bmap(m, TX(f), &f->m.tree, ino);
 }
 
 /* Make @in @size bytes long: blocks past it go, the last one's tail is zeroed. */
@@ -893,11 +775,12 @@ static int resize(cow_fs *f, struct inode *in, uint64_t size)
 {
 	int rc = 0;
 	if (size < in->size) {
-		uint64_t keep = (size + BLK - 1) / BLK;
-		if ((rc = drop_from(f, in, keep)))
-			return rc;
-		if (size % BLK)
-			rc = zero_in_block(f, in, size / BLK, size % BLK, BLK);
+		struct cow__bmap m;
+		fmap(f, in->ino, &m);
+		rc = cow__bmap_carve(&m, (size + BLK - 1) / BLK, m.limit);
+		if (rc == 0 && size % BLK)
+			rc = cow__bmap_zero(&m, size, BLK - size % BLK);
+		in->blocks += (uint64_t)m.mapped;
 	}
 	in->size = size;
 	return rc;
@@ -925,50 +808,10 @@ int cow_fs_read(cow_fs *f, uint64_t ino, void *buf, size_t len, uint64_t off, si
 	if (off >= in.size || len == 0)
 		return 0;
 	len = (size_t)COW_MIN((uint64_t)len, in.size - off);
-	uint8_t *out = buf;
-	memset(out, 0, len); /* holes */
-	uint64_t first = off / BLK, last = (off + len - 1) / BLK, at;
-	struct cow__cursor c;
-	bool found;
-	if ((rc = seek_block(f, &c, ino, first, &at, &found)))
-		return rc;
-	while (found && at <= last) {
-		cow_buf vb;
-		if ((rc = cow__cursor_get(&c, NULL, &vb)))
-			return rc;
-		if (vb.len != BLK)
-			return COW_CORRUPT(0, "bad file block");
-		uint64_t bs = at * BLK, from = COW_MAX(bs, off), to = COW_MIN(bs + BLK, off + len);
-		memcpy(out + (from - off), (const uint8_t *)vb.data + (from - bs), to - from);
-		rc = cow__cursor_next(&c);
-		if (rc == COW_ENOTFOUND)
-			break;
-		if (rc)
-			return rc;
-		found = at_block(&c, ino, &at);
-	}
-	*got = len;
-	return 0;
-}
-
-/* Write @len bytes at @off into @in (checked), block by block. */
-static int write_in(cow_fs *f, struct inode *in, const uint8_t *p, size_t len, uint64_t off)
-{
-	uint8_t tmp[BLK];
-	int rc = 0;
-	while (len > 0 && rc == 0) {
-		uint64_t idx = off / BLK;
-		size_t inb = (size_t)(off % BLK), n = COW_MIN(len, BLK - inb);
-		if (n == BLK) {
-			rc = block_write(f, in, idx, p);
-		} else if ((rc = block_read(f, in->ino, idx, tmp)) == 0) {
-			memcpy(tmp + inb, p, n);
-			rc = block_write(f, in, idx, tmp);
-		}
-		p += n;
-		off += n;
-		len -= n;
-	}
+	struct cow__bmap m;
+	fmap(f, ino, &m);
+	if ((rc = cow__bmap_read(&m, buf, len, off)) == 0)
+		*got = len;
 	return rc;
 }
 
@@ -984,40 +827,16 @@ int cow_fs_write(cow_fs *f, uint64_t ino, const void *buf, size_t len, uint64_t 
 		return -EFBIG;
 	if (len == 0)
 		return 0;
-	rc = write_in(f, &in, buf, len, off);
+	struct cow__bmap m;
+	fmap(f, ino, &m);
+	rc = cow__bmap_write(&m, buf, len, off);
+	in.blocks += (uint64_t)m.mapped;
 	if (rc == 0) {
 		in.size = COW_MAX(in.size, off + len);
 		in.mtime = in.ctime = now();
 		rc = ino_put(f, &in);
 	}
 	return poison(f, rc);
-}
-
-/* Zero [off, off + len) of @in (inside its size), freeing whole blocks. */
-static int punch_in(cow_fs *f, struct inode *in, uint64_t off, uint64_t len)
-{
-	uint64_t end = off + len;
-	uint64_t first = (off + BLK - 1) / BLK, stop = end / BLK; /* whole blocks [first, stop) */
-	int rc = 0;
-	if (first > stop) /* inside one block */
-		return zero_in_block(f, in, off / BLK, off % BLK, end % BLK ? end % BLK : BLK);
-	if (off % BLK)
-		rc = zero_in_block(f, in, off / BLK, off % BLK, BLK);
-	for (uint64_t at = first; rc == 0 && at < stop;) {
-		struct cow__cursor c;
-		uint64_t b;
-		bool found;
-		if ((rc = seek_block(f, &c, in->ino, at, &b, &found)) || !found || b >= stop)
-			break;
-		uint8_t k[17];
-		if ((rc = del(f, k, k_data(k, in->ino, b))))
-			break;
-		in->blocks--;
-		at = b + 1;
-	}
-	if (rc == 0 && end % BLK && stop >= first)
-		rc = zero_in_block(f, in, stop, 0, end % BLK);
-	return rc;
 }
 
 int cow_fs_punch(cow_fs *f, uint64_t ino, uint64_t off, uint64_t len)
@@ -1031,7 +850,10 @@ int cow_fs_punch(cow_fs *f, uint64_t ino, uint64_t off, uint64_t len)
 	if (off >= in.size || len == 0)
 		return 0;
 	len = COW_MIN(len, in.size - off);
-	rc = punch_in(f, &in, off, len);
+	struct cow__bmap m;
+	fmap(f, ino, &m);
+	rc = cow__bmap_zero(&m, off, len);
+	in.blocks += (uint64_t)m.mapped;
 	if (rc == 0) {
 		in.mtime = in.ctime = now();
 		rc = ino_put(f, &in);
@@ -1049,79 +871,28 @@ int cow_fs_seek(cow_fs *f, uint64_t ino, uint64_t off, int hole, uint64_t *out)
 		return rc;
 	if (off >= in.size)
 		return -ENXIO;
-	struct cow__cursor c;
-	uint64_t at, idx = off / BLK;
-	bool found;
-	if ((rc = seek_block(f, &c, ino, idx, &at, &found)))
+	struct cow__bmap m;
+	fmap(f, ino, &m);
+	struct cow__vcell vc;
+	uint64_t idx = off / BLK;
+	if ((rc = cow__bmap_next(&m, idx, &vc)) && rc != COW_ENOTFOUND)
 		return rc;
+	bool found = rc == 0;
 	if (!hole) { /* the first data at or after off */
-		if (!found || at * BLK >= in.size)
+		if (!found || vc.key * BLK >= in.size)
 			return -ENXIO;
-		*out = at == idx ? off : at * BLK;
+		*out = vc.key <= idx ? off : vc.key * BLK;
 		return 0;
 	}
-	/* The first hole: the first block not present from idx on (or the end). */
-	while (found && at == idx) {
-		idx++;
-		rc = cow__cursor_next(&c);
-		if (rc == COW_ENOTFOUND)
-			break;
-		if (rc)
+	/* The first hole: the first block no run covers from idx on (or the end). */
+	while (found && vc.key <= idx) {
+		idx = vc.key + vc.r.n;
+		if ((rc = cow__bmap_next(&m, idx, &vc)) && rc != COW_ENOTFOUND)
 			return rc;
-		found = at_block(&c, ino, &at);
+		found = rc == 0;
 	}
 	uint64_t h = idx * BLK;
 	*out = COW_MIN(COW_MAX(h, off), in.size);
-	return 0;
-}
-
-/*
- * The source blocks of a reflink, read ahead by one cursor walk: blocks
- * [lo, hi) of the file, those present in @at/@ep. The destination's
- * changes do not touch them (the ranges do not overlap).
- */
-#define RUN_MAX 256
-struct srcrun {
-	uint64_t lo, hi;
-	size_t n, next;
-	uint64_t at[RUN_MAX];
-	struct cow__bptr ep[RUN_MAX];
-};
-
-/* Block @idx of @ino's extent (NULL: a hole), for blocks asked in order. */
-static int src_block(cow_fs *f, struct srcrun *r, uint64_t ino, uint64_t idx,
-		     const struct cow__bptr **ep)
-{
-	if (idx < r->lo || idx >= r->hi) {
-		struct cow__cursor c;
-		uint64_t at;
-		bool found;
-		int rc = seek_block(f, &c, ino, idx, &at, &found);
-		*r = (struct srcrun){.lo = idx, .hi = UINT64_MAX};
-		while (rc == 0 && found) {
-			if (r->n == RUN_MAX) {
-				r->hi = at; /* the blocks from here on are another walk's */
-				break;
-			}
-			size_t vlen;
-			if ((rc = cow__cursor_extent(&c, &r->ep[r->n], &vlen)))
-				return rc;
-			if (vlen != BLK)
-				return COW_CORRUPT(0, "bad file block");
-			r->at[r->n++] = at;
-			rc = cow__cursor_next(&c);
-			if (rc == COW_ENOTFOUND) {
-				rc = 0;
-				break;
-			}
-			found = rc == 0 && at_block(&c, ino, &at);
-		}
-		if (rc)
-			return rc;
-	}
-	while (r->next < r->n && r->at[r->next] < idx)
-		r->next++;
-	*ep = r->next < r->n && r->at[r->next] == idx ? &r->ep[r->next] : NULL;
 	return 0;
 }
 
@@ -1142,43 +913,34 @@ int cow_fs_clone_range(cow_fs *f, uint64_t src, uint64_t soff, uint64_t dst, uin
 		return -EFBIG;
 	if (src == dst && soff < doff + len && doff < soff + len)
 		return -EINVAL;
+	struct cow__bmap sm, dm;
+	fmap(f, src, &sm);
+	fmap(f, dst, &dm);
 	uint8_t buf[BLK];
 	uint64_t pos = 0;
 	bool aligned = soff % BLK == doff % BLK;
-	struct srcrun run = {0};
 	while (pos < len && rc == 0) {
-		uint64_t s = soff + pos, d = doff + pos;
-		size_t n = (size_t)COW_MIN(len - pos, BLK - s % BLK);
+		uint64_t s = soff + pos, d = doff + pos, left = len - pos;
 		/*
-		 * A whole block is shared; so is the source's last block when the
-		 * copy ends the destination too (past the end both read as zeros).
+		 * Whole blocks are shared, their runs sliced; so is the source's
+		 * last block when the copy ends the destination too (past the
+		 * end both read as zeros).
 		 */
-		bool whole = aligned && s % BLK == 0 &&
-			     (n == BLK || (s + n == si.size && d + n >= di.size));
-		if (whole) {
-			uint8_t k[17];
-			k_data(k, dst, d / BLK);
-			const struct cow__bptr *ep;
-			if ((rc = src_block(f, &run, src, s / BLK, &ep)))
-				break;
-			/* One descent each: the tree's entry count says what was there. */
-			if (ep) {
-				uint64_t before = f->m.tree.count;
-				rc = cow__btree_put_extent(TX(f), &f->m.tree, k, 17, ep, BLK);
-				if (rc == 0 && f->m.tree.count > before)
-					di.blocks++;
-			} else {
-				rc = cow__btree_del(TX(f), &f->m.tree, k, 17);
-				if (rc == 0)
-					di.blocks--;
-				else if (rc == COW_ENOTFOUND)
-					rc = 0;
-			}
-		} else if ((rc = block_read(f, src, s / BLK, buf)) == 0) {
-			rc = write_in(f, &di, buf + s % BLK, n, d); /* an edge: copied */
+		uint64_t nb = aligned && s % BLK == 0 ? left / BLK : 0;
+		if (aligned && s % BLK == 0 && left % BLK && s + left == si.size &&
+		    d + left >= di.size)
+			nb++;
+		if (nb) {
+			rc = cow__bmap_share(&dm, d / BLK, &sm, s / BLK, nb);
+			pos += COW_MIN(left, nb * BLK);
+			continue;
 		}
+		size_t n = (size_t)COW_MIN(left, BLK - s % BLK); /* an edge: copied */
+		if ((rc = cow__bmap_read(&sm, buf, n, s)) == 0)
+			rc = cow__bmap_write(&dm, buf, n, d);
 		pos += n;
 	}
+	di.blocks += (uint64_t)dm.mapped;
 	if (rc == 0) {
 		di.size = COW_MAX(di.size, doff + pos);
 		di.mtime = di.ctime = now();

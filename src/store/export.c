@@ -96,7 +96,6 @@ int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st,
 	int rc = cow_vol_open(t, name, &v);
 	if (rc)
 		return rc;
-	cow_map *m = (cow_map *)(void *)v;
 	struct cow__bs *bs = t->tx.bs;
 	uint64_t size = cow_vol_size(v);
 	rc = cow__bs_stage_flush(bs); /* values written in this transaction: in the file */
@@ -108,11 +107,14 @@ int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st,
 		return rc;
 	struct exporter e = {bs, fd, size, true, st, progress, progress_ctx};
 	struct run r = {0, 0, 0};
+	struct cow__bmap bm;
+	cow__vol_bmap(v, &bm);
 	struct cow__cursor c;
-	cow__cursor_init(&c, &t->tx, &m->tree);
+	cow__cursor_init(&c, bm.tx, bm.t);
 	struct cow__vcell vc;
 	uint64_t floor = 0;
-	for (rc = cow__vol_seek(&c, 0); rc == 0 && (rc = cow__vol_cell(&c, floor, &vc)) == 0;
+	for (rc = cow__bmap_seek(&bm, &c, 0);
+	     rc == 0 && (rc = cow__bmap_cell(&bm, &c, floor, &vc)) == 0;
 	     rc = cow__cursor_next(&c)) {
 		floor = vc.key + vc.r.n;
 		for (uint32_t i = 0; i < vc.r.n && rc == 0; i++) {
@@ -120,7 +122,8 @@ int cow_vol_export(cow_txn *t, const char *name, int fd, cow_export_stats *st,
 			if (b << COW_BLOCK_SHIFT >= size)
 				break;
 			const uint8_t *d;
-			rc = cow__vol_block(&t->tx, &vc.r, i, &d); /* verified before it is cloned */
+			/* verified before it is cloned */
+			rc = cow__bmap_block(&t->tx, &vc.r, i, &d);
 			if (rc)
 				break;
 			if (r.n && b == r.block + r.n && addr == r.addr + r.n) {

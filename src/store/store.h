@@ -121,6 +121,8 @@ struct cow_store {
 
 /* Catalog records (FORMAT.md section 5). */
 enum { OBJ_MAP = 1, OBJ_VOLUME = 2, OBJ_FS = 3 };
+/* The tag of an fs tree's file data keys: (u64be ino, 2, u64be block), FORMAT.md 10. */
+#define COW__FS_T_DATA 2
 /* A tree of keys whose count is its entries (maps and file systems), not a block map. */
 static inline bool cow__obj_keyed(int type)
 {
@@ -218,37 +220,89 @@ static inline int cow__txn_check(const cow_txn *t, bool write)
 int cow__catalog_each(cow_txn *t, const char *prefix,
 		      int (*fn)(void *ctx, const char *name, const struct cow__obj *o), void *ctx);
 /*
- * A volume's block map, for the files that walk it (volume.c, export.c):
- * one entry covers blocks [key, key + r.n), run r (a format-2 one-block
- * extent reads as a run of one). cow__vol_seek positions @c at the first
- * entry ending after block @b (COW_ENOTFOUND: none); cow__vol_cell reads
- * the entry under @c and refuses one starting before @floor (entries never
- * overlap). cow__vol_block reads and verifies block @i of a run.
+ * Block maps (blockmap.c): sparse arrays of 4096-byte blocks kept as runs
+ * in a tree (FORMAT.md sections 4 and 10). A run of blocks [b, b + r.n) is
+ * the cell at key @pre || be64(b); a format-2 one-block extent reads as a
+ * run of one. A volume's map is its whole tree (no prefix); a file's is
+ * the cells under (inode, 2) in its fs tree. Runs never overlap and never
+ * reach block @limit; a block no run covers is a hole (zeros), and whole
+ * blocks of zeros written become holes.
+ *
+ * Writing first carves the range out of the runs it overlaps: a run cut at
+ * either end keeps its pieces, as extents of their own when nothing else
+ * points at its extent, as slices of it otherwise. @mapped follows the
+ * blocks the map gains and loses (a file's st_blocks). Changes poison
+ * nothing: the caller does.
  */
+#define COW_BMAP_PRE_MAX 16
+struct cow__bmap {
+	struct cow__tx *tx;
+	struct cow__tree *t;
+	uint8_t pre[COW_BMAP_PRE_MAX];
+	size_t plen;
+	uint64_t limit;
+	int64_t mapped;
+};
 struct cow__vcell {
-	uint64_t key;
+	uint64_t key; /* the run's first block */
 	struct cow__run r;
 	bool one; /* a format-2 one-block extent (V_EXTENT), not a run */
 	uint8_t csum1[8];
 };
-int cow__vol_seek(struct cow__cursor *c, uint64_t b);
-int cow__vol_cell(struct cow__cursor *c, uint64_t floor, struct cow__vcell *vc);
-int cow__vol_block(struct cow__tx *tx, const struct cow__run *r, uint32_t i, const uint8_t **d);
+void cow__bmap_init(struct cow__bmap *m, struct cow__tx *tx, struct cow__tree *t, const void *pre,
+		    size_t plen, uint64_t limit);
 /*
- * A volume's mapping read block by block in increasing order: after
+ * Is @key (of a tree of object @type) a block map's key? *@plen gets its
+ * prefix length. Volumes: every key; fs trees: (inode, 2, block) keys.
+ */
+bool cow__bmap_key(int type, const void *key, size_t klen, size_t *plen);
+/*
+ * Position @c at the first run ending after block @b: COW_ENOTFOUND if
+ * none. cow__bmap_cell reads the run under @c (COW_ENOTFOUND past the
+ * map's keys) and refuses one starting before @floor: entries never
+ * overlap. cow__bmap_next: the first run ending after @b, in *@vc.
+ */
+int cow__bmap_seek(const struct cow__bmap *m, struct cow__cursor *c, uint64_t b);
+int cow__bmap_cell(const struct cow__bmap *m, struct cow__cursor *c, uint64_t floor,
+		   struct cow__vcell *vc);
+int cow__bmap_next(const struct cow__bmap *m, uint64_t b, struct cow__vcell *vc);
+/* Read and verify block @i of a run. */
+int cow__bmap_block(struct cow__tx *tx, const struct cow__run *r, uint32_t i, const uint8_t **d);
+/* Bytes [@off, @off + @len), holes as zeros. */
+int cow__bmap_read(const struct cow__bmap *m, void *buf, size_t len, uint64_t off);
+/* Write bytes at @off: partial blocks are read, changed and written whole. */
+int cow__bmap_write(struct cow__bmap *m, const void *buf, size_t len, uint64_t off);
+/* Zero bytes [@off, @off + @len): whole blocks become holes. */
+int cow__bmap_zero(struct cow__bmap *m, uint64_t off, uint64_t len);
+/* Make blocks [@lo, @hi) holes. */
+int cow__bmap_carve(struct cow__bmap *m, uint64_t lo, uint64_t hi);
+/*
+ * A reflink: blocks [@b, @b + @n) of @m become what blocks [@sb, @sb + @n)
+ * of @src are, sharing their extents (slices that each add a reference);
+ * nothing is copied, the cost follows the source's runs. @src may be @m's
+ * tree under another prefix, or the same map when the ranges do not meet.
+ */
+int cow__bmap_share(struct cow__bmap *m, uint64_t b, const struct cow__bmap *src, uint64_t sb,
+		    uint64_t n);
+/*
+ * A block map read block by block in increasing order: after
  * cow__vmap_start(@b0), cow__vmap_get gives the pointer of each block
  * b >= @b0 asked for (addr 0: a hole); b must not decrease.
  */
 struct cow__vmap {
+	const struct cow__bmap *m;
 	struct cow__cursor c;
 	struct cow__vcell vc;
 	uint64_t floor;
 	bool have; /* vc is the entry under c; false and at end: no more entries */
 };
-int cow__vmap_start(struct cow__vmap *m, struct cow__tx *tx, struct cow__tree *t, uint64_t b0);
-int cow__vmap_get(struct cow__vmap *m, uint64_t b, struct cow__bptr *p);
+int cow__vmap_start(struct cow__vmap *v, const struct cow__bmap *m, uint64_t b0);
+int cow__vmap_get(struct cow__vmap *v, uint64_t b, struct cow__bptr *p);
 /* Blocks a block-map value (as diff gives it) covers: 1 for a one-block extent. */
 int cow__vol_value_blocks(const cow_buf *val, uint64_t *n);
+/* A volume's block map; file @ino's in an fs tree (FORMAT.md section 10). */
+void cow__vol_bmap(cow_vol *v, struct cow__bmap *m);
+void cow__fs_bmap(struct cow__bmap *m, struct cow__tx *tx, struct cow__tree *t, uint64_t ino);
 
 /* A new, empty object @name of @type (count: a volume's size) in write txn @t. */
 int cow__obj_create(cow_txn *t, const char *name, int type, uint64_t count);

@@ -113,22 +113,65 @@ static int send_block(struct out *o, cow_vol *v, uint64_t b)
 	return rc ? rc : zero ? out_u64(o, 1) : out_put(o, data, sizeof(data));
 }
 
+/* Block @b of a file: a PUT of its data key (@pre, then the block) with @d, or a DEL (NULL). */
+static int send_data(struct out *o, const uint8_t *pre, size_t plen, uint64_t b, const uint8_t *d)
+{
+	uint8_t k[COW_BMAP_PRE_MAX + 8];
+	memcpy(k, pre, plen);
+	cow__put_be64(k + plen, b);
+	cow_buf kb = {k, plen + 8}, vb = {d, COW_BLOCK_SIZE};
+	if (d)
+		return send_put(o, &kb, &vb);
+	int rc = out_op(o, OP_DEL);
+	if (rc == 0)
+		rc = out_u32(o, (uint32_t)kb.len);
+	return rc ? rc : out_put(o, k, kb.len);
+}
+
+/*
+ * Block @b of a file (the block map @m of the snapshot sent). Receivers of
+ * every version read file data as one key per block.
+ */
+static int send_file_block(struct out *o, const struct cow__bmap *m, uint64_t b)
+{
+	struct cow__vcell vc;
+	const uint8_t *d = NULL;
+	int rc = cow__bmap_next(m, b, &vc);
+	if (rc == 0 && vc.key <= b)
+		rc = cow__bmap_block(m->tx, &vc.r, (uint32_t)(b - vc.key), &d);
+	if (rc && rc != COW_ENOTFOUND)
+		return rc;
+	return send_data(o, m->pre, m->plen, b, d);
+}
+
 struct sendctx {
 	struct out *o;
-	cow_vol *vol; /* volumes: the snapshot being sent */
+	cow_vol *vol;	    /* volumes: the snapshot being sent */
+	struct cow__bmap f; /* fs trees: the snapshot's, prefix set per file */
+	int type;
 };
 
 static int on_change(void *ctx, const cow_diff_entry *e)
 {
 	struct sendctx *sc = ctx;
-	if (sc->vol) {
-		for (uint64_t off = e->offset; off < e->offset + e->length; off += COW_BLOCK_SIZE) {
-			int rc = send_block(sc->o, sc->vol, off >> COW_BLOCK_SHIFT);
-			if (rc)
-				return rc;
+	size_t plen;
+	bool blocks =
+		sc->vol || (e->length && cow__bmap_key(sc->type, e->key.data, e->key.len, &plen));
+	for (uint64_t off = e->offset; blocks && off < e->offset + e->length;
+	     off += COW_BLOCK_SIZE) {
+		int rc;
+		if (sc->vol) {
+			rc = send_block(sc->o, sc->vol, off >> COW_BLOCK_SHIFT);
+		} else {
+			memcpy(sc->f.pre, e->key.data, plen);
+			sc->f.plen = plen;
+			rc = send_file_block(sc->o, &sc->f, off >> COW_BLOCK_SHIFT);
 		}
-		return 0;
+		if (rc)
+			return rc;
 	}
+	if (blocks)
+		return 0;
 	if (e->kind != COW_DIFF_REMOVED)
 		return send_put(sc->o, &e->key, &e->new_value);
 	int rc = out_op(sc->o, OP_DEL);
@@ -186,33 +229,43 @@ int cow_send(cow_txn *t, const char *snapshot, const char *base,
 	if (rc == 0)
 		rc = out_name(o, base ? strchr(base, '@') + 1 : "");
 
-	struct sendctx sc = {o, NULL};
+	struct sendctx sc = {o, NULL, {0}, so.type};
+	cow_map *m = NULL;
 	if (rc == 0 && so.type == OBJ_VOLUME)
 		rc = cow_vol_open(t, snapshot, &sc.vol);
+	if (rc == 0)
+		rc = cow__obj_open(t, snapshot, so.type, &m);
+	if (rc == 0)
+		cow__bmap_init(&sc.f, &t->tx, &m->tree, NULL, 0, UINT64_MAX);
 	if (rc == 0 && base) {
 		rc = cow_diff(t, base, snapshot, on_change, &sc);
-	} else if (rc == 0) { /* full: every entry (volumes: every present block) */
-		cow_map *m;
-		rc = cow__obj_open(t, snapshot, so.type, &m);
+	} else if (rc == 0) { /* full: every entry (volumes, files: every present block) */
 		struct cow__cursor c;
-		if (rc == 0) {
-			cow__cursor_init(&c, &t->tx, &m->tree);
-			rc = cow__cursor_first(&c);
-		}
+		cow__cursor_init(&c, &t->tx, &m->tree);
+		rc = cow__cursor_first(&c);
 		while (rc == 0) {
 			cow_buf k, v;
+			size_t plen;
 			rc = cow__cursor_get(&c, &k, &v);
 			if (rc)
 				break;
-			if (sc.vol) {
-				if (k.len != 8) {
-					rc = COW_CORRUPT(0, "bad volume block map key");
-					break;
+			if (sc.vol && k.len != 8) {
+				rc = COW_CORRUPT(0, "bad volume block map key");
+				break;
+			}
+			if (cow__bmap_key(so.type, k.data, k.len, &plen)) {
+				struct cow__vcell vc;
+				memcpy(sc.f.pre, k.data, plen);
+				sc.f.plen = plen;
+				rc = cow__bmap_cell(&sc.f, &c, 0, &vc);
+				for (uint64_t i = 0; rc == 0 && i < vc.r.n; i++) {
+					const uint8_t *d;
+					if (sc.vol)
+						rc = send_block(o, sc.vol, vc.key + i);
+					else if ((rc = cow__bmap_block(&t->tx, &vc.r, (uint32_t)i,
+								       &d)) == 0)
+						rc = send_data(o, sc.f.pre, plen, vc.key + i, d);
 				}
-				uint64_t n = 0, b = cow__be64(k.data);
-				rc = cow__vol_value_blocks(&v, &n);
-				for (uint64_t i = 0; rc == 0 && i < n; i++)
-					rc = send_block(o, sc.vol, b + i);
 			} else {
 				rc = send_put(o, &k, &v);
 			}
@@ -340,12 +393,55 @@ static int differs(void *ctx, const cow_diff_entry *e)
 	return 1;
 }
 
+/* A file's consecutive blocks as the stream gives them, one key each, written as one run. */
+struct pending {
+	struct cow__bmap m;
+	uint64_t ino, b;
+	uint32_t n;
+	uint8_t data[COW_RUN_MAX * COW_BLOCK_SIZE];
+};
+
+static int pend_flush(struct pending *p)
+{
+	uint32_t n = p->n;
+	p->n = 0;
+	return n ? cow__bmap_write(&p->m, p->data, (size_t)n << COW_BLOCK_SHIFT,
+				   p->b << COW_BLOCK_SHIFT)
+		 : 0;
+}
+
+/* Block @b of file @ino becomes @data (NULL: a hole). */
+static int file_block(cow_txn *t, cow_map *m, struct pending *p, uint64_t ino, uint64_t b,
+		      const uint8_t *data)
+{
+	if (data && p->n && p->ino == ino && b == p->b + p->n && p->n < COW_RUN_MAX) {
+		memcpy(p->data + ((size_t)p->n++ << COW_BLOCK_SHIFT), data, COW_BLOCK_SIZE);
+		return 0;
+	}
+	int rc = pend_flush(p);
+	cow__fs_bmap(&p->m, &t->tx, &m->tree, ino);
+	if (rc || b >= p->m.limit)
+		return rc ? rc : COW_ERANGE;
+	if (!data)
+		return cow__bmap_carve(&p->m, b, b + 1);
+	p->ino = ino;
+	p->b = b;
+	p->n = 1;
+	memcpy(p->data, data, COW_BLOCK_SIZE);
+	return 0;
+}
+
 static int apply(cow_txn *t, struct in *in, int type, cow_map *m)
 {
 	uint8_t *val = NULL;
 	size_t cap = 0;
 	int rc = 0;
 	uint8_t key[COW_KEY_MAX], block[COW_BLOCK_SIZE];
+	struct pending *p = type == OBJ_FS ? cow__malloc(sizeof(*p)) : NULL;
+	if (type == OBJ_FS && !p)
+		return COW_ENOMEM;
+	if (p)
+		p->n = 0;
 	for (uint64_t records = 0;; records++) {
 		uint8_t op;
 		in->rec = in->pos;
@@ -353,6 +449,7 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m)
 		if ((rc = in_get(in, &op, 1)))
 			break;
 		in->eof = "truncated record";
+		size_t plen;
 		if (op == OP_END) {
 			uint64_t n, sum;
 			in->hash = false; /* the trailer is not covered by its own checksum */
@@ -386,8 +483,17 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m)
 			}
 			if ((rc = in_get(in, key, klen)))
 				break;
+			bool data = type == OBJ_FS && cow__bmap_key(type, key, klen, &plen);
+			if (data && op == OP_PUT && vlen != COW_BLOCK_SIZE) {
+				rc = bad(in->rec, "file block of the wrong size");
+				break;
+			}
+			if (!data && p && (rc = pend_flush(p)))
+				break;
 			if (op == OP_DEL) {
-				rc = cow_map_del(m, key, klen);
+				rc = data ? file_block(t, m, p, cow__be64(key), cow__be64(key + 9),
+						       NULL)
+					  : cow_map_del(m, key, klen);
 			} else {
 				/* Grow as the bytes arrive: a lying length cannot make us allocate.
 				 */
@@ -403,7 +509,10 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m)
 					rc = in_get(in, val + got, step);
 					got += step;
 				}
-				if (rc == 0)
+				if (rc == 0 && data)
+					rc = file_block(t, m, p, cow__be64(key), cow__be64(key + 9),
+							val);
+				else if (rc == 0)
 					rc = cow_map_put(m, key, klen,
 							 vlen ? (const void *)val : "", vlen);
 			}
@@ -439,6 +548,9 @@ static int apply(cow_txn *t, struct in *in, int type, cow_map *m)
 		if (rc)
 			break;
 	}
+	if (rc == 0 && p)
+		rc = pend_flush(p);
+	cow__free(p);
 	cow__free(val);
 	(void)t;
 	return rc;
@@ -471,7 +583,8 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 		rc = bad(8, "stream version this build cannot read");
 		goto out;
 	}
-	if (cow__le32(hdr + 12) > 1 || (hdr[16] != OBJ_MAP && hdr[16] != OBJ_VOLUME && hdr[16] != OBJ_FS)) {
+	if (cow__le32(hdr + 12) > 1 ||
+	    (hdr[16] != OBJ_MAP && hdr[16] != OBJ_VOLUME && hdr[16] != OBJ_FS)) {
 		rc = bad(12, "bad flags or object type in the header");
 		goto out;
 	}
@@ -501,7 +614,7 @@ int cow_recv(cow_txn *t, const char *name, int (*read)(void *ctx, void *buf, siz
 	cow_map *m = NULL;
 	if (!incremental) {
 		rc = type == OBJ_VOLUME ? cow_vol_create(t, name, size)
-				       : cow__obj_create(t, name, type, 0);
+					: cow__obj_create(t, name, type, 0);
 		if (rc == 0)
 			rc = cow__obj_open(t, name, type, &m);
 	} else {

@@ -509,14 +509,23 @@ struct diffctx {
 	void *ctx;
 	struct cow__tx *tx;
 	struct cow__tree *ta, *tb;
-	uint64_t run_start, run_len; /* volumes: the pending range, in blocks */
+	/* block maps: the pending range, in blocks, and its map's key prefix */
+	uint64_t run_start, run_len;
+	uint8_t pre[COW_BMAP_PRE_MAX];
+	size_t plen;
 };
 
 static int emit_range(struct diffctx *d, uint64_t b, uint64_t n)
 {
+	uint8_t k[COW_BMAP_PRE_MAX + 8];
 	cow_diff_entry e = {.kind = COW_DIFF_CHANGED,
 			    .offset = b << COW_BLOCK_SHIFT,
 			    .length = n << COW_BLOCK_SHIFT};
+	if (d->plen) { /* a file's blocks: the key names the file and the first block */
+		memcpy(k, d->pre, d->plen);
+		cow__put_be64(k + d->plen, b);
+		e.key = (cow_buf){k, d->plen + 8};
+	}
 	return d->fn(d->ctx, &e);
 }
 
@@ -531,17 +540,20 @@ static int flush_run(struct diffctx *d)
 		return 0;
 	uint64_t s = d->run_start, end = s + d->run_len, from = 0, n = 0;
 	d->run_len = 0;
+	struct cow__bmap a, b;
+	cow__bmap_init(&a, d->tx, d->ta, d->pre, d->plen, UINT64_MAX);
+	cow__bmap_init(&b, d->tx, d->tb, d->pre, d->plen, UINT64_MAX);
 	struct cow__vmap ma, mb;
-	int rc = cow__vmap_start(&ma, d->tx, d->ta, s);
+	int rc = cow__vmap_start(&ma, &a, s);
 	if (rc == 0)
-		rc = cow__vmap_start(&mb, d->tx, d->tb, s);
-	for (uint64_t b = s; b < end && rc == 0; b++) {
+		rc = cow__vmap_start(&mb, &b, s);
+	for (uint64_t i = s; i < end && rc == 0; i++) {
 		struct cow__bptr pa, pb;
-		if ((rc = cow__vmap_get(&ma, b, &pa)) || (rc = cow__vmap_get(&mb, b, &pb)))
+		if ((rc = cow__vmap_get(&ma, i, &pa)) || (rc = cow__vmap_get(&mb, i, &pb)))
 			break;
 		if (pa.addr != pb.addr || pa.birth != pb.birth || pa.csum != pb.csum) {
 			if (!n)
-				from = b;
+				from = i;
 			n++;
 		} else if (n) {
 			rc = emit_range(d, from, n);
@@ -554,14 +566,15 @@ static int flush_run(struct diffctx *d)
 static int on_diff(void *ctx, const cow_buf *key, const cow_buf *va, const cow_buf *vb)
 {
 	struct diffctx *d = ctx;
-	if (d->type == OBJ_VOLUME) {
-		if (key->len != 8)
-			return COW_CORRUPT(0, "bad volume block map key");
+	size_t plen;
+	if (d->type == OBJ_VOLUME && key->len != 8)
+		return COW_CORRUPT(0, "bad volume block map key");
+	if (cow__bmap_key(d->type, key->data, key->len, &plen)) {
 		/*
 		 * Every block whose mapping differs lies in an entry present on
 		 * one side only, or changed: their ranges, merged in key order.
 		 */
-		uint64_t b = cow__be64(key->data), na = 0, nb = 0;
+		uint64_t b = cow__be64((const uint8_t *)key->data + plen), na = 0, nb = 0;
 		int rc = va ? cow__vol_value_blocks(va, &na) : 0;
 		if (rc == 0 && vb)
 			rc = cow__vol_value_blocks(vb, &nb);
@@ -569,16 +582,20 @@ static int on_diff(void *ctx, const cow_buf *key, const cow_buf *va, const cow_b
 			return rc;
 		uint64_t end = b + COW_MAX(na, nb);
 		if (end < b)
-			return COW_CORRUPT(0, "bad volume block map entry");
-		if (d->run_len && b <= d->run_start + d->run_len) {
+			return COW_CORRUPT(0, "bad block map entry");
+		if (d->run_len && d->plen == plen && memcmp(d->pre, key->data, plen) == 0 &&
+		    b <= d->run_start + d->run_len) {
 			d->run_len = COW_MAX(d->run_len, end - d->run_start);
 			return 0;
 		}
 		rc = flush_run(d);
+		memcpy(d->pre, key->data, plen);
+		d->plen = plen;
 		d->run_start = b;
 		d->run_len = end - b;
 		return rc;
 	}
+	int rc = flush_run(d);
 	cow_diff_entry e = {.kind = !va	  ? COW_DIFF_ADDED
 				    : !vb ? COW_DIFF_REMOVED
 					  : COW_DIFF_CHANGED,
@@ -587,7 +604,7 @@ static int on_diff(void *ctx, const cow_buf *key, const cow_buf *va, const cow_b
 		e.old_value = *va;
 	if (vb)
 		e.new_value = *vb;
-	return d->fn(d->ctx, &e);
+	return rc ? rc : d->fn(d->ctx, &e);
 }
 
 int cow_diff(cow_txn *t, const char *from, const char *to,

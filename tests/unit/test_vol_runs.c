@@ -13,14 +13,15 @@ static uint64_t entries(cow_txn *t, const char *name)
 {
 	cow_vol *v;
 	CHECK_OK(cow_vol_open(t, name, &v));
+	struct cow__bmap m;
+	cow__vol_bmap(v, &m);
 	struct cow__cursor c;
-	cow__cursor_init(&c, &t->tx,
-			 &((cow_map *)(void *)v)->tree); /* a cow_vol starts with its cow_map */
+	cow__cursor_init(&c, m.tx, m.t);
 	struct cow__vcell vc;
 	uint64_t n = 0, floor = 0;
 	int rc;
-	for (rc = cow__vol_seek(&c, 0); rc == 0 && (rc = cow__vol_cell(&c, floor, &vc)) == 0;
-	     rc = cow__cursor_next(&c)) {
+	for (rc = cow__bmap_seek(&m, &c, 0);
+	     rc == 0 && (rc = cow__bmap_cell(&m, &c, floor, &vc)) == 0; rc = cow__cursor_next(&c)) {
 		floor = vc.key + vc.r.n;
 		n++;
 	}
