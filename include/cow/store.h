@@ -477,12 +477,17 @@ COW_API int cow_promote(cow_txn *t, const char *name);
 COW_API int cow_rename(cow_txn *t, const char *from, const char *to);
 
 typedef struct cow_obj_stats {
-	const char *type;    /* "map" or "volume" (static) */
+	const char *type;    /* "map", "volume" or "fs" (static) */
 	int snapshot;        /* 1 for NAME@SNAP */
 	uint64_t entries;    /* maps: entries */
 	uint64_t size;       /* volumes: size in bytes */
 	uint64_t referenced; /* bytes of blocks this version references */
-	uint64_t exclusive;  /* bytes only it references (what destroying it frees) */
+	/*
+	 * Bytes only it references: what destroying it frees. An extent part
+	 * of which was overwritten after a snapshot stays whole while a slice
+	 * of it is in use, so this may exceed @referenced by such parts.
+	 */
+	uint64_t exclusive;
 	uint64_t created;    /* generation */
 	char origin[512];    /* a clone's origin snapshot, or "" */
 } cow_obj_stats;

@@ -267,6 +267,43 @@ int cow__bmap_carve(struct cow__bmap *m, uint64_t lo, uint64_t hi)
 	return lo >= hi || rc == COW_ENOTFOUND ? 0 : rc;
 }
 
+/*
+ * Blocks [b, b + k) were just written at @addr: if the run ending at @b is
+ * an extent of this transaction, whole, nobody else's, ending at @addr and
+ * with room, it grows over them (*@grew) instead of a new run beginning.
+ * Small sequential writes (an append of 8 KiB at a time, a guest's 4 KiB
+ * writes) so make runs of 64 blocks, not of their own size.
+ */
+static int grow(struct cow__bmap *m, uint64_t b, uint64_t addr, uint32_t k, const uint8_t *csums,
+		bool *grew)
+{
+	struct cow__vcell pv;
+	*grew = false;
+	if (b == 0 || k >= COW_RUN_MAX)
+		return 0;
+	int rc = cow__bmap_next(m, b - 1, &pv);
+	if (rc == COW_ENOTFOUND)
+		return 0;
+	const struct cow__run *p = &pv.r;
+	if (rc || pv.one || pv.key + p->n != b || p->ext.birth != m->tx->gen || p->first ||
+	    p->n != p->ext_blocks || p->ext.addr + p->n != addr || p->n + k > COW_RUN_MAX)
+		return rc;
+	bool sole;
+	if ((rc = cow__btree_sole(m->tx, m->t, &p->ext, &sole)) || !sole)
+		return rc;
+	uint8_t key[COW_BMAP_PRE_MAX + 8], sums[8 * COW_RUN_MAX];
+	size_t klen = key_of(m, key, pv.key);
+	struct cow__run r;
+	if ((rc = cow__btree_take_run(m->tx, m->t, key, klen, &r, sums)))
+		return rc;
+	memcpy(sums + 8 * (size_t)r.n, csums, 8 * (size_t)k);
+	r.n += k;
+	r.ext_blocks += k;
+	r.csums = sums;
+	*grew = true;
+	return cow__btree_put_run(m->tx, m->t, key, klen, &r, false);
+}
+
 /* Map blocks [b, b + n) to new extents holding @data (whole blocks); zero blocks stay holes. */
 static int map_new(struct cow__bmap *m, uint64_t b, uint64_t n, const uint8_t *data)
 {
@@ -290,9 +327,12 @@ static int map_new(struct cow__bmap *m, uint64_t b, uint64_t n, const uint8_t *d
 		int rc = cow__bs_write_new(tx->bs, k, d, (size_t)k << COW_BLOCK_SHIFT, &addr);
 		if (rc)
 			return rc;
-		struct cow__run r = {{addr, tx->gen, 0}, k, 0, k, csums};
-		uint8_t key[COW_BMAP_PRE_MAX + 8];
-		rc = cow__btree_put_run(tx, m->t, key, key_of(m, key, b + i), &r, false);
+		bool grew = false;
+		if ((rc = grow(m, b + i, addr, k, csums, &grew)) == 0 && !grew) {
+			struct cow__run r = {{addr, tx->gen, 0}, k, 0, k, csums};
+			uint8_t key[COW_BMAP_PRE_MAX + 8];
+			rc = cow__btree_put_run(tx, m->t, key, key_of(m, key, b + i), &r, false);
+		}
 		if (rc) {
 			cow__bs_free(tx->bs, addr, k, tx->gen);
 			return rc;

@@ -136,6 +136,23 @@ static void test_share(void)
 	CHECK_OK(cow_fs_write(f, big, data, sizeof(data), 0));
 	CHECK_EQ(cells(f, big), NBLK / 64);
 	CHECK_EQ(attr(f, big).blocks, NBLK);
+	/*
+	 * Appends of 8 KiB grow the run they follow when their blocks land
+	 * right after it: 64 blocks a run, but for a node allocated between.
+	 */
+	uint64_t app = mk(f, "append");
+	for (size_t off = 0; off < sizeof(data); off += 2 * B)
+		CHECK_OK(cow_fs_write(f, app, data + off, 2 * B, off));
+	uint64_t napp = cells(f, app);
+	CHECK_LE(napp, NBLK / 64 + 2);
+	holds(f, app, data, sizeof(data));
+	CHECK_OK(cow_txn_commit(t));
+	/* After a commit the last run is not this transaction's: a new one starts. */
+	f = open_fs(s, &t, 0, "home");
+	CHECK_OK(cow_fs_write(f, app, data, 2 * B, sizeof(data)));
+	CHECK_EQ(cells(f, app), napp + 1);
+	CHECK_OK(cow_fs_setattr(f, app, &(cow_fs_attr){.size = sizeof(data)}, COW_FS_SET_SIZE,
+				NULL));
 	CHECK_OK(cow_txn_commit(t));
 
 	uint64_t u0 = used();
