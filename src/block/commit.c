@@ -105,6 +105,9 @@ int cow__bs_stage_flush(struct cow__bs *bs)
 	return cow__io_pwrite(bs->io, bs->stage, len, bs->stage_addr << COW_BLOCK_SHIFT);
 }
 
+/* A value at least this big goes to the file from the caller's buffer: no copy into the stage. */
+#define STAGE_DIRECT (64u << 10)
+
 int cow__bs_write_new(struct cow__bs *bs, uint64_t n, const void *data, size_t len, uint64_t *addr)
 {
 	int rc = cow__bs_alloc(bs, n, addr, NULL); /* no dirty buffer */
@@ -115,22 +118,37 @@ int cow__bs_write_new(struct cow__bs *bs, uint64_t n, const void *data, size_t l
 		bs->stage = cow__malloc(1u << 20);
 		bs->stage_cap = bs->stage ? 1u << 20 : 0;
 	}
-	/* Not adjacent to what is staged, or no room: write the stage out first. */
-	if (bs->stage_len && (*addr != bs->stage_addr + (bs->stage_len >> COW_BLOCK_SHIFT) ||
-			      bs->stage_len + bytes > bs->stage_cap))
-		rc = cow__bs_stage_flush(bs);
-	if (rc == 0 && bytes > bs->stage_cap) { /* large: straight to the file */
-		struct iovec v[2] = {{(void *)data, len}, {NULL, 0}};
-		static const uint8_t zeros[COW_BLOCK_SIZE];
-		v[1].iov_base = (void *)zeros;
-		v[1].iov_len = bytes - len;
-		rc = bs->io->ops->pwritev(bs->io, v, bytes > len ? 2 : 1, *addr << COW_BLOCK_SHIFT);
-	} else if (rc == 0) {
-		if (!bs->stage_len)
-			bs->stage_addr = *addr;
-		memcpy(bs->stage + bs->stage_len, data, len);
-		memset(bs->stage + bs->stage_len + len, 0, bytes - len);
-		bs->stage_len += bytes;
+	bool next = bs->stage_len && *addr == bs->stage_addr + (bs->stage_len >> COW_BLOCK_SHIFT);
+	static const uint8_t zeros[COW_BLOCK_SIZE];
+	if (bytes >= STAGE_DIRECT || bytes > bs->stage_cap) {
+		/* Large: straight to the file, behind what is staged when it follows it. */
+		struct iovec v[3];
+		int nv = 0;
+		uint64_t at = *addr << COW_BLOCK_SHIFT;
+		if (next) {
+			v[nv++] = (struct iovec){bs->stage, bs->stage_len};
+			at = bs->stage_addr << COW_BLOCK_SHIFT;
+		} else {
+			rc = cow__bs_stage_flush(bs);
+		}
+		v[nv++] = (struct iovec){(void *)data, len};
+		if (bytes > len)
+			v[nv++] = (struct iovec){(void *)zeros, bytes - len};
+		if (rc == 0)
+			rc = bs->io->ops->pwritev(bs->io, v, nv, at);
+		if (rc == 0)
+			bs->stage_len = 0;
+	} else {
+		/* Not adjacent to what is staged, or no room: write the stage out first. */
+		if (bs->stage_len && (!next || bs->stage_len + bytes > bs->stage_cap))
+			rc = cow__bs_stage_flush(bs);
+		if (rc == 0) {
+			if (!bs->stage_len)
+				bs->stage_addr = *addr;
+			memcpy(bs->stage + bs->stage_len, data, len);
+			memset(bs->stage + bs->stage_len + len, 0, bytes - len);
+			bs->stage_len += bytes;
+		}
 	}
 	if (rc) /* give the blocks back: born now, so free at once */
 		cow__bs_free(bs, *addr, n, bs->txn_gen);
