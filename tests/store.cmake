@@ -91,6 +91,10 @@ set_tests_properties(fs_crash PROPERTIES LABELS crash TIMEOUT 300 SKIP_RETURN_CO
 add_test(NAME fs_readers COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_readers.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(fs_readers PROPERTIES LABELS "unit;concurrent" TIMEOUT 120 SKIP_RETURN_CODE 77)
+# Pages kept across opens, dropped after a rollback behind the mount.
+add_test(NAME fs_cache COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_cache.sh
+	$<TARGET_FILE:cow_tool>)
+set_tests_properties(fs_cache PROPERTIES LABELS unit TIMEOUT 60 SKIP_RETURN_CODE 77)
 add_test(NAME fs_full COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fs/test_fs_full.sh
 	$<TARGET_FILE:cow_tool>)
 set_tests_properties(fs_full PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)

@@ -490,6 +490,12 @@ typedef struct cow_obj_stats {
 	uint64_t exclusive;
 	uint64_t created;    /* generation */
 	char origin[512];    /* a clone's origin snapshot, or "" */
+	/*
+	 * The generation that wrote its tree's root: it changes with every
+	 * commit that changes the object, and a rollback gives it the
+	 * snapshot's, while a snapshot or clone of it leaves it be.
+	 */
+	uint64_t changed;
 } cow_obj_stats;
 
 enum { COW_STAT_EXCLUSIVE = 1u << 0 /* compute exclusive (walks what it owns) */ };

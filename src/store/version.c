@@ -490,6 +490,7 @@ int cow_obj_stat(cow_txn *t, const char *name, unsigned flags, cow_obj_stats *st
 		st->size = o.count;
 	st->referenced = o.blocks * COW_BLOCK_SIZE;
 	st->created = o.created;
+	st->changed = tree.root.birth;
 	memcpy(st->origin, o.origin, strlen(o.origin) + 1);
 	if (flags & COW_STAT_EXCLUSIVE) {
 		uint64_t ex;

@@ -258,6 +258,14 @@ static struct {
 	uint64_t txn_bytes; /* data it wrote, about: not yet in a commit's figures */
 	bool due;	    /* commit now: BATCH_MAX bytes written */
 	bool failed;	    /* a commit failed: read-only from then on */
+	/*
+	 * The generation of the live tree's root as our commits left it (at
+	 * mount: as found), the one being committed (or 0), and whether
+	 * anyone else changed the tree or changes were lost. keep_cache()
+	 * reads them without M.mu: a reader never waits for the writer.
+	 */
+	_Atomic uint64_t own_gen, pending_gen;
+	_Atomic bool foreign;
 	bool stop;
 	struct opened *open;
 	size_t nopen, capopen;
@@ -394,7 +402,14 @@ static int commit(void)
 {
 	if (!M.wt)
 		return 0;
+	uint64_t gen = cow_txn_gen(M.wt);
+	M.pending_gen = gen;
 	int rc = cow_txn_commit(M.wt);
+	if (rc == 0)
+		M.own_gen = gen;
+	else
+		M.foreign = true; /* the kernel may cache what is lost */
+	M.pending_gen = 0;
 	M.wt = NULL;
 	M.wf = NULL;
 	M.txn_bytes = 0;
@@ -422,6 +437,9 @@ static int live_write(cow_fs **f)
 		}
 		if (rc)
 			return err_of(rc);
+		cow_obj_stats st;
+		if (cow_obj_stat(M.wt, M.name, 0, &st) != 0 || st.changed != M.own_gen)
+			M.foreign = true; /* another process changed it since our last commit */
 		M.dirty_ns = now_ns();
 		pthread_cond_signal(&M.cv);
 	}
@@ -512,6 +530,7 @@ static int changed(int rc)
 		M.wf = NULL;
 		M.txn_bytes = 0;
 		M.failed = true;
+		M.foreign = true;
 		settled();
 		logmsg("a change failed half-way; changes since the last commit are lost", rc);
 	}
@@ -1039,6 +1058,35 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * May the kernel keep a live file's cached pages when it is opened again
+ * (FOPEN_KEEP_CACHE)? Yes while only the daemon has changed the live tree
+ * since the mount: each change it makes comes through the kernel (writes,
+ * truncates, punches, copy_file_range), which keeps its cache right; a
+ * `cow snapshot` or a commit to another object leaves the tree's root as
+ * it was. Once another process has changed the tree (a rollback or recv
+ * behind the mount, a compaction that moved it) or changes were lost,
+ * never again: each open drops the file's pages, as a FUSE open without
+ * the flag always does. Snapshots' inodes never keep theirs (a
+ * snapshot's number may be a new one's after a destroy). Without M.mu, so
+ * that opens do not wait for the writer; a commit of ours racing with the
+ * look is known by pending_gen.
+ */
+static bool keep_cache(void)
+{
+	if (M.foreign)
+		return false;
+	cow_txn *t;
+	cow_obj_stats st;
+	if (cow_txn_begin(M.s, COW_TXN_RDONLY, &t) != 0)
+		return false;
+	int rc = cow_obj_stat(t, M.name, 0, &st);
+	cow_txn_abort(t);
+	if (rc || (st.changed != M.own_gen && st.changed != M.pending_gen))
+		M.foreign = true;
+	return !M.foreign;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if ((ino >> VSHIFT) && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
@@ -1060,6 +1108,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		UNLOCK();
 	}
 	int rc = (ino >> VSHIFT) ? 0 : open_ref(ino);
+	if (rc == 0 && !(ino >> VSHIFT))
+		fi->keep_cache = keep_cache();
 	if (rc)
 		fuse_reply_err(req, rc);
 	else
@@ -1706,6 +1756,15 @@ int cmd_mount(const struct cli_args *a)
 			return EXIT_FAIL;
 		}
 	}
+	/* The kernel's page cache starts empty: what it will cache is this tree. */
+	cow_txn *gt;
+	cow_obj_stats gst;
+	if ((rc = cow_txn_begin(M.s, COW_TXN_RDONLY, &gt)) == 0) {
+		if ((rc = cow_obj_stat(gt, M.name, 0, &gst)) == 0)
+			M.own_gen = gst.changed;
+		cow_txn_abort(gt);
+	}
+	M.foreign = rc != 0;
 	pthread_t th;
 	pthread_create(&th, NULL, committer, NULL);
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
