@@ -303,6 +303,42 @@ static char kind_of(const struct paths *p, const char *path)
 	return 0;
 }
 
+/* The offset of the first file-data PUT in stream @m: op, u32 17, u32 4096, key (ino, 2, block). */
+static size_t first_data_put(const struct mem *m)
+{
+	for (size_t i = 64; i + 26 < m->n; i++)
+		if (m->p[i] == 1 && cow__le32(m->p + i + 1) == 17 && cow__le32(m->p + i + 5) == B &&
+		    m->p[i + 9 + 8] == COW__FS_T_DATA)
+			return i;
+	CHECK(0);
+	return 0;
+}
+
+/* A file block of the wrong size, or past the largest file, is refused: nothing lands. */
+static void bad_streams(cow_store *r, const struct mem *full)
+{
+	for (int k = 0; k < 2; k++) {
+		struct mem m = {malloc(full->n), full->n, full->n, 0, 0};
+		CHECK(m.p != NULL);
+		memcpy(m.p, full->p, full->n);
+		size_t at = first_data_put(&m);
+		if (k == 0)
+			cow__put32(m.p + at + 5, 100); /* 100 bytes for a block */
+		else
+			cow__put_be64(m.p + at + 9 + 9,
+				      1ull << 40); /* block 2^40: past 2^52 bytes */
+		cow_txn *t;
+		CHECK_OK(cow_txn_begin(r, 0, &t));
+		CHECK_RC(cow_recv(t, "bad", mem_read, &m, NULL, 0), COW_ESTREAM);
+		cow_txn_abort(t);
+		free(m.p);
+		CHECK_OK(cow_txn_begin(r, COW_TXN_RDONLY, &t));
+		cow_fs *f;
+		CHECK_RC(cow_fs_open(t, "bad", &f), COW_ENOTFOUND);
+		cow_txn_abort(t);
+	}
+}
+
 /* Full and incremental streams of an fs with runs, slices and holes; fs diff. */
 static void test_stream(void)
 {
@@ -315,6 +351,7 @@ static void test_stream(void)
 	CHECK_OK(cow_store_open(check_path("runs-recv.cow"), &(cow_store_options){COW_STORE_CREATE},
 				&r));
 	struct mem full = send("home@a", NULL);
+	bad_streams(r, &full);
 	recv(r, &full);
 	cow_txn *ta, *tb;
 	cow_fs *fa = open_fs(s, &ta, COW_TXN_RDONLY, "home@a");
