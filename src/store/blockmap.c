@@ -288,20 +288,23 @@ static int grow(struct cow__bmap *m, uint64_t b, uint64_t addr, uint32_t k, cons
 	if (rc || pv.one || pv.key + p->n != b || p->ext.birth != m->tx->gen || p->first ||
 	    p->n != p->ext_blocks || p->ext.addr + p->n != addr || p->n + k > COW_RUN_MAX)
 		return rc;
-	bool sole;
-	if ((rc = cow__btree_sole(m->tx, m->t, &p->ext, &sole)) || !sole)
-		return rc;
 	uint8_t key[COW_BMAP_PRE_MAX + 8], sums[8 * COW_RUN_MAX];
 	size_t klen = key_of(m, key, pv.key);
 	struct cow__run r;
+	/* Taken first, as in cut(): a shared leaf's extents gain a parent as it is copied. */
 	if ((rc = cow__btree_take_run(m->tx, m->t, key, klen, &r, sums)))
 		return rc;
-	memcpy(sums + 8 * (size_t)r.n, csums, 8 * (size_t)k);
-	r.n += k;
-	r.ext_blocks += k;
+	bool sole;
+	rc = cow__btree_sole(m->tx, m->t, &r.ext, &sole);
+	if (rc == 0 && sole) {
+		memcpy(sums + 8 * (size_t)r.n, csums, 8 * (size_t)k);
+		r.n += k;
+		r.ext_blocks += k;
+		*grew = true;
+	}
 	r.csums = sums;
-	*grew = true;
-	return cow__btree_put_run(m->tx, m->t, key, klen, &r, false);
+	int prc = cow__btree_put_run(m->tx, m->t, key, klen, &r, false); /* grown, or as it was */
+	return rc ? rc : prc;
 }
 
 /* Map blocks [b, b + n) to new extents holding @data (whole blocks); zero blocks stay holes. */

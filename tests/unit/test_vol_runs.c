@@ -98,10 +98,41 @@ int main(void)
 	cow_txn_abort(t);
 	CHECK_OK(cow__store_check(s));
 
+	/*
+	 * A run grows over the blocks written right after it in the same
+	 * transaction, but not once a snapshot taken meanwhile holds it.
+	 */
+	CHECK_OK(cow_txn_begin(s, 0, &t));
+	CHECK_OK(cow_vol_create(t, "g", 16 * B));
+	CHECK_OK(cow_vol_open(t, "g", &v));
+	/* The first write's leaf lands after its blocks: the second starts a run, the third grows
+	 * it. */
+	for (uint64_t i = 0; i < 3; i++)
+		CHECK_OK(cow_vol_pwrite(v, buf + 2 * i * B, 2 * B, 2 * i * B));
+	uint64_t n0 = entries(t, "g");
+	CHECK_LE(n0, 2);
+	CHECK_OK(cow_snapshot(t, "g@s"));
+	CHECK_OK(cow_vol_open(t, "g", &v));
+	CHECK_OK(cow_vol_pwrite(v, buf + 6 * B, 2 * B, 6 * B));
+	CHECK_EQ(entries(t, "g"), n0 + 1);
+	CHECK_OK(cow_txn_commit(t));
+	CHECK_OK(cow_txn_begin(s, COW_TXN_RDONLY, &t));
+	static uint8_t g[8 * B], want[8 * B];
+	CHECK_OK(cow_vol_open(t, "g@s", &v));
+	CHECK_OK(cow_vol_pread(v, g, sizeof(g), 0));
+	memcpy(want, buf, 6 * B);
+	CHECK_MEMEQ(g, want, sizeof(g)); /* the snapshot: 6 blocks, then zeros */
+	CHECK_OK(cow_vol_open(t, "g", &v));
+	CHECK_OK(cow_vol_pread(v, g, sizeof(g), 0));
+	CHECK_MEMEQ(g, buf, sizeof(g));
+	cow_txn_abort(t);
+	CHECK_OK(cow__store_check(s));
+
 	/* Everything gone: the checker finds no block left over. */
 	CHECK_OK(cow_txn_begin(s, 0, &t));
 	CHECK_OK(cow_destroy(t, "c", 0));
 	CHECK_OK(cow_destroy(t, "v", COW_DESTROY_RECURSIVE));
+	CHECK_OK(cow_destroy(t, "g", COW_DESTROY_RECURSIVE));
 	CHECK_OK(cow_txn_commit(t));
 	CHECK_OK(cow__store_check(s));
 	cow_store_close(s);
