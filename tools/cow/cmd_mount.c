@@ -1457,7 +1457,10 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		return fail(req, rc);
 	touch(rout);
 	rin = ino_in & INO_MASK;
-	/* A reflink adds a tree entry and a reference count per block, about 160 bytes. */
+	/*
+	 * A reflink adds a slice and a reference count per source run; at worst
+	 * (runs of one block) that is per block, about 160 bytes: the room asked.
+	 */
 	cow_fs_attr sa;
 	if (cow_fs_getattr(f, rin, &sa) == 0 && (uint64_t)off_in < sa.size &&
 	    (rc = room(((uint64_t)len < sa.size - (uint64_t)off_in ? (uint64_t)len
