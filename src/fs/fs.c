@@ -916,7 +916,7 @@ int cow_fs_clone_range(cow_fs *f, uint64_t src, uint64_t soff, uint64_t dst, uin
 	struct cow__bmap sm, dm;
 	fmap(f, src, &sm);
 	fmap(f, dst, &dm);
-	uint8_t buf[BLK];
+	uint8_t buf[16 * BLK]; /* what cannot be shared is copied, 64 KiB at a time */
 	uint64_t pos = 0;
 	bool aligned = soff % BLK == doff % BLK;
 	while (pos < len && rc == 0) {
@@ -935,7 +935,8 @@ int cow_fs_clone_range(cow_fs *f, uint64_t src, uint64_t soff, uint64_t dst, uin
 			pos += COW_MIN(left, nb * BLK);
 			continue;
 		}
-		size_t n = (size_t)COW_MIN(left, BLK - s % BLK); /* an edge: copied */
+		/* An edge, or all of an unaligned copy: up to where a shared block could begin. */
+		size_t n = (size_t)COW_MIN(left, (aligned ? BLK : sizeof(buf)) - s % BLK);
 		if ((rc = cow__bmap_read(&sm, buf, n, s)) == 0)
 			rc = cow__bmap_write(&dm, buf, n, d);
 		pos += n;

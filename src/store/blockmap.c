@@ -167,7 +167,7 @@ int cow__bmap_read(const struct cow__bmap *m, void *buf, size_t len, uint64_t of
 	return rc == COW_ENOTFOUND ? 0 : rc;
 }
 
-int cow__vol_value_blocks(const cow_buf *val, uint64_t *n)
+int cow__bmap_value_blocks(const cow_buf *val, uint64_t *n)
 {
 	if (val->len == COW_BLOCK_SIZE) { /* a one-block extent's data */
 		*n = 1;

@@ -299,7 +299,7 @@ struct cow__vmap {
 int cow__vmap_start(struct cow__vmap *v, const struct cow__bmap *m, uint64_t b0);
 int cow__vmap_get(struct cow__vmap *v, uint64_t b, struct cow__bptr *p);
 /* Blocks a block-map value (as diff gives it) covers: 1 for a one-block extent. */
-int cow__vol_value_blocks(const cow_buf *val, uint64_t *n);
+int cow__bmap_value_blocks(const cow_buf *val, uint64_t *n);
 /* A volume's block map; file @ino's in an fs tree (FORMAT.md section 10). */
 void cow__vol_bmap(cow_vol *v, struct cow__bmap *m);
 void cow__fs_bmap(struct cow__bmap *m, struct cow__tx *tx, struct cow__tree *t, uint64_t ino);

@@ -128,22 +128,6 @@ static int send_data(struct out *o, const uint8_t *pre, size_t plen, uint64_t b,
 	return rc ? rc : out_put(o, k, kb.len);
 }
 
-/*
- * Block @b of a file (the block map @m of the snapshot sent). Receivers of
- * every version read file data as one key per block.
- */
-static int send_file_block(struct out *o, const struct cow__bmap *m, uint64_t b)
-{
-	struct cow__vcell vc;
-	const uint8_t *d = NULL;
-	int rc = cow__bmap_next(m, b, &vc);
-	if (rc == 0 && vc.key <= b)
-		rc = cow__bmap_block(m->tx, &vc.r, (uint32_t)(b - vc.key), &d);
-	if (rc && rc != COW_ENOTFOUND)
-		return rc;
-	return send_data(o, m->pre, m->plen, b, d);
-}
-
 struct sendctx {
 	struct out *o;
 	cow_vol *vol;	    /* volumes: the snapshot being sent */
@@ -155,23 +139,31 @@ static int on_change(void *ctx, const cow_diff_entry *e)
 {
 	struct sendctx *sc = ctx;
 	size_t plen;
-	bool blocks =
-		sc->vol || (e->length && cow__bmap_key(sc->type, e->key.data, e->key.len, &plen));
-	for (uint64_t off = e->offset; blocks && off < e->offset + e->length;
-	     off += COW_BLOCK_SIZE) {
-		int rc;
-		if (sc->vol) {
-			rc = send_block(sc->o, sc->vol, off >> COW_BLOCK_SHIFT);
-		} else {
-			memcpy(sc->f.pre, e->key.data, plen);
-			sc->f.plen = plen;
-			rc = send_file_block(sc->o, &sc->f, off >> COW_BLOCK_SHIFT);
-		}
-		if (rc)
-			return rc;
-	}
-	if (blocks)
+	uint64_t b = e->offset >> COW_BLOCK_SHIFT, end = (e->offset + e->length) >> COW_BLOCK_SHIFT;
+	if (sc->vol) {
+		for (int rc; b < end; b++)
+			if ((rc = send_block(sc->o, sc->vol, b)))
+				return rc;
 		return 0;
+	}
+	if (e->length && cow__bmap_key(sc->type, e->key.data, e->key.len, &plen)) {
+		/* A file's changed blocks, read in order through one cursor. */
+		memcpy(sc->f.pre, e->key.data, plen);
+		sc->f.plen = plen;
+		struct cow__vmap v;
+		int rc = cow__vmap_start(&v, &sc->f, b);
+		for (; rc == 0 && b < end; b++) {
+			struct cow__bptr p;
+			const uint8_t *d = NULL;
+			if ((rc = cow__vmap_get(&v, b, &p)) == 0 && p.addr)
+				rc = cow__bs_read(sc->f.tx->bs, sc->f.tx->read_flags,
+						  sc->f.tx->nblocks, &p, COW_BLOCK_SIZE, &d, NULL);
+			if (rc == 0)
+				rc = send_data(sc->o, sc->f.pre, plen, b,
+					       d); /* NULL: a hole, DEL */
+		}
+		return rc;
+	}
 	if (e->kind != COW_DIFF_REMOVED)
 		return send_put(sc->o, &e->key, &e->new_value);
 	int rc = out_op(sc->o, OP_DEL);

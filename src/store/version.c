@@ -576,9 +576,9 @@ static int on_diff(void *ctx, const cow_buf *key, const cow_buf *va, const cow_b
 		 * one side only, or changed: their ranges, merged in key order.
 		 */
 		uint64_t b = cow__be64((const uint8_t *)key->data + plen), na = 0, nb = 0;
-		int rc = va ? cow__vol_value_blocks(va, &na) : 0;
+		int rc = va ? cow__bmap_value_blocks(va, &na) : 0;
 		if (rc == 0 && vb)
-			rc = cow__vol_value_blocks(vb, &nb);
+			rc = cow__bmap_value_blocks(vb, &nb);
 		if (rc)
 			return rc;
 		uint64_t end = b + COW_MAX(na, nb);

@@ -15,11 +15,9 @@
 static void emit(cow_store *s, const char *dir, const char *file, const char *snap,
 		 const char *base)
 {
-	struct mem m = {0};
-	cow_txn *t;
-	if (cow_txn_begin(s, COW_TXN_RDONLY, &t) || cow_send(t, snap, base, mem_write, &m))
+	struct mem m;
+	if (mem_send(s, snap, base, &m))
 		exit(1);
-	cow_txn_abort(t);
 	if (base) { /* the fixed base identity, and the END checksum over the new bytes */
 		memcpy(m.p + 48, recv_base_guid, 16);
 		cow__put64(m.p + m.n - 8, XXH3_64bits(m.p, m.n - 16));

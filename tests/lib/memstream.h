@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cow/store.h"
+
 struct mem {
 	uint8_t *p;
 	size_t n, cap, pos;
@@ -42,6 +44,19 @@ static inline int mem_read(void *ctx, void *buf, size_t len)
 	memcpy(buf, m->p + m->pos, k);
 	m->pos += k;
 	return (int)k;
+}
+
+/* Send @snap (incrementally from @base, or NULL) of @s into *@m, in a read transaction. */
+static inline int mem_send(cow_store *s, const char *snap, const char *base, struct mem *m)
+{
+	cow_txn *t;
+	*m = (struct mem){0};
+	int rc = cow_txn_begin(s, COW_TXN_RDONLY, &t);
+	if (rc == 0) {
+		rc = cow_send(t, snap, base, mem_write, m);
+		cow_txn_abort(t);
+	}
+	return rc;
 }
 
 #endif

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "cow/fs.h"
 #include "memstream.h"
+#include "runs.h"
 #include "store/store.h"
 
 #define B    4096u
@@ -54,25 +55,13 @@ static cow_fs_attr attr(cow_fs *f, uint64_t ino)
 	return a;
 }
 
-/* Entries of @ino's block map, each checked not to overlap the one before. */
+/* Entries of @ino's block map. */
 static uint64_t cells(cow_fs *f, uint64_t ino)
 {
 	cow_map *m = (cow_map *)(void *)f; /* a cow_fs starts with its cow_map */
 	struct cow__bmap bm;
 	cow__fs_bmap(&bm, &m->txn->tx, &m->tree, ino);
-	struct cow__cursor c;
-	cow__cursor_init(&c, bm.tx, bm.t);
-	struct cow__vcell vc;
-	uint64_t n = 0, floor = 0;
-	int rc;
-	for (rc = cow__bmap_seek(&bm, &c, 0);
-	     rc == 0 && (rc = cow__bmap_cell(&bm, &c, floor, &vc)) == 0;
-	     rc = cow__cursor_next(&c)) {
-		floor = vc.key + vc.r.n;
-		n++;
-	}
-	CHECK_RC(rc, COW_ENOTFOUND);
-	return n;
+	return bmap_entries(&bm);
 }
 
 /* File @ino holds exactly @want (@len bytes). */
@@ -103,11 +92,8 @@ static void same(cow_fs *a, cow_fs *b, const char *const *names)
 
 static struct mem send(const char *snap, const char *base)
 {
-	struct mem m = {0};
-	cow_txn *t;
-	CHECK_OK(cow_txn_begin(s, COW_TXN_RDONLY, &t));
-	CHECK_OK(cow_send(t, snap, base, mem_write, &m));
-	cow_txn_abort(t);
+	struct mem m;
+	CHECK_OK(mem_send(s, snap, base, &m));
 	return m;
 }
 

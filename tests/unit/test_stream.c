@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "check.h"
 #include "memstream.h"
-#include "base/base.h"
 #include "store/store.h"
 
 static cow_store *open_new(const char *name)
@@ -22,11 +22,8 @@ static cow_store *open_new(const char *name)
 
 static struct mem send(cow_store *s, const char *snap, const char *base)
 {
-	struct mem m = {0};
-	cow_txn *t;
-	CHECK_OK(cow_txn_begin(s, COW_TXN_RDONLY, &t));
-	CHECK_OK(cow_send(t, snap, base, mem_write, &m));
-	cow_txn_abort(t);
+	struct mem m;
+	CHECK_OK(mem_send(s, snap, base, &m));
 	return m;
 }
 

@@ -5,6 +5,7 @@
  * pointer goes; diff reports only the blocks whose mapping changed.
  */
 #include "check.h"
+#include "runs.h"
 #include "store/store.h"
 
 #define B 4096ull
@@ -15,18 +16,7 @@ static uint64_t entries(cow_txn *t, const char *name)
 	CHECK_OK(cow_vol_open(t, name, &v));
 	struct cow__bmap m;
 	cow__vol_bmap(v, &m);
-	struct cow__cursor c;
-	cow__cursor_init(&c, m.tx, m.t);
-	struct cow__vcell vc;
-	uint64_t n = 0, floor = 0;
-	int rc;
-	for (rc = cow__bmap_seek(&m, &c, 0);
-	     rc == 0 && (rc = cow__bmap_cell(&m, &c, floor, &vc)) == 0; rc = cow__cursor_next(&c)) {
-		floor = vc.key + vc.r.n;
-		n++;
-	}
-	CHECK_RC(rc, COW_ENOTFOUND);
-	return n;
+	return bmap_entries(&m);
 }
 
 static uint64_t used(cow_store *s)

@@ -402,13 +402,15 @@ static int commit(void)
 {
 	if (!M.wt)
 		return 0;
-	uint64_t gen = cow_txn_gen(M.wt);
+	/* The root this commit leaves: new if the tree changed, as it was if not. */
+	cow_obj_stats st;
+	uint64_t gen = cow_obj_stat(M.wt, M.name, 0, &st) == 0 ? st.changed : 0;
 	M.pending_gen = gen;
 	int rc = cow_txn_commit(M.wt);
-	if (rc == 0)
+	if (rc == 0 && gen)
 		M.own_gen = gen;
 	else
-		M.foreign = true; /* the kernel may cache what is lost */
+		M.foreign = true; /* the kernel may cache what is lost, or we cannot tell */
 	M.pending_gen = 0;
 	M.wt = NULL;
 	M.wf = NULL;
